@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Count
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from leadflow.errors import DomainError
+from leadflow.lifecycle import lead_transition
+from leadflow.models import (
+    Company,
+    EngagementEvent,
+    Lead,
+    LeadExternalId,
+    Stage,
+    StageTransition,
+    User,
+)
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ("username", "email", "last_name", "first_name", "roles", "is_active")
+    list_filter = ("groups", "is_staff", "is_active")
+
+    @admin.display(description=_("roles"))
+    def roles(self, obj: User) -> str:
+        return ", ".join(group.name for group in obj.groups.all())
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+
+@admin.register(Company)
+class CompanyAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "domain",
+        "industry",
+        "employee_count",
+        "revenue_band",
+        "prefecture",
+        "region",
+        "lead_count",
+    )
+    list_filter = ("industry", "region", "revenue_band", "prefecture")
+    search_fields = ("name", "name_kana", "domain")
+    readonly_fields = ("region", "created_at", "updated_at")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(lead_count=Count("leads"))
+
+    @admin.display(description=_("leads"), ordering="lead_count")
+    def lead_count(self, obj) -> int:
+        return obj.lead_count
+
+
+class ExternalIdInline(admin.TabularInline):
+    model = LeadExternalId
+    extra = 0
+    fields = ("system", "external_id", "created_at")
+    readonly_fields = ("created_at",)
+
+
+class TransitionInline(admin.TabularInline):
+    model = StageTransition
+    extra = 0
+    can_delete = False
+    fields = ("occurred_at", "from_stage", "to_stage", "actor_user", "actor_system", "reason")
+    readonly_fields = fields
+    ordering = ("-occurred_at", "-id")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # only the lifecycle service writes transitions
+
+
+class MoveStageForm(admin.helpers.ActionForm):
+    to_stage = forms.ChoiceField(
+        label=_("to stage"), choices=[("", "---"), *Stage.choices], required=False
+    )
+    reason = forms.CharField(label=_("reason"), required=False)
+
+
+@admin.register(Lead)
+class LeadAdmin(admin.ModelAdmin):
+    list_display = (
+        "email",
+        "full_name",
+        "company",
+        "stage",
+        "owner",
+        "source",
+        "created_at",
+    )
+    list_filter = ("stage", "source", "role", "company__industry", "company__region", "created_at")
+    search_fields = (
+        "email",
+        "last_name",
+        "first_name",
+        "last_name_kana",
+        "first_name_kana",
+        "company__name",
+        "phone",
+    )
+    list_select_related = ("company", "owner")
+    autocomplete_fields = ("company",)
+    raw_id_fields = ("owner",)
+    readonly_fields = ("stage", "stage_changed_at", "created_at", "updated_at", "events_link")
+    date_hierarchy = "created_at"
+    inlines = (ExternalIdInline, TransitionInline)
+    action_form = MoveStageForm
+    actions = ("move_to_stage",)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "email",
+                    ("last_name", "first_name"),
+                    ("last_name_kana", "first_name_kana"),
+                    "phone",
+                )
+            },
+        ),
+        (_("Company and role"), {"fields": ("company", "department", "job_title", "role")}),
+        (_("Journey"), {"fields": ("stage", "stage_changed_at", "owner", "source", "events_link")}),
+        (_("More"), {"fields": ("attributes", "created_at", "updated_at")}),
+    )
+
+    @admin.display(description=_("name"), ordering="last_name")
+    def full_name(self, obj: Lead) -> str:
+        return obj.full_name
+
+    @admin.display(description=_("engagement events"))
+    def events_link(self, obj: Lead) -> str:
+        if not obj.pk:
+            return "-"
+        url = reverse("admin:leadflow_engagementevent_changelist") + f"?lead__id__exact={obj.pk}"
+        return format_html('<a href="{}">{}</a>', url, _("Show the engagement timeline"))
+
+    @admin.action(description=_("Move selected leads to a stage"), permissions=["change"])
+    def move_to_stage(self, request, queryset) -> None:
+        to_stage = request.POST.get("to_stage", "")
+        reason = request.POST.get("reason", "")
+        if not to_stage:
+            self.message_user(request, _("Choose the stage to move to."), messages.ERROR)
+            return
+        moved = 0
+        for lead in queryset.order_by("pk"):
+            try:
+                lead_transition(lead=lead, to_stage=to_stage, actor=request.user, reason=reason)
+                moved += 1
+            except DomainError as error:
+                self.message_user(request, f"{lead.email}: {error.message}", messages.WARNING)
+        if moved:
+            self.message_user(request, _("Moved %(n)d lead(s).") % {"n": moved}, messages.SUCCESS)
+
+
+@admin.register(EngagementEvent)
+class EngagementEventAdmin(admin.ModelAdmin):
+    list_display = ("occurred_at", "kind", "lead", "source", "external_id")
+    list_filter = ("kind", "source", "occurred_at")
+    search_fields = ("lead__email", "external_id")
+    list_select_related = ("lead",)
+    raw_id_fields = ("lead",)
+    date_hierarchy = "occurred_at"
+
+
+@admin.register(StageTransition)
+class StageTransitionAdmin(admin.ModelAdmin):
+    list_display = ("occurred_at", "lead", "from_stage", "to_stage", "actor_display", "reason")
+    list_filter = ("to_stage", "from_stage", "actor_system", "occurred_at")
+    search_fields = ("lead__email", "reason")
+    list_select_related = ("lead", "actor_user")
+    date_hierarchy = "occurred_at"
+
+    # The audit log is append-only and written by the lifecycle service alone.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description=_("by"))
+    def actor_display(self, obj: StageTransition) -> str:
+        return obj.actor_display
+
+
+@admin.register(LeadExternalId)
+class LeadExternalIdAdmin(admin.ModelAdmin):
+    list_display = ("system", "external_id", "lead", "created_at")
+    list_filter = ("system",)
+    search_fields = ("external_id", "lead__email")
+    raw_id_fields = ("lead",)
+
+
+admin.site.site_header = _("LeadFlow administration")
+admin.site.site_title = _("LeadFlow")

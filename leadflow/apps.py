@@ -1,0 +1,21 @@
+from django.apps import AppConfig, apps
+from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
+
+
+def _sync_roles_after_migrate(sender, **kwargs) -> None:
+    # post_migrate is sent once per app, and each app's permissions are created in its
+    # own round. Wait for the last app so every permission a role names exists.
+    if sender.label != list(apps.get_app_configs())[-1].label:
+        return
+    from leadflow.roles import sync_roles
+
+    sync_roles()
+
+
+class LeadflowConfig(AppConfig):
+    name = "leadflow"
+    verbose_name = _("Leads")
+
+    def ready(self) -> None:
+        post_migrate.connect(_sync_roles_after_migrate, dispatch_uid="leadflow.sync_roles")

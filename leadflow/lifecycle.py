@@ -1,0 +1,125 @@
+"""The lead lifecycle: which stage moves are allowed, and the one function that moves.
+
+`lead_transition` is the only code that writes `Lead.stage`. It locks the lead row,
+re-reads the stage under the lock, checks the move against `ALLOWED`, and writes the
+`StageTransition` audit row in the same transaction, so two workers that both decide
+"known → MQL" for one lead cannot both succeed: the second sees MQL and is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from leadflow.errors import InvalidTransition, NotFound
+from leadflow.models import Lead, Stage, StageTransition, User
+from leadflow.signals import lead_stage_changed
+
+S = Stage
+
+# From each stage, where a lead may go. Recycled means "back to marketing for nurture";
+# disqualified is the way out for bad data and non-targets. Moves that skip the sales
+# verdict (known → customer) are not here on purpose: they would hide the handoff.
+ALLOWED: dict[str, frozenset[str]] = {
+    S.ANONYMOUS: frozenset({S.KNOWN, S.DISQUALIFIED}),
+    S.KNOWN: frozenset({S.MQL, S.DISQUALIFIED}),
+    S.MQL: frozenset({S.SQL, S.RECYCLED, S.DISQUALIFIED}),
+    S.SQL: frozenset({S.OPPORTUNITY, S.CUSTOMER, S.RECYCLED, S.DISQUALIFIED}),
+    S.OPPORTUNITY: frozenset({S.CUSTOMER, S.RECYCLED, S.DISQUALIFIED}),
+    S.CUSTOMER: frozenset({S.ADVOCATE}),
+    S.ADVOCATE: frozenset({S.CUSTOMER}),
+    S.RECYCLED: frozenset({S.MQL, S.DISQUALIFIED}),
+    S.DISQUALIFIED: frozenset({S.KNOWN}),
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who causes a change: a signed-in person or a named part of the system."""
+
+    user: User | None = None
+    system: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.user is None) == (not self.system):
+            raise ValueError("An actor is either a user or a system name, not both or neither.")
+
+    @classmethod
+    def of(cls, who: User | str) -> Actor:
+        return cls(system=who) if isinstance(who, str) else cls(user=who)
+
+    def __str__(self) -> str:
+        return str(self.user) if self.user is not None else self.system
+
+
+def can_move(from_stage: str, to_stage: str) -> bool:
+    return to_stage in ALLOWED.get(from_stage, frozenset())
+
+
+def lead_transition(
+    *,
+    lead: Lead | int,
+    to_stage: str,
+    actor: Actor | User | str,
+    reason: str = "",
+    context: dict[str, Any] | None = None,
+    expected_from: str | None = None,
+    at: datetime | None = None,
+) -> StageTransition:
+    """Move a lead to `to_stage` and record who did it and why.
+
+    `expected_from` lets a caller that decided on a stage it read earlier insist that the
+    lead is still there (otherwise InvalidTransition). Runs in its own savepoint; inside a
+    caller's transaction (e.g. scoring creating a handoff) it commits with the caller.
+    """
+    if to_stage not in S.values:
+        raise InvalidTransition(_("“%(stage)s” is not a lead stage.") % {"stage": to_stage})
+    who = actor if isinstance(actor, Actor) else Actor.of(actor)
+    lead_id = lead if isinstance(lead, int) else lead.pk
+    when = at or timezone.now()
+
+    with transaction.atomic():
+        # Ordered, single-row lock; re-reading under it is what makes the check race-free.
+        locked = Lead.objects.select_for_update().filter(pk=lead_id).first()
+        if locked is None:
+            raise NotFound(_("Lead %(id)s does not exist.") % {"id": lead_id})
+        from_stage = locked.stage
+        if expected_from is not None and from_stage != expected_from:
+            raise InvalidTransition(
+                _("The lead is now %(current)s, not %(expected)s; someone moved it first.")
+                % {
+                    "current": S(from_stage).label,
+                    "expected": S(expected_from).label,
+                }
+            )
+        if not can_move(from_stage, to_stage):
+            raise InvalidTransition(
+                _("A lead cannot move from %(from)s to %(to)s.")
+                % {"from": S(from_stage).label, "to": S(to_stage).label}
+            )
+        locked.stage = to_stage
+        locked.stage_changed_at = when
+        locked.save(update_fields=["stage", "stage_changed_at", "updated_at"])
+        record = StageTransition.objects.create(
+            lead=locked,
+            from_stage=from_stage,
+            to_stage=to_stage,
+            occurred_at=when,
+            actor_user=who.user,
+            actor_system=who.system,
+            reason=reason,
+            context=context or {},
+        )
+        # Receivers run inside this transaction (e.g. handoff creates the Handoff for a
+        # new MQL), so the stage change and its consequences commit or fail together.
+        lead_stage_changed.send(sender=Lead, transition=record, lead=locked)
+
+    if not isinstance(lead, int):
+        lead.stage = locked.stage
+        lead.stage_changed_at = locked.stage_changed_at
+    return record

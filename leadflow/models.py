@@ -1,0 +1,278 @@
+"""The core domain: companies, leads, their engagement and their journey through stages.
+
+Only `leadflow.lifecycle` changes `Lead.stage`; everything else reads it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from leadflow.japan import PREFECTURE_CHOICES, Region, region_for
+from leadflow.normalize import normalize_email
+
+
+class User(AbstractUser):
+    """A LeadFlow user. Roles are Django groups (see `leadflow.roles`)."""
+
+    def __str__(self) -> str:
+        full = f"{self.last_name} {self.first_name}".strip()
+        return full or self.username
+
+
+class Stage(models.TextChoices):
+    """The lead journey from the article, plus the two ways out of it."""
+
+    ANONYMOUS = "anonymous", _("Anonymous")
+    KNOWN = "known", _("Known lead")
+    MQL = "mql", _("MQL")
+    SQL = "sql", _("SQL")
+    OPPORTUNITY = "opportunity", _("Opportunity")
+    CUSTOMER = "customer", _("Customer")
+    ADVOCATE = "advocate", _("Advocate")
+    RECYCLED = "recycled", _("Recycled (nurture)")
+    DISQUALIFIED = "disqualified", _("Disqualified")
+
+
+class Industry(models.TextChoices):
+    MANUFACTURING = "manufacturing", _("Manufacturing")
+    IT = "it", _("IT and software")
+    FINANCE = "finance", _("Finance and insurance")
+    RETAIL = "retail", _("Retail and wholesale")
+    CONSTRUCTION = "construction", _("Construction and real estate")
+    HEALTHCARE = "healthcare", _("Healthcare")
+    LOGISTICS = "logistics", _("Logistics")
+    SERVICES = "services", _("Professional services")
+    EDUCATION = "education", _("Education")
+    PUBLIC = "public", _("Public sector")
+    OTHER = "other", _("Other")
+
+
+class RevenueBand(models.TextChoices):
+    UNDER_100M = "under_100m", _("Under ¥100M")
+    FROM_100M = "100m_1b", _("¥100M–¥1B")
+    FROM_1B = "1b_10b", _("¥1B–¥10B")
+    FROM_10B = "10b_100b", _("¥10B–¥100B")
+    OVER_100B = "over_100b", _("Over ¥100B")
+
+
+class Role(models.TextChoices):
+    """How much say the person has in a purchase (意思決定者・影響者)."""
+
+    EXECUTIVE = "executive", _("Executive")
+    DIRECTOR = "director", _("Director / head of department")
+    MANAGER = "manager", _("Manager")
+    STAFF = "staff", _("Staff")
+    OTHER = "other", _("Other")
+
+
+class EventKind(models.TextChoices):
+    PAGE_VIEW = "page_view", _("Page view")
+    PRICING_PAGE_VIEW = "pricing_page_view", _("Pricing page view")
+    DOCUMENT_DOWNLOAD = "document_download", _("Document download")
+    CASE_STUDY_DOWNLOAD = "case_study_download", _("Case study download")
+    SEMINAR_ATTENDANCE = "seminar_attendance", _("Seminar attendance")
+    CONSULTATION = "consultation", _("Individual consultation")
+    EMAIL_OPEN = "email_open", _("Email open")
+    EMAIL_CLICK = "email_click", _("Email click")
+    FORM_SUBMIT = "form_submit", _("Form submit")
+    UNSUBSCRIBE = "unsubscribe", _("Unsubscribe")
+    OTHER = "other", _("Other")
+
+
+class Company(models.Model):
+    name = models.CharField(_("name"), max_length=200)
+    name_kana = models.CharField(_("name (kana)"), max_length=200, blank=True)
+    domain = models.CharField(_("domain"), max_length=253, blank=True, db_index=True)
+    employee_count = models.PositiveIntegerField(_("employees"), null=True, blank=True)
+    revenue_band = models.CharField(
+        _("annual revenue"), max_length=20, choices=RevenueBand.choices, blank=True
+    )
+    industry = models.CharField(_("industry"), max_length=30, choices=Industry.choices, blank=True)
+    prefecture = models.CharField(
+        _("prefecture"), max_length=10, choices=PREFECTURE_CHOICES, blank=True
+    )
+    # Stored (not only derived) so routing and set-based scoring can filter on it in SQL;
+    # save() keeps it in step with the prefecture.
+    region = models.CharField(_("region"), max_length=20, choices=Region.choices, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("company")
+        verbose_name_plural = _("companies")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        self.region = region_for(self.prefecture)
+        if "update_fields" in kwargs and kwargs["update_fields"] is not None:
+            fields = set(kwargs["update_fields"])
+            if "prefecture" in fields:
+                kwargs["update_fields"] = fields | {"region"}
+        super().save(*args, **kwargs)
+
+
+class Lead(models.Model):
+    email = models.EmailField(_("email"), max_length=254)
+    last_name = models.CharField(_("last name"), max_length=100, blank=True)
+    first_name = models.CharField(_("first name"), max_length=100, blank=True)
+    last_name_kana = models.CharField(_("last name (kana)"), max_length=100, blank=True)
+    first_name_kana = models.CharField(_("first name (kana)"), max_length=100, blank=True)
+    company = models.ForeignKey(
+        Company,
+        verbose_name=_("company"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="leads",
+    )
+    department = models.CharField(_("department"), max_length=200, blank=True)
+    job_title = models.CharField(_("job title"), max_length=200, blank=True)
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices, blank=True)
+    phone = models.CharField(_("phone"), max_length=40, blank=True)
+    source = models.CharField(
+        _("source"), max_length=100, blank=True, help_text=_("Where the lead came from.")
+    )
+    stage = models.CharField(
+        _("stage"), max_length=20, choices=Stage.choices, default=Stage.KNOWN, editable=False
+    )
+    stage_changed_at = models.DateTimeField(_("stage changed"), default=timezone.now)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_leads",
+    )
+    attributes = models.JSONField(
+        _("custom attributes"), default=dict, blank=True, help_text=_("Free-form fields.")
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("lead")
+        verbose_name_plural = _("leads")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Services store emails lower-cased; the constraint guards every other path.
+            models.UniqueConstraint(Lower("email"), name="lead_email_ci_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["stage", "stage_changed_at"], name="lead_stage_idx"),
+            models.Index(fields=["created_at"], name="lead_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        name = self.full_name
+        return f"{name} <{self.email}>" if name else self.email
+
+    def clean(self) -> None:
+        self.email = normalize_email(self.email)
+
+    @property
+    def full_name(self) -> str:
+        # Japanese order: family name first.
+        return f"{self.last_name} {self.first_name}".strip()
+
+
+class LeadExternalId(models.Model):
+    """The lead's id in a connected system (Mautic contact id, Salesforce Lead id, ...)."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="external_ids")
+    system = models.CharField(_("system"), max_length=50)
+    external_id = models.CharField(_("external id"), max_length=255)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("external id")
+        verbose_name_plural = _("external ids")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["system", "external_id"], name="external_id_unique_per_system"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.system}:{self.external_id}"
+
+
+class EngagementEvent(models.Model):
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(_("kind"), max_length=30, choices=EventKind.choices)
+    occurred_at = models.DateTimeField(_("occurred at"))
+    properties = models.JSONField(_("properties"), default=dict, blank=True)
+    source = models.CharField(_("source"), max_length=100, blank=True)
+    # The sender's own id for the event; with `source` it makes redelivery harmless.
+    external_id = models.CharField(_("external event id"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("recorded"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("engagement event")
+        verbose_name_plural = _("engagement events")
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="event_external_id_unique_per_source",
+            ),
+        ]
+        indexes = [models.Index(fields=["lead", "occurred_at"], name="event_lead_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class StageTransition(models.Model):
+    """Audit row for every stage change, written in the same transaction as the change."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="transitions")
+    from_stage = models.CharField(_("from"), max_length=20, choices=Stage.choices)
+    to_stage = models.CharField(_("to"), max_length=20, choices=Stage.choices)
+    occurred_at = models.DateTimeField(_("when"), default=timezone.now)
+    # Who moved it: a person, or a named part of the system ("scoring", "sfa:salesforce").
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("by user"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor_system = models.CharField(_("by system"), max_length=100, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
+    context = models.JSONField(_("context"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("stage transition")
+        verbose_name_plural = _("stage transitions")
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(actor_user__isnull=False, actor_system="")
+                    | models.Q(actor_user__isnull=True) & ~models.Q(actor_system="")
+                ),
+                name="transition_has_exactly_one_actor",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["lead", "occurred_at"], name="transition_lead_time_idx"),
+            models.Index(fields=["to_stage", "occurred_at"], name="transition_to_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lead_id}: {self.from_stage} → {self.to_stage}"
+
+    @property
+    def actor_display(self) -> str:
+        return str(self.actor_user) if self.actor_user_id else self.actor_system

@@ -1,0 +1,55 @@
+"""The three roles as Django groups, with the model permissions each one needs.
+
+`sync_roles()` runs after every `migrate` (see apps.py), so a new permission added here
+reaches existing databases without a hand-written data migration. Object-level rules
+(a rep sees only their own handoffs) live in each app's selectors, not in groups.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+
+MARKETING = "Marketing"
+SALES_REP = "Sales rep"
+SALES_MANAGER = "Sales manager"
+ROLES = (MARKETING, SALES_REP, SALES_MANAGER)
+
+_READ_CORE = [
+    "leadflow.view_company",
+    "leadflow.view_lead",
+    "leadflow.view_leadexternalid",
+    "leadflow.view_engagementevent",
+    "leadflow.view_stagetransition",
+]
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    MARKETING: [
+        *_READ_CORE,
+        "leadflow.add_company",
+        "leadflow.change_company",
+        "leadflow.add_lead",
+        "leadflow.change_lead",
+        "leadflow.add_engagementevent",
+    ],
+    SALES_REP: [*_READ_CORE],
+    SALES_MANAGER: [*_READ_CORE, "leadflow.change_lead"],
+}
+
+
+def sync_roles(extra: dict[str, list[str]] | None = None) -> None:
+    """Create the groups and set exactly the listed permissions on each (idempotent)."""
+    wanted = {role: list(perms) for role, perms in ROLE_PERMISSIONS.items()}
+    for role, perms in (extra or {}).items():
+        wanted.setdefault(role, []).extend(perms)
+    for role, perms in wanted.items():
+        group, _created = Group.objects.get_or_create(name=role)
+        found = []
+        for dotted in perms:
+            app_label, codename = dotted.split(".", 1)
+            permission = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if permission is None:
+                raise LookupError(f"Role {role!r} names unknown permission {dotted!r}.")
+            found.append(permission)
+        group.permissions.set(found)
