@@ -1,0 +1,193 @@
+"""Writes to the core domain other than stage moves (those are in `leadflow.lifecycle`).
+
+Intake adapters, CSV import and the admin all create leads and events through these
+functions, so normalisation and duplicate handling happen in exactly one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from leadflow.errors import DomainError
+from leadflow.models import Company, EngagementEvent, EventKind, Lead, LeadExternalId
+from leadflow.normalize import nfkc, normalize_email
+
+# Lead columns an upsert may set; anything else lands in Lead.attributes.
+LEAD_FIELDS = frozenset(
+    {
+        "last_name",
+        "first_name",
+        "last_name_kana",
+        "first_name_kana",
+        "department",
+        "job_title",
+        "role",
+        "phone",
+    }
+)
+COMPANY_FIELDS = frozenset(
+    {"name", "name_kana", "domain", "employee_count", "revenue_band", "industry", "prefecture"}
+)
+
+
+@dataclass
+class UpsertResult:
+    lead: Lead
+    created: bool
+    # Names of lead/company fields and custom attributes whose value changed; scoring
+    # recomputes the fit score only when this is not empty.
+    changed: list[str] = field(default_factory=list)
+
+
+def company_find_or_create(*, data: dict[str, Any]) -> Company | None:
+    """Find the company by domain, then by name; create it if neither matches.
+
+    Non-empty values in `data` overwrite what is stored: the sender is the freshest source.
+    """
+    values = {k: v for k, v in data.items() if k in COMPANY_FIELDS and v not in (None, "")}
+    if "name" in values:
+        values["name"] = nfkc(str(values["name"])).strip()
+    if "domain" in values:
+        values["domain"] = nfkc(str(values["domain"])).strip().lower()
+    if not values.get("name") and not values.get("domain"):
+        return None
+    company = None
+    if values.get("domain"):
+        company = Company.objects.filter(domain=values["domain"]).order_by("pk").first()
+    if company is None and values.get("name"):
+        company = Company.objects.filter(name=values["name"]).order_by("pk").first()
+    if company is None:
+        values.setdefault("name", values.get("domain", ""))
+        return Company.objects.create(**values)
+    changed = [k for k, v in values.items() if getattr(company, k) != v]
+    if changed:
+        for key in changed:
+            setattr(company, key, values[key])
+        company.save()
+    return company
+
+
+def _find_lead(email: str, external_ids: dict[str, str]) -> Lead | None:
+    if email:
+        found = Lead.objects.filter(email=email).first()
+        if found is not None:
+            return found
+    for system, external_id in external_ids.items():
+        link = (
+            LeadExternalId.objects.select_related("lead")
+            .filter(system=system, external_id=external_id)
+            .first()
+        )
+        if link is not None:
+            return link.lead
+    return None
+
+
+def lead_upsert(
+    *,
+    email: str = "",
+    attributes: dict[str, Any] | None = None,
+    company: dict[str, Any] | None = None,
+    source: str = "",
+    external_ids: dict[str, str] | None = None,
+) -> UpsertResult:
+    """Create or update a lead by e-mail (case-insensitive, NFKC) or by a known external id.
+
+    Raises DomainError when there is neither an e-mail nor an external id we know: such a
+    payload cannot become a lead (the caller records it as failed rather than dropping it).
+    """
+    email = normalize_email(email)
+    ids = {str(k): str(v) for k, v in (external_ids or {}).items() if v not in (None, "")}
+    attributes = dict(attributes or {})
+
+    with transaction.atomic():
+        lead = _find_lead(email, ids)
+        created = False
+        if lead is None:
+            if not email:
+                raise DomainError(
+                    _("The payload has no e-mail address and no id of a lead we know."),
+                    code="no_identity",
+                )
+            try:
+                # Savepoint: two workers creating the same new e-mail at once; the loser
+                # of the unique index takes the winner's row instead of failing.
+                with transaction.atomic():
+                    lead = Lead.objects.create(email=email, source=source)
+                    created = True
+            except IntegrityError:
+                lead = Lead.objects.get(email=email)
+        lead = Lead.objects.select_for_update().get(pk=lead.pk)
+
+        changed: list[str] = []
+        for key, value in attributes.items():
+            if value is None:
+                continue
+            if key in LEAD_FIELDS:
+                text = nfkc(str(value)).strip()
+                if text and getattr(lead, key) != text:
+                    setattr(lead, key, text)
+                    changed.append(key)
+            elif lead.attributes.get(key) != value:
+                lead.attributes[key] = value
+                changed.append(key)
+        if email and lead.email != email:
+            # Found by external id under an older address: the sender's address wins.
+            if not Lead.objects.filter(email=email).exclude(pk=lead.pk).exists():
+                lead.email = email
+                changed.append("email")
+        if company:
+            found_company = company_find_or_create(data=company)
+            if found_company is not None and lead.company_id != found_company.pk:
+                lead.company = found_company
+                changed.append("company")
+        if changed:
+            lead.save()
+        for system, external_id in ids.items():
+            LeadExternalId.objects.get_or_create(
+                system=system, external_id=external_id, defaults={"lead": lead}
+            )
+    return UpsertResult(lead=lead, created=created, changed=changed)
+
+
+def event_record(
+    *,
+    lead: Lead,
+    kind: str,
+    occurred_at: datetime,
+    properties: dict[str, Any] | None = None,
+    source: str = "",
+    external_id: str = "",
+) -> tuple[EngagementEvent, bool]:
+    """Record one engagement event; a redelivered one (same source + external id) is
+    returned as it was stored, with created=False, and is not recorded twice."""
+    if kind not in EventKind.values:
+        raise DomainError(
+            _("“%(kind)s” is not an engagement event kind.") % {"kind": kind},
+            code="unknown_event_kind",
+        )
+    if occurred_at.tzinfo is None:
+        raise DomainError(_("The event time has no time zone."), code="naive_datetime")
+    if external_id:
+        existing = EngagementEvent.objects.filter(source=source, external_id=external_id).first()
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            event = EngagementEvent.objects.create(
+                lead=lead,
+                kind=kind,
+                occurred_at=occurred_at,
+                properties=properties or {},
+                source=source,
+                external_id=external_id,
+            )
+    except IntegrityError:
+        # Another worker stored the same delivery between our check and our insert.
+        return EngagementEvent.objects.get(source=source, external_id=external_id), False
+    return event, True

@@ -1,0 +1,8 @@
+"""Settings for the test run: the real settings, with what a developer's shell lacks."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "tests-only-not-secret")
+os.environ.setdefault("LEADFLOW_VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test"))
+
+from leadflow.settings import *  # noqa: E402, F403
