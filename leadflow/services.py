@@ -136,11 +136,15 @@ def lead_upsert(
             elif lead.attributes.get(key) != value:
                 lead.attributes[key] = value
                 changed.append(key)
-        if email and lead.email != email:
-            # Found by external id under an older address: the sender's address wins.
-            if not Lead.objects.filter(email=email).exclude(pk=lead.pk).exists():
-                lead.email = email
-                changed.append("email")
+        # Found by external id under an older address: the sender's address wins, unless
+        # another lead already owns it (that is a duplicate for marketing to merge).
+        if (
+            email
+            and lead.email != email
+            and not Lead.objects.filter(email=email).exclude(pk=lead.pk).exists()
+        ):
+            lead.email = email
+            changed.append("email")
         if company:
             found_company = company_find_or_create(data=company)
             if found_company is not None and lead.company_id != found_company.pk:

@@ -3,6 +3,7 @@
 import os
 
 os.environ.setdefault("SECRET_KEY", "tests-only-not-secret")
-os.environ.setdefault("LEADFLOW_VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test"))
+_here = os.path.dirname(os.path.abspath(__file__))
+os.environ.setdefault("LEADFLOW_VAR_DIR", os.path.join(_here, "..", "var", "test"))
 
 from leadflow.settings import *  # noqa: E402, F403

@@ -114,9 +114,7 @@ def test_expected_from_refuses_when_someone_moved_the_lead_first():
     lead_transition(lead=lead, to_stage=Stage.SQL, actor="rep")
 
     with pytest.raises(InvalidTransition, match="now SQL, not MQL"):
-        lead_transition(
-            lead=stale, to_stage=Stage.RECYCLED, actor="rep", expected_from=stale.stage
-        )
+        lead_transition(lead=stale, to_stage=Stage.RECYCLED, actor="rep", expected_from=stale.stage)
     assert StageTransition.objects.filter(lead=lead).count() == 1
 
 
