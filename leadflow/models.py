@@ -120,7 +120,8 @@ class Company(models.Model):
 
 
 class Lead(models.Model):
-    email = models.EmailField(_("email"), max_length=254)
+    # Blank only for anonymous leads (an MA tool's tracked visitor, known by its external id).
+    email = models.EmailField(_("email"), max_length=254, blank=True)
     last_name = models.CharField(_("last name"), max_length=100, blank=True)
     first_name = models.CharField(_("first name"), max_length=100, blank=True)
     last_name_kana = models.CharField(_("last name (kana)"), max_length=100, blank=True)
@@ -164,7 +165,9 @@ class Lead(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             # Services store emails lower-cased; the constraint guards every other path.
-            models.UniqueConstraint(Lower("email"), name="lead_email_ci_unique"),
+            models.UniqueConstraint(
+                Lower("email"), condition=~models.Q(email=""), name="lead_email_ci_unique"
+            ),
         ]
         indexes = [
             models.Index(fields=["stage", "stage_changed_at"], name="lead_stage_idx"),
@@ -173,7 +176,9 @@ class Lead(models.Model):
 
     def __str__(self) -> str:
         name = self.full_name
-        return f"{name} <{self.email}>" if name else self.email
+        if name and self.email:
+            return f"{name} <{self.email}>"
+        return name or self.email or f"#{self.pk}"
 
     def clean(self) -> None:
         self.email = normalize_email(self.email)

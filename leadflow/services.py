@@ -14,7 +14,8 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from leadflow.errors import DomainError
-from leadflow.models import Company, EngagementEvent, EventKind, Lead, LeadExternalId
+from leadflow.lifecycle import lead_transition
+from leadflow.models import Company, EngagementEvent, EventKind, Lead, LeadExternalId, Stage
 from leadflow.normalize import nfkc, normalize_email
 
 # Lead columns an upsert may set; anything else lands in Lead.attributes.
@@ -155,6 +156,15 @@ def lead_upsert(
         for system, external_id in ids.items():
             LeadExternalId.objects.get_or_create(
                 system=system, external_id=external_id, defaults={"lead": lead}
+            )
+        if lead.stage == Stage.ANONYMOUS and lead.email:
+            # A tracked visitor just told us who they are (typically a form submit).
+            lead_transition(
+                lead=lead,
+                to_stage=Stage.KNOWN,
+                actor=f"source:{source}" if source else "intake",
+                reason="identified",
+                expected_from=Stage.ANONYMOUS,
             )
     return UpsertResult(lead=lead, created=created, changed=changed)
 
