@@ -9,6 +9,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from leadflow.errors import DomainError
+from leadflow.forms import LeadForm
 from leadflow.lifecycle import lead_transition
 from leadflow.models import (
     Company,
@@ -86,6 +87,7 @@ class MoveStageForm(admin.helpers.ActionForm):
 
 @admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin):
+    form = LeadForm
     list_display = (
         "email",
         "full_name",

@@ -4,9 +4,10 @@ from django.utils.translation import gettext_lazy as _
 
 
 def _sync_roles_after_migrate(sender, **kwargs) -> None:
-    # post_migrate is sent once per app, and each app's permissions are created in its
-    # own round. Wait for the last app so every permission a role names exists.
-    if sender.label != list(apps.get_app_configs())[-1].label:
+    # post_migrate is sent once per app that has models, and each app's permissions are
+    # created in its own round. Wait for the last such app so every permission exists.
+    with_models = [config for config in apps.get_app_configs() if config.models_module]
+    if sender.label != with_models[-1].label:
         return
     from leadflow.roles import sync_roles
 

@@ -9,3 +9,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadflow.settings")
 app = Celery("leadflow")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@app.on_after_configure.connect
+def _make_broker_folders(sender: Celery, **kwargs) -> None:
+    # kombu's filesystem transport expects its folders to exist; create them on first use.
+    from pathlib import Path
+
+    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        folder = sender.conf.broker_transport_options.get(key)
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -182,6 +183,8 @@ class Lead(models.Model):
 
     def clean(self) -> None:
         self.email = normalize_email(self.email)
+        if not self.email and self.stage != Stage.ANONYMOUS:
+            raise ValidationError({"email": _("Only an anonymous lead may have no e-mail.")})
 
     @property
     def full_name(self) -> str:

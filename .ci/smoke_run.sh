@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `make run` on a throw-away database: the home page and admin login answer within a
+# minute, and a printed demo login logs in.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+port=8765
+tmp=$(mktemp -d)
+log="$tmp/run.log"
+export DATABASE_URL="sqlite:///$tmp/db.sqlite3" LEADFLOW_VAR_DIR="$tmp/var" PORT=$port
+setsid make run >"$log" 2>&1 &
+pid=$!
+cleanup() { kill -TERM -- "-$pid" 2>/dev/null || true; sleep 2; kill -KILL -- "-$pid" 2>/dev/null || true; }
+trap cleanup EXIT
+
+for _ in $(seq 1 60); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break
+  sleep 1
+done
+curl -fsS -o /dev/null "http://127.0.0.1:$port/admin/login/" || { cat "$log"; exit 1; }
+grep -q "rep1" "$log" || { echo "make run did not print the demo logins"; cat "$log"; exit 1; }
+password=$(sed -n 's/.*password for all: \([^)]*\)).*/\1/p' "$log" | head -1)
+.venv/bin/python .ci/login_check.py "http://127.0.0.1:$port" rep1 "$password"
+grep -q "celery@.* ready" "$log" || { echo "the Celery worker did not start"; cat "$log"; exit 1; }
+grep -q "beat: Starting" "$log" || { echo "Celery beat did not start"; cat "$log"; exit 1; }
+echo "make run smoke test: ok"

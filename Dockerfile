@@ -1,0 +1,22 @@
+# One image for web, worker and beat (docker-compose.yml picks the command).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    LEADFLOW_VAR_DIR=/app/var
+
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends curl \
+    && rm -rf /var/lib/apt/lists/*
+COPY pyproject.toml README.md ./
+COPY leadflow ./leadflow
+COPY scoring ./scoring
+COPY handoff ./handoff
+COPY sla ./sla
+COPY integrations ./integrations
+RUN pip install .
+COPY . .
+RUN SECRET_KEY=build-only python manage.py collectstatic --no-input -v 0 \
+    && useradd --create-home leadflow && mkdir -p /app/var && chown -R leadflow /app/var
+USER leadflow
+EXPOSE 8000
+CMD ["gunicorn", "leadflow.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
