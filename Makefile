@@ -43,7 +43,7 @@ format: install
 	$(BIN)/ruff format .
 
 messages: install
-	$(BIN)/python manage.py makemessages -l ja -l en --ignore=.venv --ignore=build --ignore=var
+	$(BIN)/python manage.py makemessages -l ja --ignore=.venv --ignore=build --ignore=var
 	$(BIN)/python manage.py compilemessages --ignore=.venv
 
 clean:

@@ -28,10 +28,14 @@ def test_home_page_for_anonymous_offers_login(client):
 @pytest.mark.django_db
 def test_home_page_is_japanese_by_default_and_english_on_request(client, settings):
     settings.LANGUAGE_CODE = "ja"
-    assert 'lang="ja"' in client.get("/").content.decode()
+    japanese = client.get("/").content.decode()
+    assert 'lang="ja"' in japanese
+    assert "ログイン" in japanese
     response = client.post(reverse("set_language"), {"language": "en", "next": "/"})
     assert response.status_code == 302
-    assert 'lang="en"' in client.get("/").content.decode()
+    english = client.get("/").content.decode()
+    assert 'lang="en"' in english
+    assert "Log in" in english
 
 
 @pytest.mark.django_db
