@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
 from django.urls import reverse
@@ -78,7 +79,7 @@ class TransitionInline(admin.TabularInline):
         return False  # only the lifecycle service writes transitions
 
 
-class MoveStageForm(admin.helpers.ActionForm):
+class MoveStageForm(ActionForm):
     to_stage = forms.ChoiceField(
         label=_("to stage"), choices=[("", "---"), *Stage.choices], required=False
     )

@@ -10,7 +10,7 @@ class NormalizedEmailField(forms.EmailField):
     """Accepts what people paste (full-width, capitals, stray spaces) and stores it matched."""
 
     def to_python(self, value):
-        return normalize_email(super().to_python(value))
+        return normalize_email(super().to_python(value) or "")
 
 
 class LeadForm(forms.ModelForm):
