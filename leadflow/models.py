@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from leadflow.japan import PREFECTURE_CHOICES, Region, region_for
-from leadflow.normalize import normalize_email
+from leadflow.normalize import company_key, name_key, normalize_email, phone_key
 
 
 class User(AbstractUser):
@@ -100,6 +100,10 @@ class Company(models.Model):
     # Stored (not only derived) so routing and set-based scoring can filter on it in SQL;
     # save() keeps it in step with the prefecture.
     region = models.CharField(_("region"), max_length=20, choices=Region.choices, blank=True)
+    # The name without legal forms, width and case: what matching compares (save() sets it).
+    match_key = models.CharField(
+        _("match key"), max_length=200, blank=True, editable=False, db_index=True
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -113,10 +117,9 @@ class Company(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         self.region = region_for(self.prefecture)
-        if "update_fields" in kwargs and kwargs["update_fields"] is not None:
-            fields = set(kwargs["update_fields"])
-            if "prefecture" in fields:
-                kwargs["update_fields"] = fields | {"region"}
+        self.match_key = company_key(self.name)
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "region", "match_key"}
         super().save(*args, **kwargs)
 
 
@@ -157,6 +160,9 @@ class Lead(models.Model):
     attributes = models.JSONField(
         _("custom attributes"), default=dict, blank=True, help_text=_("Free-form fields.")
     )
+    # Matching keys for duplicate detection (see leadflow.normalize); save() sets them.
+    name_key = models.CharField(max_length=200, blank=True, editable=False)
+    phone_key = models.CharField(max_length=20, blank=True, editable=False, db_index=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -173,6 +179,7 @@ class Lead(models.Model):
         indexes = [
             models.Index(fields=["stage", "stage_changed_at"], name="lead_stage_idx"),
             models.Index(fields=["created_at"], name="lead_created_idx"),
+            models.Index(fields=["name_key", "company"], name="lead_name_company_idx"),
         ]
 
     def __str__(self) -> str:
@@ -180,6 +187,19 @@ class Lead(models.Model):
         if name and self.email:
             return f"{name} <{self.email}>"
         return name or self.email or f"#{self.pk}"
+
+    def save(self, *args, **kwargs) -> None:
+        fields = kwargs.get("update_fields")
+        if fields is None or {"last_name", "first_name"} & set(fields):
+            self.name_key = name_key(self.last_name, self.first_name)
+            if fields is not None:
+                kwargs["update_fields"] = {*fields, "name_key"}
+        fields = kwargs.get("update_fields")
+        if fields is None or "phone" in fields:
+            self.phone_key = phone_key(self.phone)
+            if fields is not None:
+                kwargs["update_fields"] = {*fields, "phone_key"}
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         self.email = normalize_email(self.email)

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from leadflow.errors import DomainError
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Company, EngagementEvent, EventKind, Lead, LeadExternalId, Stage
-from leadflow.normalize import nfkc, normalize_email
+from leadflow.normalize import company_key, format_phone, nfkc, normalize_email
 
 # Lead columns an upsert may set; anything else lands in Lead.attributes.
 LEAD_FIELDS = frozenset(
@@ -46,7 +46,8 @@ class UpsertResult:
 
 
 def company_find_or_create(*, data: dict[str, Any]) -> Company | None:
-    """Find the company by domain, then by name; create it if neither matches.
+    """Find the company by domain, then by its name without legal forms (so 株式会社サンプル
+    and (株)サンプル are one company); create it if neither matches.
 
     Non-empty values in `data` overwrite what is stored: the sender is the freshest source.
     """
@@ -60,11 +61,17 @@ def company_find_or_create(*, data: dict[str, Any]) -> Company | None:
     company = None
     if values.get("domain"):
         company = Company.objects.filter(domain=values["domain"]).order_by("pk").first()
-    if company is None and values.get("name"):
-        company = Company.objects.filter(name=values["name"]).order_by("pk").first()
+    if company is None and values.get("name") and company_key(values["name"]):
+        company = (
+            Company.objects.filter(match_key=company_key(values["name"])).order_by("pk").first()
+        )
     if company is None:
         values.setdefault("name", values.get("domain", ""))
         return Company.objects.create(**values)
+    # Keep the spelling we have (a variant is how we found the company, not news), unless
+    # all we had was the domain standing in for a name.
+    if company.name not in ("", company.domain):
+        values.pop("name", None)
     changed = [k for k, v in values.items() if getattr(company, k) != v]
     if changed:
         for key in changed:
@@ -130,7 +137,7 @@ def lead_upsert(
             if value is None:
                 continue
             if key in LEAD_FIELDS:
-                text = nfkc(str(value)).strip()
+                text = format_phone(str(value)) if key == "phone" else nfkc(str(value)).strip()
                 if text and getattr(lead, key) != text:
                     setattr(lead, key, text)
                     changed.append(key)
