@@ -14,6 +14,7 @@ from leadflow.forms import LeadForm
 from leadflow.lifecycle import lead_transition
 from leadflow.models import (
     Company,
+    DuplicateCandidate,
     EngagementEvent,
     Lead,
     LeadExternalId,
@@ -205,3 +206,31 @@ class LeadExternalIdAdmin(admin.ModelAdmin):
 
 admin.site.site_header = _("LeadFlow administration")
 admin.site.site_title = _("LeadFlow")
+
+
+@admin.register(DuplicateCandidate)
+class DuplicateCandidateAdmin(admin.ModelAdmin):
+    list_display = ("detected_at", "lead_a", "lead_b", "evidence_summary", "status")
+    list_filter = ("status",)
+    search_fields = ("lead_a__email", "lead_b__email")
+    list_select_related = ("lead_a", "lead_b")
+    readonly_fields = ("lead_a", "lead_b", "evidence", "detected_at", "resolved_at", "resolved_by")
+    actions = ("dismiss",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description=_("evidence"))
+    def evidence_summary(self, obj: DuplicateCandidate) -> str:
+        return ", ".join(f"{item['kind']}: {item['value']}" for item in obj.evidence)
+
+    @admin.action(description=_("Not the same person"), permissions=["change"])
+    def dismiss(self, request, queryset) -> None:
+        from django.utils import timezone
+
+        count = queryset.filter(status=DuplicateCandidate.Status.OPEN).update(
+            status=DuplicateCandidate.Status.DISMISSED,
+            resolved_at=timezone.now(),
+            resolved_by=request.user,
+        )
+        self.message_user(request, _("Dismissed %(n)d pair(s).") % {"n": count})

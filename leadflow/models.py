@@ -304,3 +304,46 @@ class StageTransition(models.Model):
     @property
     def actor_display(self) -> str:
         return str(self.actor_user) if self.actor_user_id else self.actor_system
+
+
+class DuplicateCandidate(models.Model):
+    """Two leads that look like one person, with the evidence, for marketing to review.
+
+    Never merged automatically: a wrong merge mixes two people's data.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        MERGED = "merged", _("Merged")
+        DISMISSED = "dismissed", _("Not the same person")
+
+    # lead_a.pk < lead_b.pk, so one pair has one row whichever way it was found.
+    lead_a = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="+")
+    lead_b = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="+")
+    evidence = models.JSONField(_("evidence"), default=list)
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.OPEN
+    )
+    detected_at = models.DateTimeField(_("detected"), auto_now_add=True)
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("duplicate candidate")
+        verbose_name_plural = _("duplicate candidates")
+        ordering = ["-detected_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["lead_a", "lead_b"], name="duplicate_pair_unique"),
+            models.CheckConstraint(
+                condition=models.Q(lead_a__lt=models.F("lead_b")), name="duplicate_pair_ordered"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lead_a_id} ~ {self.lead_b_id}"

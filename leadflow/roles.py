@@ -30,6 +30,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "leadflow.add_lead",
         "leadflow.change_lead",
         "leadflow.add_engagementevent",
+        "leadflow.view_duplicatecandidate",
+        "leadflow.change_duplicatecandidate",
     ],
     SALES_REP: [*_READ_CORE],
     SALES_MANAGER: [*_READ_CORE, "leadflow.change_lead"],

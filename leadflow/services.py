@@ -13,6 +13,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
+from leadflow.duplicates import duplicate_record_external_id, duplicates_for_lead
 from leadflow.errors import DomainError
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Company, EngagementEvent, EventKind, Lead, LeadExternalId, Stage
@@ -161,9 +162,17 @@ def lead_upsert(
         if changed:
             lead.save()
         for system, external_id in ids.items():
-            LeadExternalId.objects.get_or_create(
+            link, _made = LeadExternalId.objects.select_related("lead").get_or_create(
                 system=system, external_id=external_id, defaults={"lead": lead}
             )
+            if link.lead_id != lead.pk:
+                # The sender says this id is this address, but the id is another lead's:
+                # the same person twice. Marketing decides; we never merge silently.
+                duplicate_record_external_id(
+                    lead=lead, other=link.lead, system=system, external_id=external_id
+                )
+        if created or {"last_name", "first_name", "phone", "company"} & set(changed):
+            duplicates_for_lead(lead)
         if lead.stage == Stage.ANONYMOUS and lead.email:
             # A tracked visitor just told us who they are (typically a form submit).
             lead_transition(
