@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from django.conf import settings
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
+from kombu import Connection
 
 from leadflow.api.errors import error_body
 from leadflow.roles import MARKETING, SALES_MANAGER, SALES_REP
@@ -36,3 +39,41 @@ def server_error(request: HttpRequest) -> HttpResponse:
             error_body("server_error", _("Something went wrong on our side.")), status=500
         )
     return render(request, "500.html", status=500)
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """The process is up (for liveness probes): no dependency is touched."""
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """The database and the broker answer (for readiness probes and docker-compose)."""
+    checks = {"database": _check_database(), "broker": _check_broker()}
+    ready = all(result == "ok" for result in checks.values())
+    return JsonResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+def _check_database() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as error:
+        return f"error: {error.__class__.__name__}"
+    return "ok"
+
+
+def _check_broker() -> str:
+    try:
+        with Connection(
+            settings.CELERY_BROKER_URL,
+            transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+            connect_timeout=2,
+        ) as broker:
+            broker.ensure_connection(max_retries=1, timeout=2)
+    except Exception as error:
+        return f"error: {error.__class__.__name__}"
+    return "ok"

@@ -1,0 +1,116 @@
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import UserFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_healthz_answers_without_touching_anything(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_checks_database_and_broker(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+
+
+@pytest.mark.django_db
+def test_readyz_is_503_when_the_broker_is_down(client, settings):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["broker"].startswith("error: ")
+
+
+@pytest.mark.django_db
+def test_every_response_carries_a_request_id_and_keeps_the_callers(client):
+    generated = client.get("/healthz")["X-Request-ID"]
+    assert len(generated) == 32
+    given = client.get("/healthz", HTTP_X_REQUEST_ID="lb-1234")
+    assert given["X-Request-ID"] == "lb-1234"
+
+
+@pytest.mark.django_db
+def test_request_id_reaches_the_log_record(client, caplog):
+    logger = logging.getLogger("leadflow.test")
+
+    from django_guid import get_guid, set_guid
+
+    set_guid("req-42")
+    try:
+        with caplog.at_level(logging.INFO):
+            logger.info("processing")
+        from django_guid.log_filters import CorrelationId
+
+        record = caplog.records[-1]
+        CorrelationId().filter(record)
+        assert record.correlation_id == "req-42" == get_guid()
+    finally:
+        set_guid(None)
+
+
+def test_request_id_travels_into_celery_task_headers():
+    from django_guid import set_guid
+    from django_guid.integrations.celery.signals import publish_task_from_worker_or_request
+
+    headers: dict = {}
+    set_guid("req-77")
+    try:
+        publish_task_from_worker_or_request(headers=headers)
+    finally:
+        set_guid(None)
+    assert headers["X-Request-ID"] == "req-77"
+
+
+@pytest.mark.django_db
+def test_password_guessing_locks_the_username_from_that_address(client, settings):
+    settings.AXES_ENABLED = True
+    UserFactory(username="rep-a", password="right-password-1")
+    url = reverse("login")
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        response = client.post(url, {"username": "rep-a", "password": "wrong"})
+        assert response.status_code == 200
+    assert client.post(url, {"username": "rep-a", "password": "wrong"}).status_code == 429
+
+    locked = client.post(url, {"username": "rep-a", "password": "right-password-1"})
+
+    assert locked.status_code == 429
+    assert "Too many attempts" in locked.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_deploy_checks_pass_with_production_settings():
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "DATABASE_URL"}}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "leadflow.settings",
+            "SECRET_KEY": "k" * 60 + "-not-a-real-secret-but-long-and-random-enough-9f8e7d",
+            "SECURE_SSL_REDIRECT": "1",
+            "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
+            "SECURE_HSTS_PRELOAD": "1",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
