@@ -94,7 +94,7 @@ class RoutingRuleForm(forms.ModelForm):
         ]
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         low, high = cleaned.get("min_employees"), cleaned.get("max_employees")
         if low is not None and high is not None and low > high:
             self.add_error("max_employees", _("Must not be below “employees from”."))

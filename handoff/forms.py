@@ -21,7 +21,18 @@ def add_domain_error(form: forms.Form, error: DomainError) -> None:
         form.add_error(None, error.message)
 
 
-class ActivityForm(forms.Form):
+class _PageForm(forms.Form):
+    """Several of these forms share one page: ids get the form's prefix, names stay plain."""
+
+    id_prefix = ""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("auto_id", f"{self.id_prefix}_%s")
+        super().__init__(*args, **kwargs)
+
+
+class ActivityForm(_PageForm):
+    id_prefix = "activity"
     kind = forms.ChoiceField(label=_("Kind"), choices=ActivityKind.choices)
     outcome = forms.ChoiceField(label=_("Outcome"), choices=ActivityOutcome.choices)
     note = forms.CharField(
@@ -29,7 +40,8 @@ class ActivityForm(forms.Form):
     )
 
 
-class AcceptForm(forms.Form):
+class AcceptForm(_PageForm):
+    id_prefix = "accept"
     budget = forms.BooleanField(label=_("Budget: there is a budget for this"), required=False)
     authority = forms.BooleanField(
         label=_("Authority: we talk to a decision maker or their influencer"), required=False
@@ -48,7 +60,8 @@ class RejectionReasonField(forms.ModelChoiceField):
         return obj.label
 
 
-class RejectForm(forms.Form):
+class RejectForm(_PageForm):
+    id_prefix = "reject"
     # Not required here on purpose: the service decides, so pages and API say the same.
     reason = RejectionReasonField(
         label=_("Reason"),
@@ -68,16 +81,20 @@ class RepField(forms.ModelChoiceField):
         return str(obj)
 
 
-class ReassignForm(forms.Form):
+class ReassignForm(_PageForm):
+    id_prefix = "reassign"
     rep = RepField(label=_("Rep"), queryset=None, empty_label=_("— choose —"))
     reason = forms.CharField(label=_("Reason"), required=False)
 
     def __init__(self, *args, candidates, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["rep"].queryset = candidates
+        rep = self.fields["rep"]
+        assert isinstance(rep, forms.ModelChoiceField)
+        rep.queryset = candidates
 
 
-class StageForm(forms.Form):
+class StageForm(_PageForm):
+    id_prefix = "stage"
     OPPORTUNITY = "opportunity"
     WON = "won"
     LOST = "lost"

@@ -215,7 +215,11 @@ def handoff_reassign(*, handoff: Handoff, to_rep: User, actor: User, reason: str
         team_id = Handoff.objects.values_list("team_id", flat=True).get(pk=handoff.pk)
         if team_id is not None:
             Team.objects.select_for_update().get(pk=team_id)
-        locked = Handoff.objects.select_for_update().select_related("team").get(pk=handoff.pk)
+        locked = (
+            Handoff.objects.select_for_update(of=("self",))
+            .select_related("team")
+            .get(pk=handoff.pk)
+        )
         if locked.team_id != team_id:
             raise DomainError(_("The handoff moved to another team meanwhile; reload and retry."))
         if locked.status != HandoffStatus.OPEN:
@@ -326,7 +330,9 @@ def _clean_bant(bant: Mapping[str, Any]) -> dict[str, bool]:
 
 
 def _lock_open(handoff: Handoff) -> Handoff:
-    locked = Handoff.objects.select_for_update().select_related("lead").get(pk=handoff.pk)
+    locked = (
+        Handoff.objects.select_for_update(of=("self",)).select_related("lead").get(pk=handoff.pk)
+    )
     if locked.status != HandoffStatus.OPEN:
         raise DomainError(
             _("This handoff is already decided (%(status)s).")
@@ -552,7 +558,7 @@ def _release(assignment_id: int, field: str) -> None:
     Assignment.objects.filter(pk=assignment_id).update(**{field: None})
 
 
-def _send_once(assignment_id: int, field: str, send: Callable[[], None]) -> bool:
+def _send_once(assignment_id: int, field: str, send: Callable[[], object]) -> bool:
     if not _claim(assignment_id, field):
         return False
     try:

@@ -8,7 +8,7 @@ the form comes back with them (422) either way, never a 500.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import messages
@@ -31,7 +31,12 @@ from handoff.forms import (
 )
 from handoff.models import Handoff, HandoffStatus, Team
 from leadflow.errors import DomainError
-from leadflow.models import Stage
+from leadflow.models import Stage, User
+
+
+def _actor(request: HttpRequest) -> User:
+    # Every action view is behind login_required: the user is a real one here.
+    return cast(User, request.user)
 
 
 def _is_htmx(request: HttpRequest) -> bool:
@@ -43,7 +48,9 @@ def _attach_scores(handoffs: list[Handoff]) -> bool:
     False when there is no score data at all, so pages can say so once."""
     scores = selectors.lead_scores_for(lead_ids=[h.lead_id for h in handoffs])
     for handoff in handoffs:
-        handoff.scores = scores.get(handoff.lead_id) if scores is not None else None
+        handoff.scores = (  # type: ignore[attr-defined]  # display-only attribute
+            scores.get(handoff.lead_id) if scores is not None else None
+        )
     return scores is not None
 
 
@@ -87,7 +94,7 @@ def _visible_or_404(request: HttpRequest, pk: int) -> Handoff:
 
 
 def _forms_for(handoff: Handoff, **bound: forms.Form) -> dict[str, forms.Form]:
-    forms_ = {
+    forms_: dict[str, forms.Form] = {
         "activity_form": ActivityForm(),
         "accept_form": AcceptForm(),
         "reject_form": RejectForm(),
@@ -171,7 +178,7 @@ def activity_create(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(handoff: Handoff, form: ActivityForm) -> str:
         activity = services.activity_log(
             handoff=handoff,
-            actor=request.user,
+            actor=_actor(request),
             kind=form.cleaned_data["kind"],
             outcome=form.cleaned_data["outcome"],
             note=form.cleaned_data["note"],
@@ -193,7 +200,7 @@ def activity_create(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def accept(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(handoff: Handoff, form: AcceptForm) -> str:
-        services.handoff_accept(handoff=handoff, actor=request.user, bant=form.bant())
+        services.handoff_accept(handoff=handoff, actor=_actor(request), bant=form.bant())
         return _("Accepted: %(lead)s is now an SQL.") % {"lead": handoff.lead}
 
     return _action(
@@ -212,7 +219,7 @@ def reject(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(handoff: Handoff, form: RejectForm) -> str:
         services.handoff_reject(
             handoff=handoff,
-            actor=request.user,
+            actor=_actor(request),
             reason=form.cleaned_data["reason"],
             comment=form.cleaned_data["comment"],
         )
@@ -234,7 +241,7 @@ def reassign(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(handoff: Handoff, form: ReassignForm) -> str:
         rep = form.cleaned_data["rep"]
         services.handoff_reassign(
-            handoff=handoff, to_rep=rep, actor=request.user, reason=form.cleaned_data["reason"]
+            handoff=handoff, to_rep=rep, actor=_actor(request), reason=form.cleaned_data["reason"]
         )
         return _("Assigned to %(rep)s.") % {"rep": rep}
 
@@ -260,11 +267,11 @@ def stage_change(request: HttpRequest, pk: int) -> HttpResponse:
         to = form.cleaned_data["to"]
         reason = form.cleaned_data["reason"]
         if to == StageForm.OPPORTUNITY:
-            services.lead_mark_opportunity(lead=handoff.lead, actor=request.user, reason=reason)
+            services.lead_mark_opportunity(lead=handoff.lead, actor=_actor(request), reason=reason)
         elif to == StageForm.WON:
-            services.lead_mark_won(lead=handoff.lead, actor=request.user, reason=reason)
+            services.lead_mark_won(lead=handoff.lead, actor=_actor(request), reason=reason)
         else:
-            services.lead_mark_lost(lead=handoff.lead, actor=request.user, reason=reason)
+            services.lead_mark_lost(lead=handoff.lead, actor=_actor(request), reason=reason)
         handoff.lead.refresh_from_db(fields=["stage"])
         return _("The lead is now: %(stage)s.") % {"stage": handoff.lead.get_stage_display()}
 
@@ -283,7 +290,7 @@ def stage_change(request: HttpRequest, pk: int) -> HttpResponse:
 def team_assign_queue(request: HttpRequest, team_id: int) -> HttpResponse:
     teams = selectors.managed_teams(user=request.user)
     team = get_object_or_404(teams, pk=team_id)
-    assigned = services.handoff_assign_from_queue(team=team, actor=request.user)
+    assigned = services.handoff_assign_from_queue(team=team, actor=_actor(request))
     if assigned:
         messages.success(
             request,
