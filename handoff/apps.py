@@ -5,3 +5,10 @@ from django.utils.translation import gettext_lazy as _
 class HandoffConfig(AppConfig):
     name = "handoff"
     verbose_name = _("Handoff")
+
+    def ready(self) -> None:
+        from handoff.receivers import on_lead_stage_changed
+        from leadflow.signals import lead_stage_changed
+
+        # Runs inside lead_transition's transaction: the MQL and its handoff commit together.
+        lead_stage_changed.connect(on_lead_stage_changed, dispatch_uid="handoff.create_for_mql")

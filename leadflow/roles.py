@@ -22,9 +22,20 @@ _READ_CORE = [
     "leadflow.view_stagetransition",
 ]
 
+_READ_HANDOFF = [
+    "handoff.view_handoff",
+    "handoff.view_activity",
+    "handoff.view_assignment",
+    "handoff.view_rejectionreason",
+    "handoff.view_team",
+    "handoff.view_teammembership",
+    "handoff.view_routingrule",
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     MARKETING: [
         *_READ_CORE,
+        *_READ_HANDOFF,
         "leadflow.add_company",
         "leadflow.change_company",
         "leadflow.add_lead",
@@ -33,8 +44,20 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "leadflow.view_duplicatecandidate",
         "leadflow.change_duplicatecandidate",
     ],
-    SALES_REP: [*_READ_CORE],
-    SALES_MANAGER: [*_READ_CORE, "leadflow.change_lead"],
+    SALES_REP: [*_READ_CORE, *_READ_HANDOFF, "handoff.add_activity"],
+    SALES_MANAGER: [
+        *_READ_CORE,
+        "leadflow.change_lead",
+        *_READ_HANDOFF,
+        "handoff.add_activity",
+        "handoff.change_team",
+        "handoff.add_teammembership",
+        "handoff.change_teammembership",
+        "handoff.delete_teammembership",
+        "handoff.view_repprofile",
+        "handoff.add_repprofile",
+        "handoff.change_repprofile",
+    ],
 }
 
 

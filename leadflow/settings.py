@@ -232,6 +232,15 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "LeadFlow <leadflow@localhost>")
 
+# --- Handoff --------------------------------------------------------------------------
+# A Slack-compatible incoming webhook that hears about every new assignment (empty: off).
+HANDOFF_SLACK_WEBHOOK_URL = env_url("HANDOFF_SLACK_WEBHOOK_URL", "", schemes={"http", "https"})
+# Reps come back from "away until ..." by the clock; this gives them the waiting queue.
+CELERY_BEAT_SCHEDULE["handoff-assign-queues"] = {
+    "task": "handoff.tasks.assign_all_queues_task",
+    "schedule": 300.0,
+}
+
 # --- Security -------------------------------------------------------------------------
 # Secure cookies are on outside DEBUG; a plain-http deployment (docker-compose on a laptop)
 # turns them off explicitly with LEADFLOW_SECURE_COOKIES=0.

@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/v1/", include("leadflow.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("handoff.urls")),
 ]
 
 handler404 = "leadflow.views.page_not_found"

@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+
+from handoff import services
+from handoff.models import (
+    Activity,
+    Assignment,
+    Handoff,
+    HandoffPolicy,
+    RejectionReason,
+    RepProfile,
+    RoutingRule,
+    Team,
+    TeamMembership,
+)
+from leadflow.japan import PREFECTURE_CHOICES, Region
+from leadflow.models import Industry
+
+
+class TeamMembershipInline(admin.TabularInline):
+    model = TeamMembership
+    extra = 1
+    fields = ("rep", "is_active", "last_assigned_at")
+    readonly_fields = ("last_assigned_at",)
+    raw_id_fields = ("rep",)
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ("name", "is_default", "member_count")
+    filter_horizontal = ("managers",)
+    inlines = (TeamMembershipInline,)
+    actions = ("assign_queued",)
+
+    @admin.display(description=_("reps"))
+    def member_count(self, obj: Team) -> int:
+        return obj.memberships.count()
+
+    @admin.action(description=_("Assign queued handoffs to reps who have room"))
+    def assign_queued(self, request, queryset) -> None:
+        total = 0
+        for team in queryset.order_by("pk"):
+            total += len(services.handoff_assign_from_queue(team=team, actor=request.user))
+        self.message_user(
+            request, _("%(n)d queued handoff(s) assigned.") % {"n": total}, messages.SUCCESS
+        )
+
+
+@admin.register(RepProfile)
+class RepProfileAdmin(admin.ModelAdmin):
+    list_display = ("user", "away", "away_until", "max_open_handoffs")
+    list_filter = ("away",)
+    list_editable = ("away", "away_until", "max_open_handoffs")
+    raw_id_fields = ("user",)
+    search_fields = ("user__username", "user__last_name", "user__email")
+
+
+class RoutingRuleForm(forms.ModelForm):
+    # The JSON list fields edited as checkboxes: an empty selection matches everything.
+    prefectures = forms.MultipleChoiceField(
+        label=_("prefectures"),
+        choices=PREFECTURE_CHOICES,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    regions = forms.MultipleChoiceField(
+        label=_("regions"),
+        choices=Region.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    industries = forms.MultipleChoiceField(
+        label=_("industries"),
+        choices=Industry.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = RoutingRule
+        fields = [
+            "name",
+            "order",
+            "is_active",
+            "team",
+            "regions",
+            "prefectures",
+            "industries",
+            "min_employees",
+            "max_employees",
+        ]
+
+    def clean(self):
+        cleaned = super().clean() or {}
+        low, high = cleaned.get("min_employees"), cleaned.get("max_employees")
+        if low is not None and high is not None and low > high:
+            self.add_error("max_employees", _("Must not be below “employees from”."))
+        return cleaned
+
+
+@admin.register(RoutingRule)
+class RoutingRuleAdmin(admin.ModelAdmin):
+    form = RoutingRuleForm
+    list_display = (
+        "order",
+        "name",
+        "team",
+        "is_active",
+        "regions",
+        "prefectures",
+        "industries",
+        "min_employees",
+        "max_employees",
+    )
+    list_display_links = ("name",)
+    list_editable = ("order", "is_active")
+    list_filter = ("is_active", "team")
+
+
+@admin.register(HandoffPolicy)
+class HandoffPolicyAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "bant_min_yes")
+
+    def has_add_permission(self, request) -> bool:
+        return not HandoffPolicy.objects.exists()
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(RejectionReason)
+class RejectionReasonAdmin(admin.ModelAdmin):
+    list_display = ("order", "code", "label_ja", "label_en", "is_active")
+    list_display_links = ("code",)
+    list_editable = ("order", "is_active")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Reports group by these codes; switch one off instead of deleting it.
+        return False
+
+
+class AssignmentInline(admin.TabularInline):
+    model = Assignment
+    extra = 0
+    can_delete = False
+    fields = ("assigned_at", "rep", "previous_rep", "via", "by", "reason", "email_sent_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ActivityInline(admin.TabularInline):
+    model = Activity
+    extra = 0
+    can_delete = False
+    fields = ("at", "kind", "outcome", "by", "note")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Handoff)
+class HandoffAdmin(admin.ModelAdmin):
+    """Read-mostly: verdicts and assignments go through the services (inbox, API)."""
+
+    list_display = (
+        "id",
+        "lead",
+        "team",
+        "assigned_to",
+        "status",
+        "created_at",
+        "assigned_at",
+        "first_contact_at",
+        "decided_at",
+    )
+    list_filter = ("status", "team", "rejection_reason", "created_at")
+    search_fields = ("lead__email", "lead__last_name", "lead__company__name")
+    list_select_related = ("lead", "team", "assigned_to")
+    date_hierarchy = "created_at"
+    inlines = (AssignmentInline, ActivityInline)
+    readonly_fields = [f.name for f in Handoff._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Activity)
+class ActivityAdmin(admin.ModelAdmin):
+    list_display = ("at", "kind", "outcome", "handoff", "by")
+    list_filter = ("kind", "outcome", "at")
+    list_select_related = ("handoff__lead", "by")
+    readonly_fields = ("handoff", "kind", "outcome", "note", "by", "at", "created_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False

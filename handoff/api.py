@@ -1,0 +1,206 @@
+"""REST API for handoffs: the same access rules (selectors) and rules (services) as the
+pages. Serializers only shape input; what is allowed is the services' to say, so a missing
+rejection reason reads the same here as on the page."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from handoff import selectors, services
+from handoff.models import (
+    BANT_KEYS,
+    Activity,
+    ActivityKind,
+    ActivityOutcome,
+    Handoff,
+    HandoffStatus,
+    RejectionReason,
+)
+from leadflow.models import User
+
+
+class _UserSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(source="__str__", read_only=True)
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "name"]
+
+
+class _LeadSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    email = serializers.EmailField()
+    name = serializers.CharField(source="full_name")
+    stage = serializers.CharField()
+    company = serializers.CharField(source="company.name", default=None)
+
+
+class HandoffSerializer(serializers.ModelSerializer):
+    lead = _LeadSerializer(read_only=True)
+    team = serializers.CharField(source="team.name", default=None, read_only=True)
+    team_id = serializers.IntegerField(read_only=True)
+    assigned_to = _UserSerializer(read_only=True)
+    bant = serializers.DictField(child=serializers.BooleanField(allow_null=True), read_only=True)
+    rejection_reason = serializers.CharField(
+        source="rejection_reason.code", default=None, read_only=True
+    )
+
+    class Meta:
+        model = Handoff
+        fields = [
+            "id",
+            "lead",
+            "team",
+            "team_id",
+            "assigned_to",
+            "status",
+            "created_at",
+            "assigned_at",
+            "first_contact_at",
+            "decided_at",
+            "bant",
+            "rejection_reason",
+            "rejection_comment",
+        ]
+
+
+class ActivitySerializer(serializers.ModelSerializer):
+    by = _UserSerializer(read_only=True)
+
+    class Meta:
+        model = Activity
+        fields = ["id", "kind", "outcome", "note", "by", "at"]
+
+
+class ActivityInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ActivityKind.choices)
+    outcome = serializers.ChoiceField(choices=ActivityOutcome.choices)
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+    at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class AcceptInput(serializers.Serializer):
+    bant = serializers.DictField(child=serializers.BooleanField())
+
+    def validate_bant(self, value: dict) -> dict:
+        unknown = sorted(set(value) - set(BANT_KEYS))
+        if unknown:
+            raise serializers.ValidationError(
+                f"Unknown item(s): {', '.join(unknown)}; use {', '.join(BANT_KEYS)}."
+            )
+        return value
+
+
+class RejectInput(serializers.Serializer):
+    # Optional here on purpose: the service says what is missing, in the same words as
+    # the page's form.
+    reason = serializers.SlugRelatedField(
+        slug_field="code",
+        queryset=RejectionReason.objects.all(),
+        required=False,
+        allow_null=True,
+        default=None,
+    )
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ReassignInput(serializers.Serializer):
+    rep = serializers.PrimaryKeyRelatedField(queryset=User.objects.all())
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class HandoffFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=HandoffStatus.choices)
+    team = django_filters.NumberFilter(field_name="team_id")
+    rep = django_filters.NumberFilter(field_name="assigned_to_id")
+    queued = django_filters.BooleanFilter(field_name="assigned_to", lookup_expr="isnull")
+    # ?created_after=2026-11-01T00:00:00%2B09:00&created_before=...
+    created = django_filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
+
+    class Meta:
+        model = Handoff
+        fields = ["status", "team", "rep", "queued", "created"]
+
+
+class HandoffViewSet(viewsets.ReadOnlyModelViewSet):
+    """Handoffs the caller may see: a rep their own, a manager their teams', marketing all."""
+
+    serializer_class = HandoffSerializer
+    filterset_class = HandoffFilter
+
+    def get_queryset(self) -> QuerySet[Handoff]:
+        return (
+            selectors.handoffs_visible_to(user=self.request.user)
+            .select_related("lead__company", "team", "assigned_to", "rejection_reason")
+            .order_by("-created_at", "-id")
+        )
+
+    def _actable(self, *, manage: bool = False) -> Handoff:
+        handoff = self.get_object()  # 404 when not visible: ids are not to be guessed
+        allowed = selectors.can_manage if manage else selectors.can_act
+        if not allowed(user=self.request.user, handoff=handoff):
+            raise PermissionDenied("You can see this handoff but not act on it.")
+        return handoff
+
+    def _fresh(self, handoff: Handoff) -> Response:
+        return Response(HandoffSerializer(self.get_queryset().get(pk=handoff.pk)).data)
+
+    @extend_schema(request=AcceptInput, responses=HandoffSerializer)
+    @action(detail=True, methods=["post"])
+    def accept(self, request: Request, pk: str | None = None) -> Response:
+        handoff = self._actable()
+        data = AcceptInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.handoff_accept(
+            handoff=handoff, actor=request.user, bant=data.validated_data["bant"]
+        )
+        return self._fresh(handoff)
+
+    @extend_schema(request=RejectInput, responses=HandoffSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, pk: str | None = None) -> Response:
+        handoff = self._actable()
+        data = RejectInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.handoff_reject(
+            handoff=handoff,
+            actor=request.user,
+            reason=data.validated_data["reason"],
+            comment=data.validated_data["comment"],
+        )
+        return self._fresh(handoff)
+
+    @extend_schema(request=ReassignInput, responses=HandoffSerializer)
+    @action(detail=True, methods=["post"])
+    def reassign(self, request: Request, pk: str | None = None) -> Response:
+        handoff = self._actable(manage=True)
+        data = ReassignInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.handoff_reassign(
+            handoff=handoff,
+            to_rep=data.validated_data["rep"],
+            actor=request.user,
+            reason=data.validated_data["reason"],
+        )
+        return self._fresh(handoff)
+
+    @extend_schema(methods=["GET"], responses=ActivitySerializer(many=True))
+    @extend_schema(methods=["POST"], request=ActivityInput, responses=ActivitySerializer)
+    @action(detail=True, methods=["get", "post"])
+    def activities(self, request: Request, pk: str | None = None) -> Response:
+        if request.method == "GET":
+            handoff = self.get_object()
+            rows = Activity.objects.filter(handoff=handoff).select_related("by")
+            return Response(ActivitySerializer(rows.order_by("-at", "-id"), many=True).data)
+        handoff = self._actable()
+        data = ActivityInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        activity = services.activity_log(handoff=handoff, actor=request.user, **data.validated_data)
+        return Response(ActivitySerializer(activity).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,408 @@
+"""The handoff of one MQL to one sales rep, and what the rep does with it.
+
+State changes go through `handoff.services`; this module only describes the rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy as _
+
+from leadflow.models import Lead, StageTransition
+
+
+class Team(models.Model):
+    """A sales team: the unit of routing. Managers see its queue; members take its leads."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    managers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("managers"),
+        related_name="managed_teams",
+        blank=True,
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("reps"),
+        through="TeamMembership",
+        related_name="sales_teams",
+        blank=True,
+    )
+    is_default = models.BooleanField(
+        _("default team"),
+        default=False,
+        help_text=_("Takes the MQLs that no routing rule matches."),
+    )
+    # Counts every assignment in this team. Only written under the team's row lock, so it
+    # orders assignments exactly even when the clock does not (two in the same instant).
+    assignment_counter = models.PositiveBigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="team_one_default",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TeamMembership(models.Model):
+    """A rep in a team, with where they stand in the team's round robin."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("rep"),
+        on_delete=models.CASCADE,
+        related_name="team_memberships",
+    )
+    is_active = models.BooleanField(
+        _("takes new leads"),
+        default=True,
+        help_text=_("Off: stays in the team but gets no new handoffs."),
+    )
+    # The team's assignment_counter at this rep's last assignment (0 = never assigned).
+    last_assignment_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    last_assigned_at = models.DateTimeField(
+        _("last assigned"), null=True, blank=True, editable=False
+    )
+    created_at = models.DateTimeField(_("joined"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("team member")
+        verbose_name_plural = _("team members")
+        ordering = ["team", "rep__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "rep"], name="membership_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team}: {self.rep}"
+
+
+class RepProfile(models.Model):
+    """A rep's availability, shared by every team they are in. A rep without one is
+    available with the default capacity (settings.HANDOFF_DEFAULT_CAPACITY)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("rep"),
+        on_delete=models.CASCADE,
+        related_name="rep_profile",
+    )
+    away = models.BooleanField(
+        _("away"), default=False, help_text=_("On leave or out: gets no new handoffs.")
+    )
+    away_until = models.DateTimeField(
+        _("away until"),
+        null=True,
+        blank=True,
+        help_text=_("With “away” on: back automatically at this time. Empty: until switched off."),
+    )
+    max_open_handoffs = models.PositiveSmallIntegerField(
+        _("capacity (open handoffs)"),
+        default=20,
+        validators=[MinValueValidator(1)],
+        help_text=_("Gets no new handoffs while this many are open."),
+    )
+
+    class Meta:
+        verbose_name = _("rep availability")
+        verbose_name_plural = _("rep availability")
+
+    def __str__(self) -> str:
+        return str(self.user)
+
+    def is_away(self, at: datetime | None = None) -> bool:
+        if not self.away:
+            return False
+        return self.away_until is None or self.away_until > (at or timezone.now())
+
+
+class RoutingRule(models.Model):
+    """Territory routing: the first active rule (by order) whose conditions all hold picks
+    the team. An empty condition matches everything."""
+
+    name = models.CharField(_("name"), max_length=100)
+    order = models.PositiveIntegerField(_("order"), default=100, db_index=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    prefectures = models.JSONField(_("prefectures"), default=list, blank=True)
+    regions = models.JSONField(_("regions"), default=list, blank=True)
+    industries = models.JSONField(_("industries"), default=list, blank=True)
+    min_employees = models.PositiveIntegerField(_("employees from"), null=True, blank=True)
+    max_employees = models.PositiveIntegerField(_("employees up to"), null=True, blank=True)
+    team = models.ForeignKey(
+        Team, verbose_name=_("team"), on_delete=models.PROTECT, related_name="routing_rules"
+    )
+
+    class Meta:
+        verbose_name = _("routing rule")
+        verbose_name_plural = _("routing rules")
+        ordering = ["order", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.order}. {self.name} → {self.team}"
+
+    def matches(self, lead: Lead) -> bool:
+        company = lead.company
+        prefecture = company.prefecture if company else ""
+        region = company.region if company else ""
+        industry = company.industry if company else ""
+        employees = company.employee_count if company else None
+        if self.prefectures and prefecture not in self.prefectures:
+            return False
+        if self.regions and region not in self.regions:
+            return False
+        if self.industries and industry not in self.industries:
+            return False
+        if self.min_employees is not None or self.max_employees is not None:
+            if employees is None:
+                return False
+            if self.min_employees is not None and employees < self.min_employees:
+                return False
+            if self.max_employees is not None and employees > self.max_employees:
+                return False
+        return True
+
+
+class HandoffPolicy(models.Model):
+    """Singleton (pk=1) that sales and marketing agree on, editable in the admin."""
+
+    bant_min_yes = models.PositiveSmallIntegerField(
+        _("BANT answers needed for SQL"),
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(4)],
+        help_text=_("How many of budget, authority, need and timeline must be yes (article: 2)."),
+    )
+
+    class Meta:
+        verbose_name = _("handoff policy")
+        verbose_name_plural = _("handoff policy")
+
+    def __str__(self) -> str:
+        return str(_("Handoff policy"))
+
+    def save(self, *args, **kwargs) -> None:
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+
+class RejectionReason(models.Model):
+    """Why sales did not take a lead. Kept for marketing's reports, so codes are stable."""
+
+    code = models.SlugField(_("code"), max_length=50, unique=True)
+    label_ja = models.CharField(_("label (Japanese)"), max_length=100)
+    label_en = models.CharField(_("label (English)"), max_length=100)
+    order = models.PositiveSmallIntegerField(_("order"), default=100)
+    is_active = models.BooleanField(_("offered"), default=True)
+
+    class Meta:
+        verbose_name = _("rejection reason")
+        verbose_name_plural = _("rejection reasons")
+        ordering = ["order", "id"]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        language = (translation.get_language() or settings.LANGUAGE_CODE).split("-")[0]
+        return self.label_ja if language == "ja" else self.label_en
+
+
+class HandoffStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    ACCEPTED = "accepted", _("Accepted (SQL)")
+    REJECTED = "rejected", _("Rejected")
+
+
+BANT_KEYS = ("budget", "authority", "need", "timeline")
+
+
+class Handoff(models.Model):
+    """One MQL handed to sales. `assigned_to` empty while open = waiting in the team queue."""
+
+    lead = models.ForeignKey(
+        Lead, verbose_name=_("lead"), on_delete=models.CASCADE, related_name="handoffs"
+    )
+    # The MQL transition that caused it: makes creation idempotent and ties reports to it.
+    mql_transition = models.OneToOneField(
+        StageTransition, on_delete=models.PROTECT, related_name="handoff", editable=False
+    )
+    team = models.ForeignKey(
+        Team,
+        verbose_name=_("team"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="handoffs",
+    )
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("rep"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="handoffs",
+    )
+    status = models.CharField(
+        _("status"), max_length=20, choices=HandoffStatus.choices, default=HandoffStatus.OPEN
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    assigned_at = models.DateTimeField(_("assigned"), null=True, blank=True)
+    first_contact_at = models.DateTimeField(_("first contact"), null=True, blank=True)
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("decided by"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    bant_budget = models.BooleanField(_("budget"), null=True, blank=True)
+    bant_authority = models.BooleanField(_("authority"), null=True, blank=True)
+    bant_need = models.BooleanField(_("need"), null=True, blank=True)
+    bant_timeline = models.BooleanField(_("timeline"), null=True, blank=True)
+    rejection_reason = models.ForeignKey(
+        RejectionReason,
+        verbose_name=_("rejection reason"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="handoffs",
+    )
+    rejection_comment = models.TextField(_("rejection comment"), blank=True)
+
+    class Meta:
+        verbose_name = _("handoff")
+        verbose_name_plural = _("handoffs")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lead"],
+                condition=models.Q(status="open"),
+                name="handoff_one_open_per_lead",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["assigned_to", "status"], name="handoff_rep_status_idx"),
+            models.Index(fields=["team", "status"], name="handoff_team_status_idx"),
+            models.Index(fields=["created_at"], name="handoff_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.lead}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == HandoffStatus.OPEN
+
+    @property
+    def is_queued(self) -> bool:
+        return self.status == HandoffStatus.OPEN and self.assigned_to_id is None
+
+    @property
+    def bant(self) -> dict[str, bool | None]:
+        return {key: getattr(self, f"bant_{key}") for key in BANT_KEYS}
+
+
+class AssignmentVia(models.TextChoices):
+    ROUTING = "routing", _("Routing (new MQL)")
+    QUEUE = "queue", _("From the team queue")
+    MANUAL = "manual", _("By a manager")
+
+
+class Assignment(models.Model):
+    """Every time a handoff gets a rep: the audit of who had it, and the notification state
+    (one notification per assignment, however often the task runs)."""
+
+    handoff = models.ForeignKey(Handoff, on_delete=models.CASCADE, related_name="assignments")
+    rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("rep"), on_delete=models.PROTECT, related_name="+"
+    )
+    previous_rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("previous rep"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    via = models.CharField(_("how"), max_length=20, choices=AssignmentVia.choices)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("by"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    reason = models.TextField(_("reason"), blank=True)
+    assigned_at = models.DateTimeField(_("assigned"), default=timezone.now)
+    email_sent_at = models.DateTimeField(_("e-mail sent"), null=True, blank=True)
+    slack_sent_at = models.DateTimeField(_("Slack message sent"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("assignment")
+        verbose_name_plural = _("assignments")
+        ordering = ["assigned_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.handoff_id} → {self.rep}"
+
+
+class ActivityKind(models.TextChoices):
+    CALL = "call", _("Call")
+    EMAIL = "email", _("E-mail")
+    MEETING = "meeting", _("Meeting")
+    OTHER = "other", _("Other")
+
+
+class ActivityOutcome(models.TextChoices):
+    REACHED = "reached", _("Reached the person")
+    NO_ANSWER = "no_answer", _("No answer")
+    LEFT_MESSAGE = "left_message", _("Left a message")
+    REPLIED = "replied", _("Got a reply")
+    MEETING_SET = "meeting_set", _("Meeting arranged")
+    NOT_INTERESTED = "not_interested", _("Not interested")
+    OTHER = "other", _("Other")
+
+
+class Activity(models.Model):
+    """A touch by sales (call, e-mail, meeting, other). The first one is the first contact."""
+
+    handoff = models.ForeignKey(Handoff, on_delete=models.CASCADE, related_name="activities")
+    kind = models.CharField(_("kind"), max_length=20, choices=ActivityKind.choices)
+    outcome = models.CharField(_("outcome"), max_length=20, choices=ActivityOutcome.choices)
+    note = models.TextField(_("note"), blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("by"),
+        on_delete=models.PROTECT,
+        related_name="handoff_activities",
+    )
+    at = models.DateTimeField(_("when"), default=timezone.now)
+    created_at = models.DateTimeField(_("recorded"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("activity")
+        verbose_name_plural = _("activities")
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["handoff", "at"], name="activity_handoff_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.get_outcome_display()})"

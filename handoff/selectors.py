@@ -1,0 +1,252 @@
+"""Reads for handoff: who may see and do what, routing lookups, and the inbox queries.
+
+Object-level access lives here (not in groups): a rep sees the handoffs assigned to them,
+a manager those of the teams they manage (plus team-less ones nobody could route),
+marketing reads everything, nobody else sees anything. Pages and the API both use these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from handoff.models import (
+    Activity,
+    Assignment,
+    Handoff,
+    HandoffPolicy,
+    HandoffStatus,
+    RoutingRule,
+    Team,
+    TeamMembership,
+)
+from leadflow.models import EngagementEvent, Lead, User
+from leadflow.roles import MARKETING
+
+# How much of the timeline a card in the inbox list shows; the detail page shows more.
+INBOX_EVENTS_PER_CARD = 5
+INBOX_ACTIVITIES_PER_CARD = 3
+DETAIL_EVENTS = 50
+
+
+# --- access ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Access:
+    user_id: int | None
+    is_admin: bool = False
+    is_marketing: bool = False
+    managed_team_ids: frozenset[int] = field(default_factory=frozenset)
+
+    @property
+    def is_manager(self) -> bool:
+        return bool(self.managed_team_ids)
+
+
+def access_for(*, user) -> Access:
+    """The user's roles for handoffs, computed once per request (two small queries)."""
+    if not getattr(user, "is_authenticated", False):
+        return Access(user_id=None)
+    cached = getattr(user, "_handoff_access", None)
+    if cached is not None:
+        return cached
+    access = Access(
+        user_id=user.pk,
+        is_admin=user.is_superuser,
+        is_marketing=user.groups.filter(name=MARKETING).exists(),
+        managed_team_ids=frozenset(user.managed_teams.values_list("pk", flat=True)),
+    )
+    user._handoff_access = access
+    return access
+
+
+def handoffs_visible_to(*, user) -> QuerySet[Handoff]:
+    access = access_for(user=user)
+    if access.user_id is None:
+        return Handoff.objects.none()
+    if access.is_admin or access.is_marketing:
+        return Handoff.objects.all()
+    condition = Q(assigned_to_id=access.user_id)
+    if access.is_manager:
+        condition |= Q(team_id__in=access.managed_team_ids) | Q(team__isnull=True)
+    return Handoff.objects.filter(condition)
+
+
+def can_manage(*, user, handoff: Handoff) -> bool:
+    """Reassign, assign from the queue: the team's managers (and admins)."""
+    access = access_for(user=user)
+    if access.is_admin:
+        return True
+    if handoff.team_id is None:
+        return access.is_manager
+    return handoff.team_id in access.managed_team_ids
+
+
+def can_act(*, user, handoff: Handoff) -> bool:
+    """Log activities, accept, reject, move on after SQL: the rep, or the team's manager."""
+    access = access_for(user=user)
+    if access.user_id is None:
+        return False
+    return handoff.assigned_to_id == access.user_id or can_manage(user=user, handoff=handoff)
+
+
+# --- policy and routing -----------------------------------------------------------------
+
+
+def handoff_policy_get() -> HandoffPolicy:
+    """The agreed policy; the defaults until someone saves one in the admin."""
+    return HandoffPolicy.objects.filter(pk=1).first() or HandoffPolicy(pk=1)
+
+
+def routing_team_for(*, lead: Lead) -> Team | None:
+    """The first matching active rule's team, else the default team, else None."""
+    for rule in RoutingRule.objects.filter(is_active=True).select_related("team"):
+        if rule.matches(lead):
+            return rule.team
+    return Team.objects.filter(is_default=True).first()
+
+
+def reassign_candidates(*, handoff: Handoff) -> QuerySet[User]:
+    """Reps a manager can hand this to: members of its team (of any team when unrouted)."""
+    memberships = TeamMembership.objects.filter(rep__is_active=True)
+    if handoff.team_id is not None:
+        memberships = memberships.filter(team_id=handoff.team_id)
+    return (
+        User.objects.filter(pk__in=memberships.values("rep_id"))
+        .exclude(pk=handoff.assigned_to_id or 0)
+        .order_by("last_name", "first_name", "username")
+    )
+
+
+# --- inbox -----------------------------------------------------------------------------
+
+
+def handoffs_order_by_urgency(queryset: QuerySet[Handoff]) -> QuerySet[Handoff]:
+    """Most urgent first. For now the longest-waiting assignment first (queued ones by
+    creation); the SLA app replaces this with its due times, so keep it the only place."""
+    return queryset.order_by("assigned_at", "created_at", "id")
+
+
+def with_inbox_details(queryset: QuerySet[Handoff]) -> QuerySet[Handoff]:
+    """Everything an inbox card shows, in a fixed number of queries whatever the length."""
+    return queryset.select_related("lead__company", "team", "assigned_to").prefetch_related(
+        Prefetch(
+            "lead__events",
+            queryset=EngagementEvent.objects.order_by("-occurred_at", "-id")[
+                :INBOX_EVENTS_PER_CARD
+            ],
+            to_attr="recent_events",
+        ),
+        Prefetch(
+            "activities",
+            queryset=Activity.objects.select_related("by").order_by("-at", "-id")[
+                :INBOX_ACTIVITIES_PER_CARD
+            ],
+            to_attr="recent_activities",
+        ),
+    )
+
+
+def inbox_for_rep(*, user) -> QuerySet[Handoff]:
+    return with_inbox_details(
+        handoffs_order_by_urgency(
+            Handoff.objects.filter(assigned_to_id=user.pk, status=HandoffStatus.OPEN)
+        )
+    )
+
+
+def team_queue_for_manager(*, user) -> QuerySet[Handoff]:
+    """Open handoffs nobody could take yet, in the teams this user manages."""
+    access = access_for(user=user)
+    queued = Handoff.objects.filter(status=HandoffStatus.OPEN, assigned_to__isnull=True)
+    if not access.is_admin:
+        queued = queued.filter(Q(team_id__in=access.managed_team_ids) | Q(team__isnull=True))
+    return with_inbox_details(handoffs_order_by_urgency(queued))
+
+
+def team_open_for_manager(*, user) -> QuerySet[Handoff]:
+    """Open, assigned handoffs of the managed teams other than the manager's own."""
+    access = access_for(user=user)
+    assigned = Handoff.objects.filter(status=HandoffStatus.OPEN, assigned_to__isnull=False)
+    if not access.is_admin:
+        assigned = assigned.filter(team_id__in=access.managed_team_ids)
+    return handoffs_order_by_urgency(assigned.exclude(assigned_to_id=user.pk)).select_related(
+        "lead__company", "team", "assigned_to"
+    )
+
+
+def open_handoffs_for_marketing() -> QuerySet[Handoff]:
+    return handoffs_order_by_urgency(
+        Handoff.objects.filter(status=HandoffStatus.OPEN)
+    ).select_related("lead__company", "team", "assigned_to")
+
+
+def managed_teams(*, user) -> QuerySet[Team]:
+    access = access_for(user=user)
+    teams = (
+        Team.objects.all()
+        if access.is_admin
+        else Team.objects.filter(pk__in=access.managed_team_ids)
+    )
+    return teams.order_by("name")
+
+
+def handoff_detail(*, user, pk: int) -> Handoff | None:
+    """One handoff with what its page shows, or None when the user may not see it (the view
+    answers 404 then: guessing another rep's id must not reveal that it exists)."""
+    return (
+        handoffs_visible_to(user=user)
+        .select_related("lead__company", "team", "assigned_to", "decided_by", "rejection_reason")
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def handoff_timeline(*, handoff: Handoff) -> dict[str, list]:
+    return {
+        "events": list(
+            EngagementEvent.objects.filter(lead_id=handoff.lead_id).order_by("-occurred_at", "-id")[
+                :DETAIL_EVENTS
+            ]
+        ),
+        "activities": list(
+            Activity.objects.filter(handoff=handoff).select_related("by").order_by("-at", "-id")
+        ),
+        "assignments": list(
+            Assignment.objects.filter(handoff=handoff)
+            .select_related("rep", "previous_rep", "by")
+            .order_by("-assigned_at", "-id")
+        ),
+    }
+
+
+# --- scores (owned by the scoring app) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoreLine:
+    label: str
+    points: int
+
+
+@dataclass(frozen=True)
+class LeadScores:
+    """What the inbox shows of a lead's score: both axes and why."""
+
+    fit: int
+    engagement: int
+    fit_explanation: list[ScoreLine] = field(default_factory=list)
+    engagement_explanation: list[ScoreLine] = field(default_factory=list)
+
+
+def lead_scores_for(*, lead_ids: Iterable[int]) -> dict[int, LeadScores] | None:
+    """Fit and engagement score with explanation per lead id, in one query for all of them.
+
+    None while there is no `scoring` score data to read (the scoring app is merged
+    separately and wires this function to its stored scores); a lead without a score is
+    simply missing from the dict. Every page and API reads scores through this function.
+    """
+    return None

@@ -1,0 +1,622 @@
+"""Every change to a handoff: creation and routing, assignment, activities, the verdict.
+
+Lock order, everywhere: lead (taken by `lead_transition`) → team → handoff. Routing reads
+and writes a team's round-robin position only while holding that team's row lock, so two
+MQLs routed at the same moment queue up on the lock and cannot both pick the same rep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import urllib.request
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Count
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from handoff import selectors
+from handoff.models import (
+    BANT_KEYS,
+    Activity,
+    ActivityKind,
+    ActivityOutcome,
+    Assignment,
+    AssignmentVia,
+    Handoff,
+    HandoffStatus,
+    RejectionReason,
+    RepProfile,
+    Team,
+    TeamMembership,
+)
+from leadflow.errors import DomainError, InvalidTransition
+from leadflow.lifecycle import lead_transition
+from leadflow.models import Lead, Stage, StageTransition, User
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CAPACITY = RepProfile._meta.get_field("max_open_handoffs").default
+SYSTEM_ACTOR = "handoff"
+
+
+def _enqueue_on_commit(task, *args: Any) -> None:
+    # Never talk to the broker (or anything else on the network) inside a transaction: a
+    # rollback would leave a task pointing at rows that do not exist.
+    transaction.on_commit(lambda: task.delay(*args))
+
+
+# --- routing ---------------------------------------------------------------------------
+
+
+def _fair_tiebreak(team_id: int, rep_id: int) -> bytes:
+    # Among reps never assigned in this team, a stable order that is unrelated to who
+    # joined first (primary keys would always favour the oldest members).
+    return hashlib.sha256(f"{team_id}:{rep_id}".encode()).digest()
+
+
+def _pick_rep(*, team: Team, at: datetime) -> TeamMembership | None:
+    """The next rep in the team's round robin who is here and has room. Caller holds the
+    team's row lock."""
+    members = list(
+        TeamMembership.objects.filter(team=team, is_active=True, rep__is_active=True)
+        .select_related("rep__rep_profile")
+        .order_by()
+    )
+    if not members:
+        return None
+    open_counts = dict(
+        Handoff.objects.filter(
+            status=HandoffStatus.OPEN, assigned_to_id__in=[m.rep_id for m in members]
+        )
+        .order_by()
+        .values("assigned_to_id")
+        .annotate(n=Count("id"))
+        .values_list("assigned_to_id", "n")
+    )
+    available = []
+    for membership in members:
+        profile = getattr(membership.rep, "rep_profile", None)
+        capacity = profile.max_open_handoffs if profile else DEFAULT_CAPACITY
+        if profile is not None and profile.is_away(at):
+            continue
+        if open_counts.get(membership.rep_id, 0) >= capacity:
+            continue
+        available.append(membership)
+    if not available:
+        return None
+    return min(
+        available,
+        key=lambda m: (m.last_assignment_seq, _fair_tiebreak(team.pk, m.rep_id)),
+    )
+
+
+def _assign(
+    *,
+    handoff: Handoff,
+    team: Team,
+    membership: TeamMembership,
+    via: str,
+    by: User | None = None,
+    reason: str = "",
+    at: datetime,
+) -> Assignment:
+    """Give the handoff to the membership's rep. Caller holds the team and handoff locks."""
+    team.assignment_counter += 1
+    team.save(update_fields=["assignment_counter"])
+    membership.last_assignment_seq = team.assignment_counter
+    membership.last_assigned_at = at
+    membership.save(update_fields=["last_assignment_seq", "last_assigned_at"])
+
+    previous_rep_id = handoff.assigned_to_id
+    handoff.team = team
+    handoff.assigned_to = membership.rep
+    handoff.assigned_at = at
+    handoff.save(update_fields=["team", "assigned_to", "assigned_at"])
+    assignment = Assignment.objects.create(
+        handoff=handoff,
+        rep=membership.rep,
+        previous_rep_id=previous_rep_id,
+        via=via,
+        by=by,
+        reason=reason,
+        assigned_at=at,
+    )
+    from handoff.tasks import notify_assignment_task
+
+    _enqueue_on_commit(notify_assignment_task, assignment.pk)
+    return assignment
+
+
+def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handoff:
+    """Create the handoff of a lead that just became an MQL and route it.
+
+    Runs inside `lead_transition`'s transaction (via the lead_stage_changed receiver), so
+    the MQL and its handoff commit together. Idempotent per MQL transition.
+    """
+    existing = Handoff.objects.filter(mql_transition=transition).first()
+    if existing is not None:
+        return existing
+    at = transition.occurred_at
+    with transaction.atomic():
+        still_open = Handoff.objects.filter(lead=lead, status=HandoffStatus.OPEN).first()
+        if still_open is not None:
+            # Cannot happen through the lifecycle (a lead leaves MQL before it re-enters),
+            # but if it does, one open handoff per lead is the rule the inbox relies on.
+            logger.warning("Lead %s became MQL with handoff %s still open", lead.pk, still_open.pk)
+            return still_open
+        routed = selectors.routing_team_for(lead=lead)
+        team = Team.objects.select_for_update().get(pk=routed.pk) if routed else None
+        handoff = Handoff.objects.create(
+            lead=lead, mql_transition=transition, team=team, created_at=at
+        )
+        if team is not None:
+            membership = _pick_rep(team=team, at=at)
+            if membership is not None:
+                _assign(
+                    handoff=handoff,
+                    team=team,
+                    membership=membership,
+                    via=AssignmentVia.ROUTING,
+                    at=at,
+                )
+    return handoff
+
+
+def handoff_assign_from_queue(*, team: Team, actor: User | None = None) -> list[Handoff]:
+    """Hand the team's queued handoffs, oldest first, to reps who now have room.
+
+    Called when a rep frees up or comes back (tasks after a verdict, the periodic sweep,
+    the admin action, the manager's button). Returns the handoffs that got a rep.
+    """
+    at = timezone.now()
+    assigned: list[Handoff] = []
+    with transaction.atomic():
+        locked_team = Team.objects.select_for_update().get(pk=team.pk)
+        queued = (
+            Handoff.objects.select_for_update()
+            .filter(team=locked_team, status=HandoffStatus.OPEN, assigned_to__isnull=True)
+            .order_by("created_at", "id")
+        )
+        for handoff in queued:
+            membership = _pick_rep(team=locked_team, at=at)
+            if membership is None:
+                break
+            _assign(
+                handoff=handoff,
+                team=locked_team,
+                membership=membership,
+                via=AssignmentVia.QUEUE,
+                by=actor,
+                at=at,
+            )
+            assigned.append(handoff)
+    return assigned
+
+
+def handoff_reassign(*, handoff: Handoff, to_rep: User, actor: User, reason: str = "") -> Handoff:
+    """A manager gives the handoff to `to_rep` by hand (also how a queued one is assigned).
+
+    The manager's choice wins over away and capacity: they know what the round robin
+    does not. Taking a handoff away from a rep needs a reason, kept in the assignment log.
+    """
+    reason = (reason or "").strip()
+    at = timezone.now()
+    with transaction.atomic():
+        team_id = Handoff.objects.values_list("team_id", flat=True).get(pk=handoff.pk)
+        if team_id is not None:
+            Team.objects.select_for_update().get(pk=team_id)
+        locked = (
+            Handoff.objects.select_for_update(of=("self",))
+            .select_related("team")
+            .get(pk=handoff.pk)
+        )
+        if locked.team_id != team_id:
+            raise DomainError(_("The handoff moved to another team meanwhile; reload and retry."))
+        if locked.status != HandoffStatus.OPEN:
+            raise DomainError(
+                _("This handoff is already decided (%(status)s); it cannot be reassigned.")
+                % {"status": locked.get_status_display()},
+                code="handoff_closed",
+            )
+        if locked.assigned_to_id == to_rep.pk:
+            raise DomainError(
+                _("%(rep)s already has this handoff.") % {"rep": to_rep},
+                code="same_rep",
+                fields={"rep": [_("Choose another rep.")]},
+            )
+        if not to_rep.is_active:
+            raise DomainError(
+                _("%(rep)s is not an active user.") % {"rep": to_rep},
+                code="inactive_rep",
+                fields={"rep": [_("Choose an active rep.")]},
+            )
+        memberships = TeamMembership.objects.filter(rep=to_rep).select_related("team")
+        if team_id is not None:
+            memberships = memberships.filter(team_id=team_id)
+        membership = memberships.order_by("team__name").first()
+        if membership is None:
+            message = (
+                _("%(rep)s is not a member of team %(team)s.")
+                % {"rep": to_rep, "team": locked.team}
+                if team_id is not None
+                else _("%(rep)s is not a member of any team.") % {"rep": to_rep}
+            )
+            raise DomainError(message, code="not_a_member", fields={"rep": [message]})
+        if locked.assigned_to_id is not None and not reason:
+            message = _("Say why the handoff moves to another rep.")
+            raise DomainError(message, code="reason_required", fields={"reason": [message]})
+        team = Team.objects.select_for_update().get(pk=membership.team_id)
+        _assign(
+            handoff=locked,
+            team=team,
+            membership=membership,
+            via=AssignmentVia.MANUAL,
+            by=actor,
+            reason=reason,
+            at=at,
+        )
+    return locked
+
+
+# --- work on a handoff -----------------------------------------------------------------
+
+
+def activity_log(
+    *,
+    handoff: Handoff,
+    actor: User,
+    kind: str,
+    outcome: str,
+    note: str = "",
+    at: datetime | None = None,
+) -> Activity:
+    """Record a call, e-mail, meeting or other touch. The earliest one is the first contact."""
+    now = timezone.now()
+    when = at or now
+    errors: dict[str, list[str]] = {}
+    if kind not in ActivityKind.values:
+        errors["kind"] = [_("Choose call, e-mail, meeting or other.")]
+    if outcome not in ActivityOutcome.values:
+        errors["outcome"] = [_("Choose the outcome.")]
+    if when.tzinfo is None:
+        errors["at"] = [_("The time has no time zone.")]
+    elif when > now + timedelta(minutes=1):
+        errors["at"] = [_("An activity cannot be in the future.")]
+    if errors:
+        first = next(iter(errors.values()))[0]
+        raise DomainError(first, code="invalid_activity", fields=errors)
+
+    with transaction.atomic():
+        locked = Handoff.objects.select_for_update().get(pk=handoff.pk)
+        if locked.status == HandoffStatus.REJECTED:
+            raise DomainError(
+                _("This handoff was rejected; log further contact in marketing's tools."),
+                code="handoff_closed",
+            )
+        if locked.assigned_to_id is None:
+            raise DomainError(
+                _("This handoff waits in the team queue; assign it to a rep first."),
+                code="handoff_queued",
+            )
+        activity = Activity.objects.create(
+            handoff=locked, kind=kind, outcome=outcome, note=(note or "").strip(), by=actor, at=when
+        )
+        if locked.first_contact_at is None or when < locked.first_contact_at:
+            locked.first_contact_at = when
+            locked.save(update_fields=["first_contact_at"])
+    handoff.first_contact_at = locked.first_contact_at
+    return activity
+
+
+def _clean_bant(bant: Mapping[str, Any]) -> dict[str, bool]:
+    unknown = sorted(set(bant) - set(BANT_KEYS))
+    if unknown:
+        raise DomainError(
+            _("Unknown BANT item(s): %(items)s.") % {"items": ", ".join(unknown)},
+            code="invalid_bant",
+            fields={"bant": [_("Use budget, authority, need and timeline.")]},
+        )
+    return {key: bool(bant.get(key, False)) for key in BANT_KEYS}
+
+
+def _lock_open(handoff: Handoff) -> Handoff:
+    locked = (
+        Handoff.objects.select_for_update(of=("self",)).select_related("lead").get(pk=handoff.pk)
+    )
+    if locked.status != HandoffStatus.OPEN:
+        raise DomainError(
+            _("This handoff is already decided (%(status)s).")
+            % {"status": locked.get_status_display()},
+            code="handoff_closed",
+        )
+    # A queued handoff may be decided too (by its team's manager, e.g. obvious bad data).
+    return locked
+
+
+def _after_verdict(locked: Handoff) -> None:
+    # A verdict frees a slot of the rep's capacity: let the team's queue move.
+    if locked.team_id is not None:
+        from handoff.tasks import assign_from_queue_task
+
+        _enqueue_on_commit(assign_from_queue_task, locked.team_id)
+
+
+def _copy_back(handoff: Handoff, locked: Handoff) -> Handoff:
+    for name in (
+        "status",
+        "decided_at",
+        "decided_by_id",
+        "rejection_reason_id",
+        "rejection_comment",
+        *(f"bant_{key}" for key in BANT_KEYS),
+    ):
+        setattr(handoff, name, getattr(locked, name))
+    return locked
+
+
+def handoff_accept(*, handoff: Handoff, actor: User, bant: Mapping[str, Any]) -> Handoff:
+    """Sales takes the lead: it becomes an SQL if enough BANT answers are yes."""
+    answers = _clean_bant(bant)
+    needed = selectors.handoff_policy_get().bant_min_yes
+    with transaction.atomic():
+        locked = _lock_open(handoff)
+        yes = sum(answers.values())
+        if yes < needed:
+            message = _(
+                "To accept as SQL, at least %(needed)d of budget, authority, need and timeline "
+                "must be yes (%(yes)d checked)."
+            ) % {"needed": needed, "yes": yes}
+            raise DomainError(message, code="bant_too_few", fields={"bant": [message]})
+        transition = lead_transition(
+            lead=locked.lead,
+            to_stage=Stage.SQL,
+            actor=actor,
+            reason=_("Accepted by sales (BANT %(yes)d/4).") % {"yes": yes},
+            context={"handoff_id": locked.pk, "bant": answers},
+            expected_from=Stage.MQL,
+        )
+        for key, value in answers.items():
+            setattr(locked, f"bant_{key}", value)
+        locked.status = HandoffStatus.ACCEPTED
+        locked.decided_at = transition.occurred_at
+        locked.decided_by = actor
+        locked.save(
+            update_fields=[
+                "status",
+                "decided_at",
+                "decided_by",
+                *(f"bant_{key}" for key in BANT_KEYS),
+            ]
+        )
+        _after_verdict(locked)
+    return _copy_back(handoff, locked)
+
+
+def handoff_reject(
+    *, handoff: Handoff, actor: User, reason: RejectionReason | None, comment: str
+) -> Handoff:
+    """Sales does not take the lead: it goes back to marketing (recycled) with the reason.
+
+    The reason code and the comment are stored on the handoff and in the transition's
+    reason/context, which is what marketing's reports and the outbox read.
+    """
+    comment = (comment or "").strip()
+    errors: dict[str, list[str]] = {}
+    if reason is None:
+        errors["reason"] = [_("Choose a reason.")]
+    elif not reason.is_active:
+        errors["reason"] = [_("This reason is no longer offered; choose another.")]
+    if not comment:
+        errors["comment"] = [_("Write a comment for marketing.")]
+    if errors:
+        raise DomainError(
+            _("A rejection needs a reason and a comment, so marketing knows what to do next."),
+            code="rejection_incomplete",
+            fields=errors,
+        )
+    assert reason is not None
+    with transaction.atomic():
+        locked = _lock_open(handoff)
+        transition = lead_transition(
+            lead=locked.lead,
+            to_stage=Stage.RECYCLED,
+            actor=actor,
+            reason=f"{reason.label_en}: {comment}",
+            context={
+                "handoff_id": locked.pk,
+                "rejection_reason": reason.code,
+                "rejection_comment": comment,
+            },
+            expected_from=Stage.MQL,
+        )
+        locked.status = HandoffStatus.REJECTED
+        locked.decided_at = transition.occurred_at
+        locked.decided_by = actor
+        locked.rejection_reason = reason
+        locked.rejection_comment = comment
+        locked.save(
+            update_fields=[
+                "status",
+                "decided_at",
+                "decided_by",
+                "rejection_reason",
+                "rejection_comment",
+            ]
+        )
+        _after_verdict(locked)
+    return _copy_back(handoff, locked)
+
+
+# --- after SQL -------------------------------------------------------------------------
+
+
+def _move_after_sql(
+    *,
+    lead: Lead,
+    to_stage: str,
+    allowed_from: tuple[str, ...],
+    actor: User | str,
+    reason: str,
+    context: dict[str, Any] | None,
+    refusal: str,
+) -> StageTransition:
+    current = Lead.objects.values_list("stage", flat=True).get(pk=lead.pk)
+    if current not in allowed_from:
+        raise InvalidTransition(refusal % {"stage": Stage(current).label})
+    handoff_id = (
+        Handoff.objects.filter(lead_id=lead.pk, status=HandoffStatus.ACCEPTED)
+        .order_by("-decided_at", "-id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    full_context = {"handoff_id": handoff_id, **(context or {})}
+    # expected_from: if someone moved the lead since we read it, refuse instead of guessing.
+    return lead_transition(
+        lead=lead,
+        to_stage=to_stage,
+        actor=actor,
+        reason=reason,
+        context=full_context,
+        expected_from=current,
+    )
+
+
+def lead_mark_opportunity(
+    *, lead: Lead, actor: User | str, reason: str = "", context: dict[str, Any] | None = None
+) -> StageTransition:
+    """An SQL became a deal in the pipeline (by the rep, or SFA feedback as actor "sfa:x")."""
+    return _move_after_sql(
+        lead=lead,
+        to_stage=Stage.OPPORTUNITY,
+        allowed_from=(Stage.SQL,),
+        actor=actor,
+        reason=reason,
+        context=context,
+        refusal=_("Only an SQL can become an opportunity; this lead is %(stage)s."),
+    )
+
+
+def lead_mark_won(
+    *, lead: Lead, actor: User | str, reason: str = "", context: dict[str, Any] | None = None
+) -> StageTransition:
+    return _move_after_sql(
+        lead=lead,
+        to_stage=Stage.CUSTOMER,
+        allowed_from=(Stage.SQL, Stage.OPPORTUNITY),
+        actor=actor,
+        reason=reason,
+        context=context,
+        refusal=_("Only an SQL or an opportunity can be won; this lead is %(stage)s."),
+    )
+
+
+def lead_mark_lost(
+    *, lead: Lead, actor: User | str, reason: str, context: dict[str, Any] | None = None
+) -> StageTransition:
+    """A lost SQL or opportunity goes back to marketing for nurture, with the lost reason."""
+    reason = (reason or "").strip()
+    if not reason:
+        message = _("Say why the deal was lost; marketing uses it for nurture.")
+        raise DomainError(message, code="reason_required", fields={"reason": [message]})
+    return _move_after_sql(
+        lead=lead,
+        to_stage=Stage.RECYCLED,
+        allowed_from=(Stage.SQL, Stage.OPPORTUNITY),
+        actor=actor,
+        reason=reason,
+        context={"lost_reason": reason, **(context or {})},
+        refusal=_("Only an SQL or an opportunity can be lost; this lead is %(stage)s."),
+    )
+
+
+# --- notifications ---------------------------------------------------------------------
+
+
+def _claim(assignment_id: int, field: str) -> bool:
+    # A conditional UPDATE is the claim: of two workers running the same task, one wins.
+    # Claimed before sending, released if sending fails, so a notification goes out at
+    # most once per assignment (a worker killed mid-send loses that one message).
+    return (
+        Assignment.objects.filter(pk=assignment_id, **{f"{field}__isnull": True}).update(
+            **{field: timezone.now()}
+        )
+        == 1
+    )
+
+
+def _release(assignment_id: int, field: str) -> None:
+    Assignment.objects.filter(pk=assignment_id).update(**{field: None})
+
+
+def _send_once(assignment_id: int, field: str, send: Callable[[], object]) -> bool:
+    if not _claim(assignment_id, field):
+        return False
+    try:
+        send()
+    except Exception:
+        _release(assignment_id, field)
+        raise
+    return True
+
+
+def _post_webhook(url: str, text: str) -> None:
+    body = json.dumps({"text": text}).encode()
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked (http/https) in settings
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        response.read()
+
+
+def assignment_notify(*, assignment_id: int) -> dict[str, bool]:
+    """E-mail the rep about a new handoff and post to Slack if a webhook is configured.
+
+    Runs outside any transaction (from a Celery task). Returns what was sent this time.
+    """
+    sent = {"email": False, "slack": False}
+    assignment = (
+        Assignment.objects.select_related("handoff__lead__company", "handoff__team", "rep")
+        .filter(pk=assignment_id)
+        .first()
+    )
+    if assignment is None:
+        return sent
+    handoff = assignment.handoff
+    if handoff.status != HandoffStatus.OPEN or handoff.assigned_to_id != assignment.rep_id:
+        return sent  # decided or handed on before we got here: the news is stale
+    url = settings.PUBLIC_BASE_URL.rstrip("/") + reverse("handoff:detail", args=[handoff.pk])
+    with translation.override(settings.LANGUAGE_CODE):
+        context = {"assignment": assignment, "handoff": handoff, "lead": handoff.lead, "url": url}
+        subject = _("New MQL for you: %(lead)s") % {
+            "lead": handoff.lead.full_name or handoff.lead.email
+        }
+        if handoff.lead.company:
+            subject += f" ({handoff.lead.company.name})"
+        body = render_to_string("handoff/email/assigned.txt", context)
+        slack_text = _("%(rep)s has a new MQL: %(lead)s — %(url)s") % {
+            "rep": assignment.rep,
+            "lead": handoff.lead.full_name or handoff.lead.email,
+            "url": url,
+        }
+    if assignment.rep.email:
+        sent["email"] = _send_once(
+            assignment.pk,
+            "email_sent_at",
+            lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [assignment.rep.email]),
+        )
+    webhook = getattr(settings, "HANDOFF_SLACK_WEBHOOK_URL", "")
+    if webhook:
+        sent["slack"] = _send_once(
+            assignment.pk, "slack_sent_at", lambda: _post_webhook(webhook, slack_text)
+        )
+    return sent

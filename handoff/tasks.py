@@ -1,0 +1,37 @@
+"""Celery tasks of the handoff app: thin, idempotent, each calls one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from handoff import services
+from handoff.models import HandoffStatus, Team
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OSError,),  # SMTP and HTTP failures; smtplib and urllib errors are OSErrors
+    retry_backoff=True,
+    max_retries=6,
+)
+def notify_assignment_task(assignment_id: int) -> dict[str, bool]:
+    return services.assignment_notify(assignment_id=assignment_id)
+
+
+@shared_task(acks_late=True)
+def assign_from_queue_task(team_id: int) -> int:
+    team = Team.objects.filter(pk=team_id).first()
+    if team is None:
+        return 0
+    return len(services.handoff_assign_from_queue(team=team))
+
+
+@shared_task(acks_late=True)
+def assign_all_queues_task() -> int:
+    """Periodic: reps come back from being away by the clock, with no event to react to."""
+    team_ids = (
+        Team.objects.filter(handoffs__status=HandoffStatus.OPEN, handoffs__assigned_to__isnull=True)
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    return sum(assign_from_queue_task(team_id) for team_id in team_ids)

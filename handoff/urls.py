@@ -1,0 +1,26 @@
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from handoff import api, views
+
+app_name = "handoff"
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("handoffs", api.HandoffViewSet, basename="api-handoff")
+
+urlpatterns = [
+    path("inbox/", views.inbox, name="inbox"),
+    path("inbox/handoffs/<int:pk>/", views.detail, name="detail"),
+    path("inbox/handoffs/<int:pk>/activities/", views.activity_create, name="activity-create"),
+    path("inbox/handoffs/<int:pk>/accept/", views.accept, name="accept"),
+    path("inbox/handoffs/<int:pk>/reject/", views.reject, name="reject"),
+    path("inbox/handoffs/<int:pk>/reassign/", views.reassign, name="reassign"),
+    path("inbox/handoffs/<int:pk>/stage/", views.stage_change, name="stage"),
+    path(
+        "inbox/teams/<int:team_id>/assign-queue/",
+        views.team_assign_queue,
+        name="team-assign-queue",
+    ),
+    path("api/v1/", include(router.urls)),
+]

@@ -1,0 +1,304 @@
+"""The rep's inbox and the handoff page.
+
+Every action is a plain form POST that redirects with a message (PRG). With htmx the same
+URL answers with the fragment to swap in (or HX-Redirect after a verdict); with errors,
+the form comes back with them (422) either way, never a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from handoff import selectors, services
+from handoff.forms import (
+    AcceptForm,
+    ActivityForm,
+    ReassignForm,
+    RejectForm,
+    StageForm,
+    add_domain_error,
+)
+from handoff.models import Handoff, HandoffStatus, Team
+from leadflow.errors import DomainError
+from leadflow.models import Stage, User
+
+
+def _actor(request: HttpRequest) -> User:
+    # Every action view is behind login_required: the user is a real one here.
+    return cast(User, request.user)
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _attach_scores(handoffs: list[Handoff]) -> bool:
+    """Put each lead's scores on its handoff (`.scores`, None when unscored).
+    False when there is no score data at all, so pages can say so once."""
+    scores = selectors.lead_scores_for(lead_ids=[h.lead_id for h in handoffs])
+    for handoff in handoffs:
+        handoff.scores = (  # type: ignore[attr-defined]  # display-only attribute
+            scores.get(handoff.lead_id) if scores is not None else None
+        )
+    return scores is not None
+
+
+@require_GET
+@login_required
+def inbox(request: HttpRequest) -> HttpResponse:
+    access = selectors.access_for(user=request.user)
+    mine = list(selectors.inbox_for_rep(user=request.user))
+    queue: list[Handoff] = []
+    team_open: list[Handoff] = []
+    teams: list[Team] = []
+    if access.is_manager or access.is_admin:
+        queue = list(selectors.team_queue_for_manager(user=request.user))
+        team_open = list(selectors.team_open_for_manager(user=request.user))
+        teams = list(selectors.managed_teams(user=request.user))
+    marketing_open: list[Handoff] = []
+    if access.is_marketing and not (access.is_manager or access.is_admin):
+        marketing_open = list(selectors.open_handoffs_for_marketing()[:200])
+    scoring_available = _attach_scores(mine + queue)
+    return render(
+        request,
+        "handoff/inbox.html",
+        {
+            "mine": mine,
+            "queue": queue,
+            "team_open": team_open,
+            "teams": teams,
+            "marketing_open": marketing_open,
+            "access": access,
+            "scoring_available": scoring_available,
+        },
+    )
+
+
+def _visible_or_404(request: HttpRequest, pk: int) -> Handoff:
+    handoff = selectors.handoff_detail(user=request.user, pk=pk)
+    if handoff is None:
+        # 404, not 403: another rep's handoff id must not reveal that it exists.
+        raise Http404
+    return handoff
+
+
+def _forms_for(handoff: Handoff, **bound: forms.Form) -> dict[str, forms.Form]:
+    forms_: dict[str, forms.Form] = {
+        "activity_form": ActivityForm(),
+        "accept_form": AcceptForm(),
+        "reject_form": RejectForm(),
+        "reassign_form": ReassignForm(candidates=selectors.reassign_candidates(handoff=handoff)),
+        "stage_form": StageForm(),
+    }
+    forms_.update(bound)
+    return forms_
+
+
+def _detail_context(request: HttpRequest, handoff: Handoff, **bound: forms.Form) -> dict[str, Any]:
+    scoring_available = _attach_scores([handoff])
+    may_act = selectors.can_act(user=request.user, handoff=handoff)
+    may_manage = selectors.can_manage(user=request.user, handoff=handoff)
+    return {
+        "handoff": handoff,
+        "lead": handoff.lead,
+        "bant_min_yes": selectors.handoff_policy_get().bant_min_yes,
+        "scoring_available": scoring_available,
+        "can_act": may_act,
+        "can_manage": may_manage,
+        "can_decide": may_act and handoff.status == HandoffStatus.OPEN,
+        "can_log": may_act and handoff.status != HandoffStatus.REJECTED and handoff.assigned_to_id,
+        "can_move_on": may_act
+        and handoff.status == HandoffStatus.ACCEPTED
+        and handoff.lead.stage in (Stage.SQL, Stage.OPPORTUNITY),
+        **selectors.handoff_timeline(handoff=handoff),
+        **_forms_for(handoff, **bound),
+    }
+
+
+@require_GET
+@login_required
+def detail(request: HttpRequest, pk: int) -> HttpResponse:
+    handoff = _visible_or_404(request, pk)
+    return render(request, "handoff/detail.html", _detail_context(request, handoff))
+
+
+def _action(
+    request: HttpRequest,
+    pk: int,
+    *,
+    form_name: str,
+    make_form: Callable[[Handoff], forms.Form],
+    perform: Callable[[Handoff, Any], str],
+    fragment: str,
+    manage: bool = False,
+    in_place: bool = False,
+) -> HttpResponse:
+    handoff = _visible_or_404(request, pk)
+    allowed = selectors.can_manage if manage else selectors.can_act
+    if not allowed(user=request.user, handoff=handoff):
+        raise PermissionDenied  # it can see it (marketing, a colleague's manager), not act
+    form = make_form(handoff)
+    if form.is_valid():
+        try:
+            success = perform(handoff, form)
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            url = reverse("handoff:detail", args=[handoff.pk])
+            if _is_htmx(request) and in_place:
+                handoff = _visible_or_404(request, pk)
+                context = _detail_context(request, handoff)
+                context["flash"] = success
+                return render(request, fragment, context)
+            messages.success(request, success)
+            if _is_htmx(request):
+                response = HttpResponse(status=200)
+                response["HX-Redirect"] = url
+                return response
+            return redirect(url)
+    context = _detail_context(request, handoff, **{form_name: form})
+    template = fragment if _is_htmx(request) else "handoff/detail.html"
+    return render(request, template, context, status=422)
+
+
+@require_POST
+@login_required
+def activity_create(request: HttpRequest, pk: int) -> HttpResponse:
+    def perform(handoff: Handoff, form: ActivityForm) -> str:
+        activity = services.activity_log(
+            handoff=handoff,
+            actor=_actor(request),
+            kind=form.cleaned_data["kind"],
+            outcome=form.cleaned_data["outcome"],
+            note=form.cleaned_data["note"],
+        )
+        return _("Logged: %(activity)s.") % {"activity": activity}
+
+    return _action(
+        request,
+        pk,
+        form_name="activity_form",
+        make_form=lambda h: ActivityForm(request.POST),
+        perform=perform,
+        fragment="handoff/_activity_section.html",
+        in_place=True,
+    )
+
+
+@require_POST
+@login_required
+def accept(request: HttpRequest, pk: int) -> HttpResponse:
+    def perform(handoff: Handoff, form: AcceptForm) -> str:
+        services.handoff_accept(handoff=handoff, actor=_actor(request), bant=form.bant())
+        return _("Accepted: %(lead)s is now an SQL.") % {"lead": handoff.lead}
+
+    return _action(
+        request,
+        pk,
+        form_name="accept_form",
+        make_form=lambda h: AcceptForm(request.POST),
+        perform=perform,
+        fragment="handoff/_accept_form.html",
+    )
+
+
+@require_POST
+@login_required
+def reject(request: HttpRequest, pk: int) -> HttpResponse:
+    def perform(handoff: Handoff, form: RejectForm) -> str:
+        services.handoff_reject(
+            handoff=handoff,
+            actor=_actor(request),
+            reason=form.cleaned_data["reason"],
+            comment=form.cleaned_data["comment"],
+        )
+        return _("Rejected: %(lead)s goes back to marketing for nurture.") % {"lead": handoff.lead}
+
+    return _action(
+        request,
+        pk,
+        form_name="reject_form",
+        make_form=lambda h: RejectForm(request.POST),
+        perform=perform,
+        fragment="handoff/_reject_form.html",
+    )
+
+
+@require_POST
+@login_required
+def reassign(request: HttpRequest, pk: int) -> HttpResponse:
+    def perform(handoff: Handoff, form: ReassignForm) -> str:
+        rep = form.cleaned_data["rep"]
+        services.handoff_reassign(
+            handoff=handoff, to_rep=rep, actor=_actor(request), reason=form.cleaned_data["reason"]
+        )
+        return _("Assigned to %(rep)s.") % {"rep": rep}
+
+    return _action(
+        request,
+        pk,
+        form_name="reassign_form",
+        make_form=lambda h: ReassignForm(
+            request.POST, candidates=selectors.reassign_candidates(handoff=h)
+        ),
+        perform=perform,
+        fragment="handoff/_reassign_form.html",
+        manage=True,
+    )
+
+
+@require_POST
+@login_required
+def stage_change(request: HttpRequest, pk: int) -> HttpResponse:
+    def perform(handoff: Handoff, form: StageForm) -> str:
+        if handoff.status != HandoffStatus.ACCEPTED:
+            raise DomainError(_("Only an accepted handoff moves on to a deal."))
+        to = form.cleaned_data["to"]
+        reason = form.cleaned_data["reason"]
+        if to == StageForm.OPPORTUNITY:
+            services.lead_mark_opportunity(lead=handoff.lead, actor=_actor(request), reason=reason)
+        elif to == StageForm.WON:
+            services.lead_mark_won(lead=handoff.lead, actor=_actor(request), reason=reason)
+        else:
+            services.lead_mark_lost(lead=handoff.lead, actor=_actor(request), reason=reason)
+        handoff.lead.refresh_from_db(fields=["stage"])
+        return _("The lead is now: %(stage)s.") % {"stage": handoff.lead.get_stage_display()}
+
+    return _action(
+        request,
+        pk,
+        form_name="stage_form",
+        make_form=lambda h: StageForm(request.POST),
+        perform=perform,
+        fragment="handoff/_stage_form.html",
+    )
+
+
+@require_POST
+@login_required
+def team_assign_queue(request: HttpRequest, team_id: int) -> HttpResponse:
+    teams = selectors.managed_teams(user=request.user)
+    team = get_object_or_404(teams, pk=team_id)
+    assigned = services.handoff_assign_from_queue(team=team, actor=_actor(request))
+    if assigned:
+        messages.success(
+            request,
+            _("%(n)d queued handoff(s) of %(team)s assigned.") % {"n": len(assigned), "team": team},
+        )
+    else:
+        messages.warning(
+            request,
+            _("Nobody in %(team)s can take a handoff now (away or at capacity).") % {"team": team},
+        )
+    return redirect("handoff:inbox")

@@ -1,0 +1,43 @@
+"""Building blocks for handoff tests: teams of reps and leads that become MQLs for real
+(through leadflow.lifecycle, so the signal receiver creates and routes the handoff)."""
+
+from __future__ import annotations
+
+from handoff.models import Handoff, RepProfile, Team, TeamMembership
+from leadflow.lifecycle import lead_transition
+from leadflow.models import Stage
+from leadflow.roles import SALES_MANAGER, SALES_REP
+from tests.factories import CompanyFactory, LeadFactory, UserFactory
+
+
+def make_team(
+    name: str = "Kanto",
+    *,
+    reps: int = 3,
+    default: bool = False,
+    manager: bool = True,
+    prefix: str | None = None,
+) -> tuple[Team, list, object | None]:
+    team = Team.objects.create(name=name, is_default=default)
+    prefix = prefix or name.lower()
+    members = []
+    for number in range(1, reps + 1):
+        rep = UserFactory(username=f"{prefix}-rep{number}", roles=[SALES_REP])
+        TeamMembership.objects.create(team=team, rep=rep)
+        members.append(rep)
+    boss = None
+    if manager:
+        boss = UserFactory(username=f"{prefix}-manager", roles=[SALES_MANAGER])
+        team.managers.add(boss)
+    return team, members, boss
+
+
+def make_mql(*, company=None, **lead_fields) -> Handoff:
+    lead = LeadFactory(stage=Stage.KNOWN, company=company or CompanyFactory(), **lead_fields)
+    lead_transition(lead=lead, to_stage=Stage.MQL, actor="scoring")
+    return Handoff.objects.select_related("lead", "team", "assigned_to").get(lead=lead)
+
+
+def set_profile(rep, **fields) -> RepProfile:
+    profile, _created = RepProfile.objects.update_or_create(user=rep, defaults=fields)
+    return profile

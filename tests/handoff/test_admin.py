@@ -1,0 +1,90 @@
+import pytest
+from django.urls import reverse
+
+from handoff.models import Handoff, RoutingRule, Team
+from tests.factories import UserFactory
+from tests.handoff.helpers import make_mql, make_team, set_profile
+
+
+@pytest.fixture
+def admin_client(client, db):
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    return client
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "team",
+        "repprofile",
+        "routingrule",
+        "handoffpolicy",
+        "rejectionreason",
+        "handoff",
+        "activity",
+    ],
+)
+def test_admin_pages_open(admin_client, model):
+    make_team(default=True)
+    make_mql()
+    assert admin_client.get(reverse(f"admin:handoff_{model}_changelist")).status_code == 200
+
+
+def test_routing_rule_is_edited_with_checkboxes(admin_client):
+    team, _reps, _ = make_team()
+    response = admin_client.post(
+        reverse("admin:handoff_routingrule_add"),
+        {
+            "name": "Kansai makers",
+            "order": 5,
+            "is_active": "on",
+            "team": team.pk,
+            "regions": ["kinki"],
+            "industries": ["manufacturing", "it"],
+            "min_employees": "100",
+            "max_employees": "50",
+        },
+    )
+    assert response.status_code == 200  # max below min: the form says so
+    assert "Must not be below" in response.content.decode()
+
+    admin_client.post(
+        reverse("admin:handoff_routingrule_add"),
+        {
+            "name": "Kansai makers",
+            "order": 5,
+            "is_active": "on",
+            "team": team.pk,
+            "regions": ["kinki"],
+            "industries": ["manufacturing", "it"],
+        },
+    )
+    rule = RoutingRule.objects.get()
+    assert (rule.regions, rule.industries, rule.prefectures) == (
+        ["kinki"],
+        ["manufacturing", "it"],
+        [],
+    )
+
+
+def test_team_admin_action_assigns_the_queue(admin_client):
+    team, (rep,), _ = make_team(reps=1, default=True)
+    set_profile(rep, away=True)
+    queued = make_mql()
+    set_profile(rep, away=False)
+
+    admin_client.post(
+        reverse("admin:handoff_team_changelist"),
+        {"action": "assign_queued", "_selected_action": [team.pk]},
+    )
+
+    assert Handoff.objects.get(pk=queued.pk).assigned_to == rep
+    assert Team.objects.get().assignment_counter == 1
+
+
+def test_the_api_schema_describes_the_handoff_actions(admin_client):
+    response = admin_client.get("/api/schema/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    for path in ("/api/v1/handoffs/{id}/accept/", "/api/v1/handoffs/{id}/reject/"):
+        assert path in body

@@ -1,0 +1,373 @@
+import pytest
+from django.urls import reverse
+
+from handoff import selectors
+from handoff.models import Activity, Handoff, HandoffStatus, RejectionReason
+from handoff.selectors import LeadScores, ScoreLine
+from leadflow.models import Lead, Stage
+from leadflow.roles import MARKETING
+from tests.factories import EngagementEventFactory, UserFactory
+from tests.handoff.helpers import make_mql, make_team, set_profile
+
+
+@pytest.fixture
+def kanto(db):
+    team, reps, manager = make_team("Kanto", reps=2, default=True)
+    return team, reps, manager
+
+
+def _mine(rep, count):
+    """`count` handoffs assigned to `rep`: the other reps are made away meanwhile."""
+    others = [m.rep for m in rep.team_memberships.get().team.memberships.exclude(rep=rep)]
+    for other in others:
+        set_profile(other, away=True)
+    handoffs = [make_mql() for _ in range(count)]
+    for other in others:
+        set_profile(other, away=False)
+    assert all(h.assigned_to == rep for h in handoffs)
+    return handoffs
+
+
+def detail_url(handoff, action=""):
+    name = "handoff:detail" if not action else f"handoff:{action}"
+    return reverse(name, args=[handoff.pk])
+
+
+def test_inbox_needs_a_login(client, db):
+    response = client.get("/inbox/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_the_rep_sees_only_their_own_open_handoffs(client, kanto):
+    _team, (alice, bob), _ = kanto
+    own = _mine(alice, 2)
+    theirs = _mine(bob, 1)
+    client.force_login(alice)
+
+    response = client.get("/inbox/")
+
+    assert response.status_code == 200
+    assert [h.pk for h in response.context["mine"]] == [h.pk for h in own]
+    body = response.content.decode()
+    assert detail_url(own[0]) in body
+    assert detail_url(theirs[0]) not in body
+    assert "Team queue" not in body
+
+
+def test_inbox_order_is_the_oldest_assignment_first(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    handoffs = _mine(alice, 3)
+    Handoff.objects.filter(pk=handoffs[2].pk).update(
+        assigned_at=handoffs[0].assigned_at.replace(year=2020)
+    )
+    client.force_login(alice)
+
+    response = client.get("/inbox/")
+
+    assert [h.pk for h in response.context["mine"]] == [
+        handoffs[2].pk,
+        handoffs[0].pk,
+        handoffs[1].pk,
+    ]
+
+
+def test_another_reps_handoff_is_a_404_for_every_url(client, kanto):
+    _team, (alice, bob), _ = kanto
+    (theirs,) = _mine(bob, 1)
+    client.force_login(alice)
+
+    assert client.get(detail_url(theirs)).status_code == 404
+    for action in ("activity-create", "accept", "reject", "reassign", "stage"):
+        assert client.post(detail_url(theirs, action), {}).status_code == 404
+    assert client.get(reverse("handoff:detail", args=[999999])).status_code == 404
+    assert Handoff.objects.get(pk=theirs.pk).status == HandoffStatus.OPEN
+
+
+def test_the_manager_sees_team_handoffs_and_the_queue_and_reassigns(client, kanto):
+    _team, (alice, bob), manager = kanto
+    (handoff,) = _mine(alice, 1)
+    set_profile(alice, away=True)
+    set_profile(bob, away=True)
+    queued = make_mql()
+    other_team_handoff = make_mql_in_other_team()
+    client.force_login(manager)
+
+    inbox = client.get("/inbox/")
+    assert [h.pk for h in inbox.context["queue"]] == [queued.pk]
+    assert [h.pk for h in inbox.context["team_open"]] == [handoff.pk]
+    assert client.get(detail_url(other_team_handoff)).status_code == 404
+
+    response = client.post(
+        detail_url(handoff, "reassign"), {"rep": bob.pk, "reason": "Alice is on leave"}
+    )
+    assert response.status_code == 302
+    assert Handoff.objects.get(pk=handoff.pk).assigned_to == bob
+
+    response = client.post(detail_url(queued, "reassign"), {"rep": alice.pk, "reason": ""})
+    assert response.status_code == 302
+    assert Handoff.objects.get(pk=queued.pk).assigned_to == alice
+
+
+def make_mql_in_other_team():
+    from handoff.models import RoutingRule
+
+    other, _reps, _ = make_team("Kyushu", reps=1)
+    rule = RoutingRule.objects.create(name="kyushu", order=1, team=other)
+    handoff = make_mql()
+    rule.delete()
+    return handoff
+
+
+def test_reassign_without_reason_shows_the_error_in_the_form(client, kanto):
+    _team, (alice, bob), manager = kanto
+    (handoff,) = _mine(alice, 1)
+    client.force_login(manager)
+
+    response = client.post(detail_url(handoff, "reassign"), {"rep": bob.pk, "reason": ""})
+
+    assert response.status_code == 422
+    assert response.context["reassign_form"].errors == {
+        "reason": ["Say why the handoff moves to another rep."]
+    }
+    assert Handoff.objects.get(pk=handoff.pk).assigned_to == alice
+
+
+def test_the_manager_assigns_the_team_queue_with_one_button(client, kanto):
+    team, (alice, bob), manager = kanto
+    set_profile(alice, away=True)
+    set_profile(bob, away=True)
+    queued = make_mql()
+    set_profile(bob, away=False)
+    client.force_login(manager)
+
+    response = client.post(reverse("handoff:team-assign-queue", args=[team.pk]), follow=True)
+
+    assert Handoff.objects.get(pk=queued.pk).assigned_to == bob
+    assert "1 queued handoff(s) of Kanto assigned." in response.content.decode()
+
+
+def test_a_rep_cannot_press_the_queue_button(client, kanto):
+    team, (alice, _bob), _ = kanto
+    client.force_login(alice)
+    assert client.post(reverse("handoff:team-assign-queue", args=[team.pk])).status_code == 404
+
+
+def test_marketing_reads_but_cannot_act(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    (handoff,) = _mine(alice, 1)
+    marketer = UserFactory(username="mk", roles=[MARKETING])
+    client.force_login(marketer)
+
+    assert handoff in client.get("/inbox/").context["marketing_open"]
+    page = client.get(detail_url(handoff))
+    assert page.status_code == 200
+    assert 'id="accept-form"' not in page.content.decode()
+    response = client.post(detail_url(handoff, "accept"), {"budget": "on", "need": "on"})
+    assert response.status_code == 403
+    assert Handoff.objects.get(pk=handoff.pk).status == HandoffStatus.OPEN
+
+
+def test_log_an_activity_with_a_plain_post(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    (handoff,) = _mine(alice, 1)
+    client.force_login(alice)
+
+    response = client.post(
+        detail_url(handoff, "activity-create"),
+        {"kind": "call", "outcome": "reached", "note": "担当者と話せた"},
+        follow=True,
+    )
+
+    assert response.redirect_chain == [(detail_url(handoff), 302)]
+    assert "Logged: Call (Reached the person)." in response.content.decode()
+    activity = Activity.objects.get(handoff=handoff)
+    assert (activity.kind, activity.by, activity.note) == ("call", alice, "担当者と話せた")
+    assert Handoff.objects.get(pk=handoff.pk).first_contact_at == activity.at
+
+
+def test_log_an_activity_with_htmx_answers_the_fragment(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    (handoff,) = _mine(alice, 1)
+    client.force_login(alice)
+
+    response = client.post(
+        detail_url(handoff, "activity-create"),
+        {"kind": "email", "outcome": "left_message"},
+        headers={"HX-Request": "true"},
+    )
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body.lstrip().startswith('<section class="panel" id="activity-section">')
+    assert "Logged: E-mail (Left a message)." in body
+    assert 'hx-swap-oob="true"' in body
+
+
+def test_activity_form_errors_render_in_the_form(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    (handoff,) = _mine(alice, 1)
+    client.force_login(alice)
+
+    response = client.post(detail_url(handoff, "activity-create"), {"kind": "fax"})
+
+    assert response.status_code == 422
+    assert set(response.context["activity_form"].errors) == {"kind", "outcome"}
+    assert Activity.objects.count() == 0
+
+
+def test_accept_with_one_bant_answer_shows_the_error_then_two_accept(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    (handoff,) = _mine(alice, 1)
+    client.force_login(alice)
+
+    refused = client.post(detail_url(handoff, "accept"), {"budget": "on"})
+    assert refused.status_code == 422
+    message = (
+        "To accept as SQL, at least 2 of budget, authority, need and timeline must be yes "
+        "(1 checked)."
+    )
+    assert refused.context["accept_form"].non_field_errors() == [message]
+    assert message in refused.content.decode()
+    assert Lead.objects.get(pk=handoff.lead_id).stage == Stage.MQL
+
+    accepted = client.post(detail_url(handoff, "accept"), {"budget": "on", "need": "on"})
+    assert accepted.status_code == 302
+    assert Lead.objects.get(pk=handoff.lead_id).stage == Stage.SQL
+
+
+def test_accept_errors_with_htmx_come_back_as_the_form(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    (handoff,) = _mine(alice, 1)
+    client.force_login(alice)
+
+    response = client.post(
+        detail_url(handoff, "accept"), {"need": "on"}, headers={"HX-Request": "true"}
+    )
+
+    assert response.status_code == 422
+    assert response.content.decode().lstrip().startswith("<form")
+    assert "(1 checked)" in response.content.decode()
+
+
+def test_accept_with_htmx_redirects_the_page(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    (handoff,) = _mine(alice, 1)
+    client.force_login(alice)
+
+    response = client.post(
+        detail_url(handoff, "accept"),
+        {"need": "on", "timeline": "on"},
+        headers={"HX-Request": "true"},
+    )
+
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == detail_url(handoff)
+
+
+def test_reject_without_reason_then_with_recycles_the_lead(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    (handoff,) = _mine(alice, 1)
+    client.force_login(alice)
+
+    refused = client.post(detail_url(handoff, "reject"), {"reason": "", "comment": ""})
+    assert refused.status_code == 422
+    assert refused.context["reject_form"].errors == {
+        "reason": ["Choose a reason."],
+        "comment": ["Write a comment for marketing."],
+        "__all__": [
+            "A rejection needs a reason and a comment, so marketing knows what to do next."
+        ],
+    }
+    assert Lead.objects.get(pk=handoff.lead_id).stage == Stage.MQL
+
+    reason = RejectionReason.objects.get(code="competitor")
+    done = client.post(
+        detail_url(handoff, "reject"),
+        {"reason": reason.pk, "comment": "他社で決定済み"},
+        follow=True,
+    )
+    assert Lead.objects.get(pk=handoff.lead_id).stage == Stage.RECYCLED
+    body = done.content.decode()
+    assert "Recycled (nurture)" in body
+    assert "Competitor" in body
+
+
+def test_after_sql_the_rep_records_opportunity_and_lost(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    (handoff,) = _mine(alice, 1)
+    client.force_login(alice)
+    client.post(detail_url(handoff, "accept"), {"budget": "on", "need": "on"})
+
+    client.post(detail_url(handoff, "stage"), {"to": "opportunity"})
+    assert Lead.objects.get(pk=handoff.lead_id).stage == Stage.OPPORTUNITY
+    refused = client.post(detail_url(handoff, "stage"), {"to": "lost", "reason": ""})
+    assert refused.status_code == 422
+    client.post(detail_url(handoff, "stage"), {"to": "lost", "reason": "価格で失注"})
+    assert Lead.objects.get(pk=handoff.lead_id).stage == Stage.RECYCLED
+
+
+def test_the_page_shows_scores_from_the_one_selector(client, kanto, monkeypatch):
+    _team, (alice, _bob), _ = kanto
+    (handoff,) = _mine(alice, 1)
+    monkeypatch.setattr(
+        selectors,
+        "lead_scores_for",
+        lambda *, lead_ids: {
+            handoff.lead_id: LeadScores(
+                fit=42,
+                engagement=65,
+                fit_explanation=[ScoreLine("Manufacturing", 15)],
+                engagement_explanation=[ScoreLine("Pricing page view", 15)],
+            )
+        },
+    )
+    client.force_login(alice)
+
+    for url in ("/inbox/", detail_url(handoff)):
+        body = client.get(url).content.decode()
+        assert '<span class="score-value">42</span>' in body
+        assert '<span class="score-value">65</span>' in body
+        assert "<span>Pricing page view</span><b>+15</b>" in body
+
+
+def test_without_scores_the_page_says_so(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    (handoff,) = _mine(alice, 1)
+    client.force_login(alice)
+    assert "No score yet." in client.get(detail_url(handoff)).content.decode()
+
+
+@pytest.mark.parametrize("count", [2, 20])
+def test_inbox_queries_do_not_grow_with_the_number_of_handoffs(
+    client, kanto, count, django_assert_num_queries
+):
+    _team, (alice, _bob), _ = kanto
+    for handoff in _mine(alice, count):
+        EngagementEventFactory.create_batch(3, lead=handoff.lead)
+        Activity.objects.create(handoff=handoff, kind="call", outcome="reached", by=alice)
+    client.force_login(alice)
+
+    # session, user, roles, managed teams, handoffs, their events, their activities
+    with django_assert_num_queries(7):
+        response = client.get("/inbox/")
+    assert len(response.context["mine"]) == count
+
+
+@pytest.mark.parametrize("count", [2, 20])
+def test_manager_inbox_queries_do_not_grow_either(client, kanto, count, django_assert_num_queries):
+    _team, (alice, bob), manager = kanto
+    _mine(alice, count // 2)
+    _mine(bob, count // 2)
+    set_profile(alice, away=True)
+    set_profile(bob, away=True)
+    for _ in range(count):
+        make_mql()
+    client.force_login(manager)
+
+    # session, user, roles, managed teams, own handoffs (none, so no prefetch),
+    # queue + its events + its activities, team table, teams
+    with django_assert_num_queries(10):
+        response = client.get("/inbox/")
+    assert len(response.context["queue"]) == count
+    assert len(response.context["team_open"]) == count
