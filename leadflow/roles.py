@@ -30,6 +30,11 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "leadflow.add_lead",
         "leadflow.change_lead",
         "leadflow.add_engagementevent",
+        # Intake: see what MA tools sent, re-process failures after fixing a mapping.
+        "integrations.view_source",
+        "integrations.change_source",
+        "integrations.view_inboundevent",
+        "integrations.reprocess_inboundevent",
     ],
     SALES_REP: [*_READ_CORE],
     SALES_MANAGER: [*_READ_CORE, "leadflow.change_lead"],

@@ -168,6 +168,23 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE["integrations-requeue-stale-inbound"] = {
+    "task": "integrations.requeue_stale_inbound_events",
+    "schedule": 60.0,
+}
+
+# --- Cache ----------------------------------------------------------------------------
+# Rate limits count in the cache: with Redis every web worker shares the counts.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+# --- Intake ---------------------------------------------------------------------------
+INTAKE_MAX_BODY_BYTES = env_int("INTAKE_MAX_BODY_BYTES", 1024 * 1024, minimum=1)
 
 # --- REST API -------------------------------------------------------------------------
 REST_FRAMEWORK = {
