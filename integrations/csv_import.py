@@ -68,10 +68,15 @@ class Sheet:
 
 def decode(data: bytes) -> tuple[str, str]:
     """(text, encoding name). Raises CsvProblem when it is none of the expected ones."""
+    if data.startswith(b"PK\x03\x04"):
+        raise CsvProblem("This is an Excel workbook (.xlsx); save it as CSV first.")
     if data.startswith(codecs.BOM_UTF8):
         candidates: tuple[str, ...] = ("utf-8-sig",)
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         candidates = ("utf-16",)  # Excel's "Unicode text"
+    elif b"\x00" in data[:4096]:
+        # CP932 decodes almost any bytes; NULs are how binary files give themselves away.
+        raise CsvProblem("This is not a text file; save it as CSV.")
     else:
         candidates = ENCODINGS
     for encoding in candidates:

@@ -102,3 +102,12 @@ def assert_error(response, status: int, code: str) -> dict:
     assert body["error"]["code"] == code
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     return body["error"]
+
+
+@pytest.fixture
+def admin_pages(settings):
+    # Rendering admin pages needs static URLs; the manifest is only built by collectstatic.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
