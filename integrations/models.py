@@ -87,6 +87,16 @@ class Source(models.Model):
         if not self.mapping and self.kind:
             self.mapping = default_mapping(self.kind)
         super().save(*args, **kwargs)
+        from integrations.selectors import forget_sources
+
+        forget_sources()
+
+    def delete(self, *args, **kwargs):
+        result = super().delete(*args, **kwargs)
+        from integrations.selectors import forget_sources
+
+        forget_sources()
+        return result
 
     def clean(self) -> None:
         if not self.mapping and self.kind:

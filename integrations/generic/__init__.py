@@ -63,9 +63,11 @@ class GenericAdapter(Adapter):
                 raise ShapeError(pointer(*where, "lead", key), "must be a single value.")
         event_id = raw.get("id")
         if event_id is not None and (
-            isinstance(event_id, bool) or not isinstance(event_id, str | int)
+            isinstance(event_id, bool)
+            or not isinstance(event_id, str | int)
+            or len(str(event_id)) > 200
         ):
-            raise ShapeError(pointer(*where, "id"), "must be a string or a number.")
+            raise ShapeError(pointer(*where, "id"), "must be a string (≤ 200) or a number.")
         label = pointer(*where) or "event"
         item = Item(label=label, fields=dict(lead))
         kind = raw.get("type")
