@@ -76,7 +76,8 @@ class MarketoAdapter(Adapter):
             "the source's mapping sends to “email”.",
         )
         rules = source.mapping.get("campaign_kinds", {})
-        campaign = body.get("campaign") if isinstance(body.get("campaign"), dict) else {}
+        found = body.get("campaign")
+        campaign: dict[str, Any] = found if isinstance(found, dict) else {}
         kind = kind_for_name(rules, campaign.get("id"), campaign.get("name"))
         if kind:
             when = body.get("datetime")

@@ -228,3 +228,13 @@ def test_stored_headers_never_include_the_marketo_token(client):
     headers = InboundEvent.objects.get().headers
     assert "X-LeadFlow-Token" not in headers
     assert headers["Content-Type"] == "application/json"
+
+
+def test_disabling_a_source_takes_effect_at_once_in_this_process(client):
+    source = make_source("generic")
+    assert post(client, source, GOOD).status_code == 202  # now cached
+
+    source.enabled = False
+    source.save()
+
+    assert_error(post(client, source, {"lead": {"email": "b@example.jp"}}), 403, "source_disabled")
