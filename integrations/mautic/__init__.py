@@ -145,8 +145,10 @@ class MauticAdapter(Adapter):
         contact_id = contact.get("id")
         external_id = str(contact_id) if contact_id not in (None, "") else ""
         item = Item(label=label, fields=fields, external_id=external_id)
-        if "points" in contact and contact["points"] not in (None, ""):
-            fields.setdefault("points", contact["points"])
+        if isinstance(contact.get("points"), int):
+            # The contact's own integer, not the "points" field's string copy, so the
+            # attribute does not flip between "0" and 0 from one event to the next.
+            fields["points"] = contact["points"]
 
         if event == "mautic.lead_points_change":
             points = raw.get("points")
