@@ -43,6 +43,11 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "leadflow.add_engagementevent",
         "leadflow.view_duplicatecandidate",
         "leadflow.change_duplicatecandidate",
+        # Intake: see what MA tools sent, re-process failures after fixing a mapping.
+        "integrations.view_source",
+        "integrations.change_source",
+        "integrations.view_inboundevent",
+        "integrations.reprocess_inboundevent",
     ],
     SALES_REP: [*_READ_CORE, *_READ_HANDOFF, "handoff.add_activity"],
     SALES_MANAGER: [

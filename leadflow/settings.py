@@ -194,6 +194,23 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": crontab(hour=3, minute=0),
     },
 }
+CELERY_BEAT_SCHEDULE["integrations-requeue-stale-inbound"] = {
+    "task": "integrations.requeue_stale_inbound_events",
+    "schedule": 60.0,
+}
+
+# --- Cache ----------------------------------------------------------------------------
+# Rate limits count in the cache: with Redis every web worker shares the counts.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+# --- Intake ---------------------------------------------------------------------------
+INTAKE_MAX_BODY_BYTES = env_int("INTAKE_MAX_BODY_BYTES", 1024 * 1024, minimum=1)
 
 # --- REST API -------------------------------------------------------------------------
 REST_FRAMEWORK = {

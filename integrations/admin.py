@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from integrations.models import InboundEvent, InboundStatus, Source
+from integrations.services import inbound_event_reprocess, leads_import_csv
+
+MAX_CSV_BYTES = 20 * 1024 * 1024
+
+
+class CsvImportForm(forms.Form):
+    file = forms.FileField(label=_("CSV file"))
+    source = forms.CharField(
+        label=_("Lead source"), initial="csv", max_length=100, help_text=_("Stored on new leads.")
+    )
+    dry_run = forms.BooleanField(
+        label=_("Dry run (check only, write nothing)"), required=False, initial=True
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_CSV_BYTES:
+            raise forms.ValidationError(_("The file is larger than 20 MB; split it."))
+        return upload
+
+
+@admin.register(Source)
+class SourceAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "kind", "enabled", "rate_limit_per_minute", "intake_url_text")
+    list_filter = ("kind", "enabled")
+    search_fields = ("slug", "name")
+    readonly_fields = ("intake_url_text", "created_at", "updated_at", "inbound_link")
+    change_list_template = "admin/integrations/source/change_list.html"
+    fieldsets = (
+        (None, {"fields": ("kind", "slug", "name", "enabled", "intake_url_text", "inbound_link")}),
+        (_("Authenticity"), {"fields": ("secret", "previous_secret")}),
+        (_("Mapping and limits"), {"fields": ("mapping", "rate_limit_per_minute", "id_system")}),
+        (None, {"fields": ("created_at", "updated_at")}),
+    )
+
+    @admin.display(description=_("intake URL"))
+    def intake_url_text(self, obj: Source) -> str:
+        return obj.intake_url if obj.slug else "-"
+
+    @admin.display(description=_("inbound events"))
+    def inbound_link(self, obj: Source) -> str:
+        if not obj.pk:
+            return "-"
+        url = reverse("admin:integrations_inboundevent_changelist") + f"?source__id__exact={obj.pk}"
+        return format_html('<a href="{}">{}</a>', url, _("Show what this source sent"))
+
+    def get_urls(self):
+        return [
+            path(
+                "import-csv/",
+                self.admin_site.admin_view(self.import_csv_view),
+                name="integrations_import_csv",
+            ),
+            *super().get_urls(),
+        ]
+
+    def import_csv_view(self, request: HttpRequest) -> HttpResponse:
+        if not (
+            request.user.has_perm("leadflow.add_lead")
+            and request.user.has_perm("leadflow.change_lead")
+        ):
+            raise PermissionDenied
+        report = None
+        if request.method == "POST":
+            form = CsvImportForm(request.POST, request.FILES)
+            if form.is_valid():
+                report = leads_import_csv(
+                    data=form.cleaned_data["file"].read(),
+                    source=form.cleaned_data["source"],
+                    dry_run=form.cleaned_data["dry_run"],
+                )
+        else:
+            form = CsvImportForm()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Import leads from CSV"),
+            "form": form,
+            "report": report,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/integrations/import_leads.html", context)
+
+
+@admin.register(InboundEvent)
+class InboundEventAdmin(admin.ModelAdmin):
+    list_display = ("id", "received_at", "source", "status", "short_reason", "summary")
+    list_filter = ("status", "source", "received_at")
+    search_fields = ("=id", "dedup_key", "reason", "body")
+    list_select_related = ("source",)
+    date_hierarchy = "received_at"
+    actions = ("reprocess",)
+    fields = (
+        "source",
+        "received_at",
+        "status",
+        "reason",
+        "duplicate_of",
+        "attempts",
+        "processed_at",
+        "dedup_key",
+        "result_pretty",
+        "headers_pretty",
+        "body_pretty",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        match = request.resolver_match
+        if match is not None and match.url_name and match.url_name.endswith("_changelist"):
+            # A list page must not load up to 100 bodies of a megabyte each.
+            queryset = queryset.defer("body", "headers", "result")
+        return queryset
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def has_reprocess_permission(self, request) -> bool:
+        return request.user.has_perm("integrations.reprocess_inboundevent")
+
+    @admin.display(description=_("reason"))
+    def short_reason(self, obj: InboundEvent) -> str:
+        return obj.reason[:120] + ("…" if len(obj.reason) > 120 else "")
+
+    @admin.display(description=_("items"))
+    def summary(self, obj: InboundEvent) -> str:
+        if obj.status in (InboundStatus.RECEIVED, InboundStatus.DUPLICATE):
+            return "-"
+        return _("%(applied)s applied, %(failed)s failed, %(skipped)s skipped") % {
+            key: obj.result.get(key, 0) for key in ("applied", "failed", "skipped")
+        }
+
+    @admin.display(description=_("result"))
+    def result_pretty(self, obj: InboundEvent) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.result, ensure_ascii=False, indent=2))
+
+    @admin.display(description=_("headers"))
+    def headers_pretty(self, obj: InboundEvent) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.headers, ensure_ascii=False, indent=2))
+
+    @admin.display(description=_("body"))
+    def body_pretty(self, obj: InboundEvent) -> str:
+        try:
+            shown = json.dumps(json.loads(obj.body), ensure_ascii=False, indent=2)
+        except ValueError:
+            shown = obj.body
+        raw_url = reverse("admin:integrations_inboundevent_raw", args=[obj.pk])
+        return format_html(
+            '<p><a href="{}">{}</a></p><pre style="max-height:40em;overflow:auto">{}</pre>',
+            raw_url,
+            _("Raw body, exactly as received"),
+            shown,
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/raw/",
+                self.admin_site.admin_view(self.raw_body_view),
+                name="integrations_inboundevent_raw",
+            ),
+            *super().get_urls(),
+        ]
+
+    def raw_body_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        event = get_object_or_404(InboundEvent, pk=pk)
+        response = HttpResponse(event.body, content_type="text/plain; charset=utf-8")
+        response["Content-Disposition"] = f'inline; filename="inbound-{event.pk}.json"'
+        return response
+
+    @admin.action(description=_("Re-process selected failed events"), permissions=["reprocess"])
+    def reprocess(self, request, queryset) -> None:
+        queued = 0
+        for pk in queryset.filter(status=InboundStatus.FAILED).values_list("pk", flat=True):
+            queued += int(inbound_event_reprocess(inbound_event_id=pk))
+        skipped = queryset.count() - queued
+        if queued:
+            self.message_user(
+                request,
+                _("Queued %(n)d event(s) for processing.") % {"n": queued},
+                messages.SUCCESS,
+            )
+        if skipped:
+            self.message_user(
+                request,
+                _("%(n)d event(s) were not failed and were left alone.") % {"n": skipped},
+                messages.WARNING,
+            )

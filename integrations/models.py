@@ -1,0 +1,177 @@
+"""Inbound sources and the raw inbox of what they sent.
+
+A `Source` is one sending system (a Mautic instance, a HubSpot app, a Marketo webhook, a
+Zapier zap). Everything it posts is stored as an `InboundEvent` before it is answered,
+so nothing a sender was told we accepted can be lost; a Celery task then turns it into
+leads and engagement events.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from integrations.mapping import default_mapping, validate_mapping
+
+
+class SourceKind(models.TextChoices):
+    GENERIC = "generic", _("Generic JSON (Zapier, Make, custom)")
+    MAUTIC = "mautic", _("Mautic")
+    HUBSPOT = "hubspot", _("HubSpot")
+    MARKETO = "marketo", _("Marketo")
+
+
+class Source(models.Model):
+    kind = models.CharField(_("kind"), max_length=20, choices=SourceKind.choices)
+    slug = models.SlugField(
+        _("slug"), max_length=50, unique=True, help_text=_("The last part of the intake URL.")
+    )
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    # Two secrets may be valid at once so a sender can be switched to a new secret without
+    # a window in which its deliveries are refused. HMAC needs the secret itself, so it is
+    # stored as given (like any API credential in the database).
+    secret = models.CharField(
+        _("secret"),
+        max_length=255,
+        help_text=_(
+            "Mautic: the webhook secret. HubSpot: the app's client secret. Marketo: the value "
+            "of the X-LeadFlow-Token header. Generic: the HMAC key."
+        ),
+    )
+    previous_secret = models.CharField(
+        _("previous secret"),
+        max_length=255,
+        blank=True,
+        help_text=_("Still accepted while senders move to the new secret; clear it afterwards."),
+    )
+    mapping = models.JSONField(
+        _("mapping"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "How the sender's fields become lead fields. Left empty, the defaults for the "
+            "kind are filled in. See docs/intake.md."
+        ),
+    )
+    rate_limit_per_minute = models.PositiveIntegerField(
+        _("rate limit per minute"),
+        default=3000,
+        help_text=_("Requests per minute before answering 429; 0 means no limit."),
+    )
+    id_system = models.CharField(
+        _("id system"),
+        max_length=50,
+        blank=True,
+        help_text=_(
+            "Name under which the sender's contact ids are kept on leads. Empty: the kind "
+            "(set it when two sources of one kind number their contacts separately)."
+        ),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("inbound source")
+        verbose_name_plural = _("inbound sources")
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name or self.slug
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.mapping and self.kind:
+            self.mapping = default_mapping(self.kind)
+        super().save(*args, **kwargs)
+        from integrations.selectors import forget_sources
+
+        forget_sources()
+
+    def delete(self, *args, **kwargs):
+        result = super().delete(*args, **kwargs)
+        from integrations.selectors import forget_sources
+
+        forget_sources()
+        return result
+
+    def clean(self) -> None:
+        if not self.mapping and self.kind:
+            self.mapping = default_mapping(self.kind)
+        problems = validate_mapping(self.mapping)
+        if problems:
+            raise ValidationError({"mapping": problems})
+
+    @property
+    def external_id_system(self) -> str:
+        return self.id_system or self.kind
+
+    @property
+    def secrets(self) -> list[str]:
+        return [s for s in (self.secret, self.previous_secret) if s]
+
+    @property
+    def intake_url(self) -> str:
+        path = reverse("integrations:intake", kwargs={"slug": self.slug})
+        return settings.PUBLIC_BASE_URL.rstrip("/") + path
+
+
+class InboundStatus(models.TextChoices):
+    RECEIVED = "received", _("Received")
+    PROCESSED = "processed", _("Processed")
+    FAILED = "failed", _("Failed")
+    DUPLICATE = "duplicate", _("Duplicate")
+
+
+class InboundEvent(models.Model):
+    """One request a source made, exactly as it arrived, and what became of it."""
+
+    source = models.ForeignKey(
+        Source, verbose_name=_("source"), on_delete=models.PROTECT, related_name="inbound_events"
+    )
+    received_at = models.DateTimeField(_("received"), default=timezone.now)
+    # The body is JSON, which is UTF-8 text by definition; bodies that are not are refused
+    # with a 400 before anything is stored, so `body.encode()` gives back the exact bytes.
+    body = models.TextField(_("body"))
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    # The sender's delivery identity: its event ids, or the body's hash when it sends none.
+    # Unique per source among non-duplicates (see constraint), so a redelivery racing the
+    # original cannot be stored as a second event to process.
+    dedup_key = models.CharField(_("deduplication key"), max_length=200)
+    status = models.CharField(
+        _("status"), max_length=20, choices=InboundStatus.choices, default=InboundStatus.RECEIVED
+    )
+    reason = models.TextField(_("reason"), blank=True)
+    duplicate_of = models.ForeignKey(
+        "self",
+        verbose_name=_("duplicate of"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="duplicates",
+    )
+    result = models.JSONField(_("result"), default=dict, blank=True)
+    attempts = models.PositiveIntegerField(_("processing attempts"), default=0)
+    processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("inbound event")
+        verbose_name_plural = _("inbound events")
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "dedup_key"],
+                condition=~models.Q(status="duplicate"),
+                name="inbound_event_dedup_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="inbound_status_time_idx"),
+        ]
+        permissions = [("reprocess_inboundevent", _("Can re-process inbound events"))]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.source_id} {self.status}"

@@ -1,0 +1,231 @@
+"""CSV import from Excel: encodings, Japanese and English headers, row report, re-import."""
+
+from __future__ import annotations
+
+import codecs
+from io import StringIO
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+
+from integrations import services
+from integrations.services import leads_import_csv
+from leadflow.models import Company, Lead
+from tests.factories import LeadFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+JAPANESE = (
+    "メールアドレス,会社名,氏名,役職,部署,電話番号,従業員数,業種,住所,備考\r\n"
+    "Taro.Yamada@Example.co.jp,株式会社サンプル,山田　太郎,営業部長,営業部,03-1234-5678,"
+    '"1,200",製造業,東京都千代田区丸の内1-1-1,展示会\r\n'
+    "hanako@example.jp,髙橋商事①,佐藤 花子,代表取締役,,06-0000-0000,約50名,卸売業,"
+    "大阪市北区梅田1-1,\r\n"
+)
+ENGLISH = (
+    "Email,Company,Last Name,First Name,Job Title,Department,Phone,Employees,Industry,"
+    "Prefecture\n"
+    "ken@example.com,Acme KK,Suzuki,Ken,IT Manager,IT,090-1111-2222,300,Software,神奈川県\n"
+)
+
+
+def test_utf8_with_bom_and_japanese_headers():
+    report = leads_import_csv(data=codecs.BOM_UTF8 + JAPANESE.encode("utf-8"))
+
+    assert report.encoding == "utf-8-sig"
+    assert (report.rows, report.created, report.errors) == (2, 2, [])
+    assert report.ignored_columns == ["備考"]
+    taro = Lead.objects.get(email="taro.yamada@example.co.jp")
+    assert (taro.last_name, taro.first_name, taro.job_title, taro.role) == (
+        "山田",
+        "太郎",
+        "営業部長",
+        "director",
+    )
+    assert (taro.department, taro.phone, taro.source) == ("営業部", "03-1234-5678", "csv")
+    assert taro.attributes["address"] == "東京都千代田区丸の内1-1-1"
+    company = taro.company
+    assert (company.name, company.employee_count, company.industry) == (
+        "株式会社サンプル",
+        1200,
+        "manufacturing",
+    )
+    assert (company.prefecture, company.region) == ("東京都", "kanto")
+    hanako = Lead.objects.get(email="hanako@example.jp")
+    assert (hanako.last_name, hanako.first_name, hanako.role) == ("佐藤", "花子", "executive")
+    assert hanako.company.name == "髙橋商事1"  # NFKC: ① → 1
+    assert (hanako.company.employee_count, hanako.company.industry) == (50, "retail")
+    assert hanako.company.prefecture == "大阪府"
+
+
+def test_cp932_from_excel_is_detected():
+    data = JAPANESE.encode("cp932")  # 髙 and ① exist in CP932 only, not in Shift_JIS
+
+    report = leads_import_csv(data=data)
+
+    assert report.encoding == "cp932"
+    assert report.created == 2
+    assert Lead.objects.get(email="hanako@example.jp").company.name == "髙橋商事1"
+
+
+def test_shift_jis_file_is_read():
+    text = "メールアドレス,姓,名,セイ,メイ\r\nsato@example.jp,佐藤,一郎,サトウ,イチロウ\r\n"
+
+    report = leads_import_csv(data=text.encode("shift_jis"))
+
+    lead = Lead.objects.get(email="sato@example.jp")
+    assert report.encoding == "cp932"  # tried first; decodes Shift_JIS identically
+    assert (lead.last_name_kana, lead.first_name_kana) == ("サトウ", "イチロウ")
+
+
+def test_utf8_without_bom_and_english_headers():
+    report = leads_import_csv(data=ENGLISH.encode(), source="expo-2026")
+
+    assert (report.encoding, report.created) == ("utf-8", 1)
+    lead = Lead.objects.get(email="ken@example.com")
+    assert (lead.last_name, lead.first_name, lead.role, lead.source) == (
+        "Suzuki",
+        "Ken",
+        "manager",
+        "expo-2026",
+    )
+    assert (lead.company.industry, lead.company.prefecture) == ("it", "神奈川県")
+
+
+def test_each_bad_row_is_reported_with_its_line_and_the_rest_imported():
+    text = (
+        "email,company,employees\n"
+        "ok@example.jp,A社,10\n"
+        ",B社,20\n"
+        "not-an-address,C社,30\n"
+        "count@example.jp,D社,many\n"
+        "\n"
+        "last@example.jp,E社,40\n"
+    )
+
+    report = leads_import_csv(data=text.encode())
+
+    assert report.errors == [
+        (3, "No e-mail address."),
+        (4, "“not-an-address” is not a valid e-mail address."),
+        (5, "“many” is not a number."),
+    ]
+    assert (report.rows, report.created) == (5, 2)
+    assert set(Lead.objects.values_list("email", flat=True)) == {"ok@example.jp", "last@example.jp"}
+
+
+def test_importing_the_same_file_again_changes_nothing():
+    data = JAPANESE.encode("utf-8")
+    leads_import_csv(data=data)
+
+    again = leads_import_csv(data=data)
+
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+    assert Lead.objects.count() == 2
+    assert Company.objects.count() == 2
+
+
+def test_reimport_with_a_changed_cell_updates_the_lead():
+    leads_import_csv(data=ENGLISH.encode())
+
+    report = leads_import_csv(data=ENGLISH.replace("IT Manager", "CTO").encode())
+
+    assert (report.created, report.updated) == (0, 1)
+    assert Lead.objects.get().role == "executive"
+
+
+def test_dry_run_writes_nothing_and_says_what_would_happen():
+    LeadFactory(email="hanako@example.jp")
+    companies = Company.objects.count()
+
+    report = leads_import_csv(data=JAPANESE.encode("cp932"), dry_run=True)
+
+    assert (report.dry_run, report.created, report.updated) == (True, 1, 1)
+    assert list(Lead.objects.values_list("email", flat=True)) == ["hanako@example.jp"]
+    assert Company.objects.count() == companies
+
+
+def test_a_file_without_an_email_column_is_refused_whole():
+    report = leads_import_csv(data="会社名,氏名\nA社,山田\n".encode())
+
+    assert report.rows == 0
+    assert report.errors[0][0] == 0
+    assert report.errors[0][1].startswith("No e-mail column")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"PK\x03\x04rest-of-a-zip", "This is an Excel workbook (.xlsx); save it as CSV first."),
+        (b"\x00\x01\x02", "This is not a text file; save it as CSV."),
+        (b"", "The file is empty."),
+    ],
+)
+def test_files_that_are_not_csv_are_refused(data, message):
+    assert leads_import_csv(data=data).errors == [(0, message)]
+
+
+def test_each_imported_lead_goes_through_the_score_hook(monkeypatch):
+    seen: list[tuple[str, list]] = []
+    monkeypatch.setattr(
+        services, "SCORE_HOOKS", [lambda result, events: seen.append((result.lead.email, events))]
+    )
+
+    leads_import_csv(data=ENGLISH.encode())
+
+    assert seen == [("ken@example.com", [])]
+
+
+def test_import_leads_command(tmp_path):
+    path = tmp_path / "leads.csv"
+    path.write_bytes(JAPANESE.encode("cp932"))
+    out, err = StringIO(), StringIO()
+
+    call_command("import_leads", str(path), "--source", "excel", stdout=out, stderr=err)
+
+    assert "Encoding: cp932" in out.getvalue()
+    assert "Rows: 2; created: 2; updated: 0; unchanged: 0; errors: 0" in out.getvalue()
+    assert set(Lead.objects.values_list("source", flat=True)) == {"excel"}
+
+
+def test_import_leads_command_dry_run(tmp_path):
+    path = tmp_path / "leads.csv"
+    path.write_bytes(ENGLISH.encode())
+    out = StringIO()
+
+    call_command("import_leads", str(path), "--dry-run", stdout=out)
+
+    assert "would be created: 1" in out.getvalue()
+    assert "Dry run: nothing was written." in out.getvalue()
+    assert not Lead.objects.exists()
+
+
+def test_import_leads_command_with_a_missing_file(tmp_path):
+    with pytest.raises(CommandError, match="Cannot read"):
+        call_command("import_leads", str(tmp_path / "missing.csv"))
+
+
+def test_admin_upload_page_imports_and_reports(client, admin_pages):
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    upload = SimpleUploadedFile("leads.csv", JAPANESE.encode("cp932"), content_type="text/csv")
+
+    response = client.post(
+        "/admin/integrations/source/import-csv/",
+        {"file": upload, "source": "excel", "dry_run": ""},
+    )
+
+    assert response.status_code == 200
+    assert response.context["report"].created == 2
+    assert Lead.objects.count() == 2
+    assert "cp932" in response.content.decode()
+
+
+def test_admin_upload_page_needs_lead_permissions(client):
+    staff = UserFactory(is_staff=True)
+    client.force_login(staff)
+
+    response = client.get("/admin/integrations/source/import-csv/")
+
+    assert response.status_code == 403
