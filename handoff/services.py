@@ -122,6 +122,9 @@ def _assign(
     handoff.assigned_to = membership.rep
     handoff.assigned_at = at
     handoff.save(update_fields=["team", "assigned_to", "assigned_at"])
+    # The rep who holds the handoff owns the lead: the lead API, the SFA push and the
+    # reports all read Lead.owner.
+    Lead.objects.filter(pk=handoff.lead_id).update(owner=membership.rep, updated_at=at)
     assignment = Assignment.objects.create(
         handoff=handoff,
         rep=membership.rep,
@@ -364,8 +367,12 @@ def _copy_back(handoff: Handoff, locked: Handoff) -> Handoff:
     return locked
 
 
-def handoff_accept(*, handoff: Handoff, actor: User, bant: Mapping[str, Any]) -> Handoff:
-    """Sales takes the lead: it becomes an SQL if enough BANT answers are yes."""
+def handoff_accept(
+    *, handoff: Handoff, actor: User, bant: Mapping[str, Any], at: datetime | None = None
+) -> Handoff:
+    """Sales takes the lead: it becomes an SQL if enough BANT answers are yes.
+
+    `at` records a verdict given earlier (imports, the demo); default now."""
     answers = _clean_bant(bant)
     needed = selectors.handoff_policy_get().bant_min_yes
     with transaction.atomic():
@@ -384,6 +391,7 @@ def handoff_accept(*, handoff: Handoff, actor: User, bant: Mapping[str, Any]) ->
             reason=_("Accepted by sales (BANT %(yes)d/4).") % {"yes": yes},
             context={"handoff_id": locked.pk, "bant": answers},
             expected_from=Stage.MQL,
+            at=at,
         )
         for key, value in answers.items():
             setattr(locked, f"bant_{key}", value)
@@ -403,7 +411,12 @@ def handoff_accept(*, handoff: Handoff, actor: User, bant: Mapping[str, Any]) ->
 
 
 def handoff_reject(
-    *, handoff: Handoff, actor: User, reason: RejectionReason | None, comment: str
+    *,
+    handoff: Handoff,
+    actor: User,
+    reason: RejectionReason | None,
+    comment: str,
+    at: datetime | None = None,
 ) -> Handoff:
     """Sales does not take the lead: it goes back to marketing (recycled) with the reason.
 
@@ -438,6 +451,7 @@ def handoff_reject(
                 "rejection_comment": comment,
             },
             expected_from=Stage.MQL,
+            at=at,
         )
         locked.status = HandoffStatus.REJECTED
         locked.decided_at = transition.occurred_at
@@ -469,6 +483,7 @@ def _move_after_sql(
     reason: str,
     context: dict[str, Any] | None,
     refusal: str,
+    at: datetime | None = None,
 ) -> StageTransition:
     current = Lead.objects.values_list("stage", flat=True).get(pk=lead.pk)
     if current not in allowed_from:
@@ -488,11 +503,17 @@ def _move_after_sql(
         reason=reason,
         context=full_context,
         expected_from=current,
+        at=at,
     )
 
 
 def lead_mark_opportunity(
-    *, lead: Lead, actor: User | str, reason: str = "", context: dict[str, Any] | None = None
+    *,
+    lead: Lead,
+    actor: User | str,
+    reason: str = "",
+    context: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> StageTransition:
     """An SQL became a deal in the pipeline (by the rep, or SFA feedback as actor "sfa:x")."""
     return _move_after_sql(
@@ -503,11 +524,17 @@ def lead_mark_opportunity(
         reason=reason,
         context=context,
         refusal=_("Only an SQL can become an opportunity; this lead is %(stage)s."),
+        at=at,
     )
 
 
 def lead_mark_won(
-    *, lead: Lead, actor: User | str, reason: str = "", context: dict[str, Any] | None = None
+    *,
+    lead: Lead,
+    actor: User | str,
+    reason: str = "",
+    context: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> StageTransition:
     return _move_after_sql(
         lead=lead,
@@ -517,11 +544,17 @@ def lead_mark_won(
         reason=reason,
         context=context,
         refusal=_("Only an SQL or an opportunity can be won; this lead is %(stage)s."),
+        at=at,
     )
 
 
 def lead_mark_lost(
-    *, lead: Lead, actor: User | str, reason: str, context: dict[str, Any] | None = None
+    *,
+    lead: Lead,
+    actor: User | str,
+    reason: str,
+    context: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> StageTransition:
     """A lost SQL or opportunity goes back to marketing for nurture, with the lost reason."""
     reason = (reason or "").strip()
@@ -536,6 +569,7 @@ def lead_mark_lost(
         reason=reason,
         context={"lost_reason": reason, **(context or {})},
         refusal=_("Only an SQL or an opportunity can be lost; this lead is %(stage)s."),
+        at=at,
     )
 
 

@@ -18,3 +18,9 @@ os.makedirs(STATIC_ROOT, exist_ok=True)  # noqa: F405 - whitenoise warns when it
 # The test client's login() has no request; django-axes needs one. The lockout test turns
 # axes back on for itself.
 AXES_ENABLED = False
+
+# Tasks enqueued by tests that commit (browser tests) go to an in-memory broker, unless a
+# real one is configured (CI's Redis run, where the worker tests need it).
+if not os.environ.get("CELERY_BROKER_URL") and not os.environ.get("REDIS_URL"):
+    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}

@@ -367,3 +367,20 @@ def test_two_mqls_routed_at_once_go_to_two_different_reps():
     assert len(reps) == 2
     assert len(set(reps)) == 2
     assert Team.objects.get().assignment_counter == 2
+
+
+@pytest.mark.django_db
+def test_the_assigned_rep_becomes_the_owner_of_the_lead():
+    from handoff.models import Team, TeamMembership
+    from leadflow.lifecycle import lead_transition
+    from leadflow.models import Lead
+    from tests.factories import LeadFactory, UserFactory
+
+    team = Team.objects.create(name="Owners", is_default=True)
+    rep = UserFactory(username="owner-rep", roles=["Sales rep"])
+    TeamMembership.objects.create(team=team, rep=rep)
+    lead = LeadFactory()
+
+    lead_transition(lead=lead, to_stage="mql", actor="scoring")
+
+    assert Lead.objects.get(pk=lead.pk).owner == rep

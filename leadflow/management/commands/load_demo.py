@@ -14,11 +14,22 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from handoff.models import Handoff, RejectionReason, RoutingRule, Team, TeamMembership
+from handoff.services import (
+    activity_log,
+    handoff_accept,
+    handoff_reject,
+    lead_mark_lost,
+    lead_mark_opportunity,
+    lead_mark_won,
+)
 from leadflow.demo import data
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Company, EngagementEvent, Lead, LeadExternalId, Stage, User
 
 # How many leads end in each stage, and the path that leads there.
+LOST = "lost"  # a path step: the SQL is lost and goes back to nurture
+
 PLAN: list[tuple[str, int, list[str]]] = [
     (Stage.ANONYMOUS, 5, []),
     (Stage.KNOWN, 45, []),
@@ -27,7 +38,8 @@ PLAN: list[tuple[str, int, list[str]]] = [
     (Stage.OPPORTUNITY, 8, [Stage.MQL, Stage.SQL, Stage.OPPORTUNITY]),
     (Stage.CUSTOMER, 7, [Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER]),
     (Stage.ADVOCATE, 3, [Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER, Stage.ADVOCATE]),
-    (Stage.RECYCLED, 12, [Stage.MQL, Stage.RECYCLED]),
+    (Stage.RECYCLED, 9, [Stage.MQL, Stage.RECYCLED]),
+    (Stage.RECYCLED, 3, [Stage.MQL, Stage.SQL, LOST]),
     (Stage.DISQUALIFIED, 4, [Stage.DISQUALIFIED]),
 ]
 
@@ -39,6 +51,7 @@ class Command(BaseCommand):
         rng = random.Random(2026)  # same demo every time
         with transaction.atomic():
             users = self._users()
+            self._teams(users)
             companies = self._companies()
             created = self._leads(rng, companies, users)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} new leads)."))
@@ -64,6 +77,25 @@ class Command(BaseCommand):
             users[username] = user
         return users
 
+    def _teams(self, users: dict[str, User]) -> None:
+        """East Japan (rep1, rep2) by region rule; West Japan (rep3) takes the rest."""
+        east, _created = Team.objects.get_or_create(name="東日本営業チーム")
+        west, _created = Team.objects.get_or_create(
+            name="西日本営業チーム", defaults={"is_default": True}
+        )
+        for team, reps in ((east, ["rep1", "rep2"]), (west, ["rep3"])):
+            team.managers.add(users["manager"])
+            for username in reps:
+                TeamMembership.objects.get_or_create(team=team, rep=users[username])
+        RoutingRule.objects.get_or_create(
+            name="東日本（北海道・東北・関東・中部）",
+            defaults={
+                "order": 10,
+                "regions": ["hokkaido", "tohoku", "kanto", "chubu"],
+                "team": east,
+            },
+        )
+
     def _companies(self) -> list[Company]:
         companies = []
         for name, kana, domain, employees, revenue, industry, prefecture in data.COMPANIES:
@@ -83,7 +115,6 @@ class Command(BaseCommand):
 
     def _leads(self, rng: random.Random, companies: list[Company], users: dict[str, User]) -> int:
         now = timezone.now()
-        reps = [users["rep1"], users["rep2"], users["rep3"]]
         number = 0
         created = 0
         for final_stage, count, path in PLAN:
@@ -127,7 +158,7 @@ class Command(BaseCommand):
                         lead=lead, system="mautic", external_id=f"demo-{number}"
                     )
                 self._events(rng, lead, created_at, now, hot=bool(path))
-                self._walk(rng, lead, path, created_at, now, rep=reps[number % len(reps)])
+                self._walk(rng, lead, path, created_at, now, manager=users["manager"])
                 created += 1
         return created
 
@@ -172,10 +203,12 @@ class Command(BaseCommand):
             return "email_click", {"campaign": rng.choice(data.EMAILS), "url": "/products/leadflow"}
         return "form_submit", {"form": "資料請求フォーム"}
 
-    def _walk(self, rng, lead: Lead, path: list[str], start, now, *, rep: User) -> None:
+    def _walk(self, rng, lead: Lead, path: list[str], start, now, *, manager: User) -> None:
+        """Walk the lead through the journey with the same services people use."""
         at = start
+        handoff = None
         for step in path:
-            at = min(at + dt.timedelta(days=rng.randint(1, 6), hours=rng.randint(1, 8)), now)
+            at = min(at + dt.timedelta(days=rng.randint(1, 4), hours=rng.randint(1, 8)), now)
             if step == Stage.MQL:
                 lead_transition(
                     lead=lead,
@@ -184,12 +217,9 @@ class Command(BaseCommand):
                     at=at,
                     reason="fit ≥ 30 and engagement ≥ 50",
                 )
-            elif step == Stage.RECYCLED:
-                reason = rng.choice(
-                    data.REJECTION_REASONS if lead.stage == Stage.MQL else data.LOST_REASONS
-                )
-                lead_transition(lead=lead, to_stage=step, actor=rep, at=at, reason=reason)
-            elif step == Stage.DISQUALIFIED:
+                handoff = Handoff.objects.get(lead=lead, status="open")
+                continue
+            if handoff is None:  # never an MQL: marketing's own decision
                 lead_transition(
                     lead=lead,
                     to_stage=step,
@@ -197,7 +227,50 @@ class Command(BaseCommand):
                     at=at,
                     reason="競合他社の社員",
                 )
+                continue
+            rep = handoff.assigned_to or manager
+            if step in (Stage.SQL, Stage.RECYCLED):
+                self._contact(rng, handoff, rep, at, now)
+                at = min(at + dt.timedelta(hours=rng.randint(2, 30)), now)
+            if step == Stage.SQL:
+                bant = dict(
+                    zip(
+                        ["budget", "authority", "need", "timeline"],
+                        rng.sample([True, True, True, False], 4),
+                        strict=True,
+                    )
+                )
+                handoff_accept(handoff=handoff, actor=rep, bant=bant, at=at)
+            elif step == Stage.RECYCLED:
+                code, comment = rng.choice(data.REJECTIONS)
+                handoff_reject(
+                    handoff=handoff,
+                    actor=rep,
+                    at=at,
+                    comment=comment,
+                    reason=RejectionReason.objects.get(code=code),
+                )
+            elif step == Stage.OPPORTUNITY:
+                lead_mark_opportunity(lead=lead, actor=rep, at=at)
+            elif step == Stage.CUSTOMER:
+                lead_mark_won(lead=lead, actor=rep, at=at)
+            elif step == LOST:
+                lead_mark_lost(lead=lead, actor=rep, at=at, reason=rng.choice(data.LOST_REASONS))
             else:
                 lead_transition(lead=lead, to_stage=step, actor=rep, at=at)
-        if path and path[-1] not in (Stage.RECYCLED, Stage.DISQUALIFIED):
-            Lead.objects.filter(pk=lead.pk).update(owner=rep)
+        if handoff is not None and len(path) == 1 and rng.random() < 0.5:
+            # Half of the open MQLs already had a first call; the rest wait (SLA demo).
+            self._contact(rng, handoff, handoff.assigned_to or manager, at, now)
+
+    @staticmethod
+    def _contact(rng, handoff: Handoff, rep: User, after, now) -> None:
+        when = min(after + dt.timedelta(hours=rng.randint(1, 20)), now)
+        for attempt in range(rng.randint(1, 3)):
+            activity_log(
+                handoff=handoff,
+                actor=rep,
+                kind=rng.choice(["call", "call", "email"]),
+                outcome="no_answer" if attempt == 0 and rng.random() < 0.4 else "reached",
+                note=rng.choice(data.ACTIVITY_NOTES),
+                at=min(when + dt.timedelta(hours=attempt * 5), now),
+            )
