@@ -23,6 +23,12 @@ class CsvImportForm(forms.Form):
     source = forms.CharField(
         label=_("Lead source"), initial="csv", max_length=100, help_text=_("Stored on new leads.")
     )
+    event = forms.CharField(
+        label=_("Trade show / event"),
+        required=False,
+        max_length=100,
+        help_text=_("Business cards from an event: records a visit on every lead."),
+    )
     dry_run = forms.BooleanField(
         label=_("Dry run (check only, write nothing)"), required=False, initial=True
     )
@@ -83,6 +89,7 @@ class SourceAdmin(admin.ModelAdmin):
                     data=form.cleaned_data["file"].read(),
                     source=form.cleaned_data["source"],
                     dry_run=form.cleaned_data["dry_run"],
+                    event=form.cleaned_data["event"],
                 )
         else:
             form = CsvImportForm()

@@ -39,7 +39,17 @@ from integrations.normalize import (
 from leadflow.models import EventKind
 from leadflow.services import COMPANY_FIELDS, LEAD_FIELDS
 
-SPECIAL_TARGETS = frozenset({"email", "external_id", "full_name", "prefecture", "address"})
+SPECIAL_TARGETS = frozenset(
+    {
+        "email",
+        "external_id",
+        "full_name",
+        "full_name_kana",
+        "prefecture",
+        "address",
+        "card_exchanged_on",
+    }
+)
 MAPPING_KEYS = frozenset({"fields", "keep_unmapped", "url_kinds", "form_kinds", "campaign_kinds"})
 
 # Pages whose URL contains one of these count as pricing page views (the article's
@@ -216,6 +226,7 @@ class LeadData:
     attributes: dict[str, Any] = field(default_factory=dict)
     company: dict[str, Any] = field(default_factory=dict)
     external_id: str = ""
+    card_exchanged_on: str = ""  # business-card exports: the day the card was exchanged
 
 
 def _scalar(value: Any) -> bool:
@@ -243,6 +254,7 @@ def apply_mapping(mapping: dict[str, Any], fields: dict[str, Any]) -> LeadData:
     keep_unmapped = bool(mapping.get("keep_unmapped", False))
     data = LeadData()
     full_name = ""
+    full_name_kana = ""
     address = ""
     for source_field, value in fields.items():
         if value is None or value == "" or value == [] or value == {}:
@@ -265,6 +277,10 @@ def apply_mapping(mapping: dict[str, Any], fields: dict[str, Any]) -> LeadData:
             data.external_id = str(value).strip()
         elif target == "full_name":
             full_name = str(value)
+        elif target == "full_name_kana":
+            full_name_kana = str(value)
+        elif target == "card_exchanged_on":
+            data.card_exchanged_on = str(value).strip()
         elif target == "address":
             address = str(value).strip()
         elif target == "prefecture":
@@ -282,6 +298,12 @@ def apply_mapping(mapping: dict[str, Any], fields: dict[str, Any]) -> LeadData:
         data.attributes["last_name"] = last
         if first:
             data.attributes["first_name"] = first
+    has_kana = data.attributes.get("last_name_kana") or data.attributes.get("first_name_kana")
+    if full_name_kana and not has_kana:
+        last, first = split_full_name(full_name_kana)
+        data.attributes["last_name_kana"] = last
+        if first:
+            data.attributes["first_name_kana"] = first
     if address:
         data.attributes["address"] = address
         if not data.company.get("prefecture"):

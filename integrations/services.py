@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
@@ -29,7 +32,8 @@ from integrations.models import InboundEvent, InboundStatus, Source, SourceKind
 from integrations.normalize import ValueProblem
 from integrations.registry import ADAPTERS
 from leadflow.errors import DomainError
-from leadflow.models import EngagementEvent, Lead
+from leadflow.models import EngagementEvent, EventKind, Lead
+from leadflow.normalize import nfkc
 from leadflow.services import UpsertResult, event_record, lead_upsert
 
 logger = logging.getLogger(__name__)
@@ -333,8 +337,26 @@ class ImportReport:
         return not self.errors
 
 
-def leads_import_csv(*, data: bytes, source: str = "csv", dry_run: bool = False) -> ImportReport:
+def _exchange_time(text: str) -> datetime | None:
+    """`2026/11/05`, `2026-11-05`, `2026年11月5日` → noon that day in Tokyo; None if unreadable."""
+    match = re.search(r"(\d{4})\D{1,2}(\d{1,2})\D{1,2}(\d{1,2})", nfkc(text))
+    if match is None:
+        return None
+    try:
+        day = date(*(int(part) for part in match.groups()))
+    except ValueError:
+        return None
+    return datetime.combine(day, time(12), tzinfo=ZoneInfo(settings.TIME_ZONE))
+
+
+def leads_import_csv(
+    *, data: bytes, source: str = "csv", dry_run: bool = False, event: str = ""
+) -> ImportReport:
     """Create or update one lead per CSV row, by e-mail (re-importing changes nothing).
+
+    With `event` (a trade show's name, e.g. business cards from 展示会), every row also
+    records a trade-show visit on the lead, dated by the card's exchange date when the
+    export has one; re-importing records it once (the e-mail and day are its id).
 
     Each row is its own transaction: a bad row is reported with its line number and
     the others are imported. With `dry_run` every row is read and checked, and whether
@@ -374,7 +396,20 @@ def leads_import_csv(*, data: bytes, source: str = "csv", dry_run: bool = False)
                     company=lead_data.company or None,
                     source=source,
                 )
-                _score_changes(result, [])
+                new_events = []
+                if event:
+                    met_at = _exchange_time(lead_data.card_exchanged_on) or timezone.now()
+                    visit, created = event_record(
+                        lead=result.lead,
+                        kind=EventKind.TRADE_SHOW_VISIT,
+                        occurred_at=met_at,
+                        properties={"event": event},
+                        source=f"csv:{event}",
+                        external_id=f"{lead_data.email}:{met_at.date().isoformat()}",
+                    )
+                    if created:
+                        new_events.append(visit)
+                _score_changes(result, new_events)
         except DomainError as error:
             report.errors.append((line, error.message))
             continue

@@ -81,6 +81,7 @@ class EventKind(models.TextChoices):
     EMAIL_OPEN = "email_open", _("Email open")
     EMAIL_CLICK = "email_click", _("Email click")
     FORM_SUBMIT = "form_submit", _("Form submit")
+    TRADE_SHOW_VISIT = "trade_show_visit", _("Trade-show visit (business card)")
     UNSUBSCRIBE = "unsubscribe", _("Unsubscribe")
     OTHER = "other", _("Other")
 

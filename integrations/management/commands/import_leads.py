@@ -19,6 +19,12 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="Check every row, write nothing."
         )
         parser.add_argument("--source", default="csv", help="Lead source stored on new leads.")
+        parser.add_argument(
+            "--event",
+            default="",
+            help="Trade show the cards come from (e.g. 'CEATEC 2026'): records a visit on "
+            "every lead, and is the source of new leads unless --source is given.",
+        )
 
     def handle(self, *args, **options):
         path: Path = options["file"]
@@ -26,7 +32,12 @@ class Command(BaseCommand):
             data = path.read_bytes()
         except OSError as error:
             raise CommandError(f"Cannot read {path}: {error.strerror}") from None
-        report = leads_import_csv(data=data, source=options["source"], dry_run=options["dry_run"])
+        source = options["source"]
+        if options["event"] and source == "csv":
+            source = f"展示会:{options['event']}"
+        report = leads_import_csv(
+            data=data, source=source, dry_run=options["dry_run"], event=options["event"]
+        )
         out = self.stdout
         if report.encoding:
             out.write(f"Encoding: {report.encoding}")
