@@ -1,0 +1,1 @@
+import integrations.outbound.admin  # noqa: F401
