@@ -1,0 +1,333 @@
+"""POST /api/v1/feedback/<slug>/: the SFA reports outcomes; LeadFlow moves the lead."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from integrations.outbound.models import FeedbackEvent, OutboxMessage
+from integrations.signing import sign_header, verify_header
+from leadflow.models import LeadExternalId, Stage, StageTransition
+from tests.factories import LeadFactory
+from tests.integrations.conftest import make_salesforce, make_webhook
+
+SECRET = "fb-secret-2026"
+OLD_SECRET = "fb-secret-2025"
+
+
+@pytest.fixture
+def sfa(db):
+    return make_salesforce(
+        "http://127.0.0.1:9",
+        slug="sfdc",
+        signing_secret=SECRET,
+        previous_signing_secret=OLD_SECRET,
+    )
+
+
+def post(client, slug, document, *, secret=SECRET, timestamp=None, raw=None, header=None):
+    body = raw if raw is not None else json.dumps(document).encode()
+    signature = (
+        header
+        if header is not None
+        else sign_header(secret, body, timestamp if timestamp is not None else int(time.time()))
+    )
+    return client.post(
+        f"/api/v1/feedback/{slug}/",
+        data=body,
+        content_type="application/json",
+        headers={"X-LeadFlow-Signature": signature},
+    )
+
+
+def feedback(lead, outcome, event_id="evt-1", **extra):
+    return {"lead": lead.email, "outcome": outcome, "event_id": event_id, **extra}
+
+
+# --- signing scheme -------------------------------------------------------------------
+
+
+def test_signature_round_trip_window_and_two_secrets():
+    body = b'{"a":1}'
+    header = sign_header("s1", body, 1_700_000_000)
+
+    assert header.startswith("t=1700000000,v1=")
+    assert len(header.split("v1=")[1]) == 64
+    assert verify_header(secrets=["s1"], body=body, header=header, now=1_700_000_000)
+    assert verify_header(secrets=["new", "s1"], body=body, header=header, now=1_700_000_300)
+    assert not verify_header(secrets=["s1"], body=body, header=header, now=1_700_000_301)
+    assert not verify_header(secrets=["s1"], body=body, header=header, now=1_699_999_699)
+    assert not verify_header(secrets=["s1"], body=b'{"a":2}', header=header, now=1_700_000_000)
+    assert not verify_header(secrets=["", ""], body=body, header=header, now=1_700_000_000)
+    assert not verify_header(secrets=["s1"], body=body, header="t=x,v1=00", now=1_700_000_000)
+    assert not verify_header(secrets=["s1"], body=body, header="", now=1_700_000_000)
+    with pytest.raises(ValueError, match="At most 2 secrets"):
+        verify_header(secrets=["a", "b", "c"], body=body, header=header, now=1_700_000_000)
+
+
+# --- outcomes -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_opportunity_created_moves_sql_to_opportunity(client, sfa, no_kick):
+    lead = LeadFactory(stage=Stage.SQL)
+
+    response = post(
+        client,
+        "sfdc",
+        feedback(lead, "opportunity_created", occurred_at="2026-11-02T10:00:00+09:00"),
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "applied",
+        "event_id": "evt-1",
+        "lead": lead.pk,
+        "outcome": "opportunity_created",
+        "stage": "opportunity",
+    }
+    lead.refresh_from_db()
+    assert lead.stage == Stage.OPPORTUNITY
+    transition = StageTransition.objects.get(lead=lead)
+    assert transition.actor_system == "sfa:sfdc"
+    assert transition.context["outcome"] == "opportunity_created"
+    event = FeedbackEvent.objects.get()
+    assert (event.from_stage, event.to_stage, event.result) == ("sql", "opportunity", "applied")
+    assert event.occurred_at.isoformat() == "2026-11-02T01:00:00+00:00"
+
+
+@pytest.mark.django_db
+def test_won_moves_an_opportunity_to_customer(client, sfa, no_kick):
+    lead = LeadFactory(stage=Stage.OPPORTUNITY)
+
+    response = post(client, "sfdc", feedback(lead, "won"))
+
+    assert response.status_code == 200
+    lead.refresh_from_db()
+    assert lead.stage == Stage.CUSTOMER
+
+
+@pytest.mark.django_db
+def test_lost_recycles_the_lead_with_the_reason_and_tells_marketing(client, sfa, no_kick):
+    marketing = make_webhook(
+        "http://127.0.0.1:9/ma", slug="ma", marketing_side=True, events=["recycled"]
+    )
+    lead = LeadFactory(stage=Stage.SQL)
+
+    response = post(client, "sfdc", feedback(lead, "lost", reason="競合に決定"))
+
+    assert response.status_code == 200
+    lead.refresh_from_db()
+    assert lead.stage == Stage.RECYCLED
+    assert StageTransition.objects.get(lead=lead).reason == "競合に決定"
+    # Marketing hears about it; the SFA that reported it is not told its own news.
+    message = OutboxMessage.objects.get()
+    assert (message.destination, message.event) == (marketing, "recycled")
+    assert message.payload["transition"]["reason"] == "競合に決定"
+    assert message.payload["transition"]["actor"] == "sfa:sfdc"
+
+
+@pytest.mark.django_db
+def test_disqualified_disqualifies_with_the_reason(client, sfa, no_kick):
+    lead = LeadFactory(stage=Stage.MQL)
+
+    response = post(client, "sfdc", feedback(lead, "disqualified", reason="学生"))
+
+    assert response.status_code == 200
+    lead.refresh_from_db()
+    assert lead.stage == Stage.DISQUALIFIED
+    assert FeedbackEvent.objects.get().reason == "学生"
+
+
+@pytest.mark.django_db
+def test_an_outcome_the_lead_already_reflects_is_recorded_as_unchanged(client, sfa, no_kick):
+    lead = LeadFactory(stage=Stage.CUSTOMER)
+
+    response = post(client, "sfdc", feedback(lead, "won"))
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "unchanged"
+    assert StageTransition.objects.count() == 0
+    assert FeedbackEvent.objects.get().result == "unchanged"
+
+
+@pytest.mark.django_db
+def test_a_duplicate_event_id_is_applied_once(client, sfa, no_kick):
+    lead = LeadFactory(stage=Stage.SQL)
+    post(client, "sfdc", feedback(lead, "opportunity_created"))
+
+    again = post(client, "sfdc", feedback(lead, "opportunity_created"))
+
+    assert again.status_code == 200
+    assert again.json()["status"] == "duplicate"
+    assert FeedbackEvent.objects.count() == 1
+    assert StageTransition.objects.filter(lead=lead).count() == 1
+
+
+@pytest.mark.django_db
+def test_won_for_an_mql_nobody_accepted_is_a_409(client, sfa, no_kick):
+    lead = LeadFactory(stage=Stage.MQL)
+
+    response = post(client, "sfdc", feedback(lead, "won"))
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": {
+            "code": "invalid_transition",
+            "message": "The lead is MQL; “won” is only possible for a lead in Opportunity, SQL.",
+        }
+    }
+    lead.refresh_from_db()
+    assert lead.stage == Stage.MQL
+    assert FeedbackEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_disqualifying_a_customer_is_refused_by_the_lifecycle(client, sfa, no_kick):
+    lead = LeadFactory(stage=Stage.CUSTOMER)
+
+    response = post(client, "sfdc", feedback(lead, "disqualified"))
+
+    assert response.status_code == 409
+    assert response.json()["error"]["message"] == (
+        "A lead cannot move from Customer to Disqualified."
+    )
+
+
+@pytest.mark.django_db
+def test_the_lead_can_be_named_by_its_salesforce_id_or_leadflow_id(client, sfa, no_kick):
+    by_sf = LeadFactory(stage=Stage.SQL)
+    LeadExternalId.objects.create(lead=by_sf, system="salesforce", external_id="00Q4S000002sSac")
+    by_pk = LeadFactory(stage=Stage.SQL)
+
+    first = post(client, "sfdc", {"lead": "00Q4S000002sSac", "outcome": "won", "event_id": "a"})
+    second = post(client, "sfdc", {"lead": str(by_pk.pk), "outcome": "won", "event_id": "b"})
+
+    assert (first.status_code, first.json()["lead"]) == (200, by_sf.pk)
+    assert (second.status_code, second.json()["lead"]) == (200, by_pk.pk)
+
+
+@pytest.mark.django_db
+def test_the_previous_secret_still_verifies_during_rotation(client, sfa, no_kick):
+    lead = LeadFactory(stage=Stage.SQL)
+
+    response = post(client, "sfdc", feedback(lead, "won"), secret=OLD_SECRET)
+
+    assert response.status_code == 200
+
+
+# --- bad input ------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("kwargs", "why"),
+    [
+        ({"secret": "wrong"}, "wrong secret"),
+        ({"timestamp": int(time.time()) - 301}, "expired"),
+        ({"header": ""}, "missing"),
+    ],
+)
+def test_a_bad_signature_is_401_and_changes_nothing(client, sfa, no_kick, kwargs, why):
+    lead = LeadFactory(stage=Stage.SQL)
+
+    response = post(client, "sfdc", feedback(lead, "won"), **kwargs)
+
+    assert response.status_code == 401, why
+    assert response.json()["error"]["code"] == "bad_signature"
+    lead.refresh_from_db()
+    assert lead.stage == Stage.SQL
+    assert FeedbackEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_unknown_destination_is_404(client, no_kick):
+    response = post(client, "nope", {"lead": "a@b.jp", "outcome": "won", "event_id": "x"})
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_disabled_destination_is_403(client, sfa, no_kick):
+    sfa.enabled = False
+    sfa.save()
+
+    response = post(client, "sfdc", {"lead": "a@b.jp", "outcome": "won", "event_id": "x"})
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "disabled"
+
+
+@pytest.mark.django_db
+def test_unknown_lead_is_404(client, sfa, no_kick):
+    response = post(client, "sfdc", {"lead": "ghost@x.jp", "outcome": "won", "event_id": "x"})
+
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {"code": "lead_not_found", "message": "No lead matches “ghost@x.jp”."}
+    }
+
+
+@pytest.mark.django_db
+def test_broken_json_is_400_with_a_pointer_to_the_document(client, sfa, no_kick):
+    response = post(client, "sfdc", None, raw=b'{"lead": "a@b.jp",')
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {
+            "code": "invalid_json",
+            "message": "The body is not valid JSON.",
+            "fields": {"": ["line 1 column 19: Expecting property name enclosed in double quotes"]},
+        }
+    }
+
+
+@pytest.mark.django_db
+def test_invalid_fields_are_400_keyed_by_json_pointer(client, sfa, no_kick):
+    response = post(
+        client,
+        "sfdc",
+        {"lead": 12, "outcome": "maybe", "occurred_at": "2026-11-02 10:00"},
+    )
+
+    assert response.status_code == 400
+    body = response.json()["error"]
+    assert body["code"] == "validation_error"
+    assert body["fields"] == {
+        "/lead": ["Must be a string."],
+        "/event_id": ["This field is required."],
+        "/outcome": ["Must be one of: opportunity_created, won, lost, disqualified."],
+        "/occurred_at": ["Must include a UTC offset (e.g. +09:00 or Z)."],
+    }
+    assert body["message"] == "/lead: Must be a string."
+
+
+@pytest.mark.django_db
+def test_a_json_array_is_400(client, sfa, no_kick):
+    response = post(client, "sfdc", [1, 2])
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"": ["The body must be a JSON object."]}
+
+
+@pytest.mark.django_db
+def test_a_body_over_the_limit_is_413(client, sfa, no_kick, settings):
+    settings.FEEDBACK_MAX_BYTES = 1024
+    lead = LeadFactory(stage=Stage.SQL)
+
+    response = post(client, "sfdc", feedback(lead, "lost", reason="x" * 2000))
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+    assert FeedbackEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_get_is_405(client, sfa):
+    response = client.get("/api/v1/feedback/sfdc/")
+
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
