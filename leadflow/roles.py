@@ -22,9 +22,17 @@ _READ_CORE = [
     "leadflow.view_stagetransition",
 ]
 
+# What went to the SFA and what came back; changing destinations stays with admins.
+_READ_OUTBOUND = [
+    "integrations.view_destination",
+    "integrations.view_outboxmessage",
+    "integrations.view_feedbackevent",
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     MARKETING: [
         *_READ_CORE,
+        *_READ_OUTBOUND,
         "leadflow.add_company",
         "leadflow.change_company",
         "leadflow.add_lead",
@@ -32,7 +40,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "leadflow.add_engagementevent",
     ],
     SALES_REP: [*_READ_CORE],
-    SALES_MANAGER: [*_READ_CORE, "leadflow.change_lead"],
+    SALES_MANAGER: [*_READ_CORE, *_READ_OUTBOUND, "leadflow.change_lead"],
 }
 
 

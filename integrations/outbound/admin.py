@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -36,6 +37,13 @@ class PrettyJSONField(forms.JSONField):
         return json.dumps(value, indent=2, ensure_ascii=False)
 
 
+def _https_urls(db_field: Any, **kwargs: Any) -> Any:
+    # Vendor endpoints are https; say so now rather than by Django 6's changed default.
+    if isinstance(db_field, models.URLField):
+        kwargs["assume_scheme"] = "https"
+    return db_field.formfield(**kwargs)
+
+
 class DestinationForm(forms.ModelForm):
     events = forms.MultipleChoiceField(
         label=_("events"),
@@ -51,6 +59,7 @@ class DestinationForm(forms.ModelForm):
 
     class Meta:
         model = Destination
+        formfield_callback = _https_urls
         fields = (
             "name",
             "slug",
@@ -118,6 +127,11 @@ class DestinationAdmin(admin.ModelAdmin):
         (_("HubSpot"), {"fields": ("api_token",), "classes": ("collapse",)}),
         (_("Field mapping"), {"fields": ("field_mapping", "default_mapping_help")}),
     )
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if isinstance(db_field, models.URLField):
+            kwargs["assume_scheme"] = "https"
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     @admin.display(description=_("events"))
     def event_list(self, obj: Destination) -> str:
