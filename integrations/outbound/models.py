@@ -18,6 +18,18 @@ from django.utils.translation import gettext_lazy as _
 
 from leadflow.models import Lead, StageTransition
 
+__all__ = [
+    "OPEN_STATUSES",
+    "Destination",
+    "DestinationKind",
+    "FeedbackEvent",
+    "FeedbackOutcome",
+    "FeedbackResult",
+    "MessageStatus",
+    "OutboundEvent",
+    "OutboxMessage",
+]
+
 
 class DestinationKind(models.TextChoices):
     WEBHOOK = "webhook", _("Generic webhook")

@@ -59,11 +59,12 @@ def external_id_for(*, lead_id: int, system: str) -> str | None:
 
 
 def _systems_for(destination: Destination) -> list[str]:
+    # The ids the connectors store for a lead; a generic webhook stores none.
     if destination.kind == DestinationKind.SALESFORCE:
         return ["salesforce", "salesforce_contact", "salesforce_opportunity"]
     if destination.kind == DestinationKind.HUBSPOT:
         return ["hubspot"]
-    return [f"webhook:{destination.slug}"]
+    return []
 
 
 def lead_for_feedback(*, destination: Destination, ref: str) -> Lead | None:
@@ -75,14 +76,16 @@ def lead_for_feedback(*, destination: Destination, ref: str) -> Lead | None:
     ref = ref.strip()
     if "@" in ref:
         return Lead.objects.filter(email=normalize_email(ref)).first()
-    link = (
-        LeadExternalId.objects.select_related("lead")
-        .filter(system__in=_systems_for(destination), external_id=ref)
-        .order_by("-id")
-        .first()
-    )
-    if link is not None:
-        return link.lead
+    systems = _systems_for(destination)
+    if systems:
+        link = (
+            LeadExternalId.objects.select_related("lead")
+            .filter(system__in=systems, external_id=ref)
+            .order_by("-id")
+            .first()
+        )
+        if link is not None:
+            return link.lead
     if destination.kind != DestinationKind.HUBSPOT and ref.isdigit():
         return Lead.objects.filter(pk=int(ref)).first()
     return None

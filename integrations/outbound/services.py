@@ -76,10 +76,14 @@ def events_for_transition(*, from_stage: str, to_stage: str) -> list[str]:
 
 
 def _kick_delivery() -> None:
+    """Ask a worker to deliver now. Only a latency hint: any one run delivers everything
+    due, and beat sweeps every OUTBOX_SWEEP_SECONDS. So a kick that waited longer than
+    a sweep expires and is dropped unrun, which keeps the queue bounded when commits
+    come faster than a busy worker runs tasks."""
     # Imported here: tasks import this module.
     from integrations.outbound.tasks import deliver_outbox_task
 
-    deliver_outbox_task.delay()
+    deliver_outbox_task.apply_async(expires=float(settings.OUTBOX_SWEEP_SECONDS * 2))
 
 
 def outbox_enqueue_for_transition(*, transition: StageTransition) -> list[OutboxMessage]:

@@ -22,10 +22,10 @@ def clock():
 @pytest.fixture
 def no_kick(monkeypatch):
     """Record the on-commit delivery kicks instead of sending them to a broker."""
-    kicks: list[int] = []
+    kicks: list[dict] = []
     monkeypatch.setattr(
-        "integrations.outbound.tasks.deliver_outbox_task.delay",
-        lambda *a, **k: kicks.append(1),
+        "integrations.outbound.tasks.deliver_outbox_task.apply_async",
+        lambda *args, **options: kicks.append(options),
     )
     return kicks
 

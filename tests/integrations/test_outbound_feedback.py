@@ -331,3 +331,45 @@ def test_get_is_405(client, sfa):
 
     assert response.status_code == 405
     assert response["Allow"] == "POST"
+
+
+@pytest.mark.django_db
+def test_hubspot_feedback_names_the_lead_by_contact_id_never_by_leadflow_id(client, no_kick):
+    from tests.integrations.conftest import make_hubspot
+
+    make_hubspot("http://127.0.0.1:9", slug="hs", signing_secret=SECRET)
+    known = LeadFactory(stage=Stage.SQL)
+    LeadExternalId.objects.create(lead=known, system="hubspot", external_id="6001")
+    other = LeadFactory(stage=Stage.SQL)
+
+    by_contact = post(client, "hs", {"lead": "6001", "outcome": "won", "event_id": "a"})
+    by_pk = post(client, "hs", {"lead": str(other.pk), "outcome": "won", "event_id": "b"})
+
+    assert (by_contact.status_code, by_contact.json()["lead"]) == (200, known.pk)
+    assert by_pk.status_code == 404
+    other.refresh_from_db()
+    assert other.stage == Stage.SQL
+
+
+@pytest.mark.django_db
+def test_lost_for_an_mql_nobody_accepted_is_a_409(client, sfa, no_kick):
+    lead = LeadFactory(stage=Stage.MQL)
+
+    response = post(client, "sfdc", feedback(lead, "lost", reason="no answer"))
+
+    assert response.status_code == 409
+    lead.refresh_from_db()
+    assert lead.stage == Stage.MQL
+    assert OutboxMessage.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_body_that_is_not_utf8_is_400(client, sfa, no_kick):
+    response = post(client, "sfdc", None, raw='{"lead": "山田"}'.encode("shift_jis"))
+
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "invalid_json",
+        "message": "The body is not UTF-8.",
+        "fields": {"": ["Not UTF-8."]},
+    }
