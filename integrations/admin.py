@@ -216,3 +216,6 @@ class InboundEventAdmin(admin.ModelAdmin):
                 _("%(n)d event(s) were not failed and were left alone.") % {"n": skipped},
                 messages.WARNING,
             )
+
+
+import integrations.outbound.admin  # noqa: E402, F401 - registers the outbound admin

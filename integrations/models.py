@@ -175,3 +175,32 @@ class InboundEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.source_id} {self.status}"
+
+
+# Outbound delivery (destinations, the outbox, SFA feedback) lives in its own subpackage;
+# importing it here registers its models with this app.
+from integrations.outbound.models import (  # noqa: E402
+    Destination,
+    DestinationKind,
+    FeedbackEvent,
+    FeedbackOutcome,
+    FeedbackResult,
+    MessageStatus,
+    OutboundEvent,
+    OutboxMessage,
+)
+
+__all__ = [
+    "Destination",
+    "DestinationKind",
+    "FeedbackEvent",
+    "FeedbackOutcome",
+    "FeedbackResult",
+    "InboundEvent",
+    "InboundStatus",
+    "MessageStatus",
+    "OutboundEvent",
+    "OutboxMessage",
+    "Source",
+    "SourceKind",
+]

@@ -15,3 +15,9 @@ def process_inbound_event(inbound_event_id: int) -> None:
 @shared_task(name="integrations.requeue_stale_inbound_events")
 def requeue_stale_inbound_events() -> int:
     return services.inbound_events_requeue_stale()
+
+
+# Celery autodiscovery imports only this module; the outbound tasks live beside their code.
+from integrations.outbound.tasks import deliver_outbox_task  # noqa: E402
+
+__all__ = ["deliver_outbox_task", "process_inbound_event", "requeue_stale_inbound_events"]

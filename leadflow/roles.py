@@ -32,10 +32,18 @@ _READ_HANDOFF = [
     "handoff.view_routingrule",
 ]
 
+# What went to the SFA and what came back; changing destinations stays with admins.
+_READ_OUTBOUND = [
+    "integrations.view_destination",
+    "integrations.view_outboxmessage",
+    "integrations.view_feedbackevent",
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     MARKETING: [
         *_READ_CORE,
         *_READ_HANDOFF,
+        *_READ_OUTBOUND,
         "leadflow.add_company",
         "leadflow.change_company",
         "leadflow.add_lead",
@@ -54,6 +62,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_READ_CORE,
         "leadflow.change_lead",
         *_READ_HANDOFF,
+        *_READ_OUTBOUND,
         "handoff.add_activity",
         "handoff.change_team",
         "handoff.add_teammembership",

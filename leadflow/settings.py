@@ -212,6 +212,21 @@ CACHES = {
 # --- Intake ---------------------------------------------------------------------------
 INTAKE_MAX_BODY_BYTES = env_int("INTAKE_MAX_BODY_BYTES", 1024 * 1024, minimum=1)
 
+# --- Outbound delivery (integrations.outbound) ----------------------------------------
+OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 50, minimum=1)
+OUTBOX_RETRY_BASE_SECONDS = env_int("OUTBOX_RETRY_BASE_SECONDS", 5, minimum=1)
+OUTBOX_RETRY_MAX_SECONDS = env_int("OUTBOX_RETRY_MAX_SECONDS", 3600, minimum=1)
+OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 5, minimum=1)
+FEEDBACK_MAX_BYTES = env_int("FEEDBACK_MAX_BYTES", 64 * 1024, minimum=1024)
+# The safety net: every few seconds deliver whatever is due (a commit whose on_commit
+# enqueue was lost, retries whose backoff has run out, leases of killed workers).
+CELERY_BEAT_SCHEDULE["integrations.outbound.sweep"] = {
+    "task": "integrations.outbound.deliver_due",
+    "schedule": float(OUTBOX_SWEEP_SECONDS),
+    # A sweep nobody ran in time is replaced by the next one, not queued up behind it.
+    "options": {"expires": float(OUTBOX_SWEEP_SECONDS * 2)},
+}
+
 # --- REST API -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("handoff.urls")),
+    path("api/v1/feedback/", include("integrations.outbound.urls")),
 ]
 
 handler404 = "leadflow.views.page_not_found"

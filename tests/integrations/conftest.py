@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -10,13 +11,16 @@ import time
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.core.cache import cache
 
 from integrations import signing
 from integrations.hubspot import signature_v3
 from integrations.models import InboundEvent, Source
+from integrations.outbound.models import Destination, DestinationKind
 from integrations.services import source_create
 from integrations.tasks import process_inbound_event
+from tests.integrations.fakes import FakeHubSpot, FakeSalesforce, WebhookReceiver
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # CI checks the project out beside /work/shared; the samples are read, never copied.
@@ -111,3 +115,86 @@ def admin_pages(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+# --- outbound: destinations and fake vendor servers --------------------------------
+
+T0 = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+WEBHOOK_SECRET = "whsec-test-0123456789abcdef"
+
+
+@pytest.fixture
+def clock():
+    """A pinned clock that moves only when the test says so (clock.shift(seconds))."""
+    with time_machine.travel(T0, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def no_kick(monkeypatch):
+    """Record the on-commit delivery kicks instead of sending them to a broker."""
+    kicks: list[dict] = []
+    monkeypatch.setattr(
+        "integrations.outbound.tasks.deliver_outbox_task.apply_async",
+        lambda *args, **options: kicks.append(options),
+    )
+    return kicks
+
+
+@pytest.fixture
+def receiver():
+    with WebhookReceiver() as server:
+        yield server
+
+
+@pytest.fixture
+def salesforce():
+    with FakeSalesforce() as server:
+        yield server
+
+
+@pytest.fixture
+def hubspot():
+    with FakeHubSpot() as server:
+        yield server
+
+
+def make_webhook(url: str, **overrides) -> Destination:
+    values = {
+        "kind": DestinationKind.WEBHOOK,
+        "slug": "sfa-hook",
+        "name": "SFA webhook",
+        "base_url": url,
+        "signing_secret": WEBHOOK_SECRET,
+        "timeout_seconds": 2.0,
+        **overrides,
+    }
+    return Destination.objects.create(**values)
+
+
+def make_salesforce(url: str, **overrides) -> Destination:
+    values = {
+        "kind": DestinationKind.SALESFORCE,
+        "slug": "salesforce",
+        "name": "Salesforce",
+        "base_url": url,
+        "token_url": f"{url}/services/oauth2/token",
+        "client_id": "3MVG9-client",
+        "client_secret": "client-secret",
+        "timeout_seconds": 2.0,
+        **overrides,
+    }
+    return Destination.objects.create(**values)
+
+
+def make_hubspot(url: str, **overrides) -> Destination:
+    values = {
+        "kind": DestinationKind.HUBSPOT,
+        "slug": "hubspot",
+        "name": "HubSpot",
+        "base_url": url,
+        "api_token": "pat-na1-test",
+        "timeout_seconds": 2.0,
+        **overrides,
+    }
+    return Destination.objects.create(**values)

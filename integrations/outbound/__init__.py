@@ -1,0 +1,1 @@
+"""Outbound delivery to SFAs and marketing tools, and SFA feedback coming back in."""

@@ -1,0 +1,570 @@
+"""Writes of the outbound side: enqueue with the stage change, claim, deliver, record,
+replay; and SFA feedback moving leads through the lifecycle.
+
+Delivery is three steps so that no transaction is open while we wait on a vendor:
+1. claim (short transaction): due rows → in_flight with a lease and a claim token;
+2. call the connector (no transaction, bounded by the destination's timeout);
+3. record (short transaction): delivered, or pending with a backoff, or dead.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from integrations.outbound import selectors
+from integrations.outbound.connectors.base import (
+    DeliveryError,
+    DeliveryResult,
+    error_from_transport,
+    excerpt,
+)
+from integrations.outbound.mapping import build_payload, scores_of, transition_facts
+from integrations.outbound.models import (
+    Destination,
+    FeedbackEvent,
+    FeedbackOutcome,
+    FeedbackResult,
+    MessageStatus,
+    OutboundEvent,
+    OutboxMessage,
+)
+from leadflow.errors import DomainError, InvalidTransition, NotFound
+from leadflow.lifecycle import lead_transition
+from leadflow.models import LeadExternalId, Stage, StageTransition
+
+logger = logging.getLogger(__name__)
+
+# Cap for a vendor's Retry-After, so a misconfigured proxy cannot park a message for weeks.
+MAX_RETRY_AFTER_SECONDS = 24 * 3600
+
+
+# --- Enqueue --------------------------------------------------------------------------
+
+
+def events_for_transition(*, from_stage: str, to_stage: str) -> list[str]:
+    """The outbound events a stage move produces (empty for moves nobody outside cares about).
+
+    Recycled means "back to marketing": it also produces a `recycled` event, which only
+    marketing-side destinations receive, so the MA tool can re-nurture the lead.
+    """
+    if to_stage == Stage.MQL:
+        return [OutboundEvent.MQL_CREATED]
+    if from_stage == Stage.MQL and to_stage == Stage.SQL:
+        return [OutboundEvent.ACCEPTED]
+    if to_stage == Stage.RECYCLED:
+        if from_stage == Stage.MQL:
+            return [OutboundEvent.REJECTED, OutboundEvent.RECYCLED]
+        if from_stage in (Stage.SQL, Stage.OPPORTUNITY):
+            return [OutboundEvent.LOST, OutboundEvent.RECYCLED]
+        return [OutboundEvent.RECYCLED]
+    if to_stage == Stage.CUSTOMER and from_stage in (Stage.SQL, Stage.OPPORTUNITY):
+        return [OutboundEvent.WON]
+    return []
+
+
+def _kick_delivery() -> None:
+    """Ask a worker to deliver now. Only a latency hint: any one run delivers everything
+    due, and beat sweeps every OUTBOX_SWEEP_SECONDS. So a kick that waited longer than
+    a sweep expires and is dropped unrun, which keeps the queue bounded when commits
+    come faster than a busy worker runs tasks."""
+    # Imported here: tasks import this module.
+    from integrations.outbound.tasks import deliver_outbox_task
+
+    deliver_outbox_task.apply_async(expires=float(settings.OUTBOX_SWEEP_SECONDS * 2))
+
+
+def outbox_enqueue_for_transition(*, transition: StageTransition) -> list[OutboxMessage]:
+    """Write the outbox rows for a stage change, inside the caller's transaction.
+
+    Called from the `lead_stage_changed` receiver while `lead_transition` still holds the
+    lead's row lock: the rows commit or roll back with the change, and a lead's messages
+    get ids in the order of its changes (which delivery relies on for ordering).
+    """
+    events = events_for_transition(from_stage=transition.from_stage, to_stage=transition.to_stage)
+    if not events:
+        return []
+    destinations = selectors.destinations_enabled()
+    if not destinations:
+        return []
+    lead = transition.lead
+    facts = transition_facts(transition)
+    scores = scores_of(transition)
+    # Feedback from an SFA must not be echoed back to the SFA that reported it.
+    origin = (transition.context or {}).get("feedback_destination_id")
+    rows = []
+    for destination in destinations:
+        for event in events:
+            if not destination.receives(event):
+                continue
+            if destination.pk == origin and event != OutboundEvent.RECYCLED:
+                continue
+            key = f"{event}:{transition.pk}"
+            rows.append(
+                OutboxMessage(
+                    destination=destination,
+                    lead=lead,
+                    transition=transition,
+                    event=event,
+                    idempotency_key=key,
+                    payload=build_payload(
+                        mapping=destination.field_mapping,
+                        lead=lead,
+                        event=event,
+                        idempotency_key=key,
+                        transition=facts,
+                        scores=scores,
+                    ),
+                    next_attempt_at=transition.occurred_at,
+                    created_at=timezone.now(),
+                )
+            )
+    if not rows:
+        return []
+    # ignore_conflicts: a repeated signal for the same transition must not fail the
+    # stage change; the unique key already makes the second copy a no-op.
+    created = OutboxMessage.objects.bulk_create(rows, ignore_conflicts=True)
+    # Low latency: a worker starts as soon as the change is committed. If the broker is
+    # down the beat sweep picks the rows up (robust: the commit never fails for it).
+    transaction.on_commit(_kick_delivery, robust=True)
+    return created
+
+
+# --- Claim ----------------------------------------------------------------------------
+
+
+def _lease(destination_timeout: float) -> timedelta:
+    # Long enough for the most calls one message makes (token, upsert, token refresh,
+    # upsert, converted-lead lookup, contact, opportunity), each bounded by the timeout.
+    return timedelta(seconds=destination_timeout * 8 + 30)
+
+
+def outbox_claim_due(*, limit: int, now: datetime | None = None) -> list[OutboxMessage]:
+    """Take up to `limit` due messages for this worker; no two workers get the same row.
+
+    PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED, so concurrent workers each take
+    different rows without waiting on one another. SQLite has no row locks: the claim
+    is a conditional UPDATE (still pending/expired) inside an IMMEDIATE transaction,
+    which already serialises writers.
+    """
+    now = now or timezone.now()
+    token = uuid.uuid4()
+    max_timeout = max(
+        (d.timeout_seconds for d in Destination.objects.filter(enabled=True)), default=10.0
+    )
+    lease_until = now + _lease(max_timeout)
+    due = selectors.outbox_due(now=now)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # of=("self",): lock only the message rows, never the joined destination row.
+            ids = list(
+                due.select_for_update(skip_locked=True, of=("self",)).values_list("id", flat=True)[
+                    :limit
+                ]
+            )
+            still_due = Q(pk__in=ids)
+        else:
+            ids = list(due.values_list("id", flat=True)[:limit])
+            still_due = Q(pk__in=ids) & (
+                Q(status=MessageStatus.PENDING, next_attempt_at__lte=now)
+                | Q(status=MessageStatus.IN_FLIGHT, lease_expires_at__lt=now)
+            )
+        if not ids:
+            return []
+        OutboxMessage.objects.filter(still_due).update(
+            status=MessageStatus.IN_FLIGHT,
+            claim_token=token,
+            lease_expires_at=lease_until,
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+    return list(
+        OutboxMessage.objects.filter(claim_token=token, status=MessageStatus.IN_FLIGHT)
+        .select_related("destination", "lead")
+        .order_by("id")
+    )
+
+
+# --- Record ---------------------------------------------------------------------------
+
+
+def retry_delay(*, attempts: int, rng: Callable[[], float] = random.random) -> timedelta:
+    """Exponential backoff with jitter: base·2^(n−1), capped, then a random 50–100 % of it.
+
+    Never less than half the step, so the schedule stays exponential; the random half
+    spreads out messages that failed together (an outage) so they do not retry in a herd.
+    """
+    base = settings.OUTBOX_RETRY_BASE_SECONDS
+    cap = settings.OUTBOX_RETRY_MAX_SECONDS
+    step = min(cap, base * 2 ** max(0, attempts - 1))
+    return timedelta(seconds=step * (0.5 + 0.5 * rng()))
+
+
+def _remember_external_ids(lead_id: int, result: DeliveryResult) -> list[str]:
+    notes = []
+    if result.forget_systems:
+        LeadExternalId.objects.filter(lead_id=lead_id, system__in=result.forget_systems).delete()
+    for system, external_id in result.external_ids:
+        if not external_id:
+            continue
+        owner = (
+            LeadExternalId.objects.filter(system=system, external_id=external_id)
+            .values_list("lead_id", flat=True)
+            .first()
+        )
+        if owner == lead_id:
+            continue
+        if owner is not None:
+            # The remote record already belongs to another lead (a merge on their side):
+            # keep the existing link and say so on the message.
+            notes.append(f"{system} id {external_id} already belongs to lead {owner}")
+            continue
+        # One current id per system and lead: a converted lead's new contact replaces
+        # nothing else, but a re-created HubSpot contact replaces the stale id.
+        LeadExternalId.objects.filter(lead_id=lead_id, system=system).delete()
+        LeadExternalId.objects.create(lead_id=lead_id, system=system, external_id=external_id)
+    return notes
+
+
+def _record_success(message: OutboxMessage, result: DeliveryResult, now: datetime) -> bool:
+    info = {**message.info, **result.info}
+    with transaction.atomic():
+        notes = _remember_external_ids(message.lead_id, result)
+        if notes:
+            info["notes"] = notes
+        updated = OutboxMessage.objects.filter(
+            pk=message.pk, claim_token=message.claim_token, status=MessageStatus.IN_FLIGHT
+        ).update(
+            status=MessageStatus.DELIVERED,
+            delivered_at=now,
+            response_status=result.status_code,
+            response_body=excerpt(result.body),
+            remote_id=result.remote_id[:255],
+            last_error="",
+            info=info,
+            lease_expires_at=None,
+            claim_token=None,
+            updated_at=now,
+        )
+        if not updated:
+            # The lease ran out and another worker owns the row now; its result counts.
+            transaction.set_rollback(True)
+            return False
+        limit = result.info.get("limit_info")
+        if limit:
+            Destination.objects.filter(pk=message.destination_id).update(last_limit_info=limit)
+    return True
+
+
+def _record_failure(
+    message: OutboxMessage,
+    error: DeliveryError,
+    now: datetime,
+    rng: Callable[[], float],
+) -> str:
+    max_attempts = message.destination.max_attempts
+    if error.permanent:
+        status, next_at = MessageStatus.DEAD, message.next_attempt_at
+        text = error.message
+    elif message.attempts >= max_attempts:
+        status, next_at = MessageStatus.DEAD, message.next_attempt_at
+        text = _("Gave up after %(n)d attempts. Last error: %(error)s") % {
+            "n": message.attempts,
+            "error": error.message,
+        }
+    else:
+        status = MessageStatus.PENDING
+        if error.retry_after is not None:
+            wait = timedelta(seconds=min(max(error.retry_after, 0), MAX_RETRY_AFTER_SECONDS))
+        else:
+            wait = retry_delay(attempts=message.attempts, rng=rng)
+        next_at = now + wait
+        text = error.message
+    info = {**message.info, **error.info}
+    if error.retry_after is not None:
+        info["retry_after"] = error.retry_after
+    with transaction.atomic():
+        updated = OutboxMessage.objects.filter(
+            pk=message.pk, claim_token=message.claim_token, status=MessageStatus.IN_FLIGHT
+        ).update(
+            status=status,
+            next_attempt_at=next_at,
+            last_error=excerpt(text),
+            response_status=error.status_code,
+            response_body=excerpt(error.body),
+            info=info,
+            lease_expires_at=None,
+            claim_token=None,
+            updated_at=now,
+        )
+        limit = error.info.get("limit_info")
+        if updated and limit:
+            Destination.objects.filter(pk=message.destination_id).update(last_limit_info=limit)
+    if status == MessageStatus.DEAD:
+        logger.warning("outbox message %s is dead: %s", message.pk, text)
+    return status
+
+
+def destination_token_store(*, destination: Destination, token: str, at: datetime) -> None:
+    """Cache a fresh OAuth token on the destination (one UPDATE, no long transaction)."""
+    Destination.objects.filter(pk=destination.pk).update(access_token=token, access_token_at=at)
+    destination.access_token = token
+    destination.access_token_at = at
+
+
+# --- Deliver --------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryStats:
+    claimed: int = 0
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
+    lost_lease: int = 0
+
+
+def _deliver_one(
+    message: OutboxMessage,
+    client: httpx.Client,
+    rng: Callable[[], float],
+    stats: DeliveryStats,
+) -> None:
+    from integrations.outbound.connectors import CONNECTORS
+
+    destination = message.destination
+    connector = CONNECTORS.get(destination.kind)
+    try:
+        if connector is None:
+            raise DeliveryError(f"No connector for kind {destination.kind!r}.", permanent=True)
+        result = connector(destination=destination, message=message, client=client)
+    except DeliveryError as error:
+        outcome = _record_failure(message, error, timezone.now(), rng)
+        if outcome == MessageStatus.DEAD:
+            stats.dead += 1
+        else:
+            stats.retrying += 1
+        return
+    except httpx.HTTPError as exc:
+        outcome = _record_failure(message, error_from_transport(exc), timezone.now(), rng)
+        if outcome == MessageStatus.DEAD:
+            stats.dead += 1
+        else:
+            stats.retrying += 1
+        return
+    if _record_success(message, result, timezone.now()):
+        stats.delivered += 1
+    else:
+        stats.lost_lease += 1
+
+
+def outbox_deliver_due(
+    *,
+    batch_size: int | None = None,
+    max_batches: int = 20,
+    rng: Callable[[], float] = random.random,
+) -> DeliveryStats:
+    """Claim due messages in bounded batches, call out, record; until none is due.
+
+    Must not run inside a transaction: the calls would hold it open for seconds, and a
+    rollback after a successful call would make us send the message again.
+    """
+    batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
+    stats = DeliveryStats()
+    clients: dict[float, httpx.Client] = {}
+    try:
+        for _batch in range(max_batches):
+            batch = outbox_claim_due(limit=batch_size)
+            if not batch:
+                break
+            stats.claimed += len(batch)
+            for message in batch:
+                timeout = message.destination.timeout_seconds
+                if timeout not in clients:
+                    clients[timeout] = httpx.Client(timeout=timeout, follow_redirects=False)
+                _deliver_one(message, clients[timeout], rng, stats)
+    finally:
+        for client in clients.values():
+            client.close()
+    return stats
+
+
+# --- Operator actions -----------------------------------------------------------------
+
+
+def outbox_replay(*, message_ids: Iterable[int], actor: str) -> int:
+    """Send dead messages again, with the payload rebuilt from the current mapping.
+
+    The event and the facts of the stage change stay as they were; the lead's data and
+    the mapping are read now, so a fixed mapping (or a fixed lead) is what goes out.
+    """
+    now = timezone.now()
+    count = 0
+    with transaction.atomic():
+        messages = (
+            OutboxMessage.objects.select_for_update(of=("self",))
+            .filter(pk__in=list(message_ids), status=MessageStatus.DEAD)
+            .select_related("destination", "lead", "lead__company", "lead__owner")
+            .order_by("pk")
+        )
+        for message in messages:
+            old = message.payload or {}
+            history = list(message.info.get("replays", []))
+            history.append(
+                {
+                    "at": now.isoformat(),
+                    "by": actor,
+                    "attempts": message.attempts,
+                    "error": message.last_error[:500],
+                }
+            )
+            message.payload = build_payload(
+                mapping=message.destination.field_mapping,
+                lead=message.lead,
+                event=message.event,
+                idempotency_key=message.idempotency_key,
+                transition=old.get("transition") or {},
+                scores=old.get("scores") or {},
+            )
+            message.status = MessageStatus.PENDING
+            message.attempts = 0
+            message.next_attempt_at = now
+            message.last_error = ""
+            message.info = {"replays": history}
+            message.save(
+                update_fields=[
+                    "payload",
+                    "status",
+                    "attempts",
+                    "next_attempt_at",
+                    "last_error",
+                    "info",
+                    "updated_at",
+                ]
+            )
+            count += 1
+        if count:
+            transaction.on_commit(_kick_delivery, robust=True)
+    return count
+
+
+def outbox_retry_now(*, message_ids: Iterable[int]) -> int:
+    """Bring waiting messages forward (e.g. once an outage is over)."""
+    with transaction.atomic():
+        count = OutboxMessage.objects.filter(
+            pk__in=list(message_ids), status=MessageStatus.PENDING
+        ).update(next_attempt_at=timezone.now())
+        if count:
+            transaction.on_commit(_kick_delivery, robust=True)
+    return count
+
+
+# --- Feedback -------------------------------------------------------------------------
+
+# outcome → (stage it moves the lead to, stages it may come from; None = the lifecycle's
+# own table decides). "lost" is a sales verdict on a lead sales worked, so an MQL nobody
+# accepted cannot be lost (a rep rejects it in LeadFlow instead).
+OUTCOME_MOVES: dict[str, tuple[str, frozenset[str] | None]] = {
+    FeedbackOutcome.OPPORTUNITY_CREATED: (Stage.OPPORTUNITY, frozenset({Stage.SQL})),
+    FeedbackOutcome.WON: (Stage.CUSTOMER, frozenset({Stage.SQL, Stage.OPPORTUNITY})),
+    FeedbackOutcome.LOST: (Stage.RECYCLED, frozenset({Stage.SQL, Stage.OPPORTUNITY})),
+    FeedbackOutcome.DISQUALIFIED: (Stage.DISQUALIFIED, None),
+}
+
+
+@dataclass
+class FeedbackReceipt:
+    event: FeedbackEvent
+    duplicate: bool
+
+
+def feedback_record(
+    *,
+    destination: Destination,
+    event_id: str,
+    lead_ref: str,
+    outcome: str,
+    reason: str,
+    occurred_at: datetime,
+    payload: dict[str, Any],
+) -> FeedbackReceipt:
+    """Apply an SFA-reported outcome to the lead once per (destination, event id).
+
+    Raises NotFound (unknown lead) or InvalidTransition (the outcome does not fit where
+    the lead is, e.g. "won" for a lead nobody accepted).
+    """
+    existing = FeedbackEvent.objects.filter(destination=destination, event_id=event_id).first()
+    if existing is not None:
+        return FeedbackReceipt(existing, duplicate=True)
+    lead = selectors.lead_for_feedback(destination=destination, ref=lead_ref)
+    if lead is None:
+        raise NotFound(
+            _("No lead matches “%(ref)s”.") % {"ref": lead_ref[:100]}, code="lead_not_found"
+        )
+    if outcome not in OUTCOME_MOVES:
+        raise DomainError(_("Unknown outcome “%(o)s”.") % {"o": outcome}, code="bad_outcome")
+    to_stage, from_stages = OUTCOME_MOVES[outcome]
+    current = lead.stage
+    try:
+        with transaction.atomic():
+            if current == to_stage:
+                result = FeedbackResult.UNCHANGED
+            else:
+                if from_stages is not None and current not in from_stages:
+                    raise InvalidTransition(
+                        _(
+                            "The lead is %(current)s; “%(outcome)s” is only possible for a "
+                            "lead in %(allowed)s."
+                        )
+                        % {
+                            "current": Stage(current).label,
+                            "outcome": outcome,
+                            "allowed": ", ".join(str(Stage(s).label) for s in sorted(from_stages)),
+                        }
+                    )
+                lead_transition(
+                    lead=lead,
+                    to_stage=to_stage,
+                    actor=f"sfa:{destination.slug}",
+                    reason=reason,
+                    context={
+                        "source": "sfa_feedback",
+                        "feedback_destination_id": destination.pk,
+                        "outcome": outcome,
+                        "event_id": event_id,
+                    },
+                    expected_from=current,
+                )
+                result = FeedbackResult.APPLIED
+            event = FeedbackEvent.objects.create(
+                destination=destination,
+                event_id=event_id,
+                lead=lead,
+                outcome=outcome,
+                reason=reason,
+                occurred_at=occurred_at,
+                result=result,
+                from_stage=current,
+                to_stage=to_stage,
+                payload=payload,
+            )
+    except (IntegrityError, InvalidTransition):
+        # The same event id arriving twice at once: the loser sees either the unique key
+        # or a lead the winner already moved. Either way the winner's row is the answer.
+        already = FeedbackEvent.objects.filter(destination=destination, event_id=event_id).first()
+        if already is None:
+            raise
+        return FeedbackReceipt(already, duplicate=True)
+    return FeedbackReceipt(event, duplicate=False)
