@@ -186,9 +186,10 @@ def lead_snapshot(lead: Lead) -> dict[str, Any]:
 
 
 def transition_facts(transition: StageTransition) -> dict[str, Any]:
-    """What the message says about the move; the handoff app puts the rejection reason
-    code and the rep's comment into the transition's context."""
+    """What the message says about the move. handoff_reject puts the reason code and the
+    rep's comment into the transition's context; lead_mark_lost puts the lost reason."""
     context = transition.context or {}
+    reason_code = context.get("rejection_reason") or ("lost" if context.get("lost_reason") else "")
     return {
         "id": transition.pk,
         "from": transition.from_stage,
@@ -196,8 +197,8 @@ def transition_facts(transition: StageTransition) -> dict[str, Any]:
         "occurred_at": transition.occurred_at.isoformat(),
         "actor": transition.actor_display,
         "reason": transition.reason,
-        "reason_code": str(context.get("reason_code") or ""),
-        "comment": str(context.get("comment") or ""),
+        "reason_code": str(reason_code),
+        "comment": str(context.get("rejection_comment") or context.get("lost_reason") or ""),
     }
 
 

@@ -513,7 +513,7 @@ def test_webhook_body_is_signed_and_verifiable_by_the_receiver(no_kick, clock, r
         to_stage=Stage.RECYCLED,
         actor="rep-a",
         reason="予算なし",
-        context={"reason_code": "no_budget", "comment": "来期"},
+        context={"rejection_reason": "no_budget", "rejection_comment": "来期"},
     )
 
     outbox_deliver_due()

@@ -164,7 +164,7 @@ def test_rejection_goes_to_the_sfa_as_rejected_and_to_marketing_as_recycled(no_k
         to_stage=Stage.RECYCLED,
         actor="rep-a",
         reason="予算が来期",
-        context={"reason_code": "no_budget", "comment": "来年4月に再検討"},
+        context={"rejection_reason": "no_budget", "rejection_comment": "来年4月に再検討"},
     )
 
     sent = {(m.destination_id, m.event) for m in OutboxMessage.objects.all()}
@@ -587,3 +587,37 @@ def test_two_workers_delivering_at_once_send_each_message_once_in_order(no_kick)
             per_lead.setdefault(request.json["lead"]["id"], []).append(request.json["event"])
         assert all(events == ["mql_created", "accepted"] for events in per_lead.values())
         assert OutboxMessage.objects.exclude(status=MessageStatus.DELIVERED).count() == 0
+
+
+@pytest.mark.django_db
+def test_a_rep_rejecting_in_the_inbox_sends_reason_code_and_comment_to_marketing(no_kick):
+    from handoff.models import Handoff, RejectionReason, Team, TeamMembership
+    from handoff.services import handoff_reject, lead_mark_lost
+    from tests.factories import UserFactory
+
+    ma = make_webhook("http://127.0.0.1:9/ma", slug="ma", marketing_side=True, events=[E.RECYCLED])
+    rep = UserFactory(username="rep-z", roles=["Sales rep"])
+    team = Team.objects.create(name="T", is_default=True)
+    TeamMembership.objects.create(team=team, rep=rep)
+    lead = LeadFactory()
+    lead_transition(lead=lead, to_stage=Stage.MQL, actor="scoring")
+    handoff = Handoff.objects.get(lead=lead)
+
+    handoff_reject(
+        handoff=handoff,
+        actor=rep,
+        reason=RejectionReason.objects.get(code="timing"),
+        comment="来年度の予算で再検討",
+    )
+
+    message = OutboxMessage.objects.get(destination=ma)
+    assert message.payload["transition"]["reason_code"] == "timing"
+    assert message.payload["transition"]["comment"] == "来年度の予算で再検討"
+
+    sql_lead = LeadFactory(stage=Stage.SQL)
+    lead_mark_lost(lead=sql_lead, actor=rep, reason="価格で競合に負けた")
+    lost = OutboxMessage.objects.filter(destination=ma).latest("pk")
+    assert (lost.payload["transition"]["reason_code"], lost.payload["transition"]["comment"]) == (
+        "lost",
+        "価格で競合に負けた",
+    )
