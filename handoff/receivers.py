@@ -9,3 +9,7 @@ from leadflow.models import Stage
 def on_lead_stage_changed(sender, *, transition, lead, **kwargs) -> None:
     if transition.to_stage == Stage.MQL:
         services.handoff_create_for_mql(lead=lead, transition=transition)
+
+
+def on_leads_merging(sender, *, keep, merge, **kwargs) -> None:
+    services.handoff_check_merge(keep=keep, merge=merge)

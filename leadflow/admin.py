@@ -12,12 +12,14 @@ from django.utils.translation import gettext_lazy as _
 from leadflow.errors import DomainError
 from leadflow.forms import LeadForm
 from leadflow.lifecycle import lead_transition
+from leadflow.merge import lead_merge, merge_survivor
 from leadflow.models import (
     Company,
     DuplicateCandidate,
     EngagementEvent,
     Lead,
     LeadExternalId,
+    LeadMerge,
     Stage,
     StageTransition,
     User,
@@ -196,6 +198,23 @@ class StageTransitionAdmin(admin.ModelAdmin):
         return obj.actor_display
 
 
+@admin.register(LeadMerge)
+class LeadMergeAdmin(admin.ModelAdmin):
+    list_display = ("merged_at", "kept", "merged_email", "merged_lead_id", "actor_user")
+    search_fields = ("merged_email", "kept__email")
+    list_select_related = ("kept", "actor_user")
+    readonly_fields = [f.name for f in LeadMerge._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(LeadExternalId)
 class LeadExternalIdAdmin(admin.ModelAdmin):
     list_display = ("system", "external_id", "lead", "created_at")
@@ -215,10 +234,25 @@ class DuplicateCandidateAdmin(admin.ModelAdmin):
     search_fields = ("lead_a__email", "lead_b__email")
     list_select_related = ("lead_a", "lead_b")
     readonly_fields = ("lead_a", "lead_b", "evidence", "detected_at", "resolved_at", "resolved_by")
-    actions = ("dismiss",)
+    actions = ("merge", "dismiss")
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.action(description=_("Merge each pair into one lead"), permissions=["change"])
+    def merge(self, request, queryset) -> None:
+        merged = 0
+        for candidate in queryset.filter(status=DuplicateCandidate.Status.OPEN).select_related(
+            "lead_a", "lead_b"
+        ):
+            keep, other = merge_survivor(candidate.lead_a, candidate.lead_b)
+            try:
+                lead_merge(keep=keep, merge=other, actor=request.user)
+                merged += 1
+            except DomainError as error:
+                self.message_user(request, f"{candidate}: {error.message}", messages.WARNING)
+        if merged:
+            self.message_user(request, _("Merged %(n)d pair(s).") % {"n": merged})
 
     @admin.display(description=_("evidence"))
     def evidence_summary(self, obj: DuplicateCandidate) -> str:

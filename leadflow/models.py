@@ -315,7 +315,6 @@ class DuplicateCandidate(models.Model):
 
     class Status(models.TextChoices):
         OPEN = "open", _("Open")
-        MERGED = "merged", _("Merged")
         DISMISSED = "dismissed", _("Not the same person")
 
     # lead_a.pk < lead_b.pk, so one pair has one row whichever way it was found.
@@ -348,3 +347,27 @@ class DuplicateCandidate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lead_a_id} ~ {self.lead_b_id}"
+
+
+class LeadMerge(models.Model):
+    """Audit record of two leads made one: who, when, and everything the merged-away lead
+    was (its fields as they stood), so nothing about it is lost with its row."""
+
+    kept = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="merges")
+    merged_lead_id = models.BigIntegerField(_("merged lead id"))
+    merged_email = models.CharField(_("merged e-mail"), max_length=254, blank=True)
+    snapshot = models.JSONField(_("merged lead as it was"))
+    moved = models.JSONField(_("rows moved"), default=dict)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    actor_system = models.CharField(max_length=100, blank=True)
+    merged_at = models.DateTimeField(_("merged at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("lead merge")
+        verbose_name_plural = _("lead merges")
+        ordering = ["-merged_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.merged_email or self.merged_lead_id} → {self.kept_id}"
