@@ -22,17 +22,35 @@ _READ_CORE = [
     "leadflow.view_stagetransition",
 ]
 
+# Scoring: marketers own the models (edit drafts, publish); sales reads scores and
+# the model that explains them.
+_READ_SCORES = ["scoring.view_leadscore", "scoring.view_scoringmodel"]
+_EDIT_SCORING = [
+    *_READ_SCORES,
+    "scoring.add_scoringmodel",
+    "scoring.change_scoringmodel",
+    "scoring.delete_scoringmodel",
+    "scoring.publish_scoringmodel",
+    *(
+        f"scoring.{action}_{model}"
+        for model in ("fitcategory", "fitrule", "engagementrule")
+        for action in ("view", "add", "change", "delete")
+    ),
+    "scoring.view_rescorerun",
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     MARKETING: [
         *_READ_CORE,
+        *_EDIT_SCORING,
         "leadflow.add_company",
         "leadflow.change_company",
         "leadflow.add_lead",
         "leadflow.change_lead",
         "leadflow.add_engagementevent",
     ],
-    SALES_REP: [*_READ_CORE],
-    SALES_MANAGER: [*_READ_CORE, "leadflow.change_lead"],
+    SALES_REP: [*_READ_CORE, *_READ_SCORES],
+    SALES_MANAGER: [*_READ_CORE, "leadflow.change_lead", *_READ_SCORES],
 }
 
 
