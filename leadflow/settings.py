@@ -168,6 +168,8 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+# Bulk rescores split the leads into this many slices, one Celery task each.
+SCORING_RESCORE_WORKERS = env_int("SCORING_RESCORE_WORKERS", 2, minimum=1)
 
 # --- REST API -------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -27,6 +27,7 @@ from scoring.models import (
     LeadScore,
     ModelStatus,
     RescoreRun,
+    RescoreSlice,
     ScoringModel,
 )
 
@@ -369,6 +370,17 @@ class LeadScoreAdmin(admin.ModelAdmin):
         return mark_safe(html)  # noqa: S308 - rendered by an autoescaping template
 
 
+class RescoreSliceInline(admin.TabularInline):
+    model = RescoreSlice
+    fields = ("lower", "upper", "cursor", "finished")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(RescoreRun)
 class RescoreRunAdmin(admin.ModelAdmin):
     list_display = (
@@ -390,14 +402,13 @@ class RescoreRunAdmin(admin.ModelAdmin):
         "total",
         "done",
         "moved_to_mql",
-        "cursor",
-        "error",
         "created_at",
         "started_at",
         "finished_at",
     )
     fields = readonly_fields
     actions = ("rescore_again",)
+    inlines = (RescoreSliceInline,)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -444,9 +444,8 @@ class LeadScore(models.Model):
     class Meta:
         verbose_name = _("lead score")
         verbose_name_plural = _("lead scores")
-        indexes = [
-            models.Index(fields=["model", "fit", "engagement"], name="leadscore_model_idx"),
-        ]
+        # No secondary index on purpose: every bulk batch rewrites these rows, and with
+        # only the primary key indexed PostgreSQL can update them in place (HOT).
 
     def __str__(self) -> str:
         return gettext("fit %(fit)s / engagement %(engagement)s") % {
@@ -460,11 +459,11 @@ class RunStatus(models.TextChoices):
     RUNNING = "running", _("Running")
     DONE = "done", _("Done")
     SUPERSEDED = "superseded", _("Superseded by a newer model")
-    FAILED = "failed", _("Failed")
 
 
 class RescoreRun(models.Model):
-    """Progress of one bulk rescore of every lead under a model; resumable from `cursor`."""
+    """One bulk rescore of every lead under a model. The leads are split by id into
+    slices that workers score in parallel, batch by batch; see RescoreSlice."""
 
     model = models.ForeignKey(
         ScoringModel, on_delete=models.CASCADE, related_name="runs", verbose_name=_("model")
@@ -475,9 +474,6 @@ class RescoreRun(models.Model):
     total = models.PositiveIntegerField(_("leads"), default=0)
     done = models.PositiveIntegerField(_("scored"), default=0)
     moved_to_mql = models.PositiveIntegerField(_("moved to MQL"), default=0)
-    # Highest lead id scored so far; batches go in id order, so a re-run resumes here.
-    cursor = models.BigIntegerField(_("last lead id"), default=0)
-    error = models.TextField(_("error"), blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
@@ -498,3 +494,26 @@ class RescoreRun(models.Model):
         if not self.total:
             return 100 if self.status == RunStatus.DONE else 0
         return min(100, round(100 * self.done / self.total))
+
+
+class RescoreSlice(models.Model):
+    """A range of lead ids (lower, upper] of one run, scored in id order from `cursor`.
+
+    A worker takes an unfinished slice with SELECT ... FOR UPDATE SKIP LOCKED, scores one
+    batch and moves the cursor in the same commit: two workers never share a slice, and
+    a crashed batch is simply done again."""
+
+    run = models.ForeignKey(RescoreRun, on_delete=models.CASCADE, related_name="slices")
+    lower = models.BigIntegerField(_("after lead id"))
+    # Empty on the last slice: leads created while the run goes are included too.
+    upper = models.BigIntegerField(_("up to lead id"), null=True, blank=True)
+    cursor = models.BigIntegerField(_("last lead id"))
+    finished = models.BooleanField(_("finished"), default=False)
+
+    class Meta:
+        verbose_name = _("rescore slice")
+        verbose_name_plural = _("rescore slices")
+        ordering = ["lower"]
+
+    def __str__(self) -> str:
+        return f"({self.lower}, {self.upper or '∞'}]"

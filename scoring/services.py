@@ -27,8 +27,10 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max, Q
+from django.db.models import F, Max, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -41,6 +43,7 @@ from scoring.models import (
     LeadScore,
     ModelStatus,
     RescoreRun,
+    RescoreSlice,
     RunStatus,
     ScoringModel,
 )
@@ -324,25 +327,48 @@ def scoring_model_publish(*, model: ScoringModel, actor: User | None = None) -> 
     return run
 
 
-def rescore_run_start(*, model: ScoringModel) -> RescoreRun:
-    """Rescore every lead under the published model again (e.g. after a data import)."""
+def rescore_run_start(*, model: ScoringModel, enqueue: bool = True) -> RescoreRun:
+    """Rescore every lead under the published model again (e.g. after a data import).
+    With enqueue=False the caller runs it itself (rescore_run_execute)."""
     with transaction.atomic():
         if model.status != ModelStatus.PUBLISHED:
             raise DomainError(
                 _("Only the published model can rescore leads."), code="not_published"
             )
-        return _run_create(model=model, now=timezone.now())
+        return _run_create(model=model, now=timezone.now(), enqueue=enqueue)
 
 
-def _run_create(*, model: ScoringModel, now: datetime) -> RescoreRun:
+def _run_create(*, model: ScoringModel, now: datetime, enqueue: bool = True) -> RescoreRun:
     from scoring.tasks import rescore_run_task
 
     RescoreRun.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
         status=RunStatus.SUPERSEDED, finished_at=now
     )
-    run = RescoreRun.objects.create(model=model, total=Lead.objects.count(), created_at=now)
-    transaction.on_commit(partial(rescore_run_task.delay, run.pk))
+    total = Lead.objects.count()
+    run = RescoreRun.objects.create(model=model, total=total, created_at=now)
+    workers = max(1, settings.SCORING_RESCORE_WORKERS)
+    bounds = _slice_bounds(total, workers)
+    RescoreSlice.objects.bulk_create(
+        RescoreSlice(run=run, lower=lower, upper=upper, cursor=lower)
+        for lower, upper in zip([0, *bounds], [*bounds, None], strict=True)
+    )
+    for _worker in range(workers if enqueue else 0):
+        transaction.on_commit(partial(rescore_run_task.delay, run.pk))
     return run
+
+
+def _slice_bounds(total: int, workers: int) -> list[int]:
+    """Lead ids that split the leads into `workers` ranges of about equal size."""
+    bounds: list[int] = []
+    for k in range(1, workers):
+        bound = (
+            Lead.objects.order_by("pk")
+            .values_list("pk", flat=True)[k * total // workers : k * total // workers + 1]
+            .first()
+        )
+        if bound is not None and (not bounds or bound > bounds[-1]):
+            bounds.append(bound)
+    return bounds
 
 
 # --- bulk rescore -----------------------------------------------------------------------
@@ -351,43 +377,58 @@ def _run_create(*, model: ScoringModel, now: datetime) -> RescoreRun:
 def rescore_run_step(
     *, run_id: int, time_budget: float | None = None, batch_size: int = BATCH_SIZE
 ) -> bool:
-    """Score batches of leads (in id order, from the run's cursor), each batch in its own
-    transaction; stop after `time_budget` seconds. Returns True while work remains.
+    """Score batches of one run, each in its own transaction, until the run is done or
+    `time_budget` seconds have passed. Returns True while work remains for this caller.
 
-    Safe to run twice at once or again after a crash: each batch locks the run row,
-    continues from its cursor and moves it forward in the same commit."""
+    Several workers can call this for the same run at once: each batch takes a slice no
+    one else holds (SKIP LOCKED), scores the next `batch_size` leads of it and moves
+    that slice's cursor in the same commit. So it is safe to run twice, and after a
+    crash the batch that was lost is simply scored again."""
     started = time.monotonic()
     while True:
         with transaction.atomic():
             _publish_lock(exclusive=False)
-            run = RescoreRun.objects.select_for_update().select_related("model").get(pk=run_id)
+            run = RescoreRun.objects.select_related("model").get(pk=run_id)
             if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
                 return False
             now = timezone.now()
             if run.model.status != ModelStatus.PUBLISHED:
-                run.status, run.finished_at = RunStatus.SUPERSEDED, now
-                run.save(update_fields=["status", "finished_at"])
+                _run_close(run_id, RunStatus.SUPERSEDED, now)
                 return False
-            if run.status == RunStatus.QUEUED:
-                run.status, run.started_at = RunStatus.RUNNING, now
+            part = (
+                RescoreSlice.objects.select_for_update(skip_locked=True)
+                .filter(run_id=run_id, finished=False)
+                .order_by("lower")
+                .first()
+            )
+            if part is None:
+                # Nothing left to take: finish if every slice is done (others may still
+                # be on theirs; the last one to finish closes the run).
+                _run_finish(run_id, now)
+                return False
             model = engine.compiled(run.model_id)
-            upper, count = _next_batch(run.cursor, batch_size)
+            upper, count = _next_batch(part.cursor, part.upper, batch_size)
             if count == 0:
-                _sweep_stale(model, run, now)
-                run.status, run.finished_at = RunStatus.DONE, now
-                run.save()
-                return False
+                part.finished = True
+                part.save(update_fields=["finished"])
+                continue
             _set_local_work_mem()
             upsert_scores(
                 model,
-                leads=LeadFilter.id_range(run.cursor, upper),
+                leads=LeadFilter.id_range(part.cursor, upper),
                 now=now,
                 skip_fresh_since=run.created_at,
             )
-            run.moved_to_mql += _promote_batch(model, run.cursor, upper, now)
-            run.cursor = upper
-            run.done += count
-            run.save()
+            moved = _promote_batch(model, part.cursor, upper, now)
+            part.cursor = upper
+            part.save(update_fields=["cursor"])
+            # Last statement of the batch: the run row is locked only until the commit.
+            RescoreRun.objects.filter(pk=run_id).update(
+                done=F("done") + count,
+                moved_to_mql=F("moved_to_mql") + moved,
+                status=RunStatus.RUNNING,
+                started_at=Coalesce(F("started_at"), Value(now)),
+            )
         if time_budget is not None and time.monotonic() - started >= time_budget:
             return True
 
@@ -398,12 +439,35 @@ def rescore_run_execute(*, run_id: int, batch_size: int = BATCH_SIZE) -> None:
         pass
 
 
-def _next_batch(after: int, size: int) -> tuple[int, int]:
+def _run_close(run_id: int, status: str, now: datetime) -> None:
+    RescoreRun.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
+        status=status, finished_at=now
+    )
+
+
+def _run_finish(run_id: int, now: datetime) -> None:
+    run = RescoreRun.objects.select_for_update().get(pk=run_id)
+    if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+        return
+    if run.slices.filter(finished=False).exists():
+        return
+    model = engine.compiled(run.model_id)
+    moved = _sweep_stale(model, now)
+    RescoreRun.objects.filter(pk=run_id).update(
+        status=RunStatus.DONE,
+        finished_at=now,
+        moved_to_mql=F("moved_to_mql") + moved,
+        started_at=Coalesce(F("started_at"), Value(now)),
+    )
+
+
+def _next_batch(after: int, upto: int | None, size: int) -> tuple[int, int]:
+    """The id that ends the next batch of `size` leads after `after`, and its size."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT MAX(id), COUNT(*) FROM (SELECT id FROM leadflow_lead WHERE id > %s"
-            " ORDER BY id LIMIT %s) batch",
-            [after, size],
+            " AND id <= %s ORDER BY id LIMIT %s) batch",
+            [after, upto if upto is not None else 2**62, size],
         )
         upper, count = cursor.fetchone()
     return (upper or after), count
@@ -417,15 +481,15 @@ def _set_local_work_mem() -> None:
             cursor.execute("SET LOCAL work_mem = '128MB'")
 
 
-def _sweep_stale(model: CompiledModel, run: RescoreRun, now: datetime) -> None:
-    """Rows a batch skipped or that changed model since (rare): score them once more."""
+def _sweep_stale(model: CompiledModel, now: datetime) -> int:
+    """Rows still under another model at the end (placeholders, or rows a concurrent
+    writer held): score them one by one; they are few. Returns the MQL moves."""
     stale = list(
         LeadScore.objects.exclude(model_id=model.id).values_list("lead_id", flat=True)[:10_000]
     )
     for lead_id in stale:
         upsert_scores(model, leads=LeadFilter.one(lead_id), now=now)
-    if stale:
-        run.moved_to_mql += _promote_leads(model, stale, now)
+    return _promote_leads(model, stale, now)
 
 
 def _promote_batch(model: CompiledModel, after: int, upto: int, now: datetime) -> int:

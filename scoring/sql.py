@@ -92,18 +92,25 @@ class Dialect:
 
     def json_object_agg(self, key: str, value: str, where: str) -> str:
         if self.pg:
-            return f"jsonb_object_agg(CAST({key} AS text), {value}) FILTER (WHERE {where})"
+            # json (text) aggregates are cheaper than jsonb; the column cast happens once.
+            return f"json_object_agg(CAST({key} AS text), {value}) FILTER (WHERE {where})"
         return f"json_group_object(CAST({key} AS TEXT), {value}) FILTER (WHERE {where})"
 
     def json_array(self, items: str) -> str:
-        return f"jsonb_build_array({items})" if self.pg else f"json_array({items})"
+        return f"json_build_array({items})" if self.pg else f"json_array({items})"
 
     def as_json(self, text: str) -> str:
         return f"CAST({text} AS jsonb)" if self.pg else text
 
     @property
     def empty_object(self) -> str:
-        return "CAST('{}' AS jsonb)" if self.pg else "'{}'"
+        return "CAST('{}' AS json)" if self.pg else "'{}'"
+
+    @property
+    def materialized(self) -> str:
+        # PostgreSQL inlines a CTE used once and then evaluates a column's expression at
+        # every reference; the rule CASEs are referenced several times, so compute once.
+        return "MATERIALIZED " if self.pg else ""
 
     @property
     def null_time(self) -> str:
@@ -129,8 +136,11 @@ def round_sql(x: str) -> str:
     )
 
 
-def condition_sql(d: Dialect, x: str, x_params: list, is_number: bool, cond: Condition):
-    """SQL (and params) for `cond` on the value expression `x`; NULL never matches."""
+def condition_sql(
+    d: Dialect, x: str, x_params: list, is_number: bool, cond: Condition, lowered: str = ""
+):
+    """SQL (and params) for `cond` on the value expression `x`; NULL never matches.
+    `lowered`, if given, is `x` already as lower-cased text (a column computed once)."""
     op = cond.operator
     if op in (Operator.IS_SET, Operator.IS_EMPTY):
         if is_number:
@@ -154,7 +164,10 @@ def condition_sql(d: Dialect, x: str, x_params: list, is_number: bool, cond: Con
             parts.append(f"{number} <= %s")
             bounds.extend([*params, cond.high])
         return "(" + " AND ".join(parts) + ")", bounds
-    text = d.lower(f"CAST({x} AS TEXT)" if is_number else x)
+    if lowered:
+        text, x_params = lowered, []
+    else:
+        text = d.lower(f"CAST({x} AS TEXT)" if is_number else x)
     if op == Operator.CONTAINS:
         return f"({text} LIKE %s ESCAPE '\\')", [*x_params, "%" + escape_like(cond.values[0]) + "%"]
     marks = ", ".join(["%s"] * len(cond.values))
@@ -221,12 +234,14 @@ def scores_cte(
     p = prefix
     out = Sql()
 
-    # --- fit: one 0/1 column per rule, then category clamps ----------------------------
-    out.add(f"{p}fitm AS (SELECT l.id AS lead_id")
-    for rule in model.fit_rules:
-        x, x_params, is_number = field_sql(d, rule.field)
-        cond, cond_params = condition_sql(d, x, x_params, is_number, rule.condition)
-        out.add(f", CASE WHEN {cond} THEN 1 ELSE 0 END AS m{rule.id}", cond_params)
+    # --- fit: each field read (and lower-cased) once, one 0/1 column per rule, then
+    # category clamps. Materialised so each expression is computed once per lead.
+    fields = list(dict.fromkeys(rule.field for rule in model.fit_rules))
+    out.add(f"{p}fitv AS {d.materialized}(SELECT l.id AS lead_id")
+    for i, path in enumerate(fields):
+        x, x_params, is_number = field_sql(d, path)
+        text = f"CAST({x} AS TEXT)" if is_number else x
+        out.add(f", {x} AS f{i}, {d.lower(text)} AS g{i}", [*x_params, *x_params])
     where, where_params = leads.on("l.id")
     out.add(
         f" FROM leadflow_lead l LEFT JOIN leadflow_company c ON c.id = l.company_id WHERE {where}",
@@ -234,7 +249,13 @@ def scores_cte(
     )
     if cutoff_cte:
         out.add(f" AND l.id IN (SELECT lead_id FROM {cutoff_cte})")
-    out.add(")")
+    out.add(f"), {p}fitm AS {d.materialized}(SELECT lead_id")
+    for rule in model.fit_rules:
+        i = fields.index(rule.field)
+        is_number = rule.field in NUMBER_FIELDS
+        cond, cond_params = condition_sql(d, f"f{i}", [], is_number, rule.condition, f"g{i}")
+        out.add(f", CASE WHEN {cond} THEN 1 ELSE 0 END AS m{rule.id}", cond_params)
+    out.add(f" FROM {p}fitv)")
 
     terms = [f"m{r.id} * {r.points}" for r in model.fit_rules if r.category_id is None]
     for category in model.categories:
@@ -293,8 +314,8 @@ def scores_cte(
     if model.hand_raiser_kind:
         hr_sql, hr_params = "CASE WHEN e.kind = %s THEN e.occurred_at END", [model.hand_raiser_kind]
     out.add(
-        f", {p}ev AS (SELECT e.lead_id, e.id, e.occurred_at, {rule_case} AS rule_id,"
-        f" {as_of_sql} AS as_of, {hr_sql} AS hr_at"
+        f", {p}ev AS {d.materialized}(SELECT e.lead_id, e.id, e.occurred_at,"
+        f" {rule_case} AS rule_id, {as_of_sql} AS as_of, {hr_sql} AS hr_at"
         " FROM leadflow_engagementevent e",
         [*rule_params, *as_of_params, *hr_params],
     )
@@ -409,7 +430,7 @@ def upsert_scores(
     sql.add(
         " INSERT INTO scoring_leadscore (lead_id, model_id, fit, fit_rules, engagement,"
         " engagement_state, last_event_at, hand_raised_at, computed_at)"
-        f" SELECT lead_id, %s, fit, {d.as_json('fit_rules')}, engagement, state,"
+        f" SELECT lead_id, %s, fit, {d.as_json('fit_rules')}, engagement, {d.as_json('state')},"
         " last_event_at, hand_raised_at, %s FROM s_scores WHERE true"
         " ON CONFLICT (lead_id) DO UPDATE SET model_id = excluded.model_id,"
         " fit = excluded.fit, fit_rules = excluded.fit_rules,"

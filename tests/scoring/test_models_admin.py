@@ -160,7 +160,8 @@ def test_a_marketer_clones_previews_and_publishes_in_the_admin(
         published = client.post(f"/admin/scoring/scoringmodel/{draft.pk}/publish/")
     run = RescoreRun.objects.get()
     assert published["Location"] == f"/admin/scoring/rescorerun/{run.pk}/change/"
-    assert len(callbacks) == 1
+    assert len(callbacks) == 2  # one task per slice (SCORING_RESCORE_WORKERS)
+    assert run.slices.count() == 2
     draft.refresh_from_db()
     assert draft.status == ModelStatus.PUBLISHED
     assert client.get(published["Location"]).status_code == 200
@@ -237,3 +238,15 @@ def test_draft_rules_are_edited_inline(client, marketer, default_model):
     assert FitRule.objects.get(model=draft).points == 15
     rule.refresh_from_db()
     assert rule.points == 5
+
+
+@pytest.mark.django_db
+def test_the_preview_page_speaks_japanese(client, marketer, default_model, settings):
+    settings.LANGUAGE_CODE = "ja"
+    draft = scoring_model_clone(source=default_model)
+    client.force_login(marketer)
+
+    page = client.get(f"/admin/scoring/scoringmodel/{draft.pk}/preview/", HTTP_ACCEPT_LANGUAGE="ja")
+
+    assert "営業の判断に対するバックテスト".encode() in page.content
+    assert "MQL条件を満たすリード".encode() in page.content

@@ -8,10 +8,11 @@ import pytest
 import time_machine
 
 from leadflow.models import Stage, StageTransition
-from scoring.models import LeadScore, ModelStatus, RescoreRun, RunStatus, ScoringModel
+from scoring.models import LeadScore, ModelStatus, RunStatus, ScoringModel
 from scoring.selectors import lead_score_explain
 from scoring.services import (
     lead_score_event,
+    rescore_run_start,
     rescore_run_step,
     scoring_model_clone,
     scoring_model_publish,
@@ -156,7 +157,7 @@ def test_bulk_rescore_gives_the_same_numbers_as_event_by_event_scoring():
     incremental = snapshot(end)
 
     with time_machine.travel(end, tick=False):
-        run = RescoreRun.objects.create(model=model, total=len(leads))
+        run = rescore_run_start(model=model, enqueue=False)
         rescore_run_step(run_id=run.pk, batch_size=3)
     bulk = snapshot(end)
 
@@ -170,7 +171,7 @@ def test_publishing_archives_the_old_model_and_queues_a_rescore_after_commit(
 ):
     old = ScoringModel.objects.get(status=ModelStatus.PUBLISHED)
     draft = scoring_model_clone(source=old)
-    LeadFactory.create_batch(3)
+    leads = LeadFactory.create_batch(3)
 
     with django_capture_on_commit_callbacks() as callbacks:
         run = scoring_model_publish(model=draft)
@@ -179,7 +180,12 @@ def test_publishing_archives_the_old_model_and_queues_a_rescore_after_commit(
     assert old.status == ModelStatus.ARCHIVED
     assert draft.status == ModelStatus.PUBLISHED
     assert (run.status, run.total, run.done) == (RunStatus.QUEUED, 3, 0)
-    assert len(callbacks) == 1
+    assert len(callbacks) == 2  # one task per slice
+    split = leads[1].pk
+    assert list(run.slices.values_list("lower", "upper", "cursor", "finished")) == [
+        (0, split, 0, False),
+        (split, None, split, False),
+    ]
     assert LeadScore.objects.count() == 0  # nothing is scored inside the publish
 
 
@@ -218,7 +224,7 @@ def test_a_rescore_run_scores_in_batches_shows_progress_and_moves_new_mqls():
     before = list(LeadScore.objects.order_by("lead_id").values_list("fit", "engagement"))
     assert rescore_run_step(run_id=run.pk) is False
     with time_machine.travel(T0 + dt.timedelta(hours=1), tick=False):
-        again = RescoreRun.objects.create(model=model)
+        again = rescore_run_start(model=model, enqueue=False)
         rescore_run_task(again.pk)
     again.refresh_from_db()
     assert again.status == RunStatus.DONE
