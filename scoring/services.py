@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 
@@ -37,6 +37,7 @@ from django.utils.translation import gettext as _
 from leadflow.errors import DomainError, InvalidTransition
 from leadflow.lifecycle import lead_transition
 from leadflow.models import EngagementEvent, Lead, Stage, StageTransition, User
+from leadflow.services import UpsertResult
 from scoring import engine, policy
 from scoring.engine import CompiledModel
 from scoring.models import (
@@ -90,53 +91,33 @@ def _recompute(lead_id: int, model: CompiledModel, now: datetime) -> LeadScore:
 
 def lead_score_event(*, event: EngagementEvent) -> LeadScore | None:
     """Add one newly recorded engagement event to its lead's score, then apply the MQL
-    policy. Returns None when no model is published. Do not call it again for the same
-    event (a redelivery): the running state would count it twice."""
-    with transaction.atomic():
-        _publish_lock(exclusive=False)
-        model = published_model()
-        if model is None:
-            return None
-        now = timezone.now()
-        score = _locked_score(event.lead_id, now)
-        rule = model.rule_for(event.kind, event.properties)
-        out_of_order = score.last_event_at is not None and event.occurred_at < score.last_event_at
-        order_matters = rule is not None and rule.cap is not None
-        if score.model_id != model.id or (order_matters and out_of_order):
-            score = _recompute(event.lead_id, model, now)
-        else:
-            if rule is not None:
-                score.engagement_state = engine.apply_event(
-                    model, rule, score.engagement_state, score.computed_at, event.occurred_at, now
-                )
-                if score.last_event_at is None or event.occurred_at > score.last_event_at:
-                    score.last_event_at = event.occurred_at
-            else:
-                score.engagement_state = engine.reanchor(
-                    model, score.engagement_state, score.computed_at, now
-                )
-            if event.kind == model.hand_raiser_kind and (
-                score.hand_raised_at is None or event.occurred_at > score.hand_raised_at
-            ):
-                score.hand_raised_at = event.occurred_at
-            score.engagement = model.engagement_at(score.engagement_state, now, now)
-            score.computed_at = now
-            score.save(
-                update_fields=[
-                    "engagement",
-                    "engagement_state",
-                    "last_event_at",
-                    "hand_raised_at",
-                    "computed_at",
-                ]
-            )
-        _apply_policy(lead=event.lead, score=score, model=model, now=now)
-    return score
+    policy. Returns None when no model is published.
+
+    Call it once per new event (not for a redelivery: the running state would count it
+    twice), right after recording it. Recording several events of one lead first? Use
+    `lead_score_changes(lead=..., events=[...])`, which knows which are not yet counted."""
+    return lead_score_changes(lead=event.lead, events=[event])
 
 
 def lead_score_attributes(*, lead: Lead) -> LeadScore | None:
     """Re-evaluate the fit of a lead whose fields (or company) changed, then apply the
     MQL policy. Engagement is only carried forward to now (decay)."""
+    return lead_score_changes(lead=lead, attributes_changed=True)
+
+
+def lead_score_changes(
+    *,
+    lead: Lead,
+    events: Sequence[EngagementEvent] = (),
+    attributes_changed: bool = False,
+) -> LeadScore | None:
+    """Score what changed for one lead in the caller's transaction: its fields (fit) and
+    the engagement events just recorded for it, then apply the MQL policy once.
+
+    A one-lead recompute (when the row is missing, from another model version, or an
+    event of a capped rule is older than one already counted) reads every event in the
+    database, including the ones in `events` not yet applied, so after it the rest of
+    `events` is not applied again."""
     with transaction.atomic():
         _publish_lock(exclusive=False)
         model = published_model()
@@ -147,18 +128,54 @@ def lead_score_attributes(*, lead: Lead) -> LeadScore | None:
         if score.model_id != model.id:
             score = _recompute(lead.pk, model, now)
         else:
-            fresh = Lead.objects.select_related("company").get(pk=lead.pk)
-            score.fit, score.fit_rules = model.fit(fresh)
-            score.engagement_state = engine.reanchor(
-                model, score.engagement_state, score.computed_at, now
-            )
-            score.engagement = model.engagement_at(score.engagement_state, now, now)
-            score.computed_at = now
-            score.save(
-                update_fields=["fit", "fit_rules", "engagement", "engagement_state", "computed_at"]
-            )
+            if attributes_changed:
+                fresh = Lead.objects.select_related("company").get(pk=lead.pk)
+                score.fit, score.fit_rules = model.fit(fresh)
+            state = engine.reanchor(model, score.engagement_state, score.computed_at, now)
+            recomputed = False
+            for event in sorted(events, key=lambda e: (e.occurred_at, e.pk)):
+                rule = model.rule_for(event.kind, event.properties)
+                late = score.last_event_at is not None and event.occurred_at < score.last_event_at
+                if rule is not None and rule.cap is not None and late:
+                    recomputed = True
+                    break
+                if rule is not None:
+                    state = engine.apply_event(model, rule, state, now, event.occurred_at, now)
+                    if score.last_event_at is None or event.occurred_at > score.last_event_at:
+                        score.last_event_at = event.occurred_at
+                if event.kind == model.hand_raiser_kind and (
+                    score.hand_raised_at is None or event.occurred_at > score.hand_raised_at
+                ):
+                    score.hand_raised_at = event.occurred_at
+            if recomputed:
+                score = _recompute(lead.pk, model, now)
+            else:
+                score.engagement_state = state
+                score.engagement = model.engagement_at(state, now, now)
+                score.computed_at = now
+                score.save(
+                    update_fields=[
+                        "fit",
+                        "fit_rules",
+                        "engagement",
+                        "engagement_state",
+                        "last_event_at",
+                        "hand_raised_at",
+                        "computed_at",
+                    ]
+                )
         _apply_policy(lead=lead, score=score, model=model, now=now)
     return score
+
+
+def score_intake_hook(result: UpsertResult, new_events: list[EngagementEvent]) -> None:
+    """Adapter for `integrations.services.SCORE_HOOKS` (result of lead_upsert + the events
+    newly recorded for that lead in the same transaction)."""
+    lead_score_changes(
+        lead=result.lead,
+        events=new_events,
+        attributes_changed=result.created or bool(result.changed),
+    )
 
 
 def lead_score_recompute(*, lead: Lead) -> LeadScore | None:

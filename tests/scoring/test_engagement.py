@@ -245,3 +245,48 @@ def test_events_no_rule_counts_change_nothing_but_the_hand_raiser_time():
     assert score.hand_raised_at == T0 + HOUR
     assert score.last_event_at == T0
     assert sql_score(model, lead, T0 + 2 * HOUR).hand_raised_at == T0 + HOUR
+
+
+@pytest.mark.django_db
+def test_several_new_events_of_one_lead_are_counted_once_even_after_a_recompute():
+    from leadflow.services import UpsertResult
+    from scoring.services import score_intake_hook
+
+    model = make_model(
+        engagement=[
+            {"label": "views", "kind": "page_view", "points": 4, "cap_points": 10},
+            {"label": "click", "kind": "email_click", "points": 3},
+        ]
+    )
+    publish(model)
+    lead = LeadFactory()
+    record(lead, "page_view", T0.replace(hour=12))
+    # One intake transaction records a late page view (forces a recompute) and a click.
+    late = EngagementEventFactory(lead=lead, kind="page_view", occurred_at=T0.replace(hour=9))
+    click = EngagementEventFactory(lead=lead, kind="email_click", occurred_at=T0.replace(hour=13))
+    with time_machine.travel(T0.replace(hour=14), tick=False):
+        score_intake_hook(UpsertResult(lead=lead, created=False, changed=[]), [click, late])
+
+    score = LeadScore.objects.get(lead=lead)
+    assert points_by_rule(score) == {"views": 8, "click": 3}
+    assert score.engagement == 11
+    assert sql_score(model, lead, T0.replace(hour=14)).engagement == 11
+
+
+@pytest.mark.django_db
+def test_a_new_lead_from_intake_is_scored_from_everything_it_brought():
+    from leadflow.services import UpsertResult
+    from scoring.services import score_intake_hook
+
+    model = make_model(
+        fit=[{"field": "role", "operator": "equals", "value": "manager", "points": 10}],
+        engagement=[{"label": "click", "kind": "email_click", "points": 3}],
+    )
+    publish(model)
+    lead = LeadFactory(role="manager")
+    events = EngagementEventFactory.create_batch(3, lead=lead, kind="email_click", occurred_at=T0)
+    with time_machine.travel(T0, tick=False):
+        score_intake_hook(UpsertResult(lead=lead, created=True, changed=[]), events)
+
+    score = LeadScore.objects.get(lead=lead)
+    assert (score.fit, score.engagement) == (10, 9)

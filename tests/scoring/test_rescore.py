@@ -163,6 +163,13 @@ def test_bulk_rescore_gives_the_same_numbers_as_event_by_event_scoring():
 
     assert bulk == incremental
     assert {row[1] for row in bulk.values()} != {0}  # the history did score something
+    # Explanations add up to the stored scores, line by line.
+    for score in LeadScore.objects.all():
+        explained = lead_score_explain(score=score)
+        assert sum(line.points for line in explained.fit_lines) == explained.fit == score.fit
+        assert sum(line.points for line in explained.engagement_lines) == score.engagement
+        for line in explained.engagement_lines:
+            assert line.raw + line.capped + line.decayed == line.points
 
 
 @pytest.mark.django_db
@@ -263,3 +270,44 @@ def test_the_bulk_rescore_skips_rows_scored_incrementally_after_it_started():
         rescore_run_step(run_id=run.pk)
 
     assert LeadScore.objects.get(lead=lead).engagement == 999
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_share_a_run_without_sharing_a_batch(monkeypatch):
+    import threading
+
+    from django.db import connections
+
+    model = make_model(
+        fit=[{"field": "role", "operator": "equals", "value": "executive", "points": 40}],
+        engagement=[{"kind": "email_click", "points": 30}],
+    )
+    ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).update(status=ModelStatus.ARCHIVED)
+    leads = LeadFactory.create_batch(40, role="executive")
+    for lead in leads[::2]:
+        EngagementEventFactory.create_batch(2, lead=lead, kind="email_click", occurred_at=T0)
+    # These threads are the workers; the commit must not queue real tasks.
+    monkeypatch.setattr(rescore_run_task, "delay", lambda *args, **kwargs: None)
+    run = publish(model)
+    start = threading.Barrier(2)
+
+    def worker() -> None:
+        try:
+            start.wait()
+            while rescore_run_step(run_id=run.pk, batch_size=3):
+                pass
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    run.refresh_from_db()
+    assert (run.status, run.done, run.total, run.moved_to_mql) == (RunStatus.DONE, 40, 40, 20)
+    assert LeadScore.objects.filter(model=model).count() == 40
+    assert StageTransition.objects.filter(to_stage=Stage.MQL).count() == 20
+    assert not run.slices.filter(finished=False).exists()
