@@ -18,6 +18,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from leadflow.errors import DomainError
+from leadflow.models import User
 from scoring import engine, policy, selectors, services
 from scoring.models import (
     FIELD_PATHS,
@@ -30,6 +31,11 @@ from scoring.models import (
     RescoreSlice,
     ScoringModel,
 )
+
+
+def _user(request: HttpRequest) -> User | None:
+    # Admin views run for signed-in staff only; the check keeps the type honest.
+    return request.user if isinstance(request.user, User) else None
 
 
 class _DraftOnlyInline(admin.TabularInline):
@@ -219,7 +225,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
     @admin.action(description=_("Clone as a new draft"), permissions=["add"])
     def clone_selected(self, request, queryset) -> None:
         for source in queryset.order_by("version"):
-            draft = services.scoring_model_clone(source=source, actor=request.user)
+            draft = services.scoring_model_clone(source=source, actor=_user(request))
             self.message_user(
                 request,
                 _("Draft v%(new)s created from v%(old)s.")
@@ -251,7 +257,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         if request.method == "POST":
-            draft = services.scoring_model_clone(source=source, actor=request.user)
+            draft = services.scoring_model_clone(source=source, actor=_user(request))
             self.message_user(
                 request,
                 _("Draft v%(new)s created from v%(old)s. Edit its rules, then preview it.")
@@ -281,7 +287,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if request.method == "POST":
             try:
-                run = services.scoring_model_publish(model=draft, actor=request.user)
+                run = services.scoring_model_publish(model=draft, actor=_user(request))
             except DomainError as error:
                 self.message_user(request, error.message, messages.ERROR)
                 return HttpResponseRedirect(
@@ -350,7 +356,7 @@ class LeadScoreAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("model"), ordering="model__version")
     def model_version(self, obj: LeadScore) -> str:
-        return f"v{obj.model.version}" if obj.model_id else "-"
+        return f"v{obj.model.version}" if obj.model is not None else "-"
 
     @admin.display(description=_("meets MQL policy"), boolean=True)
     def meets_policy(self, obj: LeadScore) -> bool | None:

@@ -190,6 +190,8 @@ class ScoringModel(models.Model):
 class _DraftChild(models.Model):
     """A rule or category: editable only while its scoring model is a draft."""
 
+    model_id: int  # the concrete classes' `model` foreign key
+
     class Meta:
         abstract = True
 
@@ -340,7 +342,7 @@ class FitRule(_DraftChild, _Condition):
 
     def clean(self) -> None:
         self.clean_condition(required=True)
-        if self.category_id and self.category.model_id != self.model_id:
+        if self.category is not None and self.category.model_id != self.model_id:
             raise ValidationError({"category": _("The category belongs to another model.")})
 
 

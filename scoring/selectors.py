@@ -60,6 +60,8 @@ def lead_score_explain(*, score: LeadScore, at: datetime | None = None) -> Expla
 
     Engagement decays with time, so "now" can be below the stored number; the lines
     always sum to the totals returned here."""
+    if score.model_id is None:
+        raise ValueError("This lead score has not been computed by a model yet.")
     model = engine.compiled(score.model_id)
     at = at or score.computed_at
     cats = model.category_by_id
@@ -92,19 +94,19 @@ def lead_score_explain(*, score: LeadScore, at: datetime | None = None) -> Expla
                 )
 
     engagement_lines: list[EngagementLine] = []
-    for rule in model.engagement_rules:
-        entry = score.engagement_state.get(str(rule.id))
+    for erule in model.engagement_rules:
+        entry = score.engagement_state.get(str(erule.id))
         if entry is None:
             continue
         count, awarded = int(entry[0]), int(entry[1])
-        points = engine.round_points(engine.decayed(entry[2], rule, score.computed_at, at))
-        raw = count * rule.points
+        points = engine.round_points(engine.decayed(entry[2], erule, score.computed_at, at))
+        raw = count * erule.points
         engagement_lines.append(
             EngagementLine(
-                rule_id=rule.id,
-                label=rule.label,
+                rule_id=erule.id,
+                label=erule.label,
                 count=count,
-                points_each=rule.points,
+                points_each=erule.points,
                 raw=raw,
                 capped=awarded - raw,
                 decayed=points - awarded,

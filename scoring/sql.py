@@ -295,15 +295,15 @@ def scores_cte(
 
     # 1. Each event gets its first matching rule (CASE picks the first true WHEN).
     rule_case, rule_params = "CASE", []
-    for rule in rules:
-        if rule.condition is None:
-            rule_case += f" WHEN e.kind = %s THEN {rule.id}"
-            rule_params.append(rule.kind)
+    for erule in rules:
+        if erule.condition is None:
+            rule_case += f" WHEN e.kind = %s THEN {erule.id}"
+            rule_params.append(erule.kind)
         else:
-            x, x_params = d.json_text("e.properties", rule.property_key)
-            cond, cond_params = condition_sql(d, x, x_params, False, rule.condition)
-            rule_case += f" WHEN e.kind = %s AND {cond} THEN {rule.id}"
-            rule_params.extend([rule.kind, *cond_params])
+            x, x_params = d.json_text("e.properties", erule.property_key)
+            cond, cond_params = condition_sql(d, x, x_params, False, erule.condition)
+            rule_case += f" WHEN e.kind = %s AND {cond} THEN {erule.id}"
+            rule_params.extend([erule.kind, *cond_params])
     rule_case += " END" if rules else " WHEN 1 = 0 THEN 0 END"
     if cutoff_cte:
         as_of_sql, as_of_params = d.epoch("co.as_of"), []
@@ -356,24 +356,24 @@ def scores_cte(
 
     # 3. Points awarded (after caps) and the decay weight of each event.
     award = "CASE rule_id"
-    for rule in rules:
-        if rule.cap is None:
-            award += f" WHEN {rule.id} THEN {rule.points}"
+    for erule in rules:
+        if erule.cap is None:
+            award += f" WHEN {erule.id} THEN {erule.points}"
         else:
-            size, left = abs(rule.points), f"({rule.cap} - (rn - 1) * {abs(rule.points)})"
-            sign = "" if rule.points >= 0 else "-"
+            size, left = abs(erule.points), f"({erule.cap} - (rn - 1) * {abs(erule.points)})"
+            sign = "" if erule.points >= 0 else "-"
             award += (
-                f" WHEN {rule.id} THEN CASE WHEN {left} >= {size} THEN {rule.points}"
+                f" WHEN {erule.id} THEN CASE WHEN {left} >= {size} THEN {erule.points}"
                 f" WHEN {left} > 0 THEN {sign}{left} ELSE 0 END"
             )
     award += " ELSE 0 END"
     one = f"CAST(1 AS {d.real})"
     weight = ""
     for half_life in sorted({r.half_life_seconds for r in rules if r.half_life_seconds}):
-        ids = ", ".join(str(r.id) for r in rules if r.half_life_seconds == half_life)
+        same = ", ".join(str(r.id) for r in rules if r.half_life_seconds == half_life)
         exponent = f"(({d.epoch('occurred_at')} - as_of) / {float(half_life)!r})"
         weight += (
-            f" WHEN rule_id IN ({ids}) THEN POWER(CAST(2 AS {d.real}),"
+            f" WHEN rule_id IN ({same}) THEN POWER(CAST(2 AS {d.real}),"
             f" CASE WHEN {exponent} < {MIN_EXPONENT!r} THEN {MIN_EXPONENT!r} ELSE {exponent} END)"
         )
     weight = f"CASE{weight} ELSE {one} END" if weight else one
