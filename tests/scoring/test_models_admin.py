@@ -250,3 +250,14 @@ def test_the_preview_page_speaks_japanese(client, marketer, default_model, setti
 
     assert "営業の判断に対するバックテスト".encode() in page.content
     assert "MQL条件を満たすリード".encode() in page.content
+
+
+@pytest.mark.django_db
+def test_a_draft_can_be_deleted_with_its_categories_and_rules(default_model):
+    draft = scoring_model_clone(source=default_model)
+
+    draft.delete()
+
+    assert not ScoringModel.objects.filter(pk=draft.pk).exists()
+    assert FitCategory.objects.filter(model=default_model).count() == 4
+    assert FitRule.objects.filter(model_id=draft.pk).count() == 0
