@@ -1,10 +1,8 @@
 """Writes of the intake side: sources, the inbound inbox, and turning inbound events and
 CSV rows into leads and engagement events (through leadflow.services only).
 
-Scoring is not called directly: every lead this module touches goes through
-`_score_changes`, which calls the functions in `SCORE_HOOKS`. The scoring app appends
-its hook there, so intake works (and is tested) without scoring, and scoring sees every
-change intake makes in the same transaction as the change.
+Every lead this module touches goes through `_score_changes`, which scores it in the
+same transaction as the change (scoring.services.lead_score_changes).
 """
 
 from __future__ import annotations
@@ -13,7 +11,6 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -35,19 +32,20 @@ from leadflow.errors import DomainError
 from leadflow.models import EngagementEvent, EventKind, Lead
 from leadflow.normalize import nfkc
 from leadflow.services import UpsertResult, event_record, lead_upsert
+from scoring.services import lead_score_changes
 
 logger = logging.getLogger(__name__)
 
-ScoreHook = Callable[[UpsertResult, list[EngagementEvent]], None]
-# Called for every lead intake touched, inside the transaction that touched it, with the
-# upsert result (its `changed` says whether attributes moved) and the engagement events
-# that were newly recorded (redeliveries are not in it). Empty until scoring registers.
-SCORE_HOOKS: list[ScoreHook] = []
-
 
 def _score_changes(result: UpsertResult, new_events: list[EngagementEvent]) -> None:
-    for hook in SCORE_HOOKS:
-        hook(result, new_events)
+    """Score every lead intake touched, inside the transaction that touched it, so the MQL
+    decision (and its handoff) follows the event at once. Only newly recorded events are
+    passed: a redelivery must never count twice."""
+    lead_score_changes(
+        lead=result.lead,
+        events=new_events,
+        attributes_changed=result.created or bool(result.changed),
+    )
 
 
 # --- Sources ---------------------------------------------------------------------------

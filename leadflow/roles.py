@@ -39,11 +39,29 @@ _READ_OUTBOUND = [
     "integrations.view_feedbackevent",
 ]
 
+# Scoring: marketers own the models (edit drafts, publish); sales reads scores and
+# the model that explains them.
+_READ_SCORES = ["scoring.view_leadscore", "scoring.view_scoringmodel"]
+_EDIT_SCORING = [
+    *_READ_SCORES,
+    "scoring.add_scoringmodel",
+    "scoring.change_scoringmodel",
+    "scoring.delete_scoringmodel",
+    "scoring.publish_scoringmodel",
+    *(
+        f"scoring.{action}_{model}"
+        for model in ("fitcategory", "fitrule", "engagementrule")
+        for action in ("view", "add", "change", "delete")
+    ),
+    "scoring.view_rescorerun",
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     MARKETING: [
         *_READ_CORE,
         *_READ_HANDOFF,
         *_READ_OUTBOUND,
+        *_EDIT_SCORING,
         "leadflow.add_company",
         "leadflow.change_company",
         "leadflow.add_lead",
@@ -57,12 +75,13 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "integrations.view_inboundevent",
         "integrations.reprocess_inboundevent",
     ],
-    SALES_REP: [*_READ_CORE, *_READ_HANDOFF, "handoff.add_activity"],
+    SALES_REP: [*_READ_CORE, *_READ_HANDOFF, *_READ_SCORES, "handoff.add_activity"],
     SALES_MANAGER: [
         *_READ_CORE,
         "leadflow.change_lead",
         *_READ_HANDOFF,
         *_READ_OUTBOUND,
+        *_READ_SCORES,
         "handoff.add_activity",
         "handoff.change_team",
         "handoff.add_teammembership",

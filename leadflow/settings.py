@@ -226,6 +226,8 @@ CELERY_BEAT_SCHEDULE["integrations.outbound.sweep"] = {
     # A sweep nobody ran in time is replaced by the next one, not queued up behind it.
     "options": {"expires": float(OUTBOX_SWEEP_SECONDS * 2)},
 }
+# Bulk rescores split the leads into this many slices, one Celery task each.
+SCORING_RESCORE_WORKERS = env_int("SCORING_RESCORE_WORKERS", 2, minimum=1)
 
 # --- REST API -------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -164,13 +164,13 @@ def test_small_parsers():
         parse_count("many")
 
 
-def test_score_hooks_see_each_touched_lead_and_only_new_events(client, monkeypatch):
-    seen: list[tuple[str, list[str], list[str]]] = []
+def test_scoring_sees_each_touched_lead_and_only_new_events(client, monkeypatch):
+    seen: list[tuple[str, bool, list[str]]] = []
 
-    def hook(result, new_events):
-        seen.append((result.lead.email, sorted(result.changed), [e.kind for e in new_events]))
+    def score(*, lead, events, attributes_changed):
+        seen.append((lead.email, attributes_changed, [e.kind for e in events]))
 
-    monkeypatch.setattr(services, "SCORE_HOOKS", [hook])
+    monkeypatch.setattr(services, "lead_score_changes", score)
     source = make_source("generic")
     event = {
         "id": "e1",
@@ -183,14 +183,10 @@ def test_score_hooks_see_each_touched_lead_and_only_new_events(client, monkeypat
     deliver(client, source, {"events": [event, {**event, "id": "e2"}]})
 
     assert seen == [
-        ("a@example.jp", ["last_name"], ["seminar_attendance"]),
-        ("a@example.jp", [], []),  # evt e1 again: nothing new to score
-        ("a@example.jp", [], ["seminar_attendance"]),
+        ("a@example.jp", True, ["seminar_attendance"]),
+        ("a@example.jp", False, []),  # evt e1 again: nothing new to score
+        ("a@example.jp", False, ["seminar_attendance"]),
     ]
-
-
-def test_score_hooks_are_empty_until_scoring_registers():
-    assert services.SCORE_HOOKS == []
 
 
 # --- admin -----------------------------------------------------------------------------

@@ -166,10 +166,12 @@ def test_files_that_are_not_csv_are_refused(data, message):
     assert leads_import_csv(data=data).errors == [(0, message)]
 
 
-def test_each_imported_lead_goes_through_the_score_hook(monkeypatch):
+def test_each_imported_lead_is_scored(monkeypatch):
     seen: list[tuple[str, list]] = []
     monkeypatch.setattr(
-        services, "SCORE_HOOKS", [lambda result, events: seen.append((result.lead.email, events))]
+        services,
+        "lead_score_changes",
+        lambda *, lead, events, attributes_changed: seen.append((lead.email, list(events))),
     )
 
     leads_import_csv(data=ENGLISH.encode())

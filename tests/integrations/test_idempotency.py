@@ -217,10 +217,10 @@ def test_the_sweep_requeues_events_left_received(client, monkeypatch):
 
 
 def test_an_unexpected_error_marks_the_event_failed_instead_of_leaving_it(client, monkeypatch):
-    def broken(result, new_events):
+    def broken(**kwargs):
         raise RuntimeError("scoring exploded")
 
-    monkeypatch.setattr(services, "SCORE_HOOKS", [broken])
+    monkeypatch.setattr(services, "lead_score_changes", broken)
     source = make_source("generic")
     response = post(client, source, PAGE_VIEW)
 

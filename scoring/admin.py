@@ -1,0 +1,451 @@
+"""Marketers' workplace: clone the published model, edit the draft's rules inline,
+preview and backtest it, publish it, and watch the rescore run."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy as _
+
+from leadflow.errors import DomainError
+from leadflow.models import User
+from scoring import engine, policy, selectors, services
+from scoring.models import (
+    FIELD_PATHS,
+    EngagementRule,
+    FitCategory,
+    FitRule,
+    LeadScore,
+    ModelStatus,
+    RescoreRun,
+    RescoreSlice,
+    ScoringModel,
+)
+
+
+def _user(request: HttpRequest) -> User | None:
+    # Admin views run for signed-in staff only; the check keeps the type honest.
+    return request.user if isinstance(request.user, User) else None
+
+
+class _DraftOnlyInline(admin.TabularInline):
+    """Rules can be added, changed and deleted only while the model is a draft."""
+
+    extra = 0
+
+    def _editable(self, obj) -> bool:
+        return obj is None or obj.status == ModelStatus.DRAFT
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
+class FitCategoryInline(_DraftOnlyInline):
+    model = FitCategory
+    fields = ("position", "name", "min_points", "max_points")
+
+
+class FieldPathWidget(forms.TextInput):
+    """A text box with the known field paths as suggestions (attributes.<key> is free)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.attrs.setdefault("list", "scoring-field-paths")
+        self.attrs.setdefault("size", 24)
+
+    def render(self, name, value, attrs=None, renderer=None):
+        html = super().render(name, value, attrs, renderer)
+        options = format_html_join("", '<option value="{}">', ((p,) for p in FIELD_PATHS))
+        return format_html('{}<datalist id="scoring-field-paths">{}</datalist>', html, options)
+
+
+class FitRuleForm(forms.ModelForm):
+    class Meta:
+        model = FitRule
+        fields = (
+            "position",
+            "category",
+            "label",
+            "field",
+            "operator",
+            "value",
+            "min_value",
+            "max_value",
+            "points",
+        )
+        widgets = {
+            "field": FieldPathWidget(),
+            "value": forms.Textarea(attrs={"rows": 1, "cols": 24}),
+            "label": forms.TextInput(attrs={"size": 20}),
+        }
+
+
+class FitRuleInline(_DraftOnlyInline):
+    model = FitRule
+    form = FitRuleForm
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "category":
+            # Only the categories of the model being edited.
+            object_id = request.resolver_match.kwargs.get("object_id")
+            kwargs["queryset"] = FitCategory.objects.filter(model_id=object_id or 0)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class EngagementRuleForm(forms.ModelForm):
+    class Meta:
+        model = EngagementRule
+        fields = (
+            "position",
+            "label",
+            "kind",
+            "property_key",
+            "operator",
+            "value",
+            "min_value",
+            "max_value",
+            "points",
+            "cap_points",
+            "cap_period",
+            "half_life_days",
+        )
+        widgets = {
+            "value": forms.Textarea(attrs={"rows": 1, "cols": 20}),
+            "label": forms.TextInput(attrs={"size": 18}),
+            "property_key": forms.TextInput(attrs={"size": 8}),
+        }
+
+
+class EngagementRuleInline(_DraftOnlyInline):
+    model = EngagementRule
+    form = EngagementRuleForm
+
+
+@admin.register(ScoringModel)
+class ScoringModelAdmin(admin.ModelAdmin):
+    list_display = (
+        "version",
+        "name",
+        "status",
+        "mql_policy",
+        "fit_rule_count",
+        "engagement_rule_count",
+        "published_at",
+        "updated_at",
+    )
+    list_display_links = ("version", "name")
+    list_filter = ("status", "published_at")
+    search_fields = ("name", "notes")
+    readonly_fields = ("version", "status", "based_on", "published_at", "archived_at")
+    fieldsets = (
+        (None, {"fields": ("name", "notes", ("version", "status", "based_on"))}),
+        (
+            _("MQL policy"),
+            {
+                "fields": (
+                    ("fit_threshold", "engagement_threshold"),
+                    ("hand_raiser_kind", "hand_raiser_min_fit"),
+                    "recycle_cooldown_days",
+                )
+            },
+        ),
+        (_("History"), {"fields": (("published_at", "archived_at"),)}),
+    )
+    inlines = (FitCategoryInline, FitRuleInline, EngagementRuleInline)
+    actions = ("clone_selected",)
+    change_form_template = "admin/scoring/scoringmodel/change_form.html"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_fit=Count("fit_rules", distinct=True),
+                n_engagement=Count("engagement_rules", distinct=True),
+            )
+        )
+
+    @admin.display(description=_("fit rules"), ordering="n_fit")
+    def fit_rule_count(self, obj) -> int:
+        return obj.n_fit
+
+    @admin.display(description=_("engagement rules"), ordering="n_engagement")
+    def engagement_rule_count(self, obj) -> int:
+        return obj.n_engagement
+
+    @admin.display(description=_("MQL when"))
+    def mql_policy(self, obj: ScoringModel) -> str:
+        text = _("fit ≥ %(fit)s and engagement ≥ %(engagement)s") % {
+            "fit": obj.fit_threshold,
+            "engagement": obj.engagement_threshold,
+        }
+        if obj.hand_raiser_kind:
+            text += " / " + _("%(event)s with fit ≥ %(fit)s") % {
+                "event": obj.get_hand_raiser_kind_display(),
+                "fit": obj.hand_raiser_min_fit,
+            }
+        return text
+
+    # Published and archived versions are read-only: scores point at them.
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.status != ModelStatus.DRAFT:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.status != ModelStatus.DRAFT:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for obj in queryset.filter(status=ModelStatus.DRAFT):
+            obj.delete()
+
+    @admin.action(description=_("Clone as a new draft"), permissions=["add"])
+    def clone_selected(self, request, queryset) -> None:
+        for source in queryset.order_by("version"):
+            draft = services.scoring_model_clone(source=source, actor=_user(request))
+            self.message_user(
+                request,
+                _("Draft v%(new)s created from v%(old)s.")
+                % {"new": draft.version, "old": source.version},
+                messages.SUCCESS,
+            )
+
+    # --- extra pages: clone, preview, publish ---------------------------------------
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/clone/", wrap(self.clone_view), name="scoring_scoringmodel_clone"),
+            path("<int:pk>/preview/", wrap(self.preview_view), name="scoring_scoringmodel_preview"),
+            path("<int:pk>/publish/", wrap(self.publish_view), name="scoring_scoringmodel_publish"),
+            *super().get_urls(),
+        ]
+
+    def _context(self, request, obj, title) -> dict:
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": obj,
+            "title": title,
+            "can_publish": obj.is_draft and request.user.has_perm("scoring.publish_scoringmodel"),
+        }
+
+    def clone_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        source = get_object_or_404(ScoringModel, pk=pk)
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            draft = services.scoring_model_clone(source=source, actor=_user(request))
+            self.message_user(
+                request,
+                _("Draft v%(new)s created from v%(old)s. Edit its rules, then preview it.")
+                % {"new": draft.version, "old": source.version},
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(
+                reverse("admin:scoring_scoringmodel_change", args=[draft.pk])
+            )
+        context = self._context(request, source, _("Clone v%(v)s") % {"v": source.version})
+        return TemplateResponse(request, "admin/scoring/scoringmodel/clone.html", context)
+
+    def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        draft = get_object_or_404(ScoringModel, pk=pk)
+        if not self.has_view_permission(request, draft):
+            raise PermissionDenied
+        preview = selectors.scoring_model_preview(draft=draft)
+        context = self._context(
+            request, draft, _("Preview and backtest of v%(v)s") % {"v": draft.version}
+        )
+        context["preview"] = preview
+        return TemplateResponse(request, "admin/scoring/scoringmodel/preview.html", context)
+
+    def publish_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        draft = get_object_or_404(ScoringModel, pk=pk)
+        if not request.user.has_perm("scoring.publish_scoringmodel"):
+            raise PermissionDenied
+        if request.method == "POST":
+            try:
+                run = services.scoring_model_publish(model=draft, actor=_user(request))
+            except DomainError as error:
+                self.message_user(request, error.message, messages.ERROR)
+                return HttpResponseRedirect(
+                    reverse("admin:scoring_scoringmodel_change", args=[draft.pk])
+                )
+            self.message_user(
+                request,
+                _("Version %(v)s is published. Every lead is being rescored (%(n)s leads).")
+                % {"v": draft.version, "n": run.total},
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(reverse("admin:scoring_rescorerun_change", args=[run.pk]))
+        context = self._context(request, draft, _("Publish v%(v)s") % {"v": draft.version})
+        context["published"] = ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).first()
+        return TemplateResponse(request, "admin/scoring/scoringmodel/publish.html", context)
+
+
+@admin.register(LeadScore)
+class LeadScoreAdmin(admin.ModelAdmin):
+    list_display = (
+        "lead",
+        "lead_stage",
+        "model_version",
+        "fit",
+        "engagement",
+        "meets_policy",
+        "last_event_at",
+        "computed_at",
+    )
+    list_filter = ("model", "lead__stage", "computed_at")
+    search_fields = ("lead__email", "lead__last_name", "lead__company__name")
+    list_select_related = ("lead", "model")
+    date_hierarchy = "computed_at"
+    fields = (
+        "lead",
+        "model",
+        ("fit", "engagement"),
+        "explanation",
+        ("last_event_at", "hand_raised_at", "computed_at"),
+    )
+    readonly_fields = (
+        "lead",
+        "model",
+        "fit",
+        "engagement",
+        "explanation",
+        "last_event_at",
+        "hand_raised_at",
+        "computed_at",
+    )
+    ordering = ("-computed_at",)
+
+    # Scores are written by the scoring services only.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description=_("stage"), ordering="lead__stage")
+    def lead_stage(self, obj: LeadScore) -> str:
+        return obj.lead.get_stage_display()
+
+    @admin.display(description=_("model"), ordering="model__version")
+    def model_version(self, obj: LeadScore) -> str:
+        return f"v{obj.model.version}" if obj.model is not None else "-"
+
+    @admin.display(description=_("meets MQL policy"), boolean=True)
+    def meets_policy(self, obj: LeadScore) -> bool | None:
+        if not obj.model_id:
+            return None
+        model = engine.compiled(obj.model_id)
+        return policy.meets_thresholds(model, obj.fit, obj.engagement) or policy.raised_hand(
+            model, obj.fit, obj.hand_raised_at
+        )
+
+    @admin.display(description=_("explanation (now)"))
+    def explanation(self, obj: LeadScore) -> str:
+        if not obj.model_id:
+            return "-"
+        explained = selectors.lead_score_explain(score=obj, at=timezone.now())
+        html = render_to_string("admin/scoring/explanation.html", {"x": explained})
+        return mark_safe(html)  # noqa: S308 - rendered by an autoescaping template
+
+
+class RescoreSliceInline(admin.TabularInline):
+    model = RescoreSlice
+    fields = ("lower", "upper", "cursor", "finished")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(RescoreRun)
+class RescoreRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "model",
+        "status",
+        "progress",
+        "moved_to_mql",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
+    list_filter = ("status",)
+    list_select_related = ("model",)
+    readonly_fields = (
+        "model",
+        "status",
+        "progress",
+        "total",
+        "done",
+        "moved_to_mql",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
+    fields = readonly_fields
+    actions = ("rescore_again",)
+    inlines = (RescoreSliceInline,)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description=_("progress"))
+    def progress(self, obj: RescoreRun) -> str:
+        return format_html(
+            '<progress max="100" value="{}"></progress> {}% ({} / {})',
+            obj.percent,
+            obj.percent,
+            obj.done,
+            obj.total,
+        )
+
+    @admin.action(
+        description=_("Rescore every lead again under the published model"),
+        permissions=["view"],
+    )
+    def rescore_again(self, request, queryset) -> None:
+        if not request.user.has_perm("scoring.publish_scoringmodel"):
+            raise PermissionDenied
+        published = ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).first()
+        if published is None:
+            self.message_user(request, _("No model is published."), messages.ERROR)
+            return
+        run = services.rescore_run_start(model=published)
+        self.message_user(
+            request,
+            _("Rescore #%(id)s queued for %(n)s leads.") % {"id": run.pk, "n": run.total},
+            messages.SUCCESS,
+        )

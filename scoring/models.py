@@ -1,0 +1,521 @@
+"""Scoring models (versioned rule sets), their rules, per-lead scores and rescore runs.
+
+A `ScoringModel` is a draft while marketers edit it, then published (exactly one at a
+time, enforced by a partial unique index), then archived when a newer one replaces it.
+Published and archived models never change, which is what lets a `LeadScore` point at
+the model version that made it and be explained from that model's rules later.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from leadflow.errors import DomainError
+from leadflow.models import EventKind, Lead
+
+
+class ModelStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    PUBLISHED = "published", _("Published")
+    ARCHIVED = "archived", _("Archived")
+
+
+class Operator(models.TextChoices):
+    EQUALS = "equals", _("equals")
+    ONE_OF = "one_of", _("is one of")
+    CONTAINS = "contains", _("contains")
+    BETWEEN = "between", _("is a number in the range")
+    IS_SET = "is_set", _("is set")
+    IS_EMPTY = "is_empty", _("is empty")
+
+
+class CapPeriod(models.TextChoices):
+    DAY = "day", _("per day")
+    WEEK = "week", _("per week (Monday to Sunday)")
+    MONTH = "month", _("per month")
+
+
+# Lead and company fields a fit rule may test. Custom attributes are "attributes.<key>".
+LEAD_FIELD_PATHS = (
+    "email",
+    "last_name",
+    "first_name",
+    "department",
+    "job_title",
+    "role",
+    "phone",
+    "source",
+)
+COMPANY_FIELD_PATHS = (
+    "company.name",
+    "company.domain",
+    "company.employee_count",
+    "company.revenue_band",
+    "company.industry",
+    "company.prefecture",
+    "company.region",
+)
+FIELD_PATHS = LEAD_FIELD_PATHS + COMPANY_FIELD_PATHS
+# Keys of custom attributes and event properties: letters (any script), digits, _ and -.
+# Restricting them keeps every JSON path we build in SQL a plain quoted key.
+JSON_KEY_RE = re.compile(r"^[\w\-]{1,100}$")
+
+
+def validate_field_path(value: str) -> None:
+    if value in FIELD_PATHS:
+        return
+    if value.startswith("attributes.") and JSON_KEY_RE.match(value[len("attributes.") :]):
+        return
+    raise ValidationError(
+        _("“%(value)s” is not a field a rule can test. Use one of %(fields)s or attributes.<key>."),
+        params={"value": value, "fields": ", ".join(FIELD_PATHS)},
+    )
+
+
+def validate_property_key(value: str) -> None:
+    if value and not JSON_KEY_RE.match(value):
+        raise ValidationError(
+            _("“%(value)s” is not a property name (letters, digits, _ and - only)."),
+            params={"value": value},
+        )
+
+
+class ScoringModel(models.Model):
+    name = models.CharField(_("name"), max_length=200)
+    version = models.PositiveIntegerField(_("version"), unique=True, editable=False)
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=ModelStatus.choices,
+        default=ModelStatus.DRAFT,
+        editable=False,
+    )
+    based_on = models.ForeignKey(
+        "self",
+        verbose_name=_("cloned from"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
+    notes = models.TextField(_("notes"), blank=True, help_text=_("What changed and why."))
+    # MQL policy (article: 属性スコア30点以上 かつ 行動スコア50点以上).
+    fit_threshold = models.IntegerField(_("fit threshold"), default=30)
+    engagement_threshold = models.IntegerField(_("engagement threshold"), default=50)
+    hand_raiser_kind = models.CharField(
+        _("hand-raiser event"),
+        max_length=30,
+        choices=EventKind.choices,
+        blank=True,
+        help_text=_(
+            "A lead with this event (e.g. a consultation request) and at least the "
+            "hand-raiser fit becomes an MQL at once. Empty = off."
+        ),
+    )
+    hand_raiser_min_fit = models.IntegerField(_("hand-raiser minimum fit"), default=20)
+    recycle_cooldown_days = models.PositiveIntegerField(
+        _("cool-down after recycling (days)"),
+        default=30,
+        help_text=_(
+            "A lead that sales sent back to nurture may become an MQL again only this "
+            "many days after it was recycled. 0 = at once."
+        ),
+    )
+    created_by = models.ForeignKey(
+        "leadflow.User",
+        verbose_name=_("created by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
+    published_at = models.DateTimeField(_("published"), null=True, blank=True, editable=False)
+    archived_at = models.DateTimeField(_("archived"), null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("scoring model")
+        verbose_name_plural = _("scoring models")
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"],
+                condition=models.Q(status=ModelStatus.PUBLISHED),
+                name="scoring_one_published_model",
+            ),
+        ]
+        permissions = [("publish_scoringmodel", _("Can publish a scoring model"))]
+
+    def __str__(self) -> str:
+        return f"v{self.version} {self.name} ({self.get_status_display()})"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            stored = ScoringModel.objects.filter(pk=self.pk).values_list("status", flat=True)
+            if stored and stored[0] != ModelStatus.DRAFT:
+                # Status moves go through services with queryset.update(); a save() on a
+                # published model is an edit, and scores point at this exact version.
+                raise DomainError(
+                    gettext("Version %(version)s is %(status)s and cannot be edited; clone it.")
+                    % {"version": self.version, "status": ModelStatus(stored[0]).label},
+                    code="model_read_only",
+                )
+        if self.version is None:
+            last = ScoringModel.objects.aggregate(models.Max("version"))["version__max"]
+            self.version = (last or 0) + 1
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self.status != ModelStatus.DRAFT:
+            raise DomainError(
+                gettext("Only draft scoring models can be deleted."), code="model_read_only"
+            )
+        return super().delete(*args, **kwargs)
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == ModelStatus.DRAFT
+
+
+class _DraftChild(models.Model):
+    """A rule or category: editable only while its scoring model is a draft."""
+
+    model_id: int  # the concrete classes' `model` foreign key
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs) -> None:
+        self._check_draft()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        self._check_draft()
+        return super().delete(*args, **kwargs)
+
+    def _check_draft(self) -> None:
+        status = (
+            ScoringModel.objects.filter(pk=self.model_id).values_list("status", flat=True).first()
+        )
+        if status is not None and status != ModelStatus.DRAFT:
+            raise DomainError(
+                gettext("The rules of a published or archived scoring model cannot change."),
+                code="model_read_only",
+            )
+
+
+class FitCategory(_DraftChild):
+    """A group of fit rules whose summed points are held between a floor and a ceiling
+    (the article's 企業規模 0–20, 業種 0–15, 役職 0–20, 地域 0–5)."""
+
+    model = models.ForeignKey(
+        ScoringModel, on_delete=models.CASCADE, related_name="categories", verbose_name=_("model")
+    )
+    name = models.CharField(_("name"), max_length=100)
+    min_points = models.IntegerField(
+        _("minimum"), null=True, blank=True, default=0, help_text=_("Empty = no floor.")
+    )
+    max_points = models.IntegerField(
+        _("maximum"), null=True, blank=True, help_text=_("Empty = no ceiling.")
+    )
+    position = models.PositiveIntegerField(_("order"), default=0)
+
+    class Meta:
+        verbose_name = _("fit category")
+        verbose_name_plural = _("fit categories")
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "name"], name="scoring_category_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        low = "" if self.min_points is None else self.min_points
+        high = "" if self.max_points is None else self.max_points
+        return f"{self.name} ({low}–{high})"
+
+    def clean(self) -> None:
+        if (
+            self.min_points is not None
+            and self.max_points is not None
+            and self.min_points > self.max_points
+        ):
+            raise ValidationError({"max_points": _("The maximum is below the minimum.")})
+
+
+class _Condition(models.Model):
+    """Operator + value(s), shared by fit rules (on lead fields) and engagement rules
+    (on event properties)."""
+
+    operator = models.CharField(
+        _("operator"), max_length=20, choices=Operator.choices, default=Operator.EQUALS
+    )
+    value = models.TextField(
+        _("value"),
+        blank=True,
+        help_text=_("For “is one of”: one value per line. Letter case is ignored."),
+    )
+    min_value = models.DecimalField(
+        _("from"), max_digits=18, decimal_places=4, null=True, blank=True
+    )
+    max_value = models.DecimalField(_("to"), max_digits=18, decimal_places=4, null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def values_list(self) -> list[str]:
+        if self.operator == Operator.ONE_OF:
+            return [v.strip(" ") for v in self.value.splitlines() if v.strip(" ")]
+        return [self.value.strip(" ")]
+
+    def clean_condition(self, *, required: bool) -> None:
+        if not required and not self.has_condition():
+            return
+        op = self.operator
+        if op in (Operator.EQUALS, Operator.CONTAINS, Operator.ONE_OF) and not any(
+            self.values_list()
+        ):
+            raise ValidationError({"value": _("This operator needs a value.")})
+        if op == Operator.BETWEEN:
+            if self.min_value is None and self.max_value is None:
+                raise ValidationError({"min_value": _("Give a lower or an upper bound.")})
+            if (
+                self.min_value is not None
+                and self.max_value is not None
+                and self.min_value > self.max_value
+            ):
+                raise ValidationError({"max_value": _("The upper bound is below the lower one.")})
+
+    def has_condition(self) -> bool:
+        return True
+
+
+class FitRule(_DraftChild, _Condition):
+    model = models.ForeignKey(
+        ScoringModel, on_delete=models.CASCADE, related_name="fit_rules", verbose_name=_("model")
+    )
+    category = models.ForeignKey(
+        FitCategory,
+        # RESTRICT: a category in use cannot be deleted on its own, but deleting a whole
+        # draft model (which deletes the rules too) is allowed.
+        on_delete=models.RESTRICT,
+        null=True,
+        blank=True,
+        related_name="rules",
+        verbose_name=_("category"),
+    )
+    label = models.CharField(_("label"), max_length=200, blank=True)
+    field = models.CharField(
+        _("field"),
+        max_length=120,
+        validators=[validate_field_path],
+        help_text=_("A lead field, company.<field> or attributes.<key>."),
+    )
+    points = models.IntegerField(_("points"), help_text=_("May be negative."))
+    position = models.PositiveIntegerField(_("order"), default=0)
+
+    class Meta:
+        verbose_name = _("fit rule")
+        verbose_name_plural = _("fit rules")
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.label or self.describe()
+
+    def describe(self) -> str:
+        if self.operator == Operator.BETWEEN:
+            low = "" if self.min_value is None else f"{self.min_value.normalize():f}"
+            high = "" if self.max_value is None else f"{self.max_value.normalize():f}"
+            return f"{self.field} {low}–{high}"
+        if self.operator in (Operator.IS_SET, Operator.IS_EMPTY):
+            return f"{self.field} {self.get_operator_display()}"
+        return f"{self.field} {self.get_operator_display()} {', '.join(self.values_list())}"
+
+    def clean(self) -> None:
+        self.clean_condition(required=True)
+        if self.category is not None and self.category.model_id != self.model_id:
+            raise ValidationError({"category": _("The category belongs to another model.")})
+
+
+class EngagementRule(_DraftChild, _Condition):
+    """Points per event of one kind, optionally only when an event property matches.
+
+    For one event the first matching rule (by order) counts, so a specific rule
+    ("page view, url contains /product") placed above a general one ("page view") wins.
+    """
+
+    model = models.ForeignKey(
+        ScoringModel,
+        on_delete=models.CASCADE,
+        related_name="engagement_rules",
+        verbose_name=_("model"),
+    )
+    label = models.CharField(_("label"), max_length=200, blank=True)
+    kind = models.CharField(_("event"), max_length=30, choices=EventKind.choices)
+    property_key = models.CharField(
+        _("event property"),
+        max_length=100,
+        blank=True,
+        validators=[validate_property_key],
+        help_text=_("Optional condition on the event, e.g. url. Empty = every event."),
+    )
+    points = models.IntegerField(_("points per event"), help_text=_("May be negative."))
+    cap_points = models.PositiveIntegerField(
+        _("cap"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("At most this many points (in absolute value) per period. Empty = no cap."),
+    )
+    cap_period = models.CharField(
+        _("cap period"), max_length=10, choices=CapPeriod.choices, default=CapPeriod.DAY
+    )
+    half_life_days = models.PositiveIntegerField(
+        _("half-life (days)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Points lose half their value after this many days. Empty = no decay."),
+    )
+    position = models.PositiveIntegerField(_("order"), default=0)
+
+    class Meta:
+        verbose_name = _("engagement rule")
+        verbose_name_plural = _("engagement rules")
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.label or self.describe()
+
+    def has_condition(self) -> bool:
+        return bool(self.property_key)
+
+    def describe(self) -> str:
+        text = str(EventKind(self.kind).label) if self.kind in EventKind.values else self.kind
+        if self.property_key:
+            if self.operator in (Operator.IS_SET, Operator.IS_EMPTY):
+                text += f" ({self.property_key} {self.get_operator_display()})"
+            else:
+                text += (
+                    f" ({self.property_key} {self.get_operator_display()} "
+                    f"{', '.join(self.values_list())})"
+                )
+        return text
+
+    def clean(self) -> None:
+        self.clean_condition(required=False)
+
+
+class LeadScore(models.Model):
+    """A lead's current fit and engagement score under one model version.
+
+    Besides the totals it keeps the running state that lets one new event update the
+    score without re-reading the lead's history (see scoring.engine):
+    `engagement_state` maps rule id → [count, awarded points before decay, decayed
+    value at `computed_at`, current cap period, points awarded in that period].
+    """
+
+    lead = models.OneToOneField(
+        Lead, on_delete=models.CASCADE, primary_key=True, related_name="score"
+    )
+    model = models.ForeignKey(
+        ScoringModel,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="scores",
+        verbose_name=_("model"),
+    )
+    fit = models.IntegerField(_("fit"), default=0)
+    engagement = models.IntegerField(_("engagement"), default=0)
+    fit_rules = models.JSONField(_("matched fit rules"), default=list, blank=True)
+    engagement_state = models.JSONField(_("engagement state"), default=dict, blank=True)
+    last_event_at = models.DateTimeField(_("last scored event"), null=True, blank=True)
+    hand_raised_at = models.DateTimeField(_("last hand-raiser event"), null=True, blank=True)
+    computed_at = models.DateTimeField(_("computed"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("lead score")
+        verbose_name_plural = _("lead scores")
+        # No secondary index on purpose: every bulk batch rewrites these rows, and with
+        # only the primary key indexed PostgreSQL can update them in place (HOT).
+
+    def __str__(self) -> str:
+        return gettext("fit %(fit)s / engagement %(engagement)s") % {
+            "fit": self.fit,
+            "engagement": self.engagement,
+        }
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    SUPERSEDED = "superseded", _("Superseded by a newer model")
+
+
+class RescoreRun(models.Model):
+    """One bulk rescore of every lead under a model. The leads are split by id into
+    slices that workers score in parallel, batch by batch; see RescoreSlice."""
+
+    model = models.ForeignKey(
+        ScoringModel, on_delete=models.CASCADE, related_name="runs", verbose_name=_("model")
+    )
+    status = models.CharField(
+        _("status"), max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED
+    )
+    total = models.PositiveIntegerField(_("leads"), default=0)
+    done = models.PositiveIntegerField(_("scored"), default=0)
+    moved_to_mql = models.PositiveIntegerField(_("moved to MQL"), default=0)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("rescore run")
+        verbose_name_plural = _("rescore runs")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return gettext("Rescore #%(id)s for v%(version)s") % {
+            "id": self.pk,
+            "version": self.model.version,
+        }
+
+    @property
+    def percent(self) -> int:
+        if not self.total:
+            return 100 if self.status == RunStatus.DONE else 0
+        return min(100, round(100 * self.done / self.total))
+
+
+class RescoreSlice(models.Model):
+    """A range of lead ids (lower, upper] of one run, scored in id order from `cursor`.
+
+    A worker takes an unfinished slice with SELECT ... FOR UPDATE SKIP LOCKED, scores one
+    batch and moves the cursor in the same commit: two workers never share a slice, and
+    a crashed batch is simply done again."""
+
+    run = models.ForeignKey(RescoreRun, on_delete=models.CASCADE, related_name="slices")
+    lower = models.BigIntegerField(_("after lead id"))
+    # Empty on the last slice: leads created while the run goes are included too.
+    upper = models.BigIntegerField(_("up to lead id"), null=True, blank=True)
+    cursor = models.BigIntegerField(_("last lead id"))
+    finished = models.BooleanField(_("finished"), default=False)
+
+    class Meta:
+        verbose_name = _("rescore slice")
+        verbose_name_plural = _("rescore slices")
+        ordering = ["lower"]
+
+    def __str__(self) -> str:
+        return f"({self.lower}, {self.upper or '∞'}]"
