@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from handoff.models import (
     Activity,
@@ -245,8 +246,29 @@ class LeadScores:
 def lead_scores_for(*, lead_ids: Iterable[int]) -> dict[int, LeadScores] | None:
     """Fit and engagement score with explanation per lead id, in one query for all of them.
 
-    None while there is no `scoring` score data to read (the scoring app is merged
-    separately and wires this function to its stored scores); a lead without a score is
-    simply missing from the dict. Every page and API reads scores through this function.
+    Scores are shown as of now (engagement decays), with the lines that sum to them; a
+    lead without a score is simply missing from the dict. Every page and API reads scores
+    through this function.
     """
-    return None
+    from scoring.models import LeadScore
+    from scoring.selectors import lead_score_explain
+
+    now = timezone.now()
+    result: dict[int, LeadScores] = {}
+    for score in LeadScore.objects.filter(lead_id__in=list(lead_ids), model__isnull=False):
+        explained = lead_score_explain(score=score, at=now)
+        result[score.lead_id] = LeadScores(
+            fit=explained.fit,
+            engagement=explained.engagement,
+            fit_explanation=[
+                ScoreLine(
+                    f"{line.category}: {line.label}" if line.category else line.label, line.points
+                )
+                for line in explained.fit_lines
+            ],
+            engagement_explanation=[
+                ScoreLine(f"{line.label} ×{line.count}", line.points)
+                for line in explained.engagement_lines
+            ],
+        )
+    return result

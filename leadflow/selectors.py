@@ -23,7 +23,7 @@ def sees_all_leads(user: User) -> bool:
 
 
 def lead_list_for(user: User) -> QuerySet[Lead]:
-    leads = Lead.objects.select_related("company", "owner")
+    leads = Lead.objects.select_related("company", "owner", "score")
     if sees_all_leads(user):
         return leads
     return leads.filter(owner=user)

@@ -203,9 +203,16 @@ def transition_facts(transition: StageTransition) -> dict[str, Any]:
 
 
 def scores_of(transition: StageTransition) -> dict[str, Any]:
-    # Scoring passes context={"scores": {"fit": .., "engagement": ..}} when it makes an MQL.
-    scores = (transition.context or {}).get("scores")
-    return dict(scores) if isinstance(scores, dict) else {}
+    """The lead's fit and engagement score as stored when the move happened (scoring saves
+    the score before it moves a lead to MQL, in the same transaction); {} if unscored."""
+    from scoring.models import LeadScore
+
+    row = (
+        LeadScore.objects.filter(lead_id=transition.lead_id, model__isnull=False)
+        .values("fit", "engagement")
+        .first()
+    )
+    return dict(row) if row else {}
 
 
 def _resolve(data: dict[str, Any], path: str) -> Any:

@@ -14,6 +14,10 @@ class LeadFilter(django_filters.FilterSet):
     company = django_filters.NumberFilter(field_name="company_id")
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    fit_min = django_filters.NumberFilter(field_name="score__fit", lookup_expr="gte")
+    fit_max = django_filters.NumberFilter(field_name="score__fit", lookup_expr="lte")
+    engagement_min = django_filters.NumberFilter(field_name="score__engagement", lookup_expr="gte")
+    engagement_max = django_filters.NumberFilter(field_name="score__engagement", lookup_expr="lte")
 
     class Meta:
         model = Lead

@@ -25,6 +25,11 @@ class LeadSerializer(serializers.ModelSerializer):
     company = CompanySerializer(read_only=True)
     owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
     external_ids = serializers.SerializerMethodField()
+    # The stored scores (as of the last scoring); /api/v1/leads/{id}/score/ explains them.
+    fit_score = serializers.IntegerField(source="score.fit", read_only=True, default=None)
+    engagement_score = serializers.IntegerField(
+        source="score.engagement", read_only=True, default=None
+    )
 
     class Meta:
         model = Lead
@@ -43,6 +48,8 @@ class LeadSerializer(serializers.ModelSerializer):
             "source",
             "stage",
             "stage_changed_at",
+            "fit_score",
+            "engagement_score",
             "owner",
             "attributes",
             "external_ids",

@@ -348,10 +348,30 @@ def test_inbox_queries_do_not_grow_with_the_number_of_handoffs(
         Activity.objects.create(handoff=handoff, kind="call", outcome="reached", by=alice)
     client.force_login(alice)
 
-    # session, user, roles, managed teams, handoffs, their events, their activities
-    with django_assert_num_queries(7):
+    # session, user, roles, managed teams, handoffs, their events, their activities, scores
+    with django_assert_num_queries(8):
         response = client.get("/inbox/")
     assert len(response.context["mine"]) == count
+
+
+@pytest.mark.parametrize("count", [2, 20])
+def test_inbox_with_real_scores_stays_at_the_same_query_count(
+    client, kanto, count, django_assert_num_queries
+):
+    from scoring.services import lead_score_recompute, published_model
+
+    _team, (alice, _bob), _ = kanto
+    for handoff in _mine(alice, count):
+        EngagementEventFactory.create_batch(2, lead=handoff.lead, kind="email_click")
+        lead_score_recompute(lead=handoff.lead)
+    published_model()  # compiles the published model, which is then cached per process
+    client.force_login(alice)
+
+    with django_assert_num_queries(8):
+        response = client.get("/inbox/")
+
+    body = response.content.decode()
+    assert body.count("メールクリック ×2") + body.count("Email click ×2") >= count
 
 
 @pytest.mark.parametrize("count", [2, 20])
@@ -366,8 +386,8 @@ def test_manager_inbox_queries_do_not_grow_either(client, kanto, count, django_a
     client.force_login(manager)
 
     # session, user, roles, managed teams, own handoffs (none, so no prefetch),
-    # queue + its events + its activities, team table, teams
-    with django_assert_num_queries(10):
+    # queue + its events + its activities, team table, teams, scores
+    with django_assert_num_queries(11):
         response = client.get("/inbox/")
     assert len(response.context["queue"]) == count
     assert len(response.context["team_open"]) == count

@@ -198,3 +198,21 @@ def make_hubspot(url: str, **overrides) -> Destination:
         **overrides,
     }
     return Destination.objects.create(**values)
+
+
+def stored_score(lead, *, fit: int, engagement: int) -> None:
+    """The score scoring would have stored just before moving the lead to MQL."""
+    from scoring.models import LeadScore, ScoringModel
+
+    # transaction=True tests flush the migration's default model; any published one will do.
+    model = ScoringModel.objects.filter(status="published").first()
+    if model is None:
+        model = ScoringModel.objects.create(name="tests", version=1, status="published")
+    LeadScore.objects.update_or_create(
+        lead=lead,
+        defaults={
+            "model": model,
+            "fit": fit,
+            "engagement": engagement,
+        },
+    )

@@ -20,17 +20,14 @@ from tests.integrations.conftest import (
     make_hubspot,
     make_salesforce,
     make_webhook,
+    stored_score,
 )
 from tests.integrations.fakes import FakeServer, Reply, hubspot_429
 
 
 def to_mql(lead):
-    return lead_transition(
-        lead=lead,
-        to_stage=Stage.MQL,
-        actor="scoring",
-        context={"scores": {"fit": 45, "engagement": 62}},
-    )
+    stored_score(lead, fit=45, engagement=62)
+    return lead_transition(lead=lead, to_stage=Stage.MQL, actor="scoring")
 
 
 def redeliver(message: OutboxMessage) -> None:

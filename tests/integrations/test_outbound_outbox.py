@@ -9,6 +9,7 @@ import threading
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, connections, transaction
+from django.utils import timezone
 
 from integrations.outbound import services
 from integrations.outbound.models import (
@@ -29,19 +30,15 @@ from integrations.outbound.services import (
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Stage
 from tests.factories import CompanyFactory, LeadFactory
-from tests.integrations.conftest import T0, make_salesforce, make_webhook
+from tests.integrations.conftest import T0, make_salesforce, make_webhook, stored_score
 from tests.integrations.fakes import Reply, WebhookReceiver
 
 E = OutboundEvent
 
 
 def to_mql(lead, **context):
-    return lead_transition(
-        lead=lead,
-        to_stage=Stage.MQL,
-        actor="scoring",
-        context={"scores": {"fit": 45, "engagement": 60}, **context},
-    )
+    stored_score(lead, fit=45, engagement=60)
+    return lead_transition(lead=lead, to_stage=Stage.MQL, actor="scoring", context=context)
 
 
 def always_one() -> float:
@@ -621,3 +618,26 @@ def test_a_rep_rejecting_in_the_inbox_sends_reason_code_and_comment_to_marketing
         "lost",
         "価格で競合に負けた",
     )
+
+
+@pytest.mark.django_db
+def test_an_mql_made_by_scoring_carries_its_real_scores(no_kick):
+    from scoring.models import LeadScore
+    from scoring.services import lead_score_changes
+    from tests.factories import EngagementEventFactory
+
+    sfa = make_webhook("http://127.0.0.1:9/sfa", slug="sfa")
+    company = CompanyFactory(employee_count=800, industry="manufacturing", prefecture="東京都")
+    lead = LeadFactory(company=company, role="executive", job_title="代表取締役")
+    events = EngagementEventFactory.create_batch(
+        4, lead=lead, kind="pricing_page_view", occurred_at=timezone.now()
+    )
+
+    lead_score_changes(lead=lead, events=events, attributes_changed=True)
+
+    lead.refresh_from_db()
+    assert lead.stage == Stage.MQL
+    score = LeadScore.objects.get(lead=lead)
+    message = OutboxMessage.objects.get(destination=sfa, event=E.MQL_CREATED)
+    assert message.payload["scores"] == {"fit": score.fit, "engagement": score.engagement}
+    assert score.fit >= 30 and score.engagement >= 50

@@ -136,3 +136,35 @@ def test_list_query_count_does_not_grow_with_the_page(marketer, django_assert_ma
         LeadExternalId.objects.create(lead=LeadFactory(), system="y", external_id=str(n))
     with django_assert_max_num_queries(len(few.captured_queries)):
         client.get("/api/v1/leads/")
+
+
+@pytest.mark.django_db
+def test_leads_carry_their_scores_and_filter_by_score_ranges(marketer):
+    from tests.integrations.conftest import stored_score
+
+    hot = LeadFactory(email="hot@example.jp")
+    cold = LeadFactory(email="cold@example.jp")
+    unscored = LeadFactory(email="new@example.jp")
+    stored_score(hot, fit=45, engagement=70)
+    stored_score(cold, fit=10, engagement=5)
+    client = api(marketer)
+
+    results = {
+        item["email"]: (item["fit_score"], item["engagement_score"])
+        for item in client.get("/api/v1/leads/").json()["results"]
+    }
+    assert results == {
+        "hot@example.jp": (45, 70),
+        "cold@example.jp": (10, 5),
+        "new@example.jp": (None, None),
+    }
+
+    def emails(**params):
+        return sorted(i["email"] for i in client.get("/api/v1/leads/", params).json()["results"])
+
+    assert emails(fit_min=30, engagement_min=50) == ["hot@example.jp"]
+    assert emails(engagement_max=10) == ["cold@example.jp"]
+    assert emails(fit_min=10, fit_max=45) == ["cold@example.jp", "hot@example.jp"]
+    assert unscored.pk not in [
+        i["id"] for i in client.get("/api/v1/leads/", {"fit_min": 0}).json()["results"]
+    ]

@@ -180,3 +180,25 @@ def test_merge_through_the_api_needs_marketing_and_answers_with_the_kept_lead():
     assert ok.status_code == 200
     assert ok.json()["id"] == a.pk
     assert Lead.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_merged_scores_are_recomputed_from_both_histories():
+    from django.utils import timezone
+
+    from scoring.models import LeadScore
+    from scoring.services import lead_score_changes
+
+    now = timezone.now()
+    a = LeadFactory()
+    b = LeadFactory()
+    a_events = EngagementEventFactory.create_batch(2, lead=a, kind="email_click", occurred_at=now)
+    b_events = EngagementEventFactory.create_batch(3, lead=b, kind="email_click", occurred_at=now)
+    lead_score_changes(lead=a, events=a_events)
+    lead_score_changes(lead=b, events=b_events)
+    assert LeadScore.objects.get(lead=a).engagement == 6  # 3 points a click
+
+    lead_merge(keep=a, merge=b, actor="x")
+
+    assert LeadScore.objects.get(lead=a).engagement == 15
+    assert not LeadScore.objects.filter(lead_id=b.pk).exists()

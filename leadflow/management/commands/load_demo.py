@@ -26,6 +26,8 @@ from handoff.services import (
 from leadflow.demo import data
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Company, EngagementEvent, Lead, LeadExternalId, Stage, User
+from scoring.models import ModelStatus, ScoringModel
+from scoring.services import rescore_run_execute, rescore_run_start
 
 # How many leads end in each stage, and the path that leads there.
 LOST = "lost"  # a path step: the SQL is lost and goes back to nurture
@@ -54,6 +56,12 @@ class Command(BaseCommand):
             self._teams(users)
             companies = self._companies()
             created = self._leads(rng, companies, users)
+        if created:
+            # Score every lead from its history under the published model, as a rescore
+            # after an import would (known leads that qualify become MQLs and get routed).
+            model = ScoringModel.objects.get(status=ModelStatus.PUBLISHED)
+            run = rescore_run_start(model=model, enqueue=False)
+            rescore_run_execute(run_id=run.pk)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} new leads)."))
 
     def _users(self) -> dict[str, User]:
