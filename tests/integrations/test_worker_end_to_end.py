@@ -3,6 +3,7 @@ through the endpoint, the worker (another process) turns it into a lead and even
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -14,6 +15,8 @@ from django.db import connection
 
 from integrations.models import InboundEvent, InboundStatus
 from leadflow.models import EngagementEvent, EventKind, Lead
+from scoring.models import LeadScore
+from scoring.selectors import lead_score_explain
 from tests.integrations.conftest import REPO_ROOT, make_source, post
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -71,8 +74,9 @@ def _wait_for(predicate, worker, timeout: float = 60.0) -> None:
     pytest.fail(f"nothing happened within {timeout} s")
 
 
-@pytest.mark.django_db(transaction=True)
-def test_signed_mautic_webhook_in_lead_and_events_out(client, celery_worker):
+# serialized_rollback: the published default scoring model (a data migration) must be there.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_signed_mautic_webhook_in_lead_events_and_scores_out(client, celery_worker):
     assert connection.vendor == "postgresql"
     source = make_source("mautic")
     body = (
@@ -107,6 +111,13 @@ def test_signed_mautic_webhook_in_lead_and_events_out(client, celery_worker):
     assert lead.attributes["ma_points"] == 20
     kinds = sorted(EngagementEvent.objects.filter(lead=lead).values_list("kind", flat=True))
     assert kinds == sorted([EventKind.FORM_SUBMIT, EventKind.PRICING_PAGE_VIEW])
+    # Scored by the worker in the same processing transaction, from both events.
+    score = LeadScore.objects.get(lead=lead)
+    assert score.model.status == "published"
+    assert score.last_event_at == dt.datetime(2026, 1, 15, 1, 5, tzinfo=dt.UTC)
+    explained = lead_score_explain(score=score)
+    assert sorted(line.count for line in explained.engagement_lines) == [1, 1]
+    assert explained.engagement == score.engagement
 
     # The same delivery again is acknowledged and changes nothing.
     again = post(client, source, body)
