@@ -1,9 +1,14 @@
-"""End-to-end delivery latency: stage change committed → destination has the message.
+"""End-to-end delivery latency: lead in → MQL delivered to the SFA.
 
 On PostgreSQL + Redis with a real Celery worker subprocess (and its embedded beat) and a
-local HTTP destination, this makes MQLs at a steady rate through leadflow.lifecycle and
-prints JSON with the p50/p95/p99 latency from each MQL's commit to the moment the
-destination received its signed webhook. Target: p99 ≤ 2 s.
+local HTTP destination, at a steady rate, and prints JSON with the p50/p95/p99 latency.
+Target: p99 ≤ 2 s.
+
+--from webhook (default): each lead arrives as a signed generic webhook (an executive at
+a large company asking for a consultation: the hand-raiser rule makes it an MQL at once);
+the clock starts before the POST and stops when the destination has the MQL, so it
+covers intake, the inbound worker task, scoring, routing, the outbox and delivery.
+--from stage: MQLs are made directly through leadflow.lifecycle (delivery alone).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/lf_bench \\
     CELERY_BROKER_URL=redis://127.0.0.1:6379/6 \\
@@ -30,7 +35,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadflow.settings")
-os.environ.setdefault("DEBUG", "1")
+# Production-like: DEBUG off (it records every query), so a secret is needed.
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret-" + "x" * 40)
+os.environ.setdefault("LEADFLOW_SECURE_COOKIES", "0")
 
 import django  # noqa: E402
 
@@ -39,12 +47,16 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connections, transaction  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
 from integrations.outbound.models import Destination, DestinationKind  # noqa: E402
-from integrations.signing import SignatureError, verify  # noqa: E402
+from integrations.services import source_create  # noqa: E402
+from integrations.signing import SignatureError, sign, verify  # noqa: E402
 from leadflow.celery import app  # noqa: E402
 from leadflow.lifecycle import lead_transition  # noqa: E402
 from leadflow.models import Lead, Stage  # noqa: E402
+from scoring.models import ScoringModel  # noqa: E402
 
 SECRET = "bench-secret"
 
@@ -53,7 +65,7 @@ class Receiver:
     """The destination: records when each lead's message arrived (and any duplicates)."""
 
     def __init__(self) -> None:
-        self.arrived: dict[int, float] = {}
+        self.arrived: dict[str, float] = {}  # lead e-mail → arrival time
         self.duplicates = 0
         self.bad_signatures = 0
         self.lock = threading.Lock()
@@ -74,7 +86,7 @@ class Receiver:
                     signed = True
                 except SignatureError:
                     signed = False
-                lead_id = json.loads(body)["lead"]["id"]
+                lead_id = json.loads(body)["lead"]["email"]
                 with owner.lock:
                     if not signed:
                         owner.bad_signatures += 1
@@ -151,6 +163,37 @@ def stop_worker(process: subprocess.Popen) -> None:
             process.wait()
 
 
+def post_webhook(client: Client, slug: str, email: str) -> float:
+    """Send one signed generic webhook for a new hand-raising lead; return the send time."""
+    body = json.dumps(
+        {
+            "id": f"evt-{email}",
+            "type": "consultation",
+            "occurred_at": timezone.now().isoformat(),
+            "lead": {
+                "email": email,
+                "last_name": "ベンチ",
+                "job_title": "代表取締役",
+                "company": f"株式会社ベンチ{email.split('@')[0]}",
+                "employee_count": 1200,
+                "industry": "製造業",
+                "address": "東京都千代田区丸の内1-1-1",
+            },
+        },
+        ensure_ascii=False,
+    ).encode()
+    sent = time.time()
+    response = client.post(
+        f"/api/v1/intake/{slug}/",
+        data=body,
+        content_type="application/json",
+        headers={"X-LeadFlow-Signature": sign(SECRET, body)},
+    )
+    if response.status_code != 202:
+        raise SystemExit(f"intake answered {response.status_code}: {response.content[:300]!r}")
+    return sent
+
+
 def make_mql(lead: Lead) -> float:
     """Move the lead to MQL; return the wall-clock time right after the commit."""
     stamp: list[float] = []
@@ -169,6 +212,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     parser.add_argument("--producers", type=int, default=4, help="threads making MQLs")
     parser.add_argument("--drain-timeout", type=float, default=60)
+    parser.add_argument(
+        "--from",
+        dest="start",
+        choices=["webhook", "stage"],
+        default="webhook",
+        help="where the clock starts: a signed intake webhook, or the MQL stage change",
+    )
     args = parser.parse_args()
 
     engine = settings.DATABASES["default"]["ENGINE"]
@@ -189,10 +239,16 @@ def main() -> None:
         events=["mql_created"],
         timeout_seconds=5.0,
     )
-    leads = Lead.objects.bulk_create(
-        Lead(email=f"{run}-{n}@bench.invalid", last_name="Bench", source="bench")
-        for n in range(total + 1)
-    )
+    emails = [f"{run}-{n}@bench.example.jp" for n in range(total + 1)]
+    leads = []
+    if args.start == "stage":
+        leads = Lead.objects.bulk_create(
+            Lead(email=email, last_name="Bench", source="bench") for email in emails
+        )
+    else:
+        source_create(kind="generic", slug=run, secret=SECRET, rate_limit_per_minute=0)
+        if not ScoringModel.objects.filter(status="published").exists():
+            raise SystemExit("No published scoring model: the MQL rule cannot fire.")
     app.control.purge()  # leftovers from earlier runs or tests must not skew the numbers
 
     var = Path(settings.VAR_DIR)
@@ -201,19 +257,22 @@ def main() -> None:
     try:
         wait_for_worker(worker, timeout=60)
         # Warm-up: the first task pays for imports and connections; not counted.
-        warm = leads[0]
-        make_mql(warm)
+        if args.start == "stage":
+            make_mql(leads[0])
+        else:
+            post_webhook(Client(), run, emails[0])
         deadline = time.monotonic() + 30
-        while warm.pk not in receiver.arrived and time.monotonic() < deadline:
+        while emails[0] not in receiver.arrived and time.monotonic() < deadline:
             time.sleep(0.01)
 
         # Several producers share one schedule (lead n is due at start + n/rate), as
         # concurrent intake workers would; one thread alone cannot always keep the pace.
-        committed: dict[int, float] = {}
+        committed: dict[str, float] = {}
         late: list[float] = []
         started = time.monotonic()
 
         def produce(offset: int) -> None:
+            client = Client()
             try:
                 for n in range(offset, total, args.producers):
                     pause = started + n / args.rate - time.monotonic()
@@ -221,8 +280,11 @@ def main() -> None:
                         time.sleep(pause)
                     else:
                         late.append(-pause)
-                    lead = leads[n + 1]
-                    committed[lead.pk] = make_mql(lead)
+                    email = emails[n + 1]
+                    if args.start == "stage":
+                        committed[email] = make_mql(leads[n + 1])
+                    else:
+                        committed[email] = post_webhook(client, run, email)
             finally:
                 connections.close_all()
 
@@ -250,6 +312,7 @@ def main() -> None:
     print(
         json.dumps(
             {
+                "from": args.start,
                 "mqls": total,
                 "target_rate_per_s": args.rate,
                 "achieved_rate_per_s": round(total / elapsed, 1),
