@@ -16,7 +16,7 @@ def _make_broker_folders(sender: Celery, **kwargs) -> None:
     # kombu's filesystem transport expects its folders to exist; create them on first use.
     from pathlib import Path
 
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         folder = sender.conf.broker_transport_options.get(key)
         if folder:
             Path(folder).mkdir(parents=True, exist_ok=True)
