@@ -7,9 +7,17 @@ port=8765
 tmp=$(mktemp -d)
 log="$tmp/run.log"
 export DATABASE_URL="sqlite:///$tmp/db.sqlite3" LEADFLOW_VAR_DIR="$tmp/var" PORT=$port
-setsid make run >"$log" 2>&1 &
+# Job control gives the background job its own process group (pgid = its pid), so the
+# cleanup reaches make, honcho, the web server and the worker together.
+set -m
+make run >"$log" 2>&1 &
 pid=$!
-cleanup() { kill -TERM -- "-$pid" 2>/dev/null || true; sleep 2; kill -KILL -- "-$pid" 2>/dev/null || true; }
+set +m
+cleanup() {
+  kill -TERM -- "-$pid" 2>/dev/null || true
+  for _ in $(seq 1 20); do kill -0 -- "-$pid" 2>/dev/null || return 0; sleep 0.5; done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+}
 trap cleanup EXIT
 
 for _ in $(seq 1 60); do
@@ -22,4 +30,9 @@ password=$(sed -n 's/.*password for all: \([^)]*\)).*/\1/p' "$log" | head -1)
 .venv/bin/python .ci/login_check.py "http://127.0.0.1:$port" rep1 "$password"
 grep -q "celery@.* ready" "$log" || { echo "the Celery worker did not start"; cat "$log"; exit 1; }
 grep -q "beat: Starting" "$log" || { echo "Celery beat did not start"; cat "$log"; exit 1; }
+cleanup
+trap - EXIT
+if kill -0 -- "-$pid" 2>/dev/null; then
+  echo "processes of make run outlived the stop signal:"; ps -o pid,args -g "$pid"; exit 1
+fi
 echo "make run smoke test: ok"
