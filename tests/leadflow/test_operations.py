@@ -91,6 +91,7 @@ def test_password_guessing_locks_the_username_from_that_address(client, settings
 
     assert locked.status_code == 429
     assert "Too many attempts" in locked.content.decode()
+    assert "Try again in 15 minutes" in locked.content.decode()
     assert "_auth_user_id" not in client.session
 
 
