@@ -299,7 +299,8 @@ def kpis(data: dict[str, Any]) -> list[Kpi]:
     """The article's KPI table with its target bands, in the page's order."""
     target = float(data["compliance_target_percent"])
     return [
-        Kpi("mqls", _("MQLs"), data["mqls"], "", "", "none" if not data["mqls"] else "in"),
+        # No band for the count itself: marketing's monthly target is on its side.
+        Kpi("mqls", _("MQLs"), data["mqls"], "", "", "none"),
         Kpi(
             "mql_to_sql",
             _("MQL → SQL"),

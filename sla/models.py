@@ -134,7 +134,7 @@ class TimerPolicy(models.Model):
         help_text=_("Empty: the default calendar."),
     )
     remind_at_percent = models.PositiveSmallIntegerField(
-        _("remind the rep at (% of the time)"),
+        _("remind the rep at (percent of the time)"),
         default=75,
         validators=[MaxValueValidator(99)],
         help_text=_("0 = no reminder."),

@@ -54,7 +54,7 @@ class Migration(migrations.Migration):
                 ('amount', models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)], verbose_name='within')),
                 ('unit', models.CharField(choices=[('hours', 'hours'), ('days', 'days')], max_length=10, verbose_name='unit')),
                 ('counts_business_time', models.BooleanField(default=False, help_text='On: only business hours of the calendar count (days = business days, due at closing time of the last one). Off: calendar time, nights and weekends too.', verbose_name='count business time only')),
-                ('remind_at_percent', models.PositiveSmallIntegerField(default=75, help_text='0 = no reminder.', validators=[django.core.validators.MaxValueValidator(99)], verbose_name='remind the rep at (% of the time)')),
+                ('remind_at_percent', models.PositiveSmallIntegerField(default=75, help_text='0 = no reminder.', validators=[django.core.validators.MaxValueValidator(99)], verbose_name='remind the rep at (percent of the time)')),
                 ('notify_manager', models.BooleanField(default=True, verbose_name="tell the team's managers on a breach")),
                 ('reassign_on_breach', models.BooleanField(default=False, help_text="The next rep of the team's round robin gets the handoff.", verbose_name='reassign through the routing on a breach')),
                 ('calendar', models.ForeignKey(blank=True, help_text='Empty: the default calendar.', null=True, on_delete=django.db.models.deletion.PROTECT, to='sla.businesscalendar', verbose_name='business calendar')),
