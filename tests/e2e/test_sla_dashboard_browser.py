@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sla.conftest import kanto  # noqa: F401 - fixtures
+from tests.sla.conftest import kanto, seeded  # noqa: F401 - fixtures
 from tests.sla.test_metrics import cohort  # noqa: F401
 
 pytestmark = [
     pytest.mark.browser,
-    # serialized_rollback: the seeded SLA policies and rejection reasons must be there.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 PASSWORD = "pw-for-tests"  # tests.factories.UserFactory's
@@ -19,6 +18,7 @@ RANGE = "from=2026-11-16&to=2026-11-29"
 
 
 def test_a_manager_reads_the_kpis_on_the_dashboard(
+    seeded,  # noqa: F811 - the data migrations' rows, gone after earlier flushes
     live_server,
     browser_page,
     screenshots,

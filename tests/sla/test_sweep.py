@@ -259,8 +259,10 @@ def test_a_failed_mail_is_released_for_the_retry(late, enqueued, monkeypatch):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_two_sweeps_at_once_split_the_work_and_mark_nothing_twice(kanto, time_machine, enqueued):
+@pytest.mark.django_db(transaction=True)
+def test_two_sweeps_at_once_split_the_work_and_mark_nothing_twice(
+    seeded, kanto, time_machine, enqueued
+):
     time_machine.move_to(at(11, 18, 10), tick=True)
     handoffs = [mql(kanto[1][i % 2], at(11, 18, 10)) for i in range(24)]
     start = threading.Barrier(2)
@@ -295,8 +297,10 @@ def test_two_sweeps_at_once_split_the_work_and_mark_nothing_twice(kanto, time_ma
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_sweep_skips_rows_another_sweep_holds_instead_of_waiting(kanto, time_machine, enqueued):
+@pytest.mark.django_db(transaction=True)
+def test_a_sweep_skips_rows_another_sweep_holds_instead_of_waiting(
+    seeded, kanto, time_machine, enqueued
+):
     time_machine.move_to(at(11, 18, 10), tick=True)
     handoffs = [mql(kanto[1][0], at(11, 18, 10)) for _ in range(4)]
     held = sorted(_timer(h).pk for h in handoffs[:2])
