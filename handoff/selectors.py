@@ -7,7 +7,7 @@ marketing reads everything, nobody else sees anything. Pages and the API both us
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.db.models import Prefetch, Q, QuerySet
@@ -125,9 +125,27 @@ def reassign_candidates(*, handoff: Handoff) -> QuerySet[User]:
 # --- inbox -----------------------------------------------------------------------------
 
 
+UrgencyOrdering = Callable[[QuerySet[Handoff]], QuerySet[Handoff]]
+_urgency_ordering: UrgencyOrdering | None = None
+
+
+def urgency_ordering_register(ordering: UrgencyOrdering | None) -> None:
+    """Let the app that knows the deadlines (sla) decide what "most urgent" means.
+
+    handoff does not time anything and must not import sla; sla registers its ordering
+    (nearest SLA due time first) from its AppConfig.ready(). The function must keep the
+    queryset one query (annotations, no extra round trips): inbox query counts are tested.
+    """
+    global _urgency_ordering
+    _urgency_ordering = ordering
+
+
 def handoffs_order_by_urgency(queryset: QuerySet[Handoff]) -> QuerySet[Handoff]:
-    """Most urgent first. For now the longest-waiting assignment first (queued ones by
-    creation); the SLA app replaces this with its due times, so keep it the only place."""
+    """Most urgent first: the registered ordering (sla's due times) when there is one, else
+    the longest-waiting assignment first (queued ones by creation). The only place the
+    inbox order is decided."""
+    if _urgency_ordering is not None:
+        return _urgency_ordering(queryset)
     return queryset.order_by("assigned_at", "created_at", "id")
 
 

@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from handoff import selectors
+from handoff import selectors, signals
 from handoff.models import (
     BANT_KEYS,
     Activity,
@@ -64,11 +64,14 @@ def _fair_tiebreak(team_id: int, rep_id: int) -> bytes:
     return hashlib.sha256(f"{team_id}:{rep_id}".encode()).digest()
 
 
-def _pick_rep(*, team: Team, at: datetime) -> TeamMembership | None:
+def _pick_rep(
+    *, team: Team, at: datetime, exclude_rep_id: int | None = None
+) -> TeamMembership | None:
     """The next rep in the team's round robin who is here and has room. Caller holds the
     team's row lock."""
     members = list(
         TeamMembership.objects.filter(team=team, is_active=True, rep__is_active=True)
+        .exclude(rep_id=exclude_rep_id or 0)
         .select_related("rep__rep_profile")
         .order_by()
     )
@@ -134,6 +137,13 @@ def _assign(
         reason=reason,
         assigned_at=at,
     )
+    signals.handoff_assigned.send(
+        sender=Handoff,
+        handoff=handoff,
+        assignment=assignment,
+        previous_rep_id=previous_rep_id,
+        at=at,
+    )
     from handoff.tasks import notify_assignment_task
 
     _enqueue_on_commit(notify_assignment_task, assignment.pk)
@@ -162,6 +172,7 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
         handoff = Handoff.objects.create(
             lead=lead, mql_transition=transition, team=team, created_at=at
         )
+        signals.handoff_created.send(sender=Handoff, handoff=handoff, at=at)
         if team is not None:
             membership = _pick_rep(team=team, at=at)
             if membership is not None:
@@ -271,6 +282,37 @@ def handoff_reassign(*, handoff: Handoff, to_rep: User, actor: User, reason: str
     return locked
 
 
+def handoff_reroute(*, handoff: Handoff, reason: str) -> Handoff | None:
+    """Give an open handoff to the next rep of its team's round robin, not the one who has
+    it (used when an SLA escalation takes a lead away from a rep who let it wait).
+
+    Returns the handoff with its new rep, or None when nobody else in the team can take it
+    now (away, at capacity, no other member): then it stays where it is, and a person
+    decides. Recorded as a routing assignment with `reason`, by nobody.
+    """
+    at = timezone.now()
+    with transaction.atomic():
+        team_id = Handoff.objects.values_list("team_id", flat=True).get(pk=handoff.pk)
+        if team_id is None:
+            return None
+        team = Team.objects.select_for_update().get(pk=team_id)
+        locked = Handoff.objects.select_for_update(of=("self",)).get(pk=handoff.pk)
+        if locked.status != HandoffStatus.OPEN or locked.team_id != team_id:
+            return None
+        membership = _pick_rep(team=team, at=at, exclude_rep_id=locked.assigned_to_id)
+        if membership is None:
+            return None
+        _assign(
+            handoff=locked,
+            team=team,
+            membership=membership,
+            via=AssignmentVia.ROUTING,
+            reason=reason,
+            at=at,
+        )
+    return locked
+
+
 # --- work on a handoff -----------------------------------------------------------------
 
 
@@ -317,6 +359,7 @@ def activity_log(
         if locked.first_contact_at is None or when < locked.first_contact_at:
             locked.first_contact_at = when
             locked.save(update_fields=["first_contact_at"])
+        signals.activity_logged.send(sender=Handoff, handoff=locked, activity=activity)
     handoff.first_contact_at = locked.first_contact_at
     return activity
 
@@ -406,6 +449,7 @@ def handoff_accept(
                 *(f"bant_{key}" for key in BANT_KEYS),
             ]
         )
+        signals.handoff_decided.send(sender=Handoff, handoff=locked, at=locked.decided_at)
         _after_verdict(locked)
     return _copy_back(handoff, locked)
 
@@ -440,6 +484,7 @@ def handoff_reject(
     assert reason is not None
     with transaction.atomic():
         locked = _lock_open(handoff)
+        signals.handoff_rejecting.send(sender=Handoff, handoff=locked, reason=reason)
         transition = lead_transition(
             lead=locked.lead,
             to_stage=Stage.RECYCLED,
@@ -467,6 +512,7 @@ def handoff_reject(
                 "rejection_comment",
             ]
         )
+        signals.handoff_decided.send(sender=Handoff, handoff=locked, at=locked.decided_at)
         _after_verdict(locked)
     return _copy_back(handoff, locked)
 

@@ -56,12 +56,21 @@ _EDIT_SCORING = [
     "scoring.view_rescorerun",
 ]
 
+# SLA: marketing owns its targets (monthly MQLs, required fields); managers tune the sales
+# side's timers. Both read the timers. The dashboard itself is gated in sla.access.
+_READ_SLA = ["sla.view_slatimer", "sla.view_timerpolicy", "sla.view_slasettings"]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     MARKETING: [
         *_READ_CORE,
         *_READ_HANDOFF,
         *_READ_OUTBOUND,
         *_EDIT_SCORING,
+        *_READ_SLA,
+        "sla.view_mqltarget",
+        "sla.add_mqltarget",
+        "sla.change_mqltarget",
+        "sla.change_slasettings",
         "leadflow.add_company",
         "leadflow.change_company",
         "leadflow.add_lead",
@@ -82,6 +91,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_READ_HANDOFF,
         *_READ_OUTBOUND,
         *_READ_SCORES,
+        *_READ_SLA,
+        "sla.change_timerpolicy",
         "handoff.add_activity",
         "handoff.change_team",
         "handoff.add_teammembership",

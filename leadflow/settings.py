@@ -277,6 +277,23 @@ CELERY_BEAT_SCHEDULE["handoff-assign-queues"] = {
     "schedule": 300.0,
 }
 
+# --- SLA ------------------------------------------------------------------------------
+# Timers claimed per sweep batch; a full batch makes the sweep run again at once.
+SLA_SWEEP_BATCH_SIZE = env_int("SLA_SWEEP_BATCH_SIZE", 1000, minimum=1)
+# A Slack-compatible incoming webhook that hears about every SLA breach (empty: off).
+SLA_SLACK_WEBHOOK_URL = env_url("SLA_SLACK_WEBHOOK_URL", "", schemes={"http", "https"})
+CELERY_BEAT_SCHEDULE["sla-sweep"] = {
+    "task": "sla.tasks.sweep_task",
+    "schedule": 60.0,
+    # A sweep nobody ran in time is replaced by the next one, not queued up behind it.
+    "options": {"expires": 120.0},
+}
+# Monday 9:00 in CELERY_TIMEZONE (= TIME_ZONE, Asia/Tokyo by default).
+CELERY_BEAT_SCHEDULE["sla-weekly-digest"] = {
+    "task": "sla.tasks.weekly_digest_task",
+    "schedule": crontab(day_of_week="mon", hour=9, minute=0),
+}
+
 # --- Security -------------------------------------------------------------------------
 # Secure cookies are on outside DEBUG; a plain-http deployment (docker-compose on a laptop)
 # turns them off explicitly with LEADFLOW_SECURE_COOKIES=0.

@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("handoff.urls")),
+    path("", include("sla.urls")),
     path("api/v1/feedback/", include("integrations.outbound.urls")),
 ]
 

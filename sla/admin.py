@@ -1,6 +1,14 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
-from sla.models import BusinessCalendar, CalendarClosure
+from sla.models import (
+    BusinessCalendar,
+    CalendarClosure,
+    MqlTarget,
+    SlaSettings,
+    SlaTimer,
+    TimerPolicy,
+)
 
 
 class ClosureInline(admin.TabularInline):
@@ -25,3 +33,74 @@ class BusinessCalendarAdmin(admin.ModelAdmin):
             },
         ),
     )
+
+
+@admin.register(TimerPolicy)
+class TimerPolicyAdmin(admin.ModelAdmin):
+    list_display = (
+        "kind",
+        "is_active",
+        "amount",
+        "unit",
+        "counts_business_time",
+        "remind_at_percent",
+        "notify_manager",
+        "reassign_on_breach",
+    )
+    list_editable = ("is_active", "notify_manager", "reassign_on_breach")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Timers point at their policy; switch a policy off instead of deleting it.
+        return False
+
+
+@admin.register(SlaSettings)
+class SlaSettingsAdmin(admin.ModelAdmin):
+    fieldsets = (
+        (
+            _("Sales"),
+            {
+                "fields": (
+                    "min_attempts_not_reachable",
+                    "not_reachable_reason_code",
+                    "compliance_target_percent",
+                )
+            },
+        ),
+        (
+            _("Marketing"),
+            {"fields": ("monthly_mql_target", "required_fields", "completeness_target_percent")},
+        ),
+    )
+
+    def has_add_permission(self, request) -> bool:
+        return not SlaSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(MqlTarget)
+class MqlTargetAdmin(admin.ModelAdmin):
+    list_display = ("month", "target")
+
+
+@admin.register(SlaTimer)
+class SlaTimerAdmin(admin.ModelAdmin):
+    """The timers as an audit trail: read-only, they change only through sla.services."""
+
+    list_display = ("handoff", "kind", "status", "rep", "started_at", "due_at", "met_at")
+    list_filter = ("kind", "status")
+    list_select_related = ("handoff__lead", "rep")
+    search_fields = ("handoff__lead__email", "handoff__lead__last_name")
+    date_hierarchy = "due_at"
+    raw_id_fields = ("handoff",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -5,3 +5,25 @@ from django.utils.translation import gettext_lazy as _
 class SlaConfig(AppConfig):
     name = "sla"
     verbose_name = _("SLA")
+
+    def ready(self) -> None:
+        from collections.abc import Callable
+
+        from django.dispatch import Signal
+
+        from handoff import signals
+        from handoff.selectors import urgency_ordering_register
+        from sla import receivers
+        from sla.selectors import handoffs_order_by_due
+
+        connections: list[tuple[Signal, Callable[..., None]]] = [
+            (signals.handoff_created, receivers.on_handoff_created),
+            (signals.handoff_assigned, receivers.on_handoff_assigned),
+            (signals.activity_logged, receivers.on_activity_logged),
+            (signals.handoff_rejecting, receivers.on_handoff_rejecting),
+            (signals.handoff_decided, receivers.on_handoff_decided),
+        ]
+        for signal, receiver in connections:
+            signal.connect(receiver, dispatch_uid=f"sla.{receiver.__name__}")
+        # The inbox shows the most urgent first: the nearest SLA due time.
+        urgency_ordering_register(handoffs_order_by_due)

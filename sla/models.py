@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -86,3 +88,278 @@ class CalendarClosure(models.Model):
             and self.end_date < self.start_date
         ):
             raise ValidationError({"end_date": _("The last day is before the first day.")})
+
+
+# --- policies --------------------------------------------------------------------------
+
+
+class TimerKind(models.TextChoices):
+    FIRST_CONTACT = "first_contact", _("First contact")
+    VERDICT = "verdict", _("SQL / not-SQL verdict")
+
+
+class DurationUnit(models.TextChoices):
+    HOURS = "hours", _("hours")
+    DAYS = "days", _("days")
+
+
+class TimerPolicy(models.Model):
+    """One timed obligation of sales (article: 初回コンタクト 24時間以内, SQL/非SQL判定
+    5営業日以内): how long, counted how, when to remind, what to do on a breach.
+
+    Changes apply to handoffs created afterwards; running timers keep the due time they
+    were started with (a rep's deadline does not move under their feet).
+    """
+
+    kind = models.CharField(_("obligation"), max_length=20, choices=TimerKind.choices, unique=True)
+    is_active = models.BooleanField(
+        _("active"), default=True, help_text=_("Off: new handoffs get no timer of this kind.")
+    )
+    amount = models.PositiveIntegerField(_("within"), validators=[MinValueValidator(1)])
+    unit = models.CharField(_("unit"), max_length=10, choices=DurationUnit.choices)
+    counts_business_time = models.BooleanField(
+        _("count business time only"),
+        default=False,
+        help_text=_(
+            "On: only business hours of the calendar count (days = business days, due at "
+            "closing time of the last one). Off: calendar time, nights and weekends too."
+        ),
+    )
+    calendar = models.ForeignKey(
+        BusinessCalendar,
+        verbose_name=_("business calendar"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        help_text=_("Empty: the default calendar."),
+    )
+    remind_at_percent = models.PositiveSmallIntegerField(
+        _("remind the rep at (percent of the time)"),
+        default=75,
+        validators=[MaxValueValidator(99)],
+        help_text=_("0 = no reminder."),
+    )
+    notify_manager = models.BooleanField(_("tell the team's managers on a breach"), default=True)
+    reassign_on_breach = models.BooleanField(
+        _("reassign through the routing on a breach"),
+        default=False,
+        help_text=_("The next rep of the team's round robin gets the handoff."),
+    )
+
+    class Meta:
+        verbose_name = _("SLA timer policy")
+        verbose_name_plural = _("SLA timer policies")
+        ordering = ["kind"]
+
+    def __str__(self) -> str:
+        return str(self.get_kind_display())
+
+    def clean(self) -> None:
+        if self.unit == DurationUnit.DAYS and not self.counts_business_time and self.amount > 365:
+            raise ValidationError({"amount": _("At most 365 days.")})
+
+
+def default_required_fields() -> list[str]:
+    return ["email", "last_name", "company", "phone", "job_title"]
+
+
+# The lead fields marketing can require; "company" means a linked company.
+REQUIRED_FIELD_CHOICES = (
+    "email",
+    "last_name",
+    "first_name",
+    "last_name_kana",
+    "first_name_kana",
+    "company",
+    "department",
+    "job_title",
+    "role",
+    "phone",
+    "source",
+)
+
+
+class SlaSettings(models.Model):
+    """The rest of the two-sided agreement, a singleton (pk=1) editable in the admin."""
+
+    # Sales side
+    min_attempts_not_reachable = models.PositiveSmallIntegerField(
+        _("attempts before “not reachable”"),
+        default=3,
+        help_text=_(
+            "Logged activities a handoff needs before it may be rejected as not reachable."
+        ),
+    )
+    not_reachable_reason_code = models.SlugField(
+        _("“not reachable” reason code"), max_length=50, default="not_reachable"
+    )
+    compliance_target_percent = models.PositiveSmallIntegerField(
+        _("SLA compliance target (%)"), default=90, validators=[MaxValueValidator(100)]
+    )
+    # Marketing side
+    monthly_mql_target = models.PositiveIntegerField(
+        _("monthly MQL target (default)"),
+        default=100,
+        help_text=_("Used for months without their own target."),
+    )
+    required_fields = models.JSONField(
+        _("required lead fields"),
+        default=default_required_fields,
+        help_text=_('Field names, e.g. ["email", "last_name", "company", "phone"].'),
+    )
+    completeness_target_percent = models.PositiveSmallIntegerField(
+        _("required-field completeness target (%)"),
+        default=95,
+        validators=[MaxValueValidator(100)],
+    )
+
+    class Meta:
+        verbose_name = _("SLA settings")
+        verbose_name_plural = _("SLA settings")
+
+    def __str__(self) -> str:
+        return str(_("SLA settings"))
+
+    def save(self, *args, **kwargs) -> None:
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        fields = self.required_fields
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            raise ValidationError({"required_fields": _("A list of field names.")})
+        unknown = sorted(set(fields) - set(REQUIRED_FIELD_CHOICES))
+        if unknown:
+            raise ValidationError(
+                {
+                    "required_fields": _("Unknown field(s): %(fields)s. Choose from %(choices)s.")
+                    % {"fields": ", ".join(unknown), "choices": ", ".join(REQUIRED_FIELD_CHOICES)}
+                }
+            )
+
+
+class MqlTarget(models.Model):
+    """Marketing's MQL target for one month (月間MQL創出数), overriding the default."""
+
+    month = models.DateField(_("month"), unique=True, help_text=_("Any day of the month."))
+    target = models.PositiveIntegerField(_("MQL target"))
+
+    class Meta:
+        verbose_name = _("monthly MQL target")
+        verbose_name_plural = _("monthly MQL targets")
+        ordering = ["-month"]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m}: {self.target}"
+
+    def save(self, *args, **kwargs) -> None:
+        self.month = self.month.replace(day=1)
+        super().save(*args, **kwargs)
+
+
+# --- timers ----------------------------------------------------------------------------
+
+
+class TimerStatus(models.TextChoices):
+    PENDING = "pending", _("Running")
+    MET = "met", _("Met")
+    BREACHED = "breached", _("Breached")
+
+
+class SlaTimer(models.Model):
+    """One deadline of one handoff. Started when the handoff is created (at the MQL), met by
+    the event that satisfies it, marked breached by the sweep once due.
+
+    On time means `met_at <= due_at`; a breached timer that is met later keeps its status
+    and gets `met_at` (late). Reassignment does not restart the clock (see sla.services).
+    """
+
+    handoff = models.ForeignKey(
+        "handoff.Handoff", on_delete=models.CASCADE, related_name="sla_timers"
+    )
+    kind = models.CharField(_("obligation"), max_length=20, choices=TimerKind.choices)
+    policy = models.ForeignKey(
+        TimerPolicy, on_delete=models.SET_NULL, null=True, blank=True, related_name="timers"
+    )
+    status = models.CharField(
+        _("status"), max_length=20, choices=TimerStatus.choices, default=TimerStatus.PENDING
+    )
+    counts_business_time = models.BooleanField(_("business time"), default=False)
+    started_at = models.DateTimeField(_("started"))
+    due_at = models.DateTimeField(_("due"))
+    remind_at = models.DateTimeField(_("reminder due"), null=True, blank=True)
+    reminded_at = models.DateTimeField(_("reminded"), null=True, blank=True)
+    met_at = models.DateTimeField(_("met"), null=True, blank=True)
+    breached_at = models.DateTimeField(_("breach recorded"), null=True, blank=True)
+    escalated_at = models.DateTimeField(_("escalated"), null=True, blank=True)
+    # Attribution: the rep who holds the timer (follows reassignments while it runs, frozen
+    # once it is met or breached) and since when, so a rep who got a lead late is seen so.
+    rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("rep"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sla_timers",
+    )
+    rep_since = models.DateTimeField(_("rep since"), null=True, blank=True)
+    reminder_email_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    escalation_email_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    escalation_webhook_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("SLA timer")
+        verbose_name_plural = _("SLA timers")
+        ordering = ["due_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["handoff", "kind"], name="sla_timer_one_per_kind"),
+        ]
+        indexes = [
+            # The sweep's claim: pending timers by due time, and nothing else in the index.
+            models.Index(
+                fields=["due_at"],
+                condition=models.Q(status="pending"),
+                name="sla_timer_pending_due_idx",
+            ),
+            models.Index(
+                fields=["remind_at"],
+                condition=models.Q(status="pending", reminded_at__isnull=True),
+                name="sla_timer_remind_idx",
+            ),
+            models.Index(
+                fields=["breached_at"],
+                condition=models.Q(status="breached", escalated_at__isnull=True),
+                name="sla_timer_unescalated_idx",
+            ),
+            models.Index(fields=["rep", "kind"], name="sla_timer_rep_kind_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.handoff_id} {self.kind} → {self.due_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def on_time(self) -> bool | None:
+        """True/False once known; None while it runs and is not yet due."""
+        if self.met_at is not None:
+            return self.met_at <= self.due_at
+        if self.status == TimerStatus.BREACHED:
+            return False
+        return None
+
+
+class DigestDelivery(models.Model):
+    """One weekly digest to one manager: the unique row is the claim that sends it once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    week_start = models.DateField(_("week of"))
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("weekly digest")
+        verbose_name_plural = _("weekly digests")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "week_start"], name="sla_digest_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.week_start}"

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from django.db.models import F, OuterRef, QuerySet, Subquery
+
+from handoff.models import Handoff
 from sla.calendar import Calendar, Closure
-from sla.models import WEEKDAY_FIELDS, BusinessCalendar
+from sla.models import WEEKDAY_FIELDS, BusinessCalendar, SlaSettings, SlaTimer, TimerPolicy
 
 
 def calendar_for(business_calendar: BusinessCalendar | None = None) -> Calendar:
@@ -26,3 +29,29 @@ def calendar_for(business_calendar: BusinessCalendar | None = None) -> Calendar:
             for c in stored.closures.all()
         ),
     )
+
+
+def sla_settings_get() -> SlaSettings:
+    """The agreed settings; the defaults until someone saves them in the admin."""
+    return SlaSettings.objects.filter(pk=1).first() or SlaSettings(pk=1)
+
+
+def timer_policies_active() -> list[TimerPolicy]:
+    return list(TimerPolicy.objects.filter(is_active=True).select_related("calendar"))
+
+
+def timer_policy_for(kind: str) -> TimerPolicy | None:
+    return TimerPolicy.objects.filter(kind=kind).first()
+
+
+def handoffs_order_by_due(queryset: QuerySet[Handoff]) -> QuerySet[Handoff]:
+    """The inbox's "most urgent first": the nearest due time of a timer not yet met (an
+    overdue one is nearest of all), then the longest-waiting assignment. Registered into
+    handoff.selectors at startup; one correlated subquery on (handoff, kind), same query."""
+    next_due = SlaTimer.objects.filter(handoff_id=OuterRef("pk"), met_at__isnull=True).order_by(
+        "due_at"
+    )
+    return queryset.annotate(
+        sla_due_at=Subquery(next_due.values("due_at")[:1]),
+        sla_due_kind=Subquery(next_due.values("kind")[:1]),
+    ).order_by(F("sla_due_at").asc(nulls_last=True), "assigned_at", "created_at", "id")

@@ -181,6 +181,12 @@ def test_reject_through_the_api(setup):
     assert unknown.status_code == 400
     assert "reason" in unknown.json()["error"]["fields"]
 
+    for _attempt in range(3):  # the SLA: "not reachable" only after 3 attempts
+        client.post(
+            f"{URL}{handoff.pk}/activities/",
+            {"kind": "call", "outcome": "no_answer"},
+            format="json",
+        )
     done = client.post(
         f"{URL}{handoff.pk}/reject/",
         {"reason": "not_reachable", "comment": "3回架電、不通"},

@@ -55,11 +55,22 @@ def test_the_rep_sees_only_their_own_open_handoffs(client, kanto):
     assert "Team queue" not in body
 
 
-def test_inbox_order_is_the_oldest_assignment_first(client, kanto):
+def test_inbox_order_is_the_nearest_sla_deadline_first(client, kanto):
+    # The order is sla's (registered into handoff.selectors): the nearest due time of a
+    # timer not yet met. All three MQLs came in together (first contact due in 24 h);
+    # [0] had its first call, so its next deadline is the verdict, days later; [2]'s
+    # first contact is due earlier than [1]'s.
+    from sla.models import SlaTimer
+
     _team, (alice, _bob), _ = kanto
     handoffs = _mine(alice, 3)
-    Handoff.objects.filter(pk=handoffs[2].pk).update(
-        assigned_at=handoffs[0].assigned_at.replace(year=2020)
+    Activity.objects.create(handoff=handoffs[0], kind="call", outcome="reached", by=alice)
+    SlaTimer.objects.filter(handoff=handoffs[0], kind="first_contact").update(
+        met_at=handoffs[0].created_at, status="met"
+    )
+    first_contact = SlaTimer.objects.get(handoff=handoffs[1], kind="first_contact")
+    SlaTimer.objects.filter(handoff=handoffs[2], kind="first_contact").update(
+        due_at=first_contact.due_at.replace(year=2020)
     )
     client.force_login(alice)
 
@@ -67,8 +78,8 @@ def test_inbox_order_is_the_oldest_assignment_first(client, kanto):
 
     assert [h.pk for h in response.context["mine"]] == [
         handoffs[2].pk,
-        handoffs[0].pk,
         handoffs[1].pk,
+        handoffs[0].pk,
     ]
 
 

@@ -237,8 +237,11 @@ class Command(BaseCommand):
                 )
                 continue
             rep = handoff.assigned_to or manager
+            code, comment = rng.choice(data.REJECTIONS)
             if step in (Stage.SQL, Stage.RECYCLED):
-                self._contact(rng, handoff, rep, at, now)
+                # The SLA allows "not reachable" only after 3 attempts.
+                attempts = 3 if step == Stage.RECYCLED and code == "not_reachable" else None
+                self._contact(rng, handoff, rep, at, now, attempts=attempts)
                 at = min(at + dt.timedelta(hours=rng.randint(2, 30)), now)
             if step == Stage.SQL:
                 bant = dict(
@@ -250,7 +253,6 @@ class Command(BaseCommand):
                 )
                 handoff_accept(handoff=handoff, actor=rep, bant=bant, at=at)
             elif step == Stage.RECYCLED:
-                code, comment = rng.choice(data.REJECTIONS)
                 handoff_reject(
                     handoff=handoff,
                     actor=rep,
@@ -271,9 +273,9 @@ class Command(BaseCommand):
             self._contact(rng, handoff, handoff.assigned_to or manager, at, now)
 
     @staticmethod
-    def _contact(rng, handoff: Handoff, rep: User, after, now) -> None:
+    def _contact(rng, handoff: Handoff, rep: User, after, now, attempts: int | None = None) -> None:
         when = min(after + dt.timedelta(hours=rng.randint(1, 20)), now)
-        for attempt in range(rng.randint(1, 3)):
+        for attempt in range(attempts or rng.randint(1, 3)):
             activity_log(
                 handoff=handoff,
                 actor=rep,

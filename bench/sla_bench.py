@@ -1,0 +1,311 @@
+"""SLA benchmark: the breach sweep and the managers' dashboard on PostgreSQL.
+
+    DATABASE_URL=postgres://... python bench/sla_bench.py \
+        --leads 200000 --events 1000000 --open 100000 --closed 50000 --due 1000
+
+Seeds with bulk SQL (generate_series): companies, N leads, M engagement events, K open
+handoffs with their two SLA timers each (`--due` of them already past due, the rest due
+later) and `--closed` decided handoffs of the last 90 days with met timers. Then times:
+
+- the sweep (`sla.services.timers_sweep`, one batch as large as `--due`) claiming the due
+  timers among all the open ones, repeated `--sweeps` times (the due timers are put back
+  to pending between runs);
+- the dashboard page `/dashboard/` (last 4 weeks, a manager of both teams) and the
+  summary API, `--requests` times each through Django's test client; p50/p95/max.
+
+Prints JSON. Celery calls go to an in-memory broker unless CELERY_BROKER_URL is set.
+It deletes all leads, handoffs and timers first, so it refuses to run on a database
+holding leads it did not create (source "bench:*") unless given --wipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadflow.settings")
+os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
+os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+
+import django
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth.models import Group  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from handoff.models import RejectionReason, Team, TeamMembership  # noqa: E402
+from leadflow.models import Lead, User  # noqa: E402
+from leadflow.roles import SALES_MANAGER, SALES_REP  # noqa: E402
+from sla.models import SlaTimer, TimerStatus  # noqa: E402
+from sla.services import timers_sweep  # noqa: E402
+
+# No collectstatic for a bench: serve from the folders, without the manifest.
+settings.STORAGES = {
+    **settings.STORAGES,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+TABLES = [
+    "sla_slatimer",
+    "sla_digestdelivery",
+    "handoff_activity",
+    "handoff_assignment",
+    "handoff_handoff",
+    "handoff_teammembership",
+    "handoff_team_managers",
+    "handoff_team",
+    "leadflow_stagetransition",
+    "leadflow_engagementevent",
+    "leadflow_leadexternalid",
+    "leadflow_lead",
+    "leadflow_company",
+]
+REPS = 20
+
+
+def wipe(force: bool) -> None:
+    if not force and Lead.objects.exclude(source__startswith="bench:").exists():
+        sys.exit("The database has leads the bench did not create; pass --wipe to delete them.")
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    User.objects.filter(username__startswith="bench-").delete()
+
+
+def people() -> tuple[list[User], User]:
+    teams = [Team.objects.create(name=f"bench-{name}") for name in ("east", "west")]
+    reps = []
+    for number in range(REPS):
+        rep = User.objects.create_user(f"bench-rep{number}", f"rep{number}@bench.invalid")
+        rep.groups.add(Group.objects.get(name=SALES_REP))
+        TeamMembership.objects.create(team=teams[number % 2], rep=rep)
+        reps.append(rep)
+    manager = User.objects.create_user("bench-manager", "manager@bench.invalid")
+    for team in teams:
+        team.managers.add(manager)
+    manager.groups.add(Group.objects.get(name=SALES_MANAGER))
+    return reps, manager
+
+
+def seed(n_leads: int, n_events: int, n_open: int, n_closed: int, n_due: int) -> dict:
+    reps, manager = people()
+    rep_ids = [rep.pk for rep in reps]
+    team_ids = list(Team.objects.order_by("pk").values_list("pk", flat=True))
+    reasons = dict(RejectionReason.objects.values_list("code", "pk"))
+    now = timezone.now()
+    n_handoffs = n_open + n_closed
+    if n_handoffs > n_leads:
+        sys.exit("--open + --closed must not exceed --leads (one handoff per lead).")
+    started = time.perf_counter()
+    with connection.cursor() as c:
+        c.execute("SELECT setseed(0.42)")
+        c.execute(
+            """INSERT INTO leadflow_company (name, name_kana, domain, employee_count,
+                   revenue_band, industry, prefecture, region, match_key, created_at, updated_at)
+               SELECT 'ベンチ株式会社' || g, '', 'bench' || g || '.invalid', 10 + g %% 5000, '',
+                      'manufacturing', '東京都', 'kanto', 'ベンチ' || g, %s, %s
+               FROM generate_series(1, %s) AS g""",
+            [now, now, max(1, n_leads // 10)],
+        )
+        c.execute(
+            """INSERT INTO leadflow_lead (email, last_name, first_name, last_name_kana,
+                   first_name_kana, company_id, department, job_title, role, phone, source,
+                   stage, stage_changed_at, attributes, name_key, phone_key, created_at,
+                   updated_at)
+               SELECT 'lead' || g || '@bench.invalid', '山田', '太郎' || g, '', '',
+                      1 + g %% %s, '', CASE WHEN g %% 7 = 0 THEN '' ELSE '部長' END, '',
+                      CASE WHEN g %% 11 = 0 THEN ''
+                           ELSE '03-0000-' || lpad((g %% 10000)::text, 4, '0') END,
+                      'bench:'
+                      || (ARRAY['web', 'seminar', 'hubspot', 'csv', 'partner'])[1 + g %% 5],
+                      CASE WHEN g <= %s THEN 'mql'
+                           WHEN g <= %s THEN (ARRAY['sql', 'recycled'])[1 + g %% 2]
+                           ELSE 'known' END,
+                      %s, '{}'::jsonb, '', '', %s, %s
+               FROM generate_series(1, %s) AS g""",
+            [max(1, n_leads // 10), n_open, n_handoffs, now, now, now, n_leads],
+        )
+        c.execute(
+            """INSERT INTO leadflow_engagementevent (lead_id, kind, occurred_at, properties,
+                   source, external_id, created_at)
+               SELECT 1 + (random() * (%s - 1))::int,
+                      (ARRAY['page_view', 'email_open', 'email_click', 'document_download',
+                             'pricing_page_view', 'seminar_attendance'])[1 + g %% 6],
+                      %s - random() * interval '180 days', '{}'::jsonb, 'bench', '', %s
+               FROM generate_series(1, %s) AS g""",
+            [n_leads, now, now, n_events],
+        )
+        # The MQL transitions: open handoffs came in during the last 5 days, decided ones
+        # during the last 90; 1 in 10 MQLs was moved by hand (not the scoring policy).
+        c.execute(
+            """INSERT INTO leadflow_stagetransition (lead_id, from_stage, to_stage, occurred_at,
+                   actor_user_id, actor_system, reason, context)
+               SELECT g, 'known', 'mql',
+                      CASE WHEN g <= %s THEN %s - random() * interval '5 days'
+                           ELSE %s - interval '6 days' - random() * interval '84 days' END,
+                      CASE WHEN g %% 10 = 0 THEN %s END,
+                      CASE WHEN g %% 10 = 0 THEN '' ELSE 'scoring' END, '', '{}'::jsonb
+               FROM generate_series(1, %s) AS g""",
+            [n_open, now, now, manager.pk, n_handoffs],
+        )
+        c.execute(
+            f"""INSERT INTO handoff_handoff (lead_id, mql_transition_id, team_id, assigned_to_id,
+                    status, created_at, assigned_at, first_contact_at, decided_at, decided_by_id,
+                    bant_budget, bant_authority, bant_need, bant_timeline,
+                    rejection_reason_id, rejection_comment)
+                SELECT t.lead_id, t.id, (ARRAY{team_ids})[1 + t.lead_id %% 2],
+                       (ARRAY{rep_ids})[1 + t.lead_id %% {REPS}],
+                       CASE WHEN t.lead_id <= %s THEN 'open'
+                            WHEN t.lead_id %% 2 = 0 THEN 'accepted' ELSE 'rejected' END,
+                       t.occurred_at, t.occurred_at,
+                       CASE WHEN t.lead_id <= %s AND t.lead_id %% 3 <> 0 THEN NULL
+                            ELSE t.occurred_at + random() * interval '40 hours' END,
+                       CASE WHEN t.lead_id > %s THEN t.occurred_at + interval '3 days' END,
+                       NULL, NULL, NULL, NULL, NULL,
+                       CASE WHEN t.lead_id > %s AND t.lead_id %% 2 = 1
+                            THEN (ARRAY[{reasons["not_reachable"]}, {reasons["no_budget"]},
+                                        {reasons["timing"]}])[1 + t.lead_id %% 3] END,
+                       CASE WHEN t.lead_id > %s AND t.lead_id %% 2 = 1 THEN 'bench' ELSE '' END
+                FROM leadflow_stagetransition t WHERE t.to_stage = 'mql'""",
+            [n_open, n_open, n_open, n_open, n_open],
+        )
+        # Two timers per handoff. Open: pending, `n_due` first-contact timers already due,
+        # the others due within 24 h; verdicts due in days. Decided: met.
+        c.execute(
+            """INSERT INTO sla_slatimer (handoff_id, kind, policy_id, status,
+                   counts_business_time, started_at, due_at, remind_at, reminded_at, met_at,
+                   breached_at, escalated_at, rep_id, rep_since)
+               SELECT h.id, k.kind, p.id,
+                      CASE WHEN h.status <> 'open' THEN 'met'
+                           WHEN k.kind = 'first_contact' AND h.first_contact_at IS NOT NULL
+                           THEN 'met' ELSE 'pending' END,
+                      p.counts_business_time, h.created_at,
+                      CASE WHEN k.kind = 'first_contact' AND h.status = 'open'
+                                AND h.first_contact_at IS NULL
+                           THEN CASE WHEN h.lead_id %% 3 <> 0 AND h.lead_id / 3 < %s
+                                     THEN %s - interval '1 minute'
+                                     ELSE %s + random() * interval '24 hours' END
+                           WHEN k.kind = 'first_contact' THEN h.created_at + interval '24 hours'
+                           WHEN h.status = 'open' THEN %s + interval '1 day'
+                                + random() * interval '6 days'
+                           ELSE h.created_at + interval '7 days' END,
+                      NULL, NULL,
+                      CASE WHEN k.kind = 'first_contact' THEN h.first_contact_at
+                           ELSE h.decided_at END,
+                      NULL, NULL, h.assigned_to_id, h.created_at
+               FROM handoff_handoff h
+               CROSS JOIN (VALUES ('first_contact'), ('verdict')) AS k(kind)
+               JOIN sla_timerpolicy p ON p.kind = k.kind""",
+            [n_due, now, now, now],
+        )
+        c.execute(
+            """INSERT INTO handoff_activity (handoff_id, kind, outcome, note, by_id, at, created_at)
+               SELECT id, 'call', 'reached', '', assigned_to_id, first_contact_at, first_contact_at
+               FROM handoff_handoff WHERE first_contact_at IS NOT NULL"""
+        )
+        c.execute("ANALYZE")
+    due = SlaTimer.objects.filter(status=TimerStatus.PENDING, due_at__lte=now).count()
+    return {
+        "seed_seconds": round(time.perf_counter() - started, 1),
+        "due_timers": due,
+        "open_handoffs": n_open,
+        "pending_timers": SlaTimer.objects.filter(status=TimerStatus.PENDING).count(),
+        "manager": manager,
+    }
+
+
+def time_sweeps(times: int, batch: int) -> dict:
+    now = timezone.now()
+    due_ids = list(
+        SlaTimer.objects.filter(status=TimerStatus.PENDING, due_at__lte=now).values_list(
+            "pk", flat=True
+        )
+    )
+    durations, breached = [], []
+    for _ in range(times):
+        SlaTimer.objects.filter(pk__in=due_ids).update(
+            status=TimerStatus.PENDING, breached_at=None, escalated_at=None
+        )
+        connection.cursor().execute("ANALYZE sla_slatimer")
+        started = time.perf_counter()
+        result = timers_sweep(now=now, batch_size=batch)
+        durations.append(time.perf_counter() - started)
+        breached.append(len(result.breached))
+    return {
+        "sweep_seconds": [round(d, 3) for d in durations],
+        "sweep_seconds_median": round(statistics.median(durations), 3),
+        "breached_per_sweep": breached,
+    }
+
+
+def time_pages(manager: User, requests: int) -> dict:
+    client = Client()
+    client.force_login(manager)
+    out = {}
+    for name, url in (
+        ("dashboard", "/dashboard/"),
+        ("api_summary", "/api/v1/metrics/summary/"),
+        ("api_reps", "/api/v1/metrics/reps/"),
+    ):
+        assert client.get(url).status_code == 200  # warm-up
+        samples = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = client.get(url)
+            samples.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, response.status_code
+        samples.sort()
+        out[name] = {
+            "p50_ms": round(statistics.median(samples), 1),
+            "p95_ms": round(samples[max(0, int(len(samples) * 0.95) - 1)], 1),
+            "max_ms": round(samples[-1], 1),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--leads", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--open", type=int, default=10_000)
+    parser.add_argument("--closed", type=int, default=5_000)
+    parser.add_argument("--due", type=int, default=1_000)
+    parser.add_argument("--sweeps", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--wipe", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="reuse the seeded data")
+    args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        sys.exit("The SLA bench needs PostgreSQL: set DATABASE_URL=postgres://...")
+    call_command("migrate", verbosity=0)
+    if args.keep:
+        manager = User.objects.get(username="bench-manager")
+        seeded: dict = {"manager": manager}
+    else:
+        wipe(args.wipe)
+        seeded = seed(args.leads, args.events, args.open, args.closed, args.due)
+    manager = seeded.pop("manager")
+    report = {
+        "database": connection.vendor,
+        "leads": Lead.objects.count() if args.keep else args.leads,
+        "events": args.events,
+        **seeded,
+        **time_sweeps(args.sweeps, batch=max(args.due, 1)),
+        **time_pages(manager, args.requests),
+        "targets": {"sweep_seconds": 1.0, "dashboard_p95_ms": 300},
+    }
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

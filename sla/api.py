@@ -1,0 +1,126 @@
+"""The dashboard's figures as JSON under /api/v1/metrics/… — same filters, same access.
+
+?from=YYYY-MM-DD&to=YYYY-MM-DD&team=<id>, all optional (the last 4 weeks, every visible
+team). Bad parameters answer 400 in the one error shape; reps get 403.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from sla import metrics
+from sla.access import DashboardAccess, dashboard_access, metrics_filter_from
+from sla.metrics import MetricsFilter
+
+
+class _MetricsApi(APIView):
+    needs = "any"  # "sales", "marketing" or "any" of the two
+
+    def figures(self, f: MetricsFilter, access: DashboardAccess) -> Any:
+        raise NotImplementedError
+
+    @extend_schema(
+        tags=["metrics"],
+        parameters=[
+            OpenApiParameter(
+                "from", OpenApiTypes.DATE, description="First day (default: 4 weeks ago)"
+            ),
+            OpenApiParameter(
+                "to", OpenApiTypes.DATE, description="Last day, included (default: today)"
+            ),
+            OpenApiParameter(
+                "team", OpenApiTypes.INT, description="One team (default: every visible team)"
+            ),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request) -> Response:
+        access = dashboard_access(user=request.user)
+        if not access.allowed or (self.needs != "any" and not getattr(access, self.needs)):
+            raise PermissionDenied
+        f = metrics_filter_from(request.query_params, access=access)
+        body = {
+            "from": f.start,
+            "to": f.end,
+            "teams": sorted(f.team_ids) if f.team_ids is not None else None,
+            "results": self.figures(f, access),
+        }
+        return Response(metrics.as_json(body))
+
+
+class MetricsSummaryApi(_MetricsApi):
+    def figures(self, f, access):
+        data = metrics.summary(f, now=timezone.now())
+        result = {
+            "kpis": [kpi.__dict__ for kpi in metrics.kpis(data)],
+            "mqls": data["mqls"],
+            "sqls": data["sqls"],
+            "won": data["won"],
+            "rejected": data["rejected"],
+            "open": data["open"],
+            "mql_to_sql_percent": data["mql_to_sql_percent"],
+            "sql_to_won_percent": data["sql_to_won_percent"],
+            "avg_first_contact_hours": data["avg_first_contact_hours"],
+            "median_first_contact_hours": data["median_first_contact_hours"],
+            "sla_compliance_percent": data["sla_compliance_percent"],
+        }
+        if access.sales:
+            result["obligations"] = metrics.obligations(data)
+        return result
+
+
+class MetricsWeeklyApi(_MetricsApi):
+    def figures(self, f, access):
+        return metrics.weekly(f)
+
+
+class MetricsRepsApi(_MetricsApi):
+    needs = "sales"
+
+    def figures(self, f, access):
+        return metrics.per_rep(f)
+
+
+class MetricsSourcesApi(_MetricsApi):
+    def figures(self, f, access):
+        return metrics.per_source(f)
+
+
+class MetricsRejectionsApi(_MetricsApi):
+    def figures(self, f, access):
+        return metrics.rejection_reasons(f)
+
+
+class MetricsMarketingApi(_MetricsApi):
+    needs = "marketing"
+
+    def figures(self, f, access):
+        return metrics.marketing(f)
+
+
+class MetricsOverdueApi(_MetricsApi):
+    needs = "sales"
+
+    def figures(self, f, access):
+        now = timezone.now()
+        return [
+            {
+                "handoff": timer.handoff_id,
+                "lead": timer.handoff.lead_id,
+                "lead_name": timer.handoff.lead.full_name or timer.handoff.lead.email,
+                "team": timer.handoff.team_id,
+                "rep": timer.handoff.assigned_to_id,
+                "obligation": timer.kind,
+                "due_at": timer.due_at,
+                "overdue_hours": metrics.hours(now - timer.due_at),
+            }
+            for timer in metrics.overdue(f, now=now)
+        ]

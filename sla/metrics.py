@@ -1,0 +1,655 @@
+"""The KPI selectors behind the dashboard, the metrics API, the CSV export and the digest.
+
+Every figure is a set-based aggregate: each function is one or two SQL statements whatever
+the number of leads (the dashboard's query count is asserted in the tests).
+
+What is counted (the article's KPI table, made exact):
+
+- The cohort is the MQLs handed off in the range: handoffs whose MQL happened between
+  `start` 00:00 and `end` 24:00 (TIME_ZONE), of the chosen teams. Every MQL gets exactly
+  one handoff, so "MQL count" is the number of those handoffs.
+- MQL → SQL % = cohort accepted as SQL ÷ cohort (SQL数 ÷ MQL数).
+- Time to first contact = first logged activity − MQL, clock time (平均初回コンタクト時間),
+  over the cohort's handoffs that have one; average and median.
+- SLA compliance per timed obligation = timers met on time ÷ timers whose outcome is known
+  (met, or due and not met). Timers still running and not yet due are not counted yet.
+- SLA compliance overall (SLA遵守率) = MQLs none of whose timers was late ÷ MQLs with at
+  least one known outcome.
+- Follow-ups = "not reachable" rejections with at least N logged attempts ÷ all of them.
+- Rejection reasons = rejections with a reason and a comment ÷ rejections.
+- SQL → won % = cohort SQLs whose lead later became a customer ÷ cohort SQLs.
+- Marketing: MQLs per month against the target; MQLs made by the published scoring
+  policy (actor "scoring") ÷ MQLs; MQLs with every required field filled ÷ MQLs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import (
+    Avg,
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+)
+from django.db.models.functions import TruncMonth, TruncWeek
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from handoff.models import Handoff, HandoffStatus, TeamMembership
+from leadflow.models import Stage, StageTransition, User
+from sla.models import MqlTarget, SlaSettings, SlaTimer, TimerKind
+from sla.selectors import sla_settings_get
+
+# The article's target bands (目安値).
+MQL_TO_SQL_BAND = (20.0, 30.0)
+SQL_TO_WON_BAND = (15.0, 25.0)
+FIRST_CONTACT_TARGET_HOURS = 24.0
+MAX_RANGE_DAYS = 366
+
+FIRST_CONTACT_DELAY = ExpressionWrapper(
+    F("first_contact_at") - F("created_at"), output_field=DurationField()
+)
+
+
+@dataclass(frozen=True)
+class MetricsFilter:
+    """A date range (both days included, in TIME_ZONE) and the teams (None = all)."""
+
+    start: dt.date
+    end: dt.date
+    team_ids: frozenset[int] | None = None
+
+    @property
+    def tz(self) -> dt.tzinfo:
+        return timezone.get_default_timezone()
+
+    @property
+    def start_at(self) -> dt.datetime:
+        return dt.datetime.combine(self.start, dt.time(0), tzinfo=self.tz)
+
+    @property
+    def end_at(self) -> dt.datetime:
+        return dt.datetime.combine(self.end + dt.timedelta(days=1), dt.time(0), tzinfo=self.tz)
+
+
+def cohort(f: MetricsFilter) -> QuerySet[Handoff]:
+    handoffs = Handoff.objects.filter(created_at__gte=f.start_at, created_at__lt=f.end_at)
+    if f.team_ids is not None:
+        handoffs = handoffs.filter(team_id__in=f.team_ids)
+    return handoffs
+
+
+def cohort_timers(f: MetricsFilter) -> QuerySet[SlaTimer]:
+    timers = SlaTimer.objects.filter(
+        handoff__created_at__gte=f.start_at, handoff__created_at__lt=f.end_at
+    )
+    if f.team_ids is not None:
+        timers = timers.filter(handoff__team_id__in=f.team_ids)
+    return timers
+
+
+def mql_meets_scoring_policy() -> Q:
+    """On a handoff: its MQL was made by the published scoring policy (the `scoring` app's
+    actor), not moved by hand or by an import. The one place this is decided."""
+    return Q(mql_transition__actor_system="scoring")
+
+
+def _late(now: dt.datetime, prefix: str = "") -> Q:
+    return Q(**{f"{prefix}met_at__gt": F(f"{prefix}due_at")}) | Q(
+        **{f"{prefix}met_at__isnull": True, f"{prefix}due_at__lte": now}
+    )
+
+
+def _known(now: dt.datetime, prefix: str = "") -> Q:
+    return Q(**{f"{prefix}met_at__isnull": False}) | Q(**{f"{prefix}due_at__lte": now})
+
+
+def _on_time(prefix: str = "") -> Q:
+    return Q(**{f"{prefix}met_at__lte": F(f"{prefix}due_at")})
+
+
+def _won() -> Exists:
+    return Exists(
+        StageTransition.objects.filter(
+            lead_id=OuterRef("lead_id"),
+            to_stage=Stage.CUSTOMER,
+            occurred_at__gte=OuterRef("decided_at"),
+        )
+    )
+
+
+def _rows(queryset: Any) -> list[dict[str, Any]]:
+    """A values() queryset as plain dicts (django-stubs types each shape on its own)."""
+    return list(queryset)
+
+
+def percent(part: int | None, whole: int | None) -> float | None:
+    if not whole:
+        return None
+    return round(100.0 * (part or 0) / whole, 1)
+
+
+def hours(delta: dt.timedelta | None) -> float | None:
+    if delta is None:
+        return None
+    return round(delta.total_seconds() / 3600, 1)
+
+
+def _as_timedelta(value: Any) -> dt.timedelta | None:
+    # Avg of a duration: a timedelta on PostgreSQL, microseconds on SQLite.
+    if value is None or isinstance(value, dt.timedelta):
+        return value
+    return dt.timedelta(microseconds=float(value))
+
+
+def _funnel_aggregates() -> dict[str, Any]:
+    return {
+        "mqls": Count("id"),
+        "sqls": Count("id", filter=Q(status=HandoffStatus.ACCEPTED)),
+        "rejected": Count("id", filter=Q(status=HandoffStatus.REJECTED)),
+        "open": Count("id", filter=Q(status=HandoffStatus.OPEN)),
+        "contacted": Count("id", filter=Q(first_contact_at__isnull=False)),
+        "avg_first_contact": Avg(FIRST_CONTACT_DELAY),
+        "won": Count("id", filter=Q(status=HandoffStatus.ACCEPTED) & Q(_won())),
+    }
+
+
+def _median_first_contact(handoffs: QuerySet[Handoff], count: int) -> dt.timedelta | None:
+    """The median by ORDER BY + OFFSET: one query, the same on PostgreSQL and SQLite."""
+    if not count:
+        return None
+    middle = list(
+        handoffs.filter(first_contact_at__isnull=False)
+        .annotate(delay=FIRST_CONTACT_DELAY)
+        .order_by("delay")
+        .values_list("delay", flat=True)[(count - 1) // 2 : count // 2 + 1]
+    )
+    values = [_as_timedelta(value) for value in middle]
+    present = [value for value in values if value is not None]
+    return sum(present, dt.timedelta(0)) / len(present) if present else None
+
+
+def summary(f: MetricsFilter, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """The headline figures of the range: six queries."""
+    now = now or timezone.now()
+    agreed = sla_settings_get()
+    handoffs = cohort(f)
+    funnel = handoffs.aggregate(
+        **_funnel_aggregates(),
+        rejected_with_reason=Count(
+            "id",
+            filter=Q(status=HandoffStatus.REJECTED, rejection_reason__isnull=False)
+            & ~Q(rejection_comment=""),
+        ),
+    )
+    avg = _as_timedelta(funnel["avg_first_contact"])
+    median = _median_first_contact(handoffs, funnel["contacted"])
+    follow_ups = (
+        handoffs.filter(
+            status=HandoffStatus.REJECTED,
+            rejection_reason__code=agreed.not_reachable_reason_code,
+        )
+        .annotate(attempts=Count("activities"))
+        .aggregate(
+            total=Count("id"),
+            ok=Count("id", filter=Q(attempts__gte=agreed.min_attempts_not_reachable)),
+        )
+    )
+    by_kind = {
+        row["kind"]: row
+        for row in _rows(
+            cohort_timers(f)
+            .values("kind")
+            .order_by("kind")
+            .annotate(
+                known=Count("id", filter=_known(now)),
+                in_time=Count("id", filter=_on_time()),
+                late=Count("id", filter=_late(now)),
+                running=Count("id", filter=Q(met_at__isnull=True, due_at__gt=now)),
+            )
+        )
+    }
+    overall = handoffs.annotate(
+        known_timers=Count("sla_timers", filter=_known(now, "sla_timers__")),
+        late_timers=Count("sla_timers", filter=_late(now, "sla_timers__")),
+    ).aggregate(
+        known=Count("id", filter=Q(known_timers__gt=0)),
+        compliant=Count("id", filter=Q(known_timers__gt=0, late_timers=0)),
+    )
+    compliance = {}
+    for kind in TimerKind.values:
+        row = by_kind.get(kind, {"known": 0, "in_time": 0, "late": 0, "running": 0})
+        compliance[kind] = {
+            "known": row["known"],
+            "on_time": row["in_time"],
+            "late": row["late"],
+            "running": row["running"],
+            "percent": percent(row["in_time"], row["known"]),
+        }
+    compliance["follow_ups"] = {
+        "known": follow_ups["total"],
+        "on_time": follow_ups["ok"],
+        "late": follow_ups["total"] - follow_ups["ok"],
+        "running": 0,
+        "percent": percent(follow_ups["ok"], follow_ups["total"]),
+    }
+    compliance["rejection_reason"] = {
+        "known": funnel["rejected"],
+        "on_time": funnel["rejected_with_reason"],
+        "late": funnel["rejected"] - funnel["rejected_with_reason"],
+        "running": 0,
+        "percent": percent(funnel["rejected_with_reason"], funnel["rejected"]),
+    }
+    return {
+        "start": f.start,
+        "end": f.end,
+        "mqls": funnel["mqls"],
+        "sqls": funnel["sqls"],
+        "rejected": funnel["rejected"],
+        "open": funnel["open"],
+        "won": funnel["won"],
+        "contacted": funnel["contacted"],
+        "mql_to_sql_percent": percent(funnel["sqls"], funnel["mqls"]),
+        "sql_to_won_percent": percent(funnel["won"], funnel["sqls"]),
+        "avg_first_contact_hours": hours(avg),
+        "median_first_contact_hours": hours(median),
+        "sla_compliance_percent": percent(overall["compliant"], overall["known"]),
+        "sla_known": overall["known"],
+        "sla_compliant": overall["compliant"],
+        "compliance": compliance,
+        "compliance_target_percent": agreed.compliance_target_percent,
+    }
+
+
+# --- bands -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kpi:
+    key: str
+    label: str
+    value: float | int | None
+    unit: str  # "%", "h" or ""
+    band: str  # the article's 目安値, as shown
+    status: str  # "in", "out" or "none" (no data)
+
+
+def _status(value: float | None, low: float | None, high: float | None) -> str:
+    if value is None:
+        return "none"
+    if low is not None and value < low:
+        return "out"
+    if high is not None and value > high:
+        return "out"
+    return "in"
+
+
+def kpis(data: dict[str, Any]) -> list[Kpi]:
+    """The article's KPI table with its target bands, in the page's order."""
+    target = float(data["compliance_target_percent"])
+    return [
+        # No band for the count itself: marketing's monthly target is on its side.
+        Kpi("mqls", _("MQLs"), data["mqls"], "", "", "none"),
+        Kpi(
+            "mql_to_sql",
+            _("MQL → SQL"),
+            data["mql_to_sql_percent"],
+            "%",
+            "20–30 %",
+            _status(data["mql_to_sql_percent"], *MQL_TO_SQL_BAND),
+        ),
+        Kpi(
+            "avg_first_contact",
+            _("Average time to first contact"),
+            data["avg_first_contact_hours"],
+            "h",
+            _("≤ 24 h"),
+            _status(data["avg_first_contact_hours"], None, FIRST_CONTACT_TARGET_HOURS),
+        ),
+        Kpi(
+            "median_first_contact",
+            _("Median time to first contact"),
+            data["median_first_contact_hours"],
+            "h",
+            _("≤ 24 h"),
+            _status(data["median_first_contact_hours"], None, FIRST_CONTACT_TARGET_HOURS),
+        ),
+        Kpi(
+            "sla_compliance",
+            _("SLA compliance"),
+            data["sla_compliance_percent"],
+            "%",
+            f"≥ {target:g} %",
+            _status(data["sla_compliance_percent"], target, None),
+        ),
+        Kpi(
+            "sql_to_won",
+            _("SQL → won"),
+            data["sql_to_won_percent"],
+            "%",
+            "15–25 %",
+            _status(data["sql_to_won_percent"], *SQL_TO_WON_BAND),
+        ),
+    ]
+
+
+OBLIGATION_LABELS = {
+    TimerKind.FIRST_CONTACT: TimerKind.FIRST_CONTACT.label,
+    TimerKind.VERDICT: TimerKind.VERDICT.label,
+}
+
+
+def obligations(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Compliance per obligation of the sales side, with the target beside each."""
+    target = float(data["compliance_target_percent"])
+    labels = {
+        TimerKind.FIRST_CONTACT.value: _("First contact in time"),
+        TimerKind.VERDICT.value: _("SQL / not-SQL verdict in time"),
+        "follow_ups": _("Attempts before “not reachable”"),
+        "rejection_reason": _("Reason on every rejection"),
+    }
+    rows = []
+    for key, label in labels.items():
+        row = data["compliance"][key]
+        rows.append(
+            {
+                "key": key,
+                "label": label,
+                **row,
+                "target": target,
+                "status": _status(row["percent"], target, None),
+            }
+        )
+    return rows
+
+
+# --- tables ----------------------------------------------------------------------------
+
+
+def _timer_rates(rows: Iterable[dict[str, Any]], key: str) -> dict[Any, dict[str, dict]]:
+    rates: dict[Any, dict[str, dict]] = {}
+    for row in rows:
+        rates.setdefault(row[key], {})[row["kind"]] = row
+    return rates
+
+
+def _rate(rates: dict[str, dict], kind: str) -> float | None:
+    row = rates.get(kind)
+    return percent(row["in_time"], row["known"]) if row else None
+
+
+def weekly(f: MetricsFilter, *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """One row per week (Monday start, TIME_ZONE) of the range: two queries."""
+    now = now or timezone.now()
+    week = TruncWeek("created_at", tzinfo=f.tz)
+    rows = _rows(
+        cohort(f)
+        .annotate(week=week)
+        .values("week")
+        .order_by("week")
+        .annotate(**_funnel_aggregates())
+    )
+    timer_rows = _rows(
+        cohort_timers(f)
+        .annotate(week=TruncWeek("handoff__created_at", tzinfo=f.tz))
+        .values("week", "kind")
+        .order_by("week", "kind")
+        .annotate(known=Count("id", filter=_known(now)), in_time=Count("id", filter=_on_time()))
+    )
+    rates = _timer_rates(timer_rows, "week")
+    return [
+        {
+            "week": timezone.localtime(row["week"], f.tz).date()
+            if isinstance(row["week"], dt.datetime)
+            else row["week"],
+            "mqls": row["mqls"],
+            "sqls": row["sqls"],
+            "won": row["won"],
+            "mql_to_sql_percent": percent(row["sqls"], row["mqls"]),
+            "avg_first_contact_hours": hours(_as_timedelta(row["avg_first_contact"])),
+            "first_contact_sla_percent": _rate(rates.get(row["week"], {}), TimerKind.FIRST_CONTACT),
+            "verdict_sla_percent": _rate(rates.get(row["week"], {}), TimerKind.VERDICT),
+        }
+        for row in rows
+    ]
+
+
+def per_rep(f: MetricsFilter, *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """One row per rep: their handoffs of the cohort, and the timers attributed to them
+    (see sla.services on attribution). Three queries."""
+    now = now or timezone.now()
+    funnel = {
+        row["assigned_to"]: row
+        for row in _rows(
+            cohort(f)
+            .filter(assigned_to__isnull=False)
+            .values("assigned_to")
+            .order_by("assigned_to")
+            .annotate(**_funnel_aggregates())
+        )
+    }
+    timer_rows = _rows(
+        cohort_timers(f)
+        .filter(rep__isnull=False)
+        .values("rep", "kind")
+        .order_by("rep", "kind")
+        .annotate(
+            known=Count("id", filter=_known(now)),
+            in_time=Count("id", filter=_on_time()),
+            late=Count("id", filter=_late(now)),
+            inherited=Count("id", filter=Q(rep_since__gt=F("started_at"))),
+        )
+    )
+    rates = _timer_rates(timer_rows, "rep")
+    rep_ids = set(funnel) | set(rates)
+    users = {user.pk: user for user in User.objects.filter(pk__in=rep_ids)}
+    rows = []
+    for rep_id in rep_ids:
+        row = funnel.get(rep_id) or {
+            key: 0 for key in ("mqls", "sqls", "rejected", "open", "contacted", "won")
+        }
+        rep_rates = rates.get(rep_id, {})
+        rows.append(
+            {
+                "rep_id": rep_id,
+                "rep": str(users[rep_id]) if rep_id in users else str(rep_id),
+                "handoffs": row["mqls"],
+                "sqls": row["sqls"],
+                "rejected": row["rejected"],
+                "open": row["open"],
+                "mql_to_sql_percent": percent(row["sqls"], row["mqls"]),
+                "avg_first_contact_hours": hours(_as_timedelta(row.get("avg_first_contact"))),
+                "first_contact_sla_percent": _rate(rep_rates, TimerKind.FIRST_CONTACT),
+                "verdict_sla_percent": _rate(rep_rates, TimerKind.VERDICT),
+                "breaches": sum(r["late"] for r in rep_rates.values()),
+                "inherited": sum(r["inherited"] for r in rep_rates.values()),
+            }
+        )
+    return sorted(rows, key=lambda r: (r["rep"], r["rep_id"]))
+
+
+def per_source(f: MetricsFilter, *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """One row per lead source (where marketing found the lead): two queries."""
+    now = now or timezone.now()
+    rows = _rows(
+        cohort(f).values("lead__source").order_by("lead__source").annotate(**_funnel_aggregates())
+    )
+    timer_rows = _rows(
+        cohort_timers(f)
+        .values("handoff__lead__source", "kind")
+        .order_by("handoff__lead__source", "kind")
+        .annotate(known=Count("id", filter=_known(now)), in_time=Count("id", filter=_on_time()))
+    )
+    rates = _timer_rates(timer_rows, "handoff__lead__source")
+    return [
+        {
+            "source": row["lead__source"] or "—",
+            "mqls": row["mqls"],
+            "sqls": row["sqls"],
+            "won": row["won"],
+            "mql_to_sql_percent": percent(row["sqls"], row["mqls"]),
+            "sql_to_won_percent": percent(row["won"], row["sqls"]),
+            "avg_first_contact_hours": hours(_as_timedelta(row["avg_first_contact"])),
+            "first_contact_sla_percent": _rate(
+                rates.get(row["lead__source"], {}), TimerKind.FIRST_CONTACT
+            ),
+        }
+        for row in rows
+    ]
+
+
+def rejection_reasons(f: MetricsFilter) -> list[dict[str, Any]]:
+    """Why sales sent leads back (for the weekly meeting): one query."""
+    rows = _rows(
+        cohort(f)
+        .filter(status=HandoffStatus.REJECTED)
+        .values(
+            "rejection_reason__code",
+            "rejection_reason__label_ja",
+            "rejection_reason__label_en",
+            "rejection_reason__order",
+        )
+        .order_by("rejection_reason__order", "rejection_reason__code")
+        .annotate(n=Count("id"))
+    )
+    total = sum(row["n"] for row in rows)
+    japanese = (translation.get_language() or settings.LANGUAGE_CODE).split("-")[0] == "ja"
+    return [
+        {
+            "code": row["rejection_reason__code"] or "",
+            "reason": (
+                row["rejection_reason__label_ja"] if japanese else row["rejection_reason__label_en"]
+            )
+            or _("(none)"),
+            "count": row["n"],
+            "percent": percent(row["n"], total),
+        }
+        for row in sorted(rows, key=lambda r: (-r["n"], r["rejection_reason__order"] or 0))
+    ]
+
+
+def overdue(f: MetricsFilter, *, now: dt.datetime | None = None, limit: int = 50) -> list[SlaTimer]:
+    """Open handoffs with a deadline passed and not met, most overdue first (whatever the
+    range: overdue is now). One query; `reassign_choices` adds the reps in one more."""
+    now = now or timezone.now()
+    timers = SlaTimer.objects.filter(
+        met_at__isnull=True, due_at__lte=now, handoff__status=HandoffStatus.OPEN
+    )
+    if f.team_ids is not None:
+        timers = timers.filter(handoff__team_id__in=f.team_ids)
+    return list(
+        timers.select_related(
+            "handoff__lead__company", "handoff__team", "handoff__assigned_to", "rep"
+        ).order_by("due_at", "id")[:limit]
+    )
+
+
+def reassign_choices(timers: list[SlaTimer]) -> dict[int, list[User]]:
+    """For each team in the overdue list, the active reps it may go to (one query)."""
+    team_ids = {t.handoff.team_id for t in timers if t.handoff.team_id is not None}
+    choices: dict[int, list[User]] = {}
+    memberships = (
+        TeamMembership.objects.filter(team_id__in=team_ids, rep__is_active=True)
+        .select_related("rep")
+        .order_by("rep__last_name", "rep__first_name", "rep__username")
+    )
+    for membership in memberships:
+        choices.setdefault(membership.team_id, []).append(membership.rep)
+    return choices
+
+
+# --- marketing's side ----------------------------------------------------------------------
+
+
+def _required_filled(fields: Iterable[str]) -> Q:
+    condition = Q()
+    for name in fields:
+        if name == "company":
+            condition &= Q(lead__company__isnull=False)
+        else:
+            condition &= ~Q(**{f"lead__{name}": ""})
+    return condition
+
+
+def marketing(f: MetricsFilter) -> dict[str, Any]:
+    """MQLs per month against the target, MQL quality and required-field completeness:
+    three queries (plus the settings row)."""
+    agreed: SlaSettings = sla_settings_get()
+    handoffs = cohort(f)
+    fields = [name for name in agreed.required_fields if isinstance(name, str)]
+    totals = handoffs.aggregate(
+        mqls=Count("id"),
+        by_policy=Count("id", filter=mql_meets_scoring_policy()),
+        complete=Count("id", filter=_required_filled(fields)),
+    )
+    months = _rows(
+        handoffs.annotate(month=TruncMonth("created_at", tzinfo=f.tz))
+        .values("month")
+        .order_by("month")
+        .annotate(n=Count("id"))
+    )
+    counts = {}
+    for row in months:
+        month = row["month"]
+        day = timezone.localtime(month, f.tz).date() if isinstance(month, dt.datetime) else month
+        counts[day.replace(day=1)] = row["n"]
+    # Every month the range touches, with or without MQLs.
+    wanted = []
+    cursor = f.start.replace(day=1)
+    while cursor <= f.end:
+        wanted.append(cursor)
+        cursor = (cursor + dt.timedelta(days=32)).replace(day=1)
+    targets = dict(MqlTarget.objects.filter(month__in=wanted).values_list("month", "target"))
+    month_rows = []
+    for month in wanted:
+        target = targets.get(month, agreed.monthly_mql_target)
+        count = counts.get(month, 0)
+        month_rows.append(
+            {
+                "month": month,
+                "mqls": count,
+                "target": target,
+                "percent_of_target": percent(count, target),
+                "status": "in" if count >= target else "out",
+            }
+        )
+    quality = percent(totals["by_policy"], totals["mqls"])
+    completeness = percent(totals["complete"], totals["mqls"])
+    return {
+        "mqls": totals["mqls"],
+        "months": month_rows,
+        "quality_percent": quality,
+        "quality_status": _status(quality, 100.0, None),
+        "by_policy": totals["by_policy"],
+        "complete": totals["complete"],
+        "completeness_percent": completeness,
+        "completeness_target_percent": agreed.completeness_target_percent,
+        "completeness_status": _status(
+            completeness, float(agreed.completeness_target_percent), None
+        ),
+        "required_fields": fields,
+    }
+
+
+def as_json(value: Any) -> Any:
+    """Dates as ISO strings, Decimals as floats: what the API and the charts read."""
+    if isinstance(value, dict):
+        return {key: as_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_json(item) for item in value]
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value

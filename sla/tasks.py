@@ -1,0 +1,46 @@
+"""Celery tasks of the SLA app: thin, idempotent, each calls one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from sla import services
+
+
+@shared_task(acks_late=True)
+def sweep_task() -> dict[str, int]:
+    """Every minute from beat (two beats are harmless: the claims do not overlap). While a
+    batch comes back full, it enqueues itself again instead of waiting for the next beat."""
+    result = services.timers_sweep()
+    if result.more:
+        sweep_task.delay()
+    return {
+        "breached": len(result.breached),
+        "reminded": len(result.reminded),
+        "retried": len(result.retried),
+    }
+
+
+@shared_task(acks_late=True)
+def escalate_timers_task(timer_ids: list[int]) -> int:
+    return sum(services.timer_escalate(timer_id=timer_id) for timer_id in timer_ids)
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OSError,),  # SMTP and HTTP failures; smtplib and urllib errors are OSErrors
+    retry_backoff=True,
+    max_retries=6,
+)
+def escalation_notify_task(timer_id: int) -> dict[str, bool]:
+    return services.escalation_notify(timer_id=timer_id)
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=6)
+def remind_timers_task(timer_ids: list[int]) -> int:
+    return sum(services.reminder_notify(timer_id=timer_id) for timer_id in timer_ids)
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
+def weekly_digest_task() -> int:
+    return services.digest_send_weekly()

@@ -1,0 +1,74 @@
+"""The weekly digest: last week's figures to each manager, once per week however often
+beat fires (two beats, a retry)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import mail
+
+from handoff import services as handoff_services
+from sla import tasks
+from sla.models import DigestDelivery
+from tests.sla.conftest import at, mql
+
+
+def test_each_manager_gets_last_weeks_digest_once(kanto, time_machine, settings):
+    settings.PUBLIC_BASE_URL = "https://leadflow.example.co.jp"
+    _team, (alice, bob), manager = kanto
+    time_machine.move_to(at(11, 30, 9), tick=False)  # Monday 9:00
+    first = mql(alice, at(11, 24, 10))
+    handoff_services.activity_log(
+        handoff=first, actor=alice, kind="call", outcome="reached", at=at(11, 24, 12)
+    )
+    handoff_services.handoff_accept(
+        handoff=first, actor=alice, bant={"budget": True, "need": True}, at=at(11, 25, 9)
+    )
+    mql(bob, at(11, 26, 10))  # never called: overdue
+    mql(bob, at(11, 30, 8))  # this week: not in the digest
+
+    assert tasks.weekly_digest_task() == 1
+    assert tasks.weekly_digest_task() == 0
+
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.to == [manager.email]
+    assert message.subject == "LeadFlow weekly SLA digest, 11/23 – 11/29"
+    assert "SLA figures of your teams, 2026/11/23 – 2026/11/29" in message.body
+    assert "MQLs: 2" in message.body
+    assert "MQL → SQL: 50.0% (Target: 20–30 %) ✗" in message.body
+    assert "Average time to first contact: 2.0 h (Target: ≤ 24 h)" in message.body
+    assert "- kanto-rep2: 1 handoffs, first contact in time 0.0 %, breaches 1" in message.body
+    assert "?from=2026-11-23&to=2026-11-29" in message.body
+    delivery = DigestDelivery.objects.get()
+    assert (delivery.user, str(delivery.week_start), delivery.sent_at) == (
+        manager,
+        "2026-11-23",
+        at(11, 30, 9),
+    )
+
+
+def test_a_failed_digest_is_sent_by_the_retry(kanto, time_machine, monkeypatch):
+    from sla import services
+
+    time_machine.move_to(at(11, 30, 9), tick=False)
+
+    def broken(*args, **kwargs):
+        raise OSError("SMTP down")
+
+    monkeypatch.setattr(services, "send_mail", broken)
+    with pytest.raises(OSError):
+        services.digest_send_weekly()
+    assert DigestDelivery.objects.count() == 0
+
+    monkeypatch.undo()
+    assert services.digest_send_weekly() == 1
+    assert len(mail.outbox) == 1
+
+
+def test_the_digest_is_on_the_beat_schedule_on_monday_morning(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["sla-weekly-digest"]
+    assert entry["task"] == "sla.tasks.weekly_digest_task"
+    schedule = entry["schedule"]
+    assert (schedule.day_of_week, schedule.hour, schedule.minute) == ({1}, {9}, {0})
+    assert settings.CELERY_TIMEZONE == "Asia/Tokyo"
+    assert settings.CELERY_BEAT_SCHEDULE["sla-sweep"]["schedule"] == 60.0
