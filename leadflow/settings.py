@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "handoff.apps.HandoffConfig",
     "sla.apps.SlaConfig",
     "integrations.apps.IntegrationsConfig",
+    "privacy.apps.PrivacyConfig",
 ]
 
 MIDDLEWARE = [
@@ -211,6 +212,13 @@ CACHES = {
 
 # --- Intake ---------------------------------------------------------------------------
 INTAKE_MAX_BODY_BYTES = env_int("INTAKE_MAX_BODY_BYTES", 1024 * 1024, minimum=1)
+# Raw webhook bodies and headers are personal data: after this many days they are replaced
+# by a marker (the row, its status and times stay for the counts). See README "Operations".
+INBOUND_RETENTION_DAYS = env_int("INBOUND_RETENTION_DAYS", 90, minimum=1)
+CELERY_BEAT_SCHEDULE["integrations-prune-inbound-payloads"] = {
+    "task": "integrations.prune_inbound_payloads",
+    "schedule": crontab(hour=4, minute=15),
+}
 
 # --- Outbound delivery (integrations.outbound) ----------------------------------------
 OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 50, minimum=1)

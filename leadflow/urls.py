@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("handoff.urls")),
     path("api/v1/feedback/", include("integrations.outbound.urls")),
+    path("api/v1/", include("privacy.urls")),
 ]
 
 handler404 = "leadflow.views.page_not_found"

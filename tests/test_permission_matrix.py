@@ -33,6 +33,7 @@ from integrations.outbound.models import Destination, DestinationKind
 from integrations.services import source_create
 from leadflow.models import Lead
 from leadflow.roles import MARKETING
+from privacy.models import ErasureRequest
 from scoring.models import LeadScore, ScoringModel
 from tests.factories import CompanyFactory, LeadFactory, UserFactory
 from tests.handoff.helpers import make_mql, make_team
@@ -102,6 +103,7 @@ class World:
     handoff_a_sql: Handoff
     handoff_b: Handoff
     token_a: Token
+    erasure: ErasureRequest
     users: dict[str, Any] = field(default_factory=dict)
 
 
@@ -140,6 +142,7 @@ def build_world() -> World:
         handoff_a_sql=handoff_a_sql,
         handoff_b=handoff_b,
         token_a=Token.objects.create(user=rep_a),
+        erasure=ErasureRequest.objects.create(requested_by="ticket 1", counts={}),
     )
     world.users = {
         ANON: None,
@@ -472,6 +475,29 @@ MATRIX: list[Row] = [
         _act_on_a_api(201),
         data=lambda w: {"kind": "call", "outcome": "reached"},
         snapshot=lambda w: Activity.objects.filter(handoff=w.handoff_a).count(),
+    ),
+    # --- privacy (admins only: no role has these permissions) --------------------------------
+    Row("privacy:erasure-list", "GET", lambda w: "/api/v1/privacy/erasures/", ADMIN_ONLY_API),
+    Row(
+        "privacy:erasure-list",
+        "POST",
+        lambda w: "/api/v1/privacy/erasures/",
+        expect(unchanged(403), anonymous=unchanged(401), admin=changed(201)),
+        data=lambda w: {"lead_id": w.lead_a.pk, "requested_by": "ticket 2"},
+        snapshot=lambda w: Lead.objects.get(pk=w.lead_a.pk).email,
+    ),
+    Row(
+        "privacy:erasure-detail",
+        "GET",
+        lambda w: f"/api/v1/privacy/erasures/{w.erasure.pk}/",
+        ADMIN_ONLY_API,
+    ),
+    Row(
+        "privacy:export",
+        "GET",
+        lambda w: f"/api/v1/privacy/export/?lead_id={w.lead_a.pk}",
+        expect(blind(403), anonymous=blind(401), admin=sees()),
+        probe=lambda w: w.lead_a.email,
     ),
 ]
 
