@@ -17,6 +17,11 @@ from pathlib import Path
 
 import django
 
+# Import this checkout's code only: an editable install of another checkout in a shared
+# virtualenv would otherwise supply modules this one lacks (its finder comes after
+# sys.path, so it only answers for what is missing here, e.g. another branch's tasks).
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 django.setup()
 

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from pathlib import Path
 
@@ -101,10 +101,8 @@ def _worker(settings, tmp_path: Path, *, hang: bool = False):
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(timeout=20)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(worker.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             worker.wait(timeout=10)
         log.close()
 
@@ -137,7 +135,7 @@ def empty_queues():
 # (a) ------------------------------------------------------------------------------------
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_webhooks_are_kept_while_the_broker_is_down_and_processed_when_it_returns(
     client, settings, tmp_path, caplog, empty_queues
 ):
@@ -174,7 +172,7 @@ def test_webhooks_are_kept_while_the_broker_is_down_and_processed_when_it_return
 # (b) ------------------------------------------------------------------------------------
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_processing_redoes_the_event_once(
     client, settings, tmp_path, empty_queues
 ):
@@ -207,7 +205,7 @@ def test_a_worker_killed_mid_processing_redoes_the_event_once(
     assert EngagementEvent.objects.get().external_id == "fault-1"
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_delivery_delivers_the_message_once_more(
     settings, tmp_path, empty_queues
 ):

@@ -1,11 +1,18 @@
 """Each kind of work has its own Celery queue, so one cannot starve another."""
 
+import importlib
+
 import pytest
+from django.apps import apps
 from django.conf import settings
 
 from leadflow.celery import app
 
-app.loader.import_default_modules()  # every app's tasks.py, as a worker loads them
+# Every app's tasks.py, as a worker's autodiscovery loads them (only those of this
+# checkout: a shared editable install may make another checkout's modules importable).
+for config in apps.get_app_configs():
+    if (settings.BASE_DIR / config.name / "tasks.py").exists():
+        importlib.import_module(f"{config.name}.tasks")
 
 
 def _queue(task_name: str) -> str:
