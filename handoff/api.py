@@ -23,6 +23,7 @@ from handoff.models import (
     HandoffStatus,
     RejectionReason,
 )
+from leadflow.api.filters import id_filter
 from leadflow.models import User
 
 
@@ -39,17 +40,17 @@ class _LeadSerializer(serializers.Serializer):
     email = serializers.EmailField()
     name = serializers.CharField(source="full_name")
     stage = serializers.CharField()
-    company = serializers.CharField(source="company.name", default=None)
+    company = serializers.CharField(source="company.name", default=None, allow_null=True)
 
 
 class HandoffSerializer(serializers.ModelSerializer):
     lead = _LeadSerializer(read_only=True)
-    team = serializers.CharField(source="team.name", default=None, read_only=True)
-    team_id = serializers.IntegerField(read_only=True)
-    assigned_to = _UserSerializer(read_only=True)
+    team = serializers.CharField(source="team.name", default=None, read_only=True, allow_null=True)
+    team_id = serializers.IntegerField(read_only=True, allow_null=True)
+    assigned_to = _UserSerializer(read_only=True, allow_null=True)
     bant = serializers.DictField(child=serializers.BooleanField(allow_null=True), read_only=True)
     rejection_reason = serializers.CharField(
-        source="rejection_reason.code", default=None, read_only=True
+        source="rejection_reason.code", default=None, read_only=True, allow_null=True
     )
 
     class Meta:
@@ -118,8 +119,8 @@ class ReassignInput(serializers.Serializer):
 
 class HandoffFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=HandoffStatus.choices)
-    team = django_filters.NumberFilter(field_name="team_id")
-    rep = django_filters.NumberFilter(field_name="assigned_to_id")
+    team = id_filter("team_id")
+    rep = id_filter("assigned_to_id")
     queued = django_filters.BooleanFilter(field_name="assigned_to", lookup_expr="isnull")
     # ?created_after=2026-11-01T00:00:00%2B09:00&created_before=...
     created = django_filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
@@ -193,7 +194,8 @@ class HandoffViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(methods=["GET"], responses=ActivitySerializer(many=True))
     @extend_schema(methods=["POST"], request=ActivityInput, responses=ActivitySerializer)
-    @action(detail=True, methods=["get", "post"])
+    # Not paginated: a handoff has a handful of activities, answered as a plain list.
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def activities(self, request: Request, pk: str | None = None) -> Response:
         if request.method == "GET":
             handoff = self.get_object()

@@ -290,3 +290,56 @@ def lead_scores_for(*, lead_ids: Iterable[int]) -> dict[int, LeadScores] | None:
             ],
         )
     return result
+
+
+# --- privacy ---------------------------------------------------------------------------
+
+
+def handoffs_export(*, lead_ids: Iterable[int]) -> list[dict]:
+    """Every handoff of the person's lead with its activities and assignments (export)."""
+    rows = []
+    handoffs = (
+        Handoff.objects.filter(lead_id__in=list(lead_ids))
+        .select_related("team", "assigned_to", "decided_by", "rejection_reason")
+        .prefetch_related(
+            Prefetch("activities", queryset=Activity.objects.select_related("by").order_by("at")),
+            Prefetch(
+                "assignments",
+                queryset=Assignment.objects.select_related("rep").order_by("assigned_at"),
+            ),
+        )
+        .order_by("created_at", "id")
+    )
+    for handoff in handoffs:
+        rows.append(
+            {
+                "id": handoff.pk,
+                "team": handoff.team.name if handoff.team else None,
+                "assigned_to": str(handoff.assigned_to) if handoff.assigned_to else None,
+                "status": handoff.status,
+                "created_at": handoff.created_at,
+                "assigned_at": handoff.assigned_at,
+                "first_contact_at": handoff.first_contact_at,
+                "decided_at": handoff.decided_at,
+                "bant": handoff.bant,
+                "rejection_reason": handoff.rejection_reason.code
+                if handoff.rejection_reason
+                else None,
+                "rejection_comment": handoff.rejection_comment,
+                "activities": [
+                    {
+                        "kind": activity.kind,
+                        "outcome": activity.outcome,
+                        "note": activity.note,
+                        "by": str(activity.by),
+                        "at": activity.at,
+                    }
+                    for activity in handoff.activities.all()
+                ],
+                "assignments": [
+                    {"rep": str(a.rep), "via": a.via, "assigned_at": a.assigned_at}
+                    for a in handoff.assignments.all()
+                ],
+            }
+        )
+    return rows

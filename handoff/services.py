@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +42,7 @@ from handoff.models import (
 from leadflow.errors import DomainError, InvalidTransition
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Lead, Stage, StageTransition, User
+from leadflow.privacy import ERASED
 
 logger = logging.getLogger(__name__)
 
@@ -721,3 +722,25 @@ def assignment_notify(*, assignment_id: int) -> dict[str, bool]:
             assignment.pk, "slack_sent_at", lambda: _post_webhook(webhook, slack_text)
         )
     return sent
+
+
+# --- privacy ---------------------------------------------------------------------------
+
+
+def handoff_personal_data_erase(*, lead_ids: Iterable[int]) -> dict[str, int]:
+    """Free text sales wrote about the person (activity notes, rejection comments) is
+    replaced by the erasure marker; the rows, outcomes and times stay for the KPIs."""
+    ids = list(lead_ids)
+    notes = (
+        Activity.objects.filter(handoff__lead_id__in=ids)
+        .exclude(note="")
+        .exclude(note=ERASED)
+        .update(note=ERASED)
+    )
+    comments = (
+        Handoff.objects.filter(lead_id__in=ids)
+        .exclude(rejection_comment="")
+        .exclude(rejection_comment=ERASED)
+        .update(rejection_comment=ERASED)
+    )
+    return {"handoff.Activity.note": notes, "handoff.Handoff.rejection_comment": comments}

@@ -156,6 +156,12 @@ class InboundEvent(models.Model):
     result = models.JSONField(_("result"), default=dict, blank=True)
     attempts = models.PositiveIntegerField(_("processing attempts"), default=0)
     processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+    # When a processing task was last handed to the broker. Empty while received means it
+    # never was (the broker was down): the requeue sweep takes those within a minute.
+    enqueued_at = models.DateTimeField(_("queued"), null=True, blank=True)
+    # When the raw body and headers were replaced by a marker (an erasure request, or the
+    # retention period ran out); the row stays for counts and deduplication.
+    redacted_at = models.DateTimeField(_("payload removed"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("inbound event")

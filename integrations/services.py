@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -91,10 +92,13 @@ def _enqueue(inbound_event_id: int) -> None:
         process_inbound_event.delay(inbound_event_id)
     except Exception:
         # The event is stored and the sender has its answer; a broker outage must not turn
-        # that into an error. The requeue sweep picks up events left in "received".
+        # that into an error. The requeue sweep picks up events that were never queued.
         logger.exception(
             "Could not enqueue inbound event %s; the sweep will retry", inbound_event_id
         )
+        return
+    # Only after the broker took it: an empty enqueued_at is what "never queued" means.
+    InboundEvent.objects.filter(pk=inbound_event_id).update(enqueued_at=timezone.now())
 
 
 def inbound_event_receive(
@@ -292,8 +296,9 @@ def inbound_event_reprocess(*, inbound_event_id: int) -> bool:
     re-queues it once. Returns False when the event was not failed.
     """
     with transaction.atomic():
+        # An event whose body was removed (erasure, retention) has nothing to re-process.
         claimed = InboundEvent.objects.filter(
-            pk=inbound_event_id, status=InboundStatus.FAILED
+            pk=inbound_event_id, status=InboundStatus.FAILED, redacted_at__isnull=True
         ).update(status=InboundStatus.RECEIVED, reason="", processed_at=None)
         if claimed:
             transaction.on_commit(lambda: _enqueue(inbound_event_id))
@@ -301,15 +306,32 @@ def inbound_event_reprocess(*, inbound_event_id: int) -> bool:
 
 
 def inbound_events_requeue_stale(
-    *, older_than: timedelta = timedelta(minutes=10), limit: int = 200
+    *,
+    never_queued_after: timedelta = timedelta(minutes=1),
+    lost_after: timedelta = timedelta(minutes=30),
+    limit: int = 500,
 ) -> int:
-    """Enqueue events still `received` long after arrival (a broker outage at receipt)."""
-    cutoff = timezone.now() - older_than
+    """Enqueue events still `received` that no task will come for.
+
+    Two cases: never handed to the broker (it was down when the webhook arrived: the
+    sender had its 202 and the row is all there is), taken after a minute; and queued
+    long ago but still not processed (a broker that lost its queue), after `lost_after`.
+    A backlog that is merely slow is left alone, so an outage's catch-up is not doubled
+    by the sweep. Re-enqueueing is harmless anyway: processing takes a row lock and
+    skips events no longer `received`.
+    """
+    now = timezone.now()
     ids = list(
-        InboundEvent.objects.filter(status=InboundStatus.RECEIVED, received_at__lt=cutoff)
+        InboundEvent.objects.filter(status=InboundStatus.RECEIVED)
+        .filter(
+            Q(enqueued_at__isnull=True, received_at__lt=now - never_queued_after)
+            | Q(enqueued_at__lt=now - lost_after)
+        )
         .order_by("received_at")
         .values_list("pk", flat=True)[:limit]
     )
+    if ids:
+        logger.warning("Re-enqueueing %d inbound event(s) that no task was queued for", len(ids))
     for pk in ids:
         _enqueue(pk)
     return len(ids)

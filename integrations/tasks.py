@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from integrations import services
+from integrations import privacy, services
+
+PRUNE_BATCH = 1000
 
 
 @shared_task(name="integrations.process_inbound_event", acks_late=True)
@@ -17,7 +19,26 @@ def requeue_stale_inbound_events() -> int:
     return services.inbound_events_requeue_stale()
 
 
+@shared_task(name="integrations.prune_inbound_payloads", acks_late=True)
+def prune_inbound_payloads(max_batches: int = 20) -> int:
+    """Daily: remove raw payloads past INBOUND_RETENTION_DAYS, in bounded batches; hands
+    over to a fresh task while full batches keep coming (a first run on a big backlog)."""
+    total = 0
+    for _batch in range(max_batches):
+        pruned = privacy.inbound_payloads_prune(batch_size=PRUNE_BATCH)
+        total += pruned
+        if pruned < PRUNE_BATCH:
+            return total
+    prune_inbound_payloads.delay(max_batches)
+    return total
+
+
 # Celery autodiscovery imports only this module; the outbound tasks live beside their code.
 from integrations.outbound.tasks import deliver_outbox_task  # noqa: E402
 
-__all__ = ["deliver_outbox_task", "process_inbound_event", "requeue_stale_inbound_events"]
+__all__ = [
+    "deliver_outbox_task",
+    "process_inbound_event",
+    "prune_inbound_payloads",
+    "requeue_stale_inbound_events",
+]

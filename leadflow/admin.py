@@ -8,6 +8,8 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 from leadflow.errors import DomainError
 from leadflow.forms import LeadForm
@@ -268,3 +270,18 @@ class DuplicateCandidateAdmin(admin.ModelAdmin):
             resolved_by=request.user,
         )
         self.message_user(request, _("Dismissed %(n)d pair(s).") % {"n": count})
+
+
+# API tokens: DRF's admin lists every full key, i.e. every user's credential on one
+# screen. Ours shows only the last characters; revoking is deleting the row (the key
+# stops working at once), adding one creates a fresh key for a user.
+admin.site.unregister(TokenProxy)
+
+
+@admin.register(TokenProxy)
+class ApiTokenAdmin(DrfTokenAdmin):
+    list_display = ("key_ending", "user", "created")
+
+    @admin.display(description=_("key"))
+    def key_ending(self, obj: TokenProxy) -> str:
+        return f"…{obj.key[-4:]}"

@@ -12,11 +12,20 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
+from rest_framework.authtoken.models import Token
 
 from leadflow.duplicates import duplicate_record_external_id, duplicates_for_lead
 from leadflow.errors import DomainError
 from leadflow.lifecycle import lead_transition
-from leadflow.models import Company, EngagementEvent, EventKind, Lead, LeadExternalId, Stage
+from leadflow.models import (
+    Company,
+    EngagementEvent,
+    EventKind,
+    Lead,
+    LeadExternalId,
+    Stage,
+    User,
+)
 from leadflow.normalize import company_key, format_phone, nfkc, normalize_email
 
 # Lead columns an upsert may set; anything else lands in Lead.attributes.
@@ -221,3 +230,21 @@ def event_record(
         # Another worker stored the same delivery between our check and our insert.
         return EngagementEvent.objects.get(source=source, external_id=external_id), False
     return event, True
+
+
+# --- API tokens -------------------------------------------------------------------------
+# One DRF token per user. Revoking deletes the row, so every later request with the old
+# key fails authentication at once (401); there is no cache in between.
+
+
+def api_token_regenerate(*, user: User) -> Token:
+    """Replace the user's token with a new one (the old key stops working at once)."""
+    with transaction.atomic():
+        Token.objects.filter(user=user).delete()
+        return Token.objects.create(user=user)
+
+
+def api_token_revoke(*, user: User) -> bool:
+    """Delete the user's token; False when there was none."""
+    deleted, _rows = Token.objects.filter(user=user).delete()
+    return bool(deleted)

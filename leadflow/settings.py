@@ -16,6 +16,7 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 from django_guid.integrations import CeleryIntegration
+from kombu import Queue
 
 from leadflow.env import env_bool, env_choice, env_int, env_list, env_str, env_url
 
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
     "handoff.apps.HandoffConfig",
     "sla.apps.SlaConfig",
     "integrations.apps.IntegrationsConfig",
+    "privacy.apps.PrivacyConfig",
 ]
 
 MIDDLEWARE = [
@@ -180,6 +182,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(VAR_DIR / "celery" / "control"),
         "store_processed": False,
     }
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # With acks late, a task whose whole worker machine died is given to another worker
+    # when this runs out (a killed pool process is redelivered at once instead). Keep it
+    # above the longest countdown of a retrying task (notifications back off up to 10 min).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
+    }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True  # a task killed mid-way is redelivered; tasks are idempotent
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -189,6 +198,22 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
+# Queues, so one kind of work cannot starve another: a flood of webhooks does not delay
+# SFA delivery or SLA escalations. Routed by task name; anything unlisted goes to the
+# default queue "celery". A worker started without -Q consumes all of them (the local
+# run); in production run one worker per queue (README "Operations").
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [
+    Queue(name, routing_key=name) for name in ("celery", "intake", "scoring", "delivery", "sla")
+]
+CELERY_TASK_ROUTES = {
+    "integrations.process_inbound_event": {"queue": "intake"},
+    "integrations.requeue_stale_inbound_events": {"queue": "intake"},
+    "integrations.prune_inbound_payloads": {"queue": "intake"},
+    "scoring.*": {"queue": "scoring"},
+    "integrations.outbound.*": {"queue": "delivery"},
+    "sla.*": {"queue": "sla"},
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "duplicates-nightly": {
@@ -213,6 +238,13 @@ CACHES = {
 
 # --- Intake ---------------------------------------------------------------------------
 INTAKE_MAX_BODY_BYTES = env_int("INTAKE_MAX_BODY_BYTES", 1024 * 1024, minimum=1)
+# Raw webhook bodies and headers are personal data: after this many days they are replaced
+# by a marker (the row, its status and times stay for the counts). See README "Operations".
+INBOUND_RETENTION_DAYS = env_int("INBOUND_RETENTION_DAYS", 90, minimum=1)
+CELERY_BEAT_SCHEDULE["integrations-prune-inbound-payloads"] = {
+    "task": "integrations.prune_inbound_payloads",
+    "schedule": crontab(hour=4, minute=15),
+}
 
 # --- Outbound delivery (integrations.outbound) ----------------------------------------
 OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 50, minimum=1)
@@ -252,6 +284,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "leadflow.api.schema.add_error_responses",
+    ],
 }
 
 # --- E-mail ---------------------------------------------------------------------------

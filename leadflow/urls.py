@@ -11,6 +11,7 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/token/", views.account_token, name="account-token"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("leadflow.api.urls")),
@@ -21,6 +22,7 @@ urlpatterns = [
     path("", include("handoff.urls")),
     path("", include("sla.urls")),
     path("api/v1/feedback/", include("integrations.outbound.urls")),
+    path("api/v1/", include("privacy.urls")),
 ]
 
 handler404 = "leadflow.views.page_not_found"

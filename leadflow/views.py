@@ -1,13 +1,21 @@
 from __future__ import annotations
 
+from typing import cast
+
 from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from kombu import Connection
+from rest_framework.authtoken.models import Token
 
+from leadflow import services
 from leadflow.api.errors import error_body
+from leadflow.models import User
 from leadflow.roles import MARKETING, SALES_MANAGER, SALES_REP
 
 
@@ -77,3 +85,39 @@ def _check_broker() -> str:
     except Exception as error:
         return f"error: {error.__class__.__name__}"
     return "ok"
+
+
+@login_required
+def account_token(request: HttpRequest) -> HttpResponse:
+    """The user's own API token: see whether there is one, make a new one, revoke it.
+
+    The key is shown once, in the answer to "generate": the page never shows it again,
+    so a token left on a screen or in a browser history is not one click away.
+    """
+    if request.method not in ("GET", "POST"):
+        return HttpResponseNotAllowed(["GET", "POST"])
+    user = cast(User, request.user)  # login_required: a real user
+    new_key = ""
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "regenerate":
+            new_key = services.api_token_regenerate(user=user).key
+            messages.success(
+                request, _("A new API token was created; the old one no longer works.")
+            )
+        elif action == "revoke":
+            if services.api_token_revoke(user=user):
+                messages.success(request, _("Your API token was revoked."))
+            else:
+                messages.info(request, _("You had no API token."))
+            return redirect("account-token")
+        else:
+            return HttpResponse(_("Unknown action."), status=400)
+    token = Token.objects.filter(user=user).first()
+    response = render(
+        request,
+        "account/token.html",
+        {"token": token, "new_key": new_key, "last4": token.key[-4:] if token else ""},
+    )
+    add_never_cache_headers(response)  # the answer may hold the key itself
+    return response

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from leadflow.errors import NotFound
-from leadflow.models import Lead
+from leadflow.selectors import lead_list_for
 from scoring.models import LeadScore
 from scoring.selectors import lead_score_explain
 
@@ -76,7 +76,9 @@ class LeadScoreApi(APIView):
 
     @extend_schema(responses=LeadScoreSerializer)
     def get(self, request: Request, lead_id: int) -> Response:
-        if not Lead.objects.filter(pk=lead_id).exists():
+        # Only leads the caller may see (a rep: their own): another rep's lead is as
+        # unknown here as on the lead API, so ids cannot be probed for scores.
+        if not lead_list_for(request.user).filter(pk=lead_id).exists():
             raise NotFound(_("Lead %(id)s does not exist.") % {"id": lead_id})
         score = LeadScore.objects.filter(lead_id=lead_id, model__isnull=False).first()
         if score is None:

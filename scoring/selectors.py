@@ -316,3 +316,19 @@ def _backtest(draft: CompiledModel, published: CompiledModel) -> tuple[list[Back
         ),
     ]
     return rows, total
+
+
+def lead_scores_export(*, lead_ids: list[int] | tuple[int, ...]) -> list[dict]:
+    """The stored scores of the person's lead (privacy export): numbers and the model."""
+    return [
+        {
+            "lead": score.lead_id,
+            "model": f"{score.model.name} v{score.model.version}" if score.model else None,
+            "fit": score.fit,
+            "engagement": score.engagement,
+            "fit_rules": score.fit_rules,
+            "hand_raised_at": score.hand_raised_at,
+            "computed_at": score.computed_at,
+        }
+        for score in LeadScore.objects.filter(lead_id__in=lead_ids).select_related("model")
+    ]

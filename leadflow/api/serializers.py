@@ -22,13 +22,16 @@ class CompanySerializer(serializers.ModelSerializer):
 
 
 class LeadSerializer(serializers.ModelSerializer):
-    company = CompanySerializer(read_only=True)
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # allow_null on what a lead may lack, so the schema says what the API answers.
+    company = CompanySerializer(read_only=True, allow_null=True)
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     external_ids = serializers.SerializerMethodField()
     # The stored scores (as of the last scoring); /api/v1/leads/{id}/score/ explains them.
-    fit_score = serializers.IntegerField(source="score.fit", read_only=True, default=None)
+    fit_score = serializers.IntegerField(
+        source="score.fit", read_only=True, default=None, allow_null=True
+    )
     engagement_score = serializers.IntegerField(
-        source="score.engagement", read_only=True, default=None
+        source="score.engagement", read_only=True, default=None, allow_null=True
     )
 
     class Meta:

@@ -4,15 +4,20 @@ from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
+from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from leadflow.api.filters import LeadFilter
 from leadflow.api.serializers import LeadDetailSerializer, LeadSerializer
 from leadflow.merge import lead_merge, merge_survivor
 from leadflow.models import Lead, LeadExternalId
 from leadflow.selectors import lead_list_for
+from leadflow.services import api_token_regenerate, api_token_revoke
 
 
 class LeadMergeSerializer(serializers.Serializer):
@@ -54,3 +59,49 @@ class LeadViewSet(viewsets.ReadOnlyModelViewSet):
         lead_merge(keep=keep, merge=other, actor=request.user)
         kept = get_object_or_404(self.get_queryset(), pk=keep.pk)
         return Response(LeadDetailSerializer(kept).data, status=status.HTTP_200_OK)
+
+
+class TokenStateSerializer(serializers.Serializer):
+    exists = serializers.BooleanField()
+    created = serializers.DateTimeField(allow_null=True)
+    last4 = serializers.CharField(allow_null=True, help_text="The key's last four characters.")
+
+
+class NewTokenSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="Shown only in this answer.")
+    created = serializers.DateTimeField()
+
+
+class AccountTokenApi(APIView):
+    """The caller's own API token: GET whether there is one, POST to replace it with a new
+    one (the old key stops working), DELETE to revoke it."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=TokenStateSerializer)
+    def get(self, request: Request) -> Response:
+        token = Token.objects.filter(user=request.user).first()
+        return Response(
+            TokenStateSerializer(
+                {
+                    "exists": token is not None,
+                    "created": token.created if token else None,
+                    "last4": token.key[-4:] if token else None,
+                }
+            ).data
+        )
+
+    @extend_schema(request=None, responses={201: NewTokenSerializer})
+    def post(self, request: Request) -> Response:
+        token = api_token_regenerate(user=request.user)
+        response = Response(
+            NewTokenSerializer({"key": token.key, "created": token.created}).data,
+            status=status.HTTP_201_CREATED,
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request) -> Response:
+        api_token_revoke(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

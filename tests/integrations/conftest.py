@@ -200,6 +200,24 @@ def make_hubspot(url: str, **overrides) -> Destination:
     return Destination.objects.create(**values)
 
 
+def ensure_default_scoring_model() -> None:
+    """The published default model, as its data migration makes it, if none is there.
+
+    For transaction=True tests: the flush after each of them removes migration data, and
+    serialized_rollback cannot bring it back reliably (the flush re-runs post_migrate, whose
+    roles then collide with the serialized copy), so tests that need it make it."""
+    import importlib
+
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    migration = importlib.import_module("scoring.migrations.0002_default_model")
+    # The migration's own code, on the migrations' (guard-free) models at the latest state:
+    # the real model refuses rule changes once published, the migration creates it so.
+    historical = MigrationLoader(connection).project_state().apps
+    migration.create_default_model(historical, None)
+
+
 def stored_score(lead, *, fit: int, engagement: int) -> None:
     """The score scoring would have stored just before moving the lead to MQL."""
     from scoring.models import LeadScore, ScoringModel

@@ -17,7 +17,12 @@ from integrations.models import InboundEvent, InboundStatus
 from leadflow.models import EngagementEvent, EventKind, Lead
 from scoring.models import LeadScore
 from scoring.selectors import lead_score_explain
-from tests.integrations.conftest import REPO_ROOT, make_source, post
+from tests.integrations.conftest import (
+    REPO_ROOT,
+    ensure_default_scoring_model,
+    make_source,
+    post,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -74,10 +79,10 @@ def _wait_for(predicate, worker, timeout: float = 60.0) -> None:
     pytest.fail(f"nothing happened within {timeout} s")
 
 
-# serialized_rollback: the published default scoring model (a data migration) must be there.
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_signed_mautic_webhook_in_lead_events_and_scores_out(client, celery_worker):
     assert connection.vendor == "postgresql"
+    ensure_default_scoring_model()  # the published default model scores the lead
     source = make_source("mautic")
     body = (
         b'{"mautic.form_on_submit":[{"submission":{"id":501,"form":{"id":4,"name":"Whitepaper",'

@@ -85,6 +85,8 @@ def test_users_without_the_score_permission_get_403(scored_lead):
 def test_a_sales_rep_reads_the_score_with_a_breakdown_that_sums_to_it(scored_lead):
     model, lead = scored_lead
     rep = UserFactory(roles=["Sales rep"])
+    lead.owner = rep  # a rep reads the scores of their own leads
+    lead.save(update_fields=["owner"])
     token = Token.objects.create(user=rep)
     client = APIClient(HTTP_AUTHORIZATION=f"Token {token.key}")
 
@@ -145,3 +147,20 @@ def test_unknown_and_unscored_leads_are_404_with_a_reason():
     }
     assert not_scored.status_code == 404
     assert not_scored.json()["error"]["message"] == f"Lead {unscored.pk} has not been scored yet."
+
+
+@pytest.mark.django_db
+def test_a_rep_gets_404_for_the_score_of_another_reps_lead(scored_lead):
+    _model, lead = scored_lead
+    lead.owner = UserFactory(roles=["Sales rep"])
+    lead.save(update_fields=["owner"])
+    client = APIClient()
+    client.force_authenticate(UserFactory(roles=["Sales rep"]))
+
+    response = client.get(url(lead.pk))
+
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "code": "not_found",
+        "message": f"Lead {lead.pk} does not exist.",
+    }

@@ -1,0 +1,227 @@
+"""Personal data in what senders sent us and what we send on: erasure, export, retention.
+
+Raw inbound payloads are the least structured copy of a person's data: a request body
+may hold several people, typed form values, tracking URLs. An erasure replaces the
+body of every inbound event that mentions the person (their e-mail anywhere, one of
+their external ids as a record id, or the event's processing result naming their lead)
+with a marker and empties its headers; matching errs towards removing too much, since
+the lead and events made from the body already hold what the other people in it need.
+Retention does the same to every payload older than INBOUND_RETENTION_DAYS.
+
+The rows themselves stay: their status, source and times are the intake counts, and
+their deduplication key keeps recognising a sender's late redelivery.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from integrations.models import InboundEvent, InboundStatus, Source
+from integrations.outbound.models import FeedbackEvent, MessageStatus, OutboxMessage
+from leadflow.privacy import ERASED, Person
+
+logger = logging.getLogger(__name__)
+
+ERASED_BODY = json.dumps({"redacted": "erasure request"})
+EXPIRED_BODY = json.dumps({"redacted": "retention period"})
+ERASED_PAYLOAD = {"redacted": "erasure request"}
+
+
+def _mentioning(person: Person) -> list[InboundEvent]:
+    """Inbound events with an unredacted body that mention the person (see the module)."""
+    candidates = Q()
+    for email in person.emails:
+        candidates |= Q(body__icontains=email)
+    systems = {system for system, _value in person.external_ids}
+    if systems:
+        # Ids are only looked for in bodies of sources that number people in that system.
+        sources = [s.pk for s in Source.objects.all() if s.external_id_system in systems]
+        for value in person.external_id_values:
+            candidates |= Q(source_id__in=sources, body__contains=value)
+    for lead_id in person.lead_ids:
+        # A text match on the JSON list narrows the scan; the exact check is below.
+        candidates |= Q(result__leads__icontains=str(lead_id))
+    if not candidates:
+        return []
+    matched = []
+    for event in InboundEvent.objects.filter(candidates, redacted_at__isnull=True).iterator():
+        leads = (event.result or {}).get("leads") or []
+        if any(lead_id in leads for lead_id in person.lead_ids):
+            matched.append(event)
+            continue
+        try:
+            document: Any = json.loads(event.body)
+        except ValueError:
+            document = event.body
+        if person.mentioned_in_json(document) or person.mentioned_in_json(event.headers):
+            matched.append(event)
+    return matched
+
+
+def _strip_result(result: dict[str, Any]) -> dict[str, Any]:
+    # Counts stay for the intake figures; errors and notes quote the items' values.
+    return {key: value for key, value in (result or {}).items() if key not in ("errors", "notes")}
+
+
+def inbound_personal_data_erase(*, person: Person) -> dict[str, int]:
+    now = timezone.now()
+    events = _mentioning(person)
+    never_processed = 0
+    for event in events:
+        event.body = ERASED_BODY
+        event.headers = {}
+        event.result = _strip_result(event.result)
+        event.redacted_at = now
+        if event.reason:
+            event.reason = ERASED
+        if event.status == InboundStatus.RECEIVED:
+            # Nothing left to process: say so instead of failing on the marker later.
+            event.status = InboundStatus.FAILED
+            event.reason = "Payload erased (erasure request) before it was processed."
+            event.processed_at = now
+            never_processed += 1
+    InboundEvent.objects.bulk_update(
+        events,
+        ["body", "headers", "result", "redacted_at", "reason", "status", "processed_at"],
+        batch_size=200,
+    )
+    return {
+        "integrations.InboundEvent.body": len(events),
+        "integrations.InboundEvent.unprocessed": never_processed,
+    }
+
+
+def outbound_personal_data_erase(*, person: Person) -> dict[str, int]:
+    """Payloads of the lead's outbox messages (any status) and SFA feedback are removed;
+    messages not yet sent are cancelled (dead, with the reason), so no tombstone of the
+    person is pushed to an SFA afterwards."""
+    messages = OutboxMessage.objects.filter(lead_id__in=person.lead_ids)
+    cancelled = messages.filter(status__in=[MessageStatus.PENDING, MessageStatus.IN_FLIGHT]).update(
+        status=MessageStatus.DEAD,
+        last_error="Cancelled: the person's data was erased.",
+        lease_expires_at=None,
+        claim_token=None,
+        updated_at=timezone.now(),
+    )
+    redacted = messages.exclude(payload=ERASED_PAYLOAD).update(
+        payload=ERASED_PAYLOAD, response_body=""
+    )
+    feedback = (
+        FeedbackEvent.objects.filter(lead_id__in=person.lead_ids)
+        .exclude(payload=ERASED_PAYLOAD)
+        .update(payload=ERASED_PAYLOAD, reason="")
+    )
+    return {
+        "integrations.OutboxMessage.payload": redacted,
+        "integrations.OutboxMessage.cancelled": cancelled,
+        "integrations.FeedbackEvent.payload": feedback,
+    }
+
+
+def person_data_export(*, person: Person) -> dict[str, list[dict[str, Any]]]:
+    inbound = []
+    for event in sorted(_mentioning(person), key=lambda e: (e.received_at, e.pk)):
+        try:
+            body: Any = json.loads(event.body)
+        except ValueError:
+            body = event.body
+        inbound.append(
+            {
+                "id": event.pk,
+                "source": event.source.slug,
+                "received_at": event.received_at,
+                "status": event.status,
+                "headers": event.headers,
+                "body": body,
+            }
+        )
+    outbox = [
+        {
+            "id": message.pk,
+            "destination": message.destination.name,
+            "event": message.event,
+            "status": message.status,
+            "payload": message.payload,
+            "created_at": message.created_at,
+            "delivered_at": message.delivered_at,
+        }
+        for message in OutboxMessage.objects.filter(lead_id__in=person.lead_ids)
+        .select_related("destination")
+        .order_by("id")
+    ]
+    feedback = [
+        {
+            "destination": row.destination.name,
+            "event_id": row.event_id,
+            "outcome": row.outcome,
+            "reason": row.reason,
+            "occurred_at": row.occurred_at,
+            "payload": row.payload,
+        }
+        for row in FeedbackEvent.objects.filter(lead_id__in=person.lead_ids)
+        .select_related("destination")
+        .order_by("occurred_at", "id")
+    ]
+    return {"inbound_events": inbound, "outbox_messages": outbox, "feedback_events": feedback}
+
+
+# --- retention -------------------------------------------------------------------------
+
+
+def inbound_payloads_prune(*, days: int | None = None, batch_size: int = 1000) -> int:
+    """Replace bodies and headers of inbound events older than the retention period.
+
+    Only events that are finished with (processed, failed, duplicate): one still waiting
+    to be processed after that long is an operations problem to look at, not data to
+    drop, and is logged instead. Returns how many rows were pruned; bounded batches, so
+    the caller re-runs while a full batch came back.
+    """
+    days = settings.INBOUND_RETENTION_DAYS if days is None else days
+    cutoff = timezone.now() - timedelta(days=days)
+    old = InboundEvent.objects.filter(received_at__lt=cutoff, redacted_at__isnull=True)
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            old.exclude(status=InboundStatus.RECEIVED)
+            .select_for_update()
+            .order_by("received_at")
+            .only("pk", "result")[:batch_size]
+        )
+        for row in rows:
+            row.body, row.headers, row.reason = EXPIRED_BODY, {}, ""
+            row.result = _strip_result(row.result)
+            row.redacted_at = now
+        InboundEvent.objects.bulk_update(
+            rows, ["body", "headers", "reason", "result", "redacted_at"], batch_size=200
+        )
+        pruned = len(rows)
+    stuck = old.filter(status=InboundStatus.RECEIVED).count()
+    if stuck:
+        logger.warning(
+            "%d inbound event(s) older than %d days were never processed; kept as they are",
+            stuck,
+            days,
+        )
+    return pruned
+
+
+# --- receivers of the core's privacy signals (connected in IntegrationsConfig.ready) ---
+
+
+def on_person_erasing(sender: Any, *, person: Person, **kwargs: Any) -> dict[str, int]:
+    return {
+        **inbound_personal_data_erase(person=person),
+        **outbound_personal_data_erase(person=person),
+    }
+
+
+def on_person_exporting(sender: Any, *, person: Person, **kwargs: Any) -> dict[str, Any]:
+    return person_data_export(person=person)
