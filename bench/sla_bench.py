@@ -192,9 +192,7 @@ def seed(n_leads: int, n_events: int, n_open: int, n_closed: int, n_due: int) ->
                       p.counts_business_time, h.created_at,
                       CASE WHEN k.kind = 'first_contact' AND h.status = 'open'
                                 AND h.first_contact_at IS NULL
-                           THEN CASE WHEN h.lead_id %% 3 <> 0 AND h.lead_id / 3 < %s
-                                     THEN %s - interval '1 minute'
-                                     ELSE %s + random() * interval '24 hours' END
+                           THEN %s + interval '1 minute' + random() * interval '24 hours'
                            WHEN k.kind = 'first_contact' THEN h.created_at + interval '24 hours'
                            WHEN h.status = 'open' THEN %s + interval '1 day'
                                 + random() * interval '6 days'
@@ -206,7 +204,14 @@ def seed(n_leads: int, n_events: int, n_open: int, n_closed: int, n_due: int) ->
                FROM handoff_handoff h
                CROSS JOIN (VALUES ('first_contact'), ('verdict')) AS k(kind)
                JOIN sla_timerpolicy p ON p.kind = k.kind""",
-            [n_due, now, now, now],
+            [now, now],
+        )
+        c.execute(
+            """UPDATE sla_slatimer SET due_at = %s - interval '1 minute'
+               WHERE id IN (SELECT id FROM sla_slatimer
+                            WHERE kind = 'first_contact' AND status = 'pending'
+                            ORDER BY id LIMIT %s)""",
+            [now, n_due],
         )
         c.execute(
             """INSERT INTO handoff_activity (handoff_id, kind, outcome, note, by_id, at, created_at)
