@@ -24,6 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from handoff.services import lead_mark_lost, lead_mark_opportunity, lead_mark_won
 from integrations.outbound import selectors
 from integrations.outbound.connectors.base import (
     DeliveryError,
@@ -43,7 +44,7 @@ from integrations.outbound.models import (
 )
 from leadflow.errors import DomainError, InvalidTransition, NotFound
 from leadflow.lifecycle import lead_transition
-from leadflow.models import LeadExternalId, Stage, StageTransition
+from leadflow.models import Lead, LeadExternalId, Stage, StageTransition
 
 logger = logging.getLogger(__name__)
 
@@ -489,6 +490,29 @@ OUTCOME_MOVES: dict[str, tuple[str, frozenset[str] | None]] = {
 }
 
 
+def _apply_outcome(
+    *, lead: Lead, outcome: str, actor: str, reason: str, context: dict[str, Any]
+) -> None:
+    """Move the lead the way a rep's own after-SQL action would (handoff's services), so an
+    SFA-reported loss carries its reason to marketing exactly like one logged in LeadFlow."""
+    if outcome == FeedbackOutcome.OPPORTUNITY_CREATED:
+        lead_mark_opportunity(lead=lead, actor=actor, reason=reason, context=context)
+    elif outcome == FeedbackOutcome.WON:
+        lead_mark_won(lead=lead, actor=actor, reason=reason, context=context)
+    elif outcome == FeedbackOutcome.LOST:
+        reason = reason or _("Lost (reported by the SFA).")
+        lead_mark_lost(lead=lead, actor=actor, reason=reason, context=context)
+    else:
+        lead_transition(
+            lead=lead,
+            to_stage=Stage.DISQUALIFIED,
+            actor=actor,
+            reason=reason,
+            context=context,
+            expected_from=lead.stage,
+        )
+
+
 @dataclass
 class FeedbackReceipt:
     event: FeedbackEvent
@@ -539,9 +563,9 @@ def feedback_record(
                             "allowed": ", ".join(str(Stage(s).label) for s in sorted(from_stages)),
                         }
                     )
-                lead_transition(
+                _apply_outcome(
                     lead=lead,
-                    to_stage=to_stage,
+                    outcome=outcome,
                     actor=f"sfa:{destination.slug}",
                     reason=reason,
                     context={
@@ -550,7 +574,6 @@ def feedback_record(
                         "outcome": outcome,
                         "event_id": event_id,
                     },
-                    expected_from=current,
                 )
                 result = FeedbackResult.APPLIED
             event = FeedbackEvent.objects.create(

@@ -128,6 +128,19 @@ def test_lost_recycles_the_lead_with_the_reason_and_tells_marketing(client, sfa,
 
 
 @pytest.mark.django_db
+def test_an_sfa_loss_reaches_marketing_with_the_same_reason_code_as_a_reps_loss(
+    client, sfa, no_kick
+):
+    make_webhook("http://127.0.0.1:9/ma", slug="ma", marketing_side=True, events=["recycled"])
+    lead = LeadFactory(stage=Stage.OPPORTUNITY)
+
+    post(client, "sfdc", feedback(lead, "lost", reason="価格で失注"))
+
+    transition = OutboxMessage.objects.get().payload["transition"]
+    assert (transition["reason_code"], transition["comment"]) == ("lost", "価格で失注")
+
+
+@pytest.mark.django_db
 def test_disqualified_disqualifies_with_the_reason(client, sfa, no_kick):
     lead = LeadFactory(stage=Stage.MQL)
 
