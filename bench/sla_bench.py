@@ -10,6 +10,9 @@ later) and `--closed` decided handoffs of the last 90 days with met timers. Then
 - the sweep (`sla.services.timers_sweep`, one batch as large as `--due`) claiming the due
   timers among all the open ones, repeated `--sweeps` times (the due timers are put back
   to pending between runs);
+- the dashboard's per-day sums (`sla.kpis`): recomputing every seeded day from scratch
+  (what the nightly rebuild and an upgrade do), and the per-minute refresh when the five
+  busiest days (all the open handoffs) are stale;
 - the dashboard page `/dashboard/` (last 4 weeks, a manager of both teams) and the
   summary API, `--requests` times each through Django's test client; p50/p95/max.
 
@@ -21,6 +24,7 @@ holding leads it did not create (source "bench:*") unless given --wipe.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import statistics
@@ -47,7 +51,8 @@ from django.utils import timezone  # noqa: E402
 from handoff.models import RejectionReason, Team, TeamMembership  # noqa: E402
 from leadflow.models import Lead, User  # noqa: E402
 from leadflow.roles import SALES_MANAGER, SALES_REP  # noqa: E402
-from sla.models import SlaTimer, TimerStatus  # noqa: E402
+from sla.kpis import kpi_days_mark_stale, kpi_days_rebuild, kpi_days_refresh_all  # noqa: E402
+from sla.models import KpiStaleDay, SlaTimer, TimerStatus  # noqa: E402
 from sla.services import timers_sweep  # noqa: E402
 
 # No collectstatic for a bench: serve from the folders, without the manifest.
@@ -58,6 +63,9 @@ settings.STORAGES = {
 
 TABLES = [
     "sla_slatimer",
+    "sla_kpihandoffday",
+    "sla_kpitimerday",
+    "sla_kpistaleday",
     "sla_digestdelivery",
     "handoff_activity",
     "handoff_assignment",
@@ -253,6 +261,31 @@ def time_sweeps(times: int, batch: int) -> dict:
     }
 
 
+def _estimated_rows(table: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [table])
+        return int(cursor.fetchone()[0])
+
+
+def time_kpi_refresh() -> dict:
+    KpiStaleDay.objects.all().delete()
+    marked = kpi_days_rebuild()
+    started = time.perf_counter()
+    kpi_days_refresh_all()
+    rebuild = time.perf_counter() - started
+    today = timezone.localdate()
+    busy = [today - dt.timedelta(days=n) for n in range(6)]
+    kpi_days_mark_stale(moments=busy)
+    started = time.perf_counter()
+    kpi_days_refresh_all()
+    busy_refresh = time.perf_counter() - started
+    return {
+        "kpi_rebuild_days": marked,
+        "kpi_rebuild_seconds": round(rebuild, 2),
+        "kpi_refresh_busiest_6_days_seconds": round(busy_refresh, 2),
+    }
+
+
 def time_pages(manager: User, requests: int) -> dict:
     client = Client()
     client.force_login(manager)
@@ -303,9 +336,10 @@ def main() -> None:
     report = {
         "database": connection.vendor,
         "leads": Lead.objects.count() if args.keep else args.leads,
-        "events": args.events,
+        "events": _estimated_rows("leadflow_engagementevent") if args.keep else args.events,
         **seeded,
         **time_sweeps(args.sweeps, batch=max(args.due, 1)),
+        **time_kpi_refresh(),
         **time_pages(manager, args.requests),
         "targets": {"sweep_seconds": 1.0, "dashboard_p95_ms": 300},
     }

@@ -302,6 +302,14 @@ class Handoff(models.Model):
             models.Index(fields=["assigned_to", "status"], name="handoff_rep_status_idx"),
             models.Index(fields=["team", "status"], name="handoff_team_status_idx"),
             models.Index(fields=["created_at"], name="handoff_created_idx"),
+            # The dashboard's median time to first contact reads only this index
+            # (PostgreSQL: an index-only scan; elsewhere a plain partial index).
+            models.Index(
+                fields=["created_at"],
+                include=["first_contact_at", "team"],
+                condition=models.Q(first_contact_at__isnull=False),
+                name="handoff_contacted_idx",
+            ),
         ]
 
     def __str__(self) -> str:

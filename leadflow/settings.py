@@ -324,6 +324,16 @@ CELERY_BEAT_SCHEDULE["sla-sweep"] = {
     # A sweep nobody ran in time is replaced by the next one, not queued up behind it.
     "options": {"expires": 120.0},
 }
+# The dashboard's per-day sums: stale days every minute, everything once a night.
+CELERY_BEAT_SCHEDULE["sla-kpi-refresh"] = {
+    "task": "sla.tasks.kpi_refresh_task",
+    "schedule": 60.0,
+    "options": {"expires": 120.0},
+}
+CELERY_BEAT_SCHEDULE["sla-kpi-rebuild"] = {
+    "task": "sla.tasks.kpi_rebuild_task",
+    "schedule": crontab(hour=3, minute=30),
+}
 # Monday 9:00 in CELERY_TIMEZONE (= TIME_ZONE, Asia/Tokyo by default).
 CELERY_BEAT_SCHEDULE["sla-weekly-digest"] = {
     "task": "sla.tasks.weekly_digest_task",

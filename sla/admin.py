@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from sla.kpis import kpi_days_rebuild
 from sla.models import (
     BusinessCalendar,
     CalendarClosure,
@@ -78,6 +79,13 @@ class SlaSettingsAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if change:
+            # The follow-up count, the not-reachable reason and the required fields are
+            # part of the dashboard's per-day sums: recompute them all.
+            kpi_days_rebuild()
 
 
 @admin.register(MqlTarget)

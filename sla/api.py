@@ -58,7 +58,7 @@ class _MetricsApi(APIView):
 
 class MetricsSummaryApi(_MetricsApi):
     def figures(self, f, access):
-        data = metrics.summary(f, now=timezone.now())
+        data = metrics.summary(f)
         result = {
             "kpis": [kpi.__dict__ for kpi in metrics.kpis(data)],
             "mqls": data["mqls"],

@@ -13,6 +13,7 @@ class SlaConfig(AppConfig):
 
         from handoff import signals
         from handoff.selectors import urgency_ordering_register
+        from leadflow import signals as lead_signals
         from sla import receivers
         from sla.selectors import handoffs_order_by_due
 
@@ -22,6 +23,8 @@ class SlaConfig(AppConfig):
             (signals.activity_logged, receivers.on_activity_logged),
             (signals.handoff_rejecting, receivers.on_handoff_rejecting),
             (signals.handoff_decided, receivers.on_handoff_decided),
+            (lead_signals.lead_stage_changed, receivers.on_lead_stage_changed),
+            (lead_signals.leads_merged, receivers.on_leads_merged),
         ]
         for signal, receiver in connections:
             signal.connect(receiver, dispatch_uid=f"sla.{receiver.__name__}")

@@ -1,7 +1,9 @@
 """The KPI selectors behind the dashboard, the metrics API, the CSV export and the digest.
 
-Every figure is a set-based aggregate: each function is one or two SQL statements whatever
-the number of leads (the dashboard's query count is asserted in the tests).
+The figures are read from the per-day sums that `sla.kpis` keeps (at most a minute old,
+`as_of` says when), so a page costs the same few small queries whether the range holds a
+hundred MQLs or a hundred thousand; only the median and the overdue list read the handoffs
+themselves. The definitions below are what `sla.kpis` sums.
 
 What is counted (the article's KPI table, made exact):
 
@@ -31,22 +33,23 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
-    Avg,
-    Count,
+    Aggregate,
     DurationField,
     ExpressionWrapper,
     F,
-    Q,
     QuerySet,
+    Sum,
 )
-from django.db.models.functions import TruncMonth, TruncWeek
+from django.db.models.functions import Coalesce, TruncMonth, TruncWeek
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from handoff.models import Handoff, HandoffStatus, TeamMembership
-from leadflow.models import Stage, User
-from sla.models import MqlTarget, SlaSettings, SlaTimer, TimerKind
+from handoff.models import Handoff, HandoffStatus, RejectionReason, TeamMembership
+from leadflow.models import User
+from sla.kpis import kpi_refreshed_at
+from sla.models import KpiHandoffDay, KpiTimerDay, MqlTarget, SlaSettings, SlaTimer, TimerKind
 from sla.selectors import sla_settings_get
 
 # The article's target bands (目安値).
@@ -54,10 +57,6 @@ MQL_TO_SQL_BAND = (20.0, 30.0)
 SQL_TO_WON_BAND = (15.0, 25.0)
 FIRST_CONTACT_TARGET_HOURS = 24.0
 MAX_RANGE_DAYS = 366
-
-FIRST_CONTACT_DELAY = ExpressionWrapper(
-    F("first_contact_at") - F("created_at"), output_field=DurationField()
-)
 
 
 @dataclass(frozen=True)
@@ -82,46 +81,25 @@ class MetricsFilter:
 
 
 def cohort(f: MetricsFilter) -> QuerySet[Handoff]:
+    """The handoffs themselves (the median and the overdue list read them live)."""
     handoffs = Handoff.objects.filter(created_at__gte=f.start_at, created_at__lt=f.end_at)
     if f.team_ids is not None:
         handoffs = handoffs.filter(team_id__in=f.team_ids)
     return handoffs
 
 
-def cohort_timers(f: MetricsFilter) -> QuerySet[SlaTimer]:
-    # A timer starts at its handoff's MQL (started_at == handoff.created_at), so the range
-    # is read on the timer itself: no join unless a team is chosen.
-    timers = SlaTimer.objects.filter(started_at__gte=f.start_at, started_at__lt=f.end_at)
+def handoff_days(f: MetricsFilter) -> QuerySet[KpiHandoffDay]:
+    days = KpiHandoffDay.objects.filter(day__gte=f.start, day__lte=f.end)
     if f.team_ids is not None:
-        timers = timers.filter(handoff__team_id__in=f.team_ids)
-    return timers
+        days = days.filter(team_id__in=f.team_ids)
+    return days
 
 
-def mql_meets_scoring_policy() -> Q:
-    """On a handoff: its MQL was made by the published scoring policy (the `scoring` app's
-    actor), not moved by hand or by an import. The one place this is decided."""
-    return Q(mql_transition__actor_system="scoring")
-
-
-def _late(now: dt.datetime, prefix: str = "") -> Q:
-    return Q(**{f"{prefix}met_at__gt": F(f"{prefix}due_at")}) | Q(
-        **{f"{prefix}met_at__isnull": True, f"{prefix}due_at__lte": now}
-    )
-
-
-def _known(now: dt.datetime, prefix: str = "") -> Q:
-    return Q(**{f"{prefix}met_at__isnull": False}) | Q(**{f"{prefix}due_at__lte": now})
-
-
-def _on_time(prefix: str = "") -> Q:
-    return Q(**{f"{prefix}met_at__lte": F(f"{prefix}due_at")})
-
-
-def _won() -> Q:
-    # The lead is a customer now (advocate comes after customer). Read from the lead's
-    # stage, a join, rather than an EXISTS over its transitions per row: 8× cheaper on
-    # 100,000 handoffs, and a won lead does not leave those stages.
-    return Q(lead__stage__in=(Stage.CUSTOMER, Stage.ADVOCATE))
+def timer_days(f: MetricsFilter) -> QuerySet[KpiTimerDay]:
+    days = KpiTimerDay.objects.filter(day__gte=f.start, day__lte=f.end)
+    if f.team_ids is not None:
+        days = days.filter(team_id__in=f.team_ids)
+    return days
 
 
 def _rows(queryset: Any) -> list[dict[str, Any]]:
@@ -142,31 +120,65 @@ def hours(delta: dt.timedelta | None) -> float | None:
 
 
 def _as_timedelta(value: Any) -> dt.timedelta | None:
-    # Avg of a duration: a timedelta on PostgreSQL, microseconds on SQLite.
+    # A duration from the database: a timedelta on PostgreSQL, microseconds on SQLite.
     if value is None or isinstance(value, dt.timedelta):
         return value
     return dt.timedelta(microseconds=float(value))
 
 
-def _funnel_aggregates() -> dict[str, Any]:
+def _average(total: Any, count: int | None) -> dt.timedelta | None:
+    delta = _as_timedelta(total)
+    if not count or delta is None:
+        return None
+    return delta / count
+
+
+def _funnel_sums() -> dict[str, Any]:
     return {
-        "mqls": Count("id"),
-        "sqls": Count("id", filter=Q(status=HandoffStatus.ACCEPTED)),
-        "rejected": Count("id", filter=Q(status=HandoffStatus.REJECTED)),
-        "open": Count("id", filter=Q(status=HandoffStatus.OPEN)),
-        "contacted": Count("id", filter=Q(first_contact_at__isnull=False)),
-        "avg_first_contact": Avg(FIRST_CONTACT_DELAY),
-        "won": Count("id", filter=Q(status=HandoffStatus.ACCEPTED) & _won()),
+        "mqls": Coalesce(Sum("mqls"), 0),
+        "sqls": Coalesce(Sum("sqls"), 0),
+        "rejected": Coalesce(Sum("rejected"), 0),
+        "open": Coalesce(Sum("open"), 0),
+        "contacted": Coalesce(Sum("contacted"), 0),
+        "first_contact_total": Sum("first_contact_total"),
+        "won": Coalesce(Sum("won"), 0),
     }
 
 
-def _median_first_contact(handoffs: QuerySet[Handoff], count: int) -> dt.timedelta | None:
-    """The median by ORDER BY + OFFSET: one query, the same on PostgreSQL and SQLite."""
+def _timer_sums() -> dict[str, Any]:
+    return {
+        "known": Coalesce(Sum("known"), 0),
+        "in_time": Coalesce(Sum("on_time"), 0),
+        "late": Coalesce(Sum("late"), 0),
+        "running": Coalesce(Sum("running"), 0),
+        "inherited": Coalesce(Sum("inherited"), 0),
+    }
+
+
+FIRST_CONTACT_DELAY = ExpressionWrapper(
+    F("first_contact_at") - F("created_at"), output_field=DurationField()
+)
+
+
+class _Median(Aggregate):
+    """PostgreSQL's exact median; of an even count, the mean of the two middle values."""
+
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = DurationField()
+
+
+def _median_first_contact(handoffs: QuerySet[Handoff]) -> dt.timedelta | None:
+    """Read live from the handoffs: a median cannot be summed per day. PostgreSQL: one
+    query over the `handoff_contacted_idx` index; elsewhere ORDER BY + OFFSET (two)."""
+    contacted = handoffs.filter(first_contact_at__isnull=False)
+    if connection.vendor == "postgresql":
+        return _as_timedelta(contacted.aggregate(median=_Median(FIRST_CONTACT_DELAY))["median"])
+    count = contacted.count()
     if not count:
         return None
     middle = list(
-        handoffs.filter(first_contact_at__isnull=False)
-        .annotate(delay=FIRST_CONTACT_DELAY)
+        contacted.annotate(delay=FIRST_CONTACT_DELAY)
         .order_by("delay")
         .values_list("delay", flat=True)[(count - 1) // 2 : count // 2 + 1]
     )
@@ -175,53 +187,23 @@ def _median_first_contact(handoffs: QuerySet[Handoff], count: int) -> dt.timedel
     return sum(present, dt.timedelta(0)) / len(present) if present else None
 
 
-def summary(f: MetricsFilter, *, now: dt.datetime | None = None) -> dict[str, Any]:
-    """The headline figures of the range: six queries."""
-    now = now or timezone.now()
+def summary(f: MetricsFilter) -> dict[str, Any]:
+    """The headline figures of the range: four queries (plus the settings row)."""
     agreed = sla_settings_get()
-    handoffs = cohort(f)
-    funnel = handoffs.aggregate(
-        **_funnel_aggregates(),
-        rejected_with_reason=Count(
-            "id",
-            filter=Q(status=HandoffStatus.REJECTED, rejection_reason__isnull=False)
-            & ~Q(rejection_comment=""),
-        ),
+    funnel = handoff_days(f).aggregate(
+        **_funnel_sums(),
+        rejected_with_reason=Coalesce(Sum("rejected_with_reason"), 0),
+        not_reachable=Coalesce(Sum("not_reachable"), 0),
+        not_reachable_followed_up=Coalesce(Sum("not_reachable_followed_up"), 0),
+        sla_known=Coalesce(Sum("sla_known"), 0),
+        sla_compliant=Coalesce(Sum("sla_compliant"), 0),
     )
-    avg = _as_timedelta(funnel["avg_first_contact"])
-    median = _median_first_contact(handoffs, funnel["contacted"])
-    follow_ups = (
-        handoffs.filter(
-            status=HandoffStatus.REJECTED,
-            rejection_reason__code=agreed.not_reachable_reason_code,
-        )
-        .annotate(attempts=Count("activities"))
-        .aggregate(
-            total=Count("id"),
-            ok=Count("id", filter=Q(attempts__gte=agreed.min_attempts_not_reachable)),
-        )
-    )
+    avg = _average(funnel["first_contact_total"], funnel["contacted"])
+    median = _median_first_contact(cohort(f))
     by_kind = {
         row["kind"]: row
-        for row in _rows(
-            cohort_timers(f)
-            .values("kind")
-            .order_by("kind")
-            .annotate(
-                known=Count("id", filter=_known(now)),
-                in_time=Count("id", filter=_on_time()),
-                late=Count("id", filter=_late(now)),
-                running=Count("id", filter=Q(met_at__isnull=True, due_at__gt=now)),
-            )
-        )
+        for row in _rows(timer_days(f).values("kind").order_by("kind").annotate(**_timer_sums()))
     }
-    overall = handoffs.annotate(
-        known_timers=Count("sla_timers", filter=_known(now, "sla_timers__")),
-        late_timers=Count("sla_timers", filter=_late(now, "sla_timers__")),
-    ).aggregate(
-        known=Count("id", filter=Q(known_timers__gt=0)),
-        compliant=Count("id", filter=Q(known_timers__gt=0, late_timers=0)),
-    )
     compliance = {}
     for kind in TimerKind.values:
         row = by_kind.get(kind, {"known": 0, "in_time": 0, "late": 0, "running": 0})
@@ -232,12 +214,13 @@ def summary(f: MetricsFilter, *, now: dt.datetime | None = None) -> dict[str, An
             "running": row["running"],
             "percent": percent(row["in_time"], row["known"]),
         }
+    followed_up = funnel["not_reachable_followed_up"]
     compliance["follow_ups"] = {
-        "known": follow_ups["total"],
-        "on_time": follow_ups["ok"],
-        "late": follow_ups["total"] - follow_ups["ok"],
+        "known": funnel["not_reachable"],
+        "on_time": followed_up,
+        "late": funnel["not_reachable"] - followed_up,
         "running": 0,
-        "percent": percent(follow_ups["ok"], follow_ups["total"]),
+        "percent": percent(followed_up, funnel["not_reachable"]),
     }
     compliance["rejection_reason"] = {
         "known": funnel["rejected"],
@@ -249,6 +232,7 @@ def summary(f: MetricsFilter, *, now: dt.datetime | None = None) -> dict[str, An
     return {
         "start": f.start,
         "end": f.end,
+        "as_of": kpi_refreshed_at(),
         "mqls": funnel["mqls"],
         "sqls": funnel["sqls"],
         "rejected": funnel["rejected"],
@@ -259,9 +243,9 @@ def summary(f: MetricsFilter, *, now: dt.datetime | None = None) -> dict[str, An
         "sql_to_won_percent": percent(funnel["won"], funnel["sqls"]),
         "avg_first_contact_hours": hours(avg),
         "median_first_contact_hours": hours(median),
-        "sla_compliance_percent": percent(overall["compliant"], overall["known"]),
-        "sla_known": overall["known"],
-        "sla_compliant": overall["compliant"],
+        "sla_compliance_percent": percent(funnel["sla_compliant"], funnel["sla_known"]),
+        "sla_known": funnel["sla_known"],
+        "sla_compliant": funnel["sla_compliant"],
         "compliance": compliance,
         "compliance_target_percent": agreed.compliance_target_percent,
     }
@@ -384,35 +368,33 @@ def _rate(rates: dict[str, dict], kind: str) -> float | None:
     return percent(row["in_time"], row["known"]) if row else None
 
 
-def weekly(f: MetricsFilter, *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """One row per week (Monday start, TIME_ZONE) of the range: two queries."""
-    now = now or timezone.now()
-    week = TruncWeek("created_at", tzinfo=f.tz)
+def weekly(f: MetricsFilter) -> list[dict[str, Any]]:
+    """One row per week (Monday start) of the range: two queries."""
     rows = _rows(
-        cohort(f)
-        .annotate(week=week)
+        handoff_days(f)
+        .annotate(week=TruncWeek("day"))
         .values("week")
         .order_by("week")
-        .annotate(**_funnel_aggregates())
+        .annotate(**_funnel_sums())
     )
     timer_rows = _rows(
-        cohort_timers(f)
-        .annotate(week=TruncWeek("started_at", tzinfo=f.tz))
+        timer_days(f)
+        .annotate(week=TruncWeek("day"))
         .values("week", "kind")
         .order_by("week", "kind")
-        .annotate(known=Count("id", filter=_known(now)), in_time=Count("id", filter=_on_time()))
+        .annotate(**_timer_sums())
     )
     rates = _timer_rates(timer_rows, "week")
     return [
         {
-            "week": timezone.localtime(row["week"], f.tz).date()
-            if isinstance(row["week"], dt.datetime)
-            else row["week"],
+            "week": _date(row["week"]),
             "mqls": row["mqls"],
             "sqls": row["sqls"],
             "won": row["won"],
             "mql_to_sql_percent": percent(row["sqls"], row["mqls"]),
-            "avg_first_contact_hours": hours(_as_timedelta(row["avg_first_contact"])),
+            "avg_first_contact_hours": hours(
+                _average(row["first_contact_total"], row["contacted"])
+            ),
             "first_contact_sla_percent": _rate(rates.get(row["week"], {}), TimerKind.FIRST_CONTACT),
             "verdict_sla_percent": _rate(rates.get(row["week"], {}), TimerKind.VERDICT),
         }
@@ -420,31 +402,30 @@ def weekly(f: MetricsFilter, *, now: dt.datetime | None = None) -> list[dict[str
     ]
 
 
-def per_rep(f: MetricsFilter, *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+def _date(value: dt.date | dt.datetime) -> dt.date:
+    # Trunc of a DateField: a date (a datetime on some backends).
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+def per_rep(f: MetricsFilter) -> list[dict[str, Any]]:
     """One row per rep: their handoffs of the cohort, and the timers attributed to them
     (see sla.services on attribution). Three queries."""
-    now = now or timezone.now()
     funnel = {
-        row["assigned_to"]: row
+        row["rep"]: row
         for row in _rows(
-            cohort(f)
-            .filter(assigned_to__isnull=False)
-            .values("assigned_to")
-            .order_by("assigned_to")
-            .annotate(**_funnel_aggregates())
+            handoff_days(f)
+            .filter(rep__isnull=False)
+            .values("rep")
+            .order_by("rep")
+            .annotate(**_funnel_sums())
         )
     }
     timer_rows = _rows(
-        cohort_timers(f)
+        timer_days(f)
         .filter(rep__isnull=False)
         .values("rep", "kind")
         .order_by("rep", "kind")
-        .annotate(
-            known=Count("id", filter=_known(now)),
-            in_time=Count("id", filter=_on_time()),
-            late=Count("id", filter=_late(now)),
-            inherited=Count("id", filter=Q(rep_since__gt=F("started_at"))),
-        )
+        .annotate(**_timer_sums())
     )
     rates = _timer_rates(timer_rows, "rep")
     rep_ids = set(funnel) | set(rates)
@@ -464,7 +445,9 @@ def per_rep(f: MetricsFilter, *, now: dt.datetime | None = None) -> list[dict[st
                 "rejected": row["rejected"],
                 "open": row["open"],
                 "mql_to_sql_percent": percent(row["sqls"], row["mqls"]),
-                "avg_first_contact_hours": hours(_as_timedelta(row.get("avg_first_contact"))),
+                "avg_first_contact_hours": hours(
+                    _average(row.get("first_contact_total"), row["contacted"])
+                ),
                 "first_contact_sla_percent": _rate(rep_rates, TimerKind.FIRST_CONTACT),
                 "verdict_sla_percent": _rate(rep_rates, TimerKind.VERDICT),
                 "breaches": sum(r["late"] for r in rep_rates.values()),
@@ -474,30 +457,26 @@ def per_rep(f: MetricsFilter, *, now: dt.datetime | None = None) -> list[dict[st
     return sorted(rows, key=lambda r: (r["rep"], r["rep_id"]))
 
 
-def per_source(f: MetricsFilter, *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+def per_source(f: MetricsFilter) -> list[dict[str, Any]]:
     """One row per lead source (where marketing found the lead): two queries."""
-    now = now or timezone.now()
-    rows = _rows(
-        cohort(f).values("lead__source").order_by("lead__source").annotate(**_funnel_aggregates())
-    )
+    rows = _rows(handoff_days(f).values("source").order_by("source").annotate(**_funnel_sums()))
     timer_rows = _rows(
-        cohort_timers(f)
-        .values("handoff__lead__source", "kind")
-        .order_by("handoff__lead__source", "kind")
-        .annotate(known=Count("id", filter=_known(now)), in_time=Count("id", filter=_on_time()))
+        timer_days(f).values("source", "kind").order_by("source", "kind").annotate(**_timer_sums())
     )
-    rates = _timer_rates(timer_rows, "handoff__lead__source")
+    rates = _timer_rates(timer_rows, "source")
     return [
         {
-            "source": row["lead__source"] or "—",
+            "source": row["source"] or "—",
             "mqls": row["mqls"],
             "sqls": row["sqls"],
             "won": row["won"],
             "mql_to_sql_percent": percent(row["sqls"], row["mqls"]),
             "sql_to_won_percent": percent(row["won"], row["sqls"]),
-            "avg_first_contact_hours": hours(_as_timedelta(row["avg_first_contact"])),
+            "avg_first_contact_hours": hours(
+                _average(row["first_contact_total"], row["contacted"])
+            ),
             "first_contact_sla_percent": _rate(
-                rates.get(row["lead__source"], {}), TimerKind.FIRST_CONTACT
+                rates.get(row["source"], {}), TimerKind.FIRST_CONTACT
             ),
         }
         for row in rows
@@ -505,33 +484,36 @@ def per_source(f: MetricsFilter, *, now: dt.datetime | None = None) -> list[dict
 
 
 def rejection_reasons(f: MetricsFilter) -> list[dict[str, Any]]:
-    """Why sales sent leads back (for the weekly meeting): one query."""
-    rows = _rows(
-        cohort(f)
-        .filter(status=HandoffStatus.REJECTED)
-        .values(
-            "rejection_reason__code",
-            "rejection_reason__label_ja",
-            "rejection_reason__label_en",
-            "rejection_reason__order",
-        )
-        .order_by("rejection_reason__order", "rejection_reason__code")
-        .annotate(n=Count("id"))
+    """Why sales sent leads back (for the weekly meeting): two queries."""
+    counts = _rows(
+        handoff_days(f)
+        .filter(rejected__gt=0)
+        .values("rejection_reason")
+        .order_by("rejection_reason")
+        .annotate(n=Sum("rejected"))
     )
-    total = sum(row["n"] for row in rows)
+    reasons = RejectionReason.objects.in_bulk(
+        [row["rejection_reason"] for row in counts if row["rejection_reason"] is not None]
+    )
+    total = sum(row["n"] for row in counts)
     japanese = (translation.get_language() or settings.LANGUAGE_CODE).split("-")[0] == "ja"
-    return [
-        {
-            "code": row["rejection_reason__code"] or "",
-            "reason": (
-                row["rejection_reason__label_ja"] if japanese else row["rejection_reason__label_en"]
-            )
-            or _("(none)"),
-            "count": row["n"],
-            "percent": percent(row["n"], total),
-        }
-        for row in sorted(rows, key=lambda r: (-r["n"], r["rejection_reason__order"] or 0))
-    ]
+    rows = []
+    for row in counts:
+        reason = reasons.get(row["rejection_reason"])
+        label = (reason.label_ja if japanese else reason.label_en) if reason else ""
+        rows.append(
+            {
+                "code": reason.code if reason else "",
+                "reason": label or _("(none)"),
+                "count": row["n"],
+                "percent": percent(row["n"], total),
+                "order": reason.order if reason else 0,
+            }
+        )
+    rows.sort(key=lambda r: (-r["count"], r["order"], r["code"]))
+    for row in rows:
+        del row["order"]
+    return rows
 
 
 def overdue(f: MetricsFilter, *, now: dt.datetime | None = None, limit: int = 50) -> list[SlaTimer]:
@@ -567,38 +549,24 @@ def reassign_choices(timers: list[SlaTimer]) -> dict[int, list[User]]:
 # --- marketing's side ----------------------------------------------------------------------
 
 
-def _required_filled(fields: Iterable[str]) -> Q:
-    condition = Q()
-    for name in fields:
-        if name == "company":
-            condition &= Q(lead__company__isnull=False)
-        else:
-            condition &= ~Q(**{f"lead__{name}": ""})
-    return condition
-
-
 def marketing(f: MetricsFilter) -> dict[str, Any]:
     """MQLs per month against the target, MQL quality and required-field completeness:
     three queries (plus the settings row)."""
     agreed: SlaSettings = sla_settings_get()
-    handoffs = cohort(f)
+    days = handoff_days(f)
     fields = [name for name in agreed.required_fields if isinstance(name, str)]
-    totals = handoffs.aggregate(
-        mqls=Count("id"),
-        by_policy=Count("id", filter=mql_meets_scoring_policy()),
-        complete=Count("id", filter=_required_filled(fields)),
+    totals = days.aggregate(
+        mqls=Coalesce(Sum("mqls"), 0),
+        by_policy=Coalesce(Sum("by_policy"), 0),
+        complete=Coalesce(Sum("complete"), 0),
     )
     months = _rows(
-        handoffs.annotate(month=TruncMonth("created_at", tzinfo=f.tz))
+        days.annotate(month=TruncMonth("day"))
         .values("month")
         .order_by("month")
-        .annotate(n=Count("id"))
+        .annotate(n=Sum("mqls"))
     )
-    counts = {}
-    for row in months:
-        month = row["month"]
-        day = timezone.localtime(month, f.tz).date() if isinstance(month, dt.datetime) else month
-        counts[day.replace(day=1)] = row["n"]
+    counts = {_date(row["month"]).replace(day=1): row["n"] for row in months}
     # Every month the range touches, with or without MQLs.
     wanted = []
     cursor = f.start.replace(day=1)

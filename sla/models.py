@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 WEEKDAY_FIELDS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -332,6 +336,13 @@ class SlaTimer(models.Model):
                 name="sla_timer_unescalated_idx",
             ),
             models.Index(fields=["rep", "kind"], name="sla_timer_rep_kind_idx"),
+            # The dashboard's overdue list: unmet timers, most overdue first (breached ones
+            # are no longer "pending", so the sweep's index does not serve it).
+            models.Index(
+                fields=["due_at", "id"],
+                condition=models.Q(met_at__isnull=True),
+                name="sla_timer_unmet_due_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -363,3 +374,112 @@ class DigestDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.week_start}"
+
+
+# --- the dashboard's read model --------------------------------------------------------
+#
+# The KPIs are sums over the MQLs of a date range. Summing 100,000 handoffs and their
+# timers on every page view costs seconds, so `sla.kpis` keeps them pre-summed per day:
+# one row per MQL day × team × rep × lead source (× rejection reason / timer kind). A day
+# is recomputed whole when something of one of its MQLs changes (`KpiStaleDay`), by a beat
+# task every minute; the dashboard reads only these rows. Foreign keys carry no database
+# constraint: the rows are derived, a deleted team or rep must not block anything, and
+# the next recomputation drops what no longer exists.
+
+
+def _derived_fk(to: str, verbose_name: Any) -> models.ForeignKey:
+    return models.ForeignKey(
+        to,
+        verbose_name=verbose_name,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+
+class KpiHandoffDay(models.Model):
+    """The MQLs handed off on one day (TIME_ZONE), of one team, rep, source and rejection
+    reason, and what became of them as of the last recomputation."""
+
+    day = models.DateField(_("MQL day"))
+    team = _derived_fk("handoff.Team", _("team"))
+    rep = _derived_fk(settings.AUTH_USER_MODEL, _("rep"))
+    source = models.CharField(_("source"), max_length=100, blank=True)
+    rejection_reason = _derived_fk("handoff.RejectionReason", _("rejection reason"))
+    mqls = models.PositiveIntegerField(default=0)
+    sqls = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    open = models.PositiveIntegerField(default=0)
+    contacted = models.PositiveIntegerField(default=0)
+    # Sum of (first logged activity − MQL) over `contacted`: the average is exact.
+    first_contact_total = models.DurationField(default=dt.timedelta)
+    won = models.PositiveIntegerField(default=0)
+    rejected_with_reason = models.PositiveIntegerField(default=0)
+    not_reachable = models.PositiveIntegerField(default=0)
+    not_reachable_followed_up = models.PositiveIntegerField(default=0)
+    by_policy = models.PositiveIntegerField(default=0)
+    complete = models.PositiveIntegerField(default=0)
+    sla_known = models.PositiveIntegerField(default=0)
+    sla_compliant = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("KPI day (handoffs)")
+        verbose_name_plural = _("KPI days (handoffs)")
+        indexes = [models.Index(fields=["day", "team"], name="sla_kpihandoff_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day} team={self.team_id} rep={self.rep_id} {self.source}"
+
+
+class KpiTimerDay(models.Model):
+    """The SLA timers started on one day, of one team, rep (the timer's), source and
+    obligation, counted as of the last recomputation."""
+
+    day = models.DateField(_("MQL day"))
+    team = _derived_fk("handoff.Team", _("team"))
+    rep = _derived_fk(settings.AUTH_USER_MODEL, _("rep"))
+    source = models.CharField(_("source"), max_length=100, blank=True)
+    kind = models.CharField(_("obligation"), max_length=20, choices=TimerKind.choices)
+    known = models.PositiveIntegerField(default=0)
+    on_time = models.PositiveIntegerField(default=0)
+    late = models.PositiveIntegerField(default=0)
+    running = models.PositiveIntegerField(default=0)
+    inherited = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("KPI day (timers)")
+        verbose_name_plural = _("KPI days (timers)")
+        indexes = [models.Index(fields=["day", "team"], name="sla_kpitimer_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day} team={self.team_id} rep={self.rep_id} {self.kind}"
+
+
+class KpiStaleDay(models.Model):
+    """ "Recompute this MQL day": appended in the transaction of the change, removed by the
+    recomputation that read it. Append-only rows (no upsert on a per-day row) so that 50
+    MQLs a second do not queue behind one hot row lock."""
+
+    day = models.DateField(_("MQL day"), db_index=True)
+    marked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("stale KPI day")
+        verbose_name_plural = _("stale KPI days")
+
+    def __str__(self) -> str:
+        return str(self.day)
+
+
+class KpiState(models.Model):
+    """One row: when the KPI days were last recomputed (shown on the dashboard)."""
+
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("KPI state")
+
+    def __str__(self) -> str:
+        return f"KPIs as of {self.refreshed_at}"

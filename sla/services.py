@@ -42,6 +42,7 @@ from sla.calendar import (
     add_business_time,
     business_time_between,
 )
+from sla.kpis import kpi_days_mark_stale, kpi_days_refresh_all
 from sla.models import (
     DigestDelivery,
     DurationUnit,
@@ -255,6 +256,13 @@ def timers_sweep(*, now: datetime | None = None, batch_size: int | None = None) 
             batch_size=size,
             changes={"status": TimerStatus.BREACHED, "breached_at": now},
         )
+        if breached:
+            # Late now: the dashboard recomputes these MQL days.
+            kpi_days_mark_stale(
+                moments=SlaTimer.objects.filter(pk__in=breached)
+                .values_list("started_at", flat=True)
+                .distinct()
+            )
         for chunk in _chunks(breached):
             _enqueue_on_commit(tasks.escalate_timers_task, chunk)
     with transaction.atomic():
@@ -471,6 +479,7 @@ def digest_send_weekly(*, now: datetime | None = None) -> int:
 
     now = now or timezone.now()
     start, end = _last_week(now)
+    kpi_days_refresh_all()  # the figures as of now, not of the last beat
     managers = (
         User.objects.filter(is_active=True, managed_teams__isnull=False)
         .exclude(email="")
@@ -488,14 +497,14 @@ def digest_send_weekly(*, now: datetime | None = None) -> int:
         figures = metrics.MetricsFilter(start=start, end=end, team_ids=team_ids)
         try:
             with translation.override(settings.LANGUAGE_CODE):
-                summary = metrics.summary(figures, now=now)
+                summary = metrics.summary(figures)
                 context = {
                     "manager": manager,
                     "start": start,
                     "end": end,
                     "kpis": metrics.kpis(summary),
                     "summary": summary,
-                    "reps": metrics.per_rep(figures, now=now),
+                    "reps": metrics.per_rep(figures),
                     "rejections": metrics.rejection_reasons(figures),
                     "overdue": metrics.overdue(figures, now=now, limit=10),
                     "dashboard_url": settings.PUBLIC_BASE_URL.rstrip("/")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from sla import services
+from sla import kpis, services
 
 
 @shared_task(acks_late=True)
@@ -44,3 +44,21 @@ def remind_timers_task(timer_ids: list[int]) -> int:
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
 def weekly_digest_task() -> int:
     return services.digest_send_weekly()
+
+
+@shared_task(acks_late=True)
+def kpi_refresh_task() -> int:
+    """Every minute from beat: recompute the dashboard's stale days. While days remain, it
+    enqueues itself again (a nightly rebuild marks a year of days)."""
+    result = kpis.kpi_days_refresh()
+    if result.more and not result.skipped:
+        kpi_refresh_task.delay()
+    return len(result.days)
+
+
+@shared_task(acks_late=True)
+def kpi_rebuild_task() -> int:
+    """Nightly: every day with MQLs is recomputed (lead edits after the MQL are caught)."""
+    marked = kpis.kpi_days_rebuild()
+    kpi_refresh_task.delay()
+    return marked

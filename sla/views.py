@@ -66,12 +66,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "selected_team": form.cleaned_data.get("team"),
         "query": request.GET.urlencode(),
     }
-    data = metrics.summary(f, now=now)
+    data = metrics.summary(f)
     context.update(
         summary=data,
         kpis=metrics.kpis(data),
-        weekly=metrics.weekly(f, now=now),
-        sources=metrics.per_source(f, now=now),
+        weekly=metrics.weekly(f),
+        sources=metrics.per_source(f),
         rejections=metrics.rejection_reasons(f),
     )
     if access.sales:
@@ -85,7 +85,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             ]
         context.update(
             obligations=metrics.obligations(data),
-            reps=metrics.per_rep(f, now=now),
+            reps=metrics.per_rep(f),
             overdue=overdue,
         )
     if access.marketing:

@@ -35,6 +35,7 @@ from leadflow.models import Lead
 from leadflow.roles import MARKETING
 from privacy.models import ErasureRequest
 from scoring.models import LeadScore, ScoringModel
+from sla.kpis import kpi_days_refresh_all
 from tests.factories import CompanyFactory, LeadFactory, UserFactory
 from tests.handoff.helpers import make_mql, make_team
 
@@ -126,6 +127,7 @@ def build_world() -> World:
     LeadScore.objects.update_or_create(
         lead=handoff_a.lead, defaults={"model": model, "fit": 40, "engagement": 60}
     )
+    kpi_days_refresh_all()  # the dashboard's per-day sums, as beat keeps them
     world = World(
         marketing=UserFactory(username="mkt", roles=[MARKETING]),
         rep_a=rep_a,

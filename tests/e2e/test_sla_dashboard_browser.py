@@ -36,6 +36,8 @@ def test_a_manager_reads_the_kpis_on_the_dashboard(
     page.wait_for_url(f"{base}/dashboard/?{RANGE}")
 
     assert page.locator("h1").inner_text() == "SLAダッシュボード"
+    # The figures are the per-day sums the fixture refreshed at the pinned clock.
+    assert "2026-11-30 12:00" in page.get_by_test_id("as-of").inner_text()
 
     def kpi(key):
         return page.locator(f'[data-kpi="{key}"]')

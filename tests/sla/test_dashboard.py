@@ -10,6 +10,7 @@ import pytest
 
 from handoff.models import Assignment, Handoff
 from leadflow.roles import MARKETING
+from sla.kpis import kpi_days_refresh_all
 from tests.factories import UserFactory
 from tests.sla.conftest import mql
 from tests.sla.test_metrics import NOW, cohort  # noqa: F401 - the fixture
@@ -58,13 +59,16 @@ def test_the_page_costs_the_same_queries_whatever_the_data(
     client.force_login(manager)
     alice, bob = kanto[1]
     mql(alice, at(11, 20, 10))
+    kpi_days_refresh_all()
     client.get(f"/dashboard/?{RANGE}")  # warm the session and the content types
 
+    # No MQL here has a first contact: the median is one query on either database.
     with django_assert_num_queries(20) as small:
         assert client.get(f"/dashboard/?{RANGE}").status_code == 200
     for day in range(16, 29):
         mql(alice if day % 2 else bob, at(11, day, 11))
     mql(alice, at(11, 1, 10))  # overdue, outside the range
+    kpi_days_refresh_all()
     with django_assert_num_queries(len(small.captured_queries)):
         assert client.get(f"/dashboard/?{RANGE}").status_code == 200
 

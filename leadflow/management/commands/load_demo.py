@@ -28,6 +28,7 @@ from leadflow.lifecycle import lead_transition
 from leadflow.models import Company, EngagementEvent, Lead, LeadExternalId, Stage, User
 from scoring.models import ModelStatus, ScoringModel
 from scoring.services import rescore_run_execute, rescore_run_start
+from sla.kpis import kpi_days_refresh_all
 
 # How many leads end in each stage, and the path that leads there.
 LOST = "lost"  # a path step: the SQL is lost and goes back to nurture
@@ -62,6 +63,8 @@ class Command(BaseCommand):
             model = ScoringModel.objects.get(status=ModelStatus.PUBLISHED)
             run = rescore_run_start(model=model, enqueue=False)
             rescore_run_execute(run_id=run.pk)
+        # The dashboard's per-day sums now, not at the worker's first beat.
+        kpi_days_refresh_all()
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} new leads)."))
 
     def _users(self) -> dict[str, User]:

@@ -1,0 +1,318 @@
+"""The dashboard's read model: KPIs pre-summed per MQL day (see the models' comment).
+
+- `kpi_days_mark_stale` appends "recompute day D" rows in the transaction of the change
+  that affects D's MQLs. It is called by the SLA receivers (a handoff created, assigned,
+  contacted, decided; a lead won or un-won; leads merged), by the sweep (breaches) and when
+  the agreed settings that the figures depend on change.
+- `kpi_days_refresh` (beat, every minute) reads the stale marks, recomputes those days
+  whole from the handoffs and timers — the same definitions `sla.metrics` documents — and
+  deletes exactly the marks it read: a mark committed while it runs stays for the next run.
+- `kpi_days_rebuild` (beat, nightly) marks every day that has MQLs stale. It catches what
+  no mark follows: lead edits (source, required fields) after the MQL.
+
+The figures are therefore as of the last recomputation: a minute behind at most while
+beat runs. A timer that runs past its due time counts as late once the sweep has marked
+it breached (the sweep marks its day), also within a minute.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import (
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from handoff.models import Activity, Handoff, HandoffStatus
+from leadflow.models import Stage
+from sla.models import KpiHandoffDay, KpiStaleDay, KpiState, KpiTimerDay, SlaTimer
+from sla.selectors import sla_settings_get
+
+# Days recomputed per transaction (a day of 20,000 MQLs takes about a second on PostgreSQL).
+DAYS_PER_REFRESH = 7
+# Marks read per run: bounded so that a flood of marks (a rebuild) is worked off in turns.
+MARKS_PER_REFRESH = 50_000
+# pg_try_advisory_xact_lock key: one recomputation at a time ("KPI" in ASCII).
+ADVISORY_LOCK_KEY = 0x4B5049
+
+FIRST_CONTACT_DELAY = ExpressionWrapper(
+    F("first_contact_at") - F("created_at"), output_field=DurationField()
+)
+
+
+def local_day(moment: dt.datetime) -> dt.date:
+    return timezone.localtime(moment, timezone.get_default_timezone()).date()
+
+
+def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    tz = timezone.get_default_timezone()
+    start = dt.datetime.combine(day, dt.time(0), tzinfo=tz)
+    return start, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=tz)
+
+
+# --- marking --------------------------------------------------------------------------
+
+
+def kpi_days_mark_stale(*, moments: Iterable[dt.datetime | dt.date]) -> int:
+    """Mark the MQL days of these instants (or dates) for recomputation. One INSERT."""
+    days = {m if not isinstance(m, dt.datetime) else local_day(m) for m in moments}
+    KpiStaleDay.objects.bulk_create([KpiStaleDay(day=day) for day in sorted(days)])
+    return len(days)
+
+
+def kpi_days_mark_handoff(*, handoff: Handoff) -> None:
+    kpi_days_mark_stale(moments=[handoff.created_at])
+
+
+def kpi_days_mark_lead(*, lead_id: int) -> None:
+    """Every MQL day of the lead's handoffs (a lead won long after its MQL, a merge)."""
+    kpi_days_mark_stale(
+        moments=Handoff.objects.filter(lead_id=lead_id).values_list("created_at", flat=True)
+    )
+
+
+def kpi_days_rebuild() -> int:
+    """Mark every day that has MQLs (nightly, and after the agreed settings change)."""
+    tz = timezone.get_default_timezone()
+    days = (
+        Handoff.objects.annotate(day=TruncDate("created_at", tzinfo=tz))
+        .order_by()
+        .values_list("day", flat=True)
+        .distinct()
+    )
+    return kpi_days_mark_stale(moments=list(days))
+
+
+# --- recomputing ----------------------------------------------------------------------
+
+
+def mql_meets_scoring_policy() -> Q:
+    """On a handoff: its MQL was made by the published scoring policy (the `scoring` app's
+    actor), not moved by hand or by an import. The one place this is decided."""
+    return Q(mql_transition__actor_system="scoring")
+
+
+def _required_filled(fields: Iterable[str]) -> Q:
+    condition = Q()
+    for name in fields:
+        if name == "company":
+            condition &= Q(lead__company__isnull=False)
+        else:
+            condition &= ~Q(**{f"lead__{name}": ""})
+    return condition
+
+
+def _known(now: dt.datetime) -> Q:
+    return Q(met_at__isnull=False) | Q(due_at__lte=now)
+
+
+def _late(now: dt.datetime) -> Q:
+    return Q(met_at__gt=F("due_at")) | Q(met_at__isnull=True, due_at__lte=now)
+
+
+def _in_days(field: str, days: list[dt.date]) -> Q:
+    condition = Q()
+    for day in days:
+        start, end = day_bounds(day)
+        condition |= Q(**{f"{field}__gte": start, f"{field}__lt": end})
+    return condition
+
+
+def handoff_rows(days: list[dt.date], *, now: dt.datetime) -> list[dict[str, Any]]:
+    """The KpiHandoffDay rows of these days, computed from the handoffs. One query."""
+    agreed = sla_settings_get()
+    fields = [name for name in agreed.required_fields if isinstance(name, str)]
+    timers = SlaTimer.objects.filter(handoff_id=OuterRef("pk"))
+    attempts = (
+        Activity.objects.filter(handoff_id=OuterRef("pk"))
+        .order_by()
+        .values("handoff_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    tz = timezone.get_default_timezone()
+    accepted = Q(status=HandoffStatus.ACCEPTED)
+    rejected = Q(status=HandoffStatus.REJECTED)
+    not_reachable = rejected & Q(rejection_reason__code=agreed.not_reachable_reason_code)
+    rows: Any = (
+        Handoff.objects.filter(_in_days("created_at", days))
+        .annotate(
+            day=TruncDate("created_at", tzinfo=tz),
+            any_known=Exists(timers.filter(_known(now))),
+            any_late=Exists(timers.filter(_late(now))),
+            attempts=Coalesce(Subquery(attempts), Value(0)),
+        )
+        .values("day", "team_id", "assigned_to_id", "lead__source", "rejection_reason_id")
+        .order_by()
+        .annotate(
+            mqls=Count("id"),
+            sqls=Count("id", filter=accepted),
+            rejected=Count("id", filter=rejected),
+            open=Count("id", filter=Q(status=HandoffStatus.OPEN)),
+            contacted=Count("id", filter=Q(first_contact_at__isnull=False)),
+            first_contact_total=Sum(FIRST_CONTACT_DELAY),
+            won=Count("id", filter=accepted & Q(lead__stage__in=(Stage.CUSTOMER, Stage.ADVOCATE))),
+            rejected_with_reason=Count(
+                "id", filter=rejected & Q(rejection_reason__isnull=False) & ~Q(rejection_comment="")
+            ),
+            not_reachable=Count("id", filter=not_reachable),
+            not_reachable_followed_up=Count(
+                "id",
+                filter=not_reachable & Q(attempts__gte=agreed.min_attempts_not_reachable),
+            ),
+            by_policy=Count("id", filter=mql_meets_scoring_policy()),
+            complete=Count("id", filter=_required_filled(fields)),
+            sla_known=Count("id", filter=Q(any_known=True)),
+            sla_compliant=Count("id", filter=Q(any_known=True, any_late=False)),
+        )
+    )
+    return list(rows)
+
+
+def timer_rows(days: list[dt.date], *, now: dt.datetime) -> list[dict[str, Any]]:
+    """The KpiTimerDay rows of these days, computed from the timers. One query."""
+    tz = timezone.get_default_timezone()
+    rows: Any = (
+        SlaTimer.objects.filter(_in_days("started_at", days))
+        .annotate(day=TruncDate("started_at", tzinfo=tz))
+        .values("day", "handoff__team_id", "rep_id", "handoff__lead__source", "kind")
+        .order_by()
+        .annotate(
+            known=Count("id", filter=_known(now)),
+            in_time=Count("id", filter=Q(met_at__lte=F("due_at"))),
+            late=Count("id", filter=_late(now)),
+            running=Count("id", filter=Q(met_at__isnull=True, due_at__gt=now)),
+            inherited=Count("id", filter=Q(rep_since__gt=F("started_at"))),
+        )
+    )
+    return list(rows)
+
+
+def _as_timedelta(value: Any) -> dt.timedelta:
+    # Sum of a duration: a timedelta on PostgreSQL, microseconds on SQLite.
+    if value is None:
+        return dt.timedelta(0)
+    if isinstance(value, dt.timedelta):
+        return value
+    return dt.timedelta(microseconds=int(value))
+
+
+def kpi_days_recompute(days: list[dt.date], *, now: dt.datetime) -> None:
+    """Replace the rows of these days (call inside a transaction)."""
+    handoffs = [
+        KpiHandoffDay(
+            day=row["day"],
+            team_id=row["team_id"],
+            rep_id=row["assigned_to_id"],
+            source=row["lead__source"] or "",
+            rejection_reason_id=row["rejection_reason_id"],
+            first_contact_total=_as_timedelta(row["first_contact_total"]),
+            **{
+                key: row[key]
+                for key in (
+                    "mqls",
+                    "sqls",
+                    "rejected",
+                    "open",
+                    "contacted",
+                    "won",
+                    "rejected_with_reason",
+                    "not_reachable",
+                    "not_reachable_followed_up",
+                    "by_policy",
+                    "complete",
+                    "sla_known",
+                    "sla_compliant",
+                )
+            },
+        )
+        for row in handoff_rows(days, now=now)
+    ]
+    timers = [
+        KpiTimerDay(
+            day=row["day"],
+            team_id=row["handoff__team_id"],
+            rep_id=row["rep_id"],
+            source=row["handoff__lead__source"] or "",
+            kind=row["kind"],
+            known=row["known"],
+            on_time=row["in_time"],
+            late=row["late"],
+            running=row["running"],
+            inherited=row["inherited"],
+        )
+        for row in timer_rows(days, now=now)
+    ]
+    KpiHandoffDay.objects.filter(day__in=days).delete()
+    KpiTimerDay.objects.filter(day__in=days).delete()
+    KpiHandoffDay.objects.bulk_create(handoffs, batch_size=1000)
+    KpiTimerDay.objects.bulk_create(timers, batch_size=1000)
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    days: list[dt.date]
+    more: bool  # marks were left for another run
+    skipped: bool = False  # another recomputation holds the lock
+
+
+def _lock() -> bool:
+    if connection.vendor != "postgresql":
+        return True  # SQLite: one writer at a time anyway
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
+        return bool(cursor.fetchone()[0])
+
+
+def kpi_days_refresh(
+    *, now: dt.datetime | None = None, max_days: int = DAYS_PER_REFRESH
+) -> RefreshResult:
+    """Recompute up to `max_days` stale days in one transaction; `more` says whether stale
+    days remain. Safe to run twice at once (the second one skips)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not _lock():
+            return RefreshResult(days=[], more=True, skipped=True)
+        marks = list(
+            KpiStaleDay.objects.order_by("day", "id").values_list("id", "day")[:MARKS_PER_REFRESH]
+        )
+        days = sorted({day for _, day in marks})[:max_days]
+        chosen = set(days)
+        read = [mark_id for mark_id, day in marks if day in chosen]
+        if days:
+            kpi_days_recompute(days, now=now)
+            # Exactly the marks read: one committed meanwhile stays for the next run.
+            KpiStaleDay.objects.filter(id__in=read).delete()
+        more = len(read) < len(marks) or len(marks) == MARKS_PER_REFRESH
+        KpiState.objects.update_or_create(pk=1, defaults={"refreshed_at": now})
+    return RefreshResult(days=days, more=more)
+
+
+def kpi_days_refresh_all(*, now: dt.datetime | None = None) -> int:
+    """Work off every stale day now (demo data, tests, a management command)."""
+    total = 0
+    while True:
+        result = kpi_days_refresh(now=now)
+        total += len(result.days)
+        if not result.more or result.skipped:
+            return total
+
+
+def kpi_refreshed_at() -> dt.datetime | None:
+    state = KpiState.objects.filter(pk=1).first()
+    return state.refreshed_at if state else None
