@@ -218,6 +218,7 @@ class Command(BaseCommand):
         """Walk the lead through the journey with the same services people use."""
         at = start
         handoff = None
+        mql_at = start
         for step in path:
             at = min(at + dt.timedelta(days=rng.randint(1, 4), hours=rng.randint(1, 8)), now)
             if step == Stage.MQL:
@@ -229,6 +230,7 @@ class Command(BaseCommand):
                     reason="fit ≥ 30 and engagement ≥ 50",
                 )
                 handoff = Handoff.objects.get(lead=lead, status="open")
+                mql_at = at
                 continue
             if handoff is None:  # never an MQL: marketing's own decision
                 lead_transition(
@@ -244,8 +246,10 @@ class Command(BaseCommand):
             if step in (Stage.SQL, Stage.RECYCLED):
                 # The SLA allows "not reachable" only after 3 attempts.
                 attempts = 3 if step == Stage.RECYCLED and code == "not_reachable" else None
-                self._contact(rng, handoff, rep, at, now, attempts=attempts)
-                at = min(at + dt.timedelta(hours=rng.randint(2, 30)), now)
+                # Reps call within hours of the MQL, and decide within days (a few late:
+                # the dashboard has something to show on both sides of the target).
+                contacted = self._contact(rng, handoff, rep, mql_at, now, attempts=attempts)
+                at = min(contacted + dt.timedelta(hours=rng.randint(4, 80)), now)
             if step == Stage.SQL:
                 bant = dict(
                     zip(
@@ -276,14 +280,19 @@ class Command(BaseCommand):
             self._contact(rng, handoff, handoff.assigned_to or manager, at, now)
 
     @staticmethod
-    def _contact(rng, handoff: Handoff, rep: User, after, now, attempts: int | None = None) -> None:
-        when = min(after + dt.timedelta(hours=rng.randint(1, 20)), now)
+    def _contact(rng, handoff: Handoff, rep: User, after, now, attempts: int | None = None):
+        """Log 1–3 attempts, the first mostly within the 24 h SLA; return the last one's time."""
+        delay = rng.randint(1, 20) if rng.random() < 0.85 else rng.randint(26, 44)
+        when = min(after + dt.timedelta(hours=delay), now)
+        last = when
         for attempt in range(attempts or rng.randint(1, 3)):
+            last = min(when + dt.timedelta(hours=attempt * 5), now)
             activity_log(
                 handoff=handoff,
                 actor=rep,
                 kind=rng.choice(["call", "call", "email"]),
                 outcome="no_answer" if attempt == 0 and rng.random() < 0.4 else "reached",
                 note=rng.choice(data.ACTIVITY_NOTES),
-                at=min(when + dt.timedelta(hours=attempt * 5), now),
+                at=last,
             )
+        return last
