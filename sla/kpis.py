@@ -87,15 +87,18 @@ def kpi_days_mark_lead(*, lead_id: int) -> None:
 
 
 def kpi_days_rebuild() -> int:
-    """Mark every day that has MQLs (nightly, and after the agreed settings change)."""
+    """Mark every day that has MQLs, or sums of MQLs since deleted (a lead erased with its
+    handoffs), for recomputation: nightly, and after the agreed settings change."""
     tz = timezone.get_default_timezone()
-    days = (
+    days = set(
         Handoff.objects.annotate(day=TruncDate("created_at", tzinfo=tz))
         .order_by()
         .values_list("day", flat=True)
         .distinct()
     )
-    return kpi_days_mark_stale(moments=list(days))
+    days |= set(KpiHandoffDay.objects.order_by().values_list("day", flat=True).distinct())
+    days |= set(KpiTimerDay.objects.order_by().values_list("day", flat=True).distinct())
+    return kpi_days_mark_stale(moments=days)
 
 
 # --- recomputing ----------------------------------------------------------------------

@@ -188,6 +188,16 @@ def test_rebuild_marks_every_mql_day(kanto, pinned):
     assert stale_days() == [dt.date(2026, 11, 3), dt.date(2026, 11, 17)]
 
 
+def test_rebuild_drops_the_sums_of_deleted_handoffs(kanto, pinned):
+    handoff = mql(kanto[1][0], at(11, 6, 10))
+    kpi_days_refresh_all(now=NOW)
+    handoff.delete()  # e.g. the lead deleted in the admin: nothing marks its day
+
+    assert kpis.kpi_days_rebuild() == 1
+    kpi_days_refresh_all(now=NOW)
+    assert (KpiHandoffDay.objects.count(), KpiTimerDay.objects.count()) == (0, 0)
+
+
 def test_changing_the_agreed_settings_in_the_admin_recomputes_everything(
     kanto, pinned, admin_client
 ):
