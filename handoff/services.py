@@ -34,6 +34,7 @@ from handoff.models import (
     AssignmentVia,
     Handoff,
     HandoffStatus,
+    QueueNotice,
     RejectionReason,
     RepProfile,
     Team,
@@ -174,16 +175,22 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
             lead=lead, mql_transition=transition, team=team, created_at=at
         )
         signals.handoff_created.send(sender=Handoff, handoff=handoff, at=at)
-        if team is not None:
-            membership = _pick_rep(team=team, at=at)
-            if membership is not None:
-                _assign(
-                    handoff=handoff,
-                    team=team,
-                    membership=membership,
-                    via=AssignmentVia.ROUTING,
-                    at=at,
-                )
+        membership = _pick_rep(team=team, at=at) if team is not None else None
+        if membership is not None:
+            _assign(
+                handoff=handoff,
+                team=team,
+                membership=membership,
+                via=AssignmentVia.ROUTING,
+                at=at,
+            )
+        else:
+            # Nobody could take it: it waits in the queue, and the managers must hear of
+            # it (a queued MQL is the one nobody's clock reminds anybody of).
+            notice = QueueNotice.objects.create(handoff=handoff, created_at=at)
+            from handoff.tasks import notify_queued_task
+
+            _enqueue_on_commit(notify_queued_task, notice.pk)
     return handoff
 
 
@@ -644,29 +651,29 @@ def handoff_check_merge(*, keep: Lead, merge: Lead) -> None:
 # --- notifications ---------------------------------------------------------------------
 
 
-def _claim(assignment_id: int, field: str) -> bool:
+def _claim(model: type[Assignment] | type[QueueNotice], pk: int, field: str) -> bool:
     # A conditional UPDATE is the claim: of two workers running the same task, one wins.
     # Claimed before sending, released if sending fails, so a notification goes out at
-    # most once per assignment (a worker killed mid-send loses that one message).
+    # most once per row (a worker killed mid-send loses that one message).
     return (
-        Assignment.objects.filter(pk=assignment_id, **{f"{field}__isnull": True}).update(
-            **{field: timezone.now()}
-        )
+        model.objects.filter(pk=pk, **{f"{field}__isnull": True}).update(**{field: timezone.now()})
         == 1
     )
 
 
-def _release(assignment_id: int, field: str) -> None:
-    Assignment.objects.filter(pk=assignment_id).update(**{field: None})
+def _release(model: type[Assignment] | type[QueueNotice], pk: int, field: str) -> None:
+    model.objects.filter(pk=pk).update(**{field: None})
 
 
-def _send_once(assignment_id: int, field: str, send: Callable[[], object]) -> bool:
-    if not _claim(assignment_id, field):
+def _send_once(
+    model: type[Assignment] | type[QueueNotice], pk: int, field: str, send: Callable[[], object]
+) -> bool:
+    if not _claim(model, pk, field):
         return False
     try:
         send()
     except Exception:
-        _release(assignment_id, field)
+        _release(model, pk, field)
         raise
     return True
 
@@ -712,6 +719,7 @@ def assignment_notify(*, assignment_id: int) -> dict[str, bool]:
         }
     if assignment.rep.email:
         sent["email"] = _send_once(
+            Assignment,
             assignment.pk,
             "email_sent_at",
             lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [assignment.rep.email]),
@@ -719,7 +727,79 @@ def assignment_notify(*, assignment_id: int) -> dict[str, bool]:
     webhook = getattr(settings, "HANDOFF_SLACK_WEBHOOK_URL", "")
     if webhook:
         sent["slack"] = _send_once(
-            assignment.pk, "slack_sent_at", lambda: _post_webhook(webhook, slack_text)
+            Assignment, assignment.pk, "slack_sent_at", lambda: _post_webhook(webhook, slack_text)
+        )
+    return sent
+
+
+def _queue_managers(handoff: Handoff) -> list[User]:
+    # Who sees the queued handoff in their inbox: its team's managers; a handoff that no
+    # rule routed (no team, no default team) shows in every manager's queue.
+    managers = User.objects.filter(is_active=True).exclude(email="")
+    if handoff.team_id is not None:
+        managers = managers.filter(managed_teams=handoff.team_id)
+    else:
+        managers = managers.filter(managed_teams__isnull=False)
+    return list(managers.distinct().order_by("pk"))
+
+
+def queue_notice_notify(*, notice_id: int) -> dict[str, bool]:
+    """Tell the managers that an MQL waits in the queue: one e-mail to them all, and the
+    handoff webhook if one is configured. Each channel at most once per queued handoff.
+
+    Runs outside any transaction (from a Celery task). Returns what was sent this time.
+    """
+    sent = {"email": False, "slack": False}
+    notice = (
+        QueueNotice.objects.select_related("handoff__lead__company", "handoff__team")
+        .filter(pk=notice_id)
+        .first()
+    )
+    if notice is None:
+        return sent
+    handoff = notice.handoff
+    if not handoff.is_queued:
+        return sent  # somebody took it (or decided it) before we got here: nothing to do
+    managers = _queue_managers(handoff)
+    base = settings.PUBLIC_BASE_URL.rstrip("/")
+    url = base + reverse("handoff:detail", args=[handoff.pk])
+    lead_name = handoff.lead.full_name or handoff.lead.email
+    with translation.override(settings.LANGUAGE_CODE):
+        context = {
+            "handoff": handoff,
+            "lead": handoff.lead,
+            "team": handoff.team,
+            "url": url,
+            "inbox_url": base + reverse("handoff:inbox"),
+        }
+        if handoff.team is not None:
+            subject = _("MQL waiting in the queue of %(team)s: %(lead)s") % {
+                "team": handoff.team.name,
+                "lead": lead_name,
+            }
+            slack_text = _(
+                "Nobody in %(team)s could take a new MQL; it waits in the queue: %(lead)s — %(url)s"
+            ) % {"team": handoff.team.name, "lead": lead_name, "url": url}
+        else:
+            subject = _("MQL waiting without a team: %(lead)s") % {"lead": lead_name}
+            slack_text = _(
+                "A new MQL matched no team; it waits in the queue: %(lead)s — %(url)s"
+            ) % {"lead": lead_name, "url": url}
+        if handoff.lead.company:
+            subject += f" ({handoff.lead.company.name})"
+        body = render_to_string("handoff/email/queued.txt", context)
+    if managers:
+        recipients = [manager.email for manager in managers]
+        sent["email"] = _send_once(
+            QueueNotice,
+            notice.pk,
+            "email_sent_at",
+            lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients),
+        )
+    webhook = getattr(settings, "HANDOFF_SLACK_WEBHOOK_URL", "")
+    if webhook:
+        sent["slack"] = _send_once(
+            QueueNotice, notice.pk, "slack_sent_at", lambda: _post_webhook(webhook, slack_text)
         )
     return sent
 
