@@ -13,7 +13,7 @@ import logging
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -319,6 +319,83 @@ def handoff_reroute(*, handoff: Handoff, reason: str) -> Handoff | None:
             at=at,
         )
     return locked
+
+
+# --- a rep's availability ----------------------------------------------------------------
+
+
+class Comeback(NamedTuple):
+    profile: RepProfile
+    assigned: list[Handoff]  # queued handoffs that went to this rep on their return
+
+
+def _check_availability_change(*, rep: User, actor: User) -> None:
+    # The rep sets their own; a superuser or a manager of one of the rep's teams may too
+    # (the admin is theirs already). Nobody sets a colleague's.
+    allowed = (
+        actor.pk == rep.pk
+        or actor.is_superuser
+        or Team.objects.filter(managers=actor, memberships__rep=rep).exists()
+    )
+    if not allowed:
+        raise DomainError(
+            _("You can only change your own availability."), code="not_your_availability"
+        )
+    if not TeamMembership.objects.filter(rep=rep).exists():
+        raise DomainError(
+            _("%(rep)s is not a rep in any team, so there is no availability to set.")
+            % {"rep": rep},
+            code="not_a_rep",
+        )
+
+
+def rep_set_away(*, rep: User, actor: User, until: datetime | None = None) -> RepProfile:
+    """The rep gets no new handoffs from now on: until `until` (back by the clock then), or
+    until they say they are back. The handoffs they hold stay theirs."""
+    if until is not None:
+        message = None
+        if until.tzinfo is None:
+            message = _("The time has no time zone.")
+        elif until <= timezone.now():
+            message = _("“Away until” must be in the future.")
+        if message is not None:
+            raise DomainError(message, code="invalid_away_until", fields={"away_until": [message]})
+    _check_availability_change(rep=rep, actor=actor)
+    with transaction.atomic():
+        profile, _created = RepProfile.objects.select_for_update().get_or_create(user=rep)
+        profile.away = True
+        profile.away_until = until
+        profile.save(update_fields=["away", "away_until"])
+    logger.info("Rep %s away until %s (set by %s)", rep.pk, until, actor.pk)
+    return profile
+
+
+def rep_set_back(*, rep: User, actor: User) -> Comeback:
+    """The rep takes new handoffs again, and their teams' queues are drained at once (the
+    returning rep is usually the one with room), not at the next periodic sweep."""
+    _check_availability_change(rep=rep, actor=actor)
+    with transaction.atomic():
+        profile, _created = RepProfile.objects.select_for_update().get_or_create(user=rep)
+        profile.away = False
+        profile.away_until = None
+        profile.save(update_fields=["away", "away_until"])
+    logger.info("Rep %s back (set by %s)", rep.pk, actor.pk)
+    # After the profile's commit, one team at a time: each drain takes its team's lock in
+    # its own transaction (the routing lock order), and a failed drain leaves the rep back
+    # all the same; the periodic assign_all_queues_task drains what is left.
+    team_ids = (
+        TeamMembership.objects.filter(rep=rep, is_active=True)
+        .order_by("team_id")
+        .values_list("team_id", flat=True)
+    )
+    assigned: list[Handoff] = []
+    for team in Team.objects.filter(pk__in=list(team_ids)).order_by("pk"):
+        assigned += [
+            handoff
+            for handoff in handoff_assign_from_queue(team=team)
+            if handoff.assigned_to_id == rep.pk
+        ]
+    return Comeback(profile=profile, assigned=assigned)
 
 
 # --- work on a handoff -----------------------------------------------------------------
