@@ -24,4 +24,5 @@ urlpatterns = [
         name="team-assign-queue",
     ),
     path("api/v1/", include(router.urls)),
+    path("api/v1/me/availability/", api.MyAvailabilityApi.as_view(), name="api-my-availability"),
 ]

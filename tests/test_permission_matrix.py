@@ -450,6 +450,25 @@ MATRIX: list[Row] = [
     ),
     # --- the handoff API ---------------------------------------------------------------
     Row(
+        "handoff:api-my-availability",
+        "GET",
+        lambda w: "/api/v1/me/availability/",
+        expect(403, anonymous=401, rep_a=200, rep_b=200),
+    ),
+    Row(
+        "handoff:api-my-availability",
+        "PUT",
+        lambda w: "/api/v1/me/availability/",
+        expect(
+            unchanged(403),
+            anonymous=unchanged(401),
+            rep_a=changed(200),
+            rep_b=unchanged(200),
+        ),
+        data=lambda w: {"away": True, "user": w.rep_a.pk},
+        snapshot=lambda w: RepProfile.objects.filter(user=w.rep_a, away=True).exists(),
+    ),
+    Row(
         "handoff:api-handoff-list",
         "GET",
         lambda w: "/api/v1/handoffs/",
