@@ -188,6 +188,19 @@ def test_the_inbox_shows_the_reps_status_and_the_form(client, kanto):
     assert 'id="back-form"' not in body
 
 
+def test_the_inbox_header_says_until_when_in_japanese(client, kanto):
+    _team, alice, _bob, _manager = kanto
+    set_profile(alice, away=True, away_until=dt.datetime(2026, 12, 1, 18, 0, tzinfo=TOKYO))
+    client.force_login(alice)
+
+    body = client.get("/inbox/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+
+    assert '<span id="availability-status" class="status status-away">不在 (12/01 18:00 まで)</span>' in (
+        body
+    )
+    assert 'id="back-form"' in body
+
+
 def test_no_form_for_users_in_no_team(client, kanto):
     _team, _alice, _bob, manager = kanto
     client.force_login(manager)  # manages the team, takes no leads

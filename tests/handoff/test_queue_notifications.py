@@ -90,6 +90,22 @@ def test_the_managers_get_one_email_however_often_the_task_runs(queued):
     assert QueueNotice.objects.get(pk=notice.pk).email_sent_at is not None
 
 
+def test_the_email_is_in_japanese_when_the_site_is(queued, settings):
+    handoff, notice, _managers, _rep = queued
+    settings.LANGUAGE_CODE = "ja"
+
+    tasks.notify_queued_task(notice.pk)
+
+    (message,) = mail.outbox
+    company = handoff.lead.company.name
+    assert message.subject == f"キュー待ちのMQL (Kanto): 佐藤 花子 ({company})"
+    assert message.body.startswith(
+        "新しいMQLが届きましたが、Kanto の担当者は全員不在か上限に達しているため、"
+        "誰にも割り当てられませんでした。チームのキューで待っています。\n"
+    )
+    assert f"リード: 佐藤 花子 <{handoff.lead.email}>\n" in message.body
+
+
 def test_the_webhook_gets_one_message(queued, webhook):
     handoff, notice, _managers, _rep = queued
 
