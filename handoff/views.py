@@ -57,6 +57,15 @@ def _attach_scores(handoffs: list[Handoff]) -> bool:
     return scores is not None
 
 
+def _availability_context(request: HttpRequest) -> dict[str, Any]:
+    availability = selectors.availability_for(user=request.user)
+    # Away until a time: the field starts at that time, so changing it is one edit.
+    return {
+        "availability": availability,
+        "away_form": AwayForm(initial={"away_until": availability.until}),
+    }
+
+
 def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     access = selectors.access_for(user=request.user)
     mine = list(selectors.inbox_for_rep(user=request.user))
@@ -79,9 +88,8 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         "marketing_open": marketing_open,
         "access": access,
         "scoring_available": scoring_available,
-        "availability": selectors.availability_for(user=request.user),
-        "away_form": AwayForm(),
     }
+    context.update(_availability_context(request))
     context.update(extra)
     return context
 
@@ -339,8 +347,11 @@ def availability(request: HttpRequest) -> HttpResponse:
         success = _("Welcome back: new MQLs come to you again.")
         if comeback.assigned:
             drained = True
-            success += " " + ngettext(
+            # One sentence to translate: Japanese joins them without the English space.
+            success = ngettext(
+                "Welcome back: new MQLs come to you again. "
                 "%(n)d MQL from the team queue is now yours.",
+                "Welcome back: new MQLs come to you again. "
                 "%(n)d MQLs from the team queue are now yours.",
                 len(comeback.assigned),
             ) % {"n": len(comeback.assigned)}
@@ -359,11 +370,7 @@ def availability(request: HttpRequest) -> HttpResponse:
 
     if success:
         if _is_htmx(request) and not drained:
-            context = {
-                "availability": selectors.availability_for(user=user),
-                "away_form": AwayForm(),
-                "flash": success,
-            }
+            context = {**_availability_context(request), "flash": success}
             return render(request, "handoff/_availability.html", context)
         # Handoffs came from the queue: the whole inbox changed, not just the header.
         messages.success(request, success)

@@ -68,9 +68,7 @@ def test_a_rep_sets_themselves_away_until_a_time(kanto):
         is_rep=True, away=True, until=until
     )
     # Back by the clock at that time, with nothing to switch.
-    assert selectors.availability_for(user=alice, at=until) == Availability(
-        is_rep=True, away=False
-    )
+    assert selectors.availability_for(user=alice, at=until) == Availability(is_rep=True, away=False)
 
 
 @pytest.mark.parametrize(
@@ -107,11 +105,14 @@ def test_coming_back_drains_the_team_queue_to_that_rep(kanto):
 
     assert (comeback.profile.away, comeback.profile.away_until) == (False, None)
     assert [h.pk for h in comeback.assigned] == [h.pk for h in queued]  # oldest first
-    assert list(
-        Handoff.objects.filter(pk__in=[h.pk for h in queued]).values_list(
-            "assigned_to_id", flat=True
+    assert (
+        list(
+            Handoff.objects.filter(pk__in=[h.pk for h in queued]).values_list(
+                "assigned_to_id", flat=True
+            )
         )
-    ) == [alice.pk] * 3
+        == [alice.pk] * 3
+    )
     assignments = Assignment.objects.filter(handoff__in=queued)
     assert {(a.rep_id, a.via, a.by_id) for a in assignments} == {
         (alice.pk, AssignmentVia.QUEUE, None)
@@ -195,10 +196,13 @@ def test_the_inbox_header_says_until_when_in_japanese(client, kanto):
 
     body = client.get("/inbox/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
 
-    assert '<span id="availability-status" class="status status-away">不在 (12/01 18:00 まで)</span>' in (
-        body
+    assert (
+        '<span id="availability-status" class="status status-away">不在 (12/01 18:00 まで)</span>'
+        in (body)
     )
     assert 'id="back-form"' in body
+    # The field starts at the current "until", so changing it is one edit.
+    assert 'name="away_until" value="2026-12-01T18:00"' in body
 
 
 def test_no_form_for_users_in_no_team(client, kanto):
@@ -248,7 +252,7 @@ def test_htmx_post_swaps_the_status_in_place(client, kanto):
     response = client.post(URL, {"action": "away", "away_until": "2026-12-01T18:00"}, **HTMX)
 
     assert response.status_code == 200
-    assert [t.name for t in response.templates][0] == "handoff/_availability.html"
+    assert response.templates[0].name == "handoff/_availability.html"
     body = response.content.decode()
     assert body.lstrip().startswith('<section class="panel availability" id="availability"')
     assert "<html" not in body

@@ -189,8 +189,7 @@ def test_an_mql_with_no_team_tells_every_teams_managers(db, settings):
     company = handoff.lead.company.name
     assert message.subject == f"MQL waiting without a team: 伊藤 さくら ({company})"
     assert message.body.startswith(
-        "A new MQL came in and no routing rule or default team matched it. "
-        "It waits in the queue.\n"
+        "A new MQL came in and no routing rule or default team matched it. It waits in the queue.\n"
     )
 
 
