@@ -176,7 +176,7 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
         )
         signals.handoff_created.send(sender=Handoff, handoff=handoff, at=at)
         membership = _pick_rep(team=team, at=at) if team is not None else None
-        if membership is not None:
+        if team is not None and membership is not None:
             _assign(
                 handoff=handoff,
                 team=team,
