@@ -193,16 +193,33 @@ def test_an_mql_with_no_team_tells_every_teams_managers(db, settings):
     )
 
 
-def test_a_team_without_managers_sends_no_email(db):
+def test_with_nobody_to_tell_there_is_no_notice_and_no_task(
+    db, monkeypatch, django_capture_on_commit_callbacks
+):
+    _team, (rep,), _none = make_team(reps=1, default=True, manager=False)
+    set_profile(rep, away=True)
+    sent: list[int] = []
+    monkeypatch.setattr(tasks.notify_queued_task, "delay", sent.append)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        handoff = make_mql()
+
+    assert handoff.is_queued
+    assert sent == []
+    assert not QueueNotice.objects.exists()
+
+
+def test_a_team_without_managers_still_tells_the_webhook(db, webhook):
     _team, (rep,), _none = make_team(reps=1, default=True, manager=False)
     set_profile(rep, away=True)
     handoff = make_mql()
 
     assert tasks.notify_queued_task(QueueNotice.objects.get(handoff=handoff).pk) == {
         "email": False,
-        "slack": False,
+        "slack": True,
     }
     assert mail.outbox == []
+    assert len(webhook.received) == 1
 
 
 def test_a_missing_notice_is_nothing_to_do(db):
