@@ -1,4 +1,7 @@
-"""A rep switches themselves away and back on the inbox, in a real browser (Japanese UI)."""
+"""A rep switches themselves away and back on the inbox, in a real browser (Japanese UI).
+
+Named to run after test_handoff_browser.py: a transaction=True test flushes the rows the
+migrations seeded (rejection reasons), which that test reads; this one needs none."""
 
 from __future__ import annotations
 
