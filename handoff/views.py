@@ -343,18 +343,22 @@ def availability(request: HttpRequest) -> HttpResponse:
     success = ""
     drained = False
     if action == "back":
-        comeback = services.rep_set_back(rep=user, actor=user)
-        success = _("Welcome back: new MQLs come to you again.")
-        if comeback.assigned:
-            drained = True
-            # One sentence to translate: Japanese joins them without the English space.
-            success = ngettext(
-                "Welcome back: new MQLs come to you again. "
-                "%(n)d MQL from the team queue is now yours.",
-                "Welcome back: new MQLs come to you again. "
-                "%(n)d MQLs from the team queue are now yours.",
-                len(comeback.assigned),
-            ) % {"n": len(comeback.assigned)}
+        try:
+            comeback = services.rep_set_back(rep=user, actor=user)
+        except DomainError as error:  # e.g. taken out of their last team meanwhile
+            add_domain_error(form, error)
+        else:
+            success = _("Welcome back: new MQLs come to you again.")
+            if comeback.assigned:
+                drained = True
+                # One sentence to translate: Japanese joins them without the English space.
+                success = ngettext(
+                    "Welcome back: new MQLs come to you again. "
+                    "%(n)d MQL from the team queue is now yours.",
+                    "Welcome back: new MQLs come to you again. "
+                    "%(n)d MQLs from the team queue are now yours.",
+                    len(comeback.assigned),
+                ) % {"n": len(comeback.assigned)}
     elif action == "away":
         if form.is_valid():
             try:

@@ -413,3 +413,23 @@ def test_no_queue_alert_when_the_queue_is_empty(client, kanto):
     client.force_login(manager)
 
     assert 'id="queue-alert"' not in client.get("/inbox/").content.decode()
+
+
+def test_a_refused_comeback_is_a_form_error_not_a_500(client, kanto, monkeypatch):
+    # E.g. the rep was taken out of their last team between the page and the click.
+    _team, alice, _bob, _manager = kanto
+    set_profile(alice, away=True)
+
+    def refuse(**kwargs):
+        raise DomainError("kanto-rep1 is not a rep in any team.", code="not_a_rep")
+
+    monkeypatch.setattr(services, "rep_set_back", refuse)
+    client.force_login(alice)
+
+    response = client.post(URL, {"action": "back"}, **HTMX)
+
+    assert response.status_code == 422
+    assert '<div class="form-errors" role="alert"><p>kanto-rep1 is not a rep in any team.</p>' in (
+        response.content.decode()
+    )
+    assert RepProfile.objects.get(user=alice).away is True
