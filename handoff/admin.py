@@ -10,6 +10,7 @@ from handoff.models import (
     Assignment,
     Handoff,
     HandoffPolicy,
+    QueueNotice,
     RejectionReason,
     RepProfile,
     RoutingRule,
@@ -153,6 +154,18 @@ class AssignmentInline(admin.TabularInline):
         return False
 
 
+class QueueNoticeInline(admin.TabularInline):
+    # Whether the managers were told that this MQL waited in the queue, and when.
+    model = QueueNotice
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "email_sent_at", "slack_sent_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class ActivityInline(admin.TabularInline):
     model = Activity
     extra = 0
@@ -183,7 +196,7 @@ class HandoffAdmin(admin.ModelAdmin):
     search_fields = ("lead__email", "lead__last_name", "lead__company__name")
     list_select_related = ("lead", "team", "assigned_to")
     date_hierarchy = "created_at"
-    inlines = (AssignmentInline, ActivityInline)
+    inlines = (AssignmentInline, QueueNoticeInline, ActivityInline)
     readonly_fields = [f.name for f in Handoff._meta.fields]
 
     def has_add_permission(self, request) -> bool:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from handoff import selectors, services
 from handoff.models import (
@@ -206,3 +208,69 @@ class HandoffViewSet(viewsets.ReadOnlyModelViewSet):
         data.is_valid(raise_exception=True)
         activity = services.activity_log(handoff=handoff, actor=request.user, **data.validated_data)
         return Response(ActivitySerializer(activity).data, status=status.HTTP_201_CREATED)
+
+
+class AvailabilitySerializer(serializers.Serializer):
+    away = serializers.BooleanField(help_text="Away now: gets no new handoffs.")
+    away_until = serializers.DateTimeField(
+        allow_null=True, help_text="Back by the clock at this time; null: until set back."
+    )
+
+
+class AvailabilityChangeSerializer(AvailabilitySerializer):
+    assigned_from_queue = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Handoffs the team queues gave the caller on coming back (ids).",
+    )
+
+
+class AvailabilityInput(serializers.Serializer):
+    away = serializers.BooleanField()
+    # A time without an offset is read in the site's zone (TIME_ZONE, Asia/Tokyo).
+    away_until = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs["away"] and attrs["away_until"] is not None:
+            raise serializers.ValidationError(
+                {"away_until": [_("Only with away: true; leave it out to come back.")]}
+            )
+        return attrs
+
+
+class MyAvailabilityApi(APIView):
+    """The caller's own availability (reps only): GET it, PUT away (optionally until a time)
+    or back. Coming back hands the caller's teams' queued handoffs out at once."""
+
+    def _check_rep(self, request: Request) -> None:
+        if not selectors.availability_for(user=request.user).is_rep:
+            raise PermissionDenied(
+                _("You are not a rep in any team: there is no availability to set.")
+            )
+
+    def _state(self, request: Request) -> dict:
+        current = selectors.availability_for(user=request.user)
+        return {"away": current.away, "away_until": current.until}
+
+    @extend_schema(responses=AvailabilitySerializer)
+    def get(self, request: Request) -> Response:
+        self._check_rep(request)
+        return Response(AvailabilitySerializer(self._state(request)).data)
+
+    @extend_schema(request=AvailabilityInput, responses=AvailabilityChangeSerializer)
+    def put(self, request: Request) -> Response:
+        self._check_rep(request)
+        data = AvailabilityInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        assigned: list[int] = []
+        if data.validated_data["away"]:
+            services.rep_set_away(
+                rep=request.user, actor=request.user, until=data.validated_data["away_until"]
+            )
+        else:
+            comeback = services.rep_set_back(rep=request.user, actor=request.user)
+            assigned = [handoff.pk for handoff in comeback.assigned]
+        return Response(
+            AvailabilityChangeSerializer(
+                {**self._state(request), "assigned_from_queue": assigned}
+            ).data
+        )

@@ -107,3 +107,17 @@ class StageForm(_PageForm):
         ],
     )
     reason = forms.CharField(label=_("Reason / note"), required=False)
+
+
+class AwayForm(_PageForm):
+    """The rep's own "away now until …". A time without a zone is read as the site's
+    (TIME_ZONE, Asia/Tokyo): what the rep's clock on the wall says."""
+
+    id_prefix = "availability"
+    # Named as the model field and the API's, so a service's field error lands here.
+    away_until = forms.DateTimeField(
+        label=_("Until (optional)"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text=_("Empty: until you say you are back."),
+    )

@@ -414,3 +414,28 @@ class Activity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.get_outcome_display()})"
+
+
+class QueueNotice(models.Model):
+    """An MQL that nobody in its team could take when it came in (everyone away or at
+    capacity): the team's managers are told once. The row is written in the same
+    transaction as the queued handoff; the send state makes the notification idempotent
+    (a retried task sends nothing already sent)."""
+
+    handoff = models.OneToOneField(
+        Handoff,
+        verbose_name=_("handoff"),
+        on_delete=models.CASCADE,
+        related_name="queue_notice",
+    )
+    created_at = models.DateTimeField(_("queued"), default=timezone.now)
+    email_sent_at = models.DateTimeField(_("e-mail sent"), null=True, blank=True)
+    slack_sent_at = models.DateTimeField(_("Slack message sent"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("queue notice")
+        verbose_name_plural = _("queue notices")
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.handoff_id} queued"

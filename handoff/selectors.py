@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from handoff.models import (
@@ -19,6 +20,7 @@ from handoff.models import (
     Handoff,
     HandoffPolicy,
     HandoffStatus,
+    RepProfile,
     RoutingRule,
     Team,
     TeamMembership,
@@ -92,6 +94,35 @@ def can_act(*, user, handoff: Handoff) -> bool:
     if access.user_id is None:
         return False
     return handoff.assigned_to_id == access.user_id or can_manage(user=user, handoff=handoff)
+
+
+# --- a rep's availability ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Availability:
+    """What the inbox header and the API show of the user's own availability."""
+
+    is_rep: bool  # in a team: only reps have an availability to set
+    away: bool  # away now (an "away until" that has passed counts as back)
+    until: datetime | None = None
+
+
+def availability_for(*, user, at: datetime | None = None) -> Availability:
+    """The user's availability as the round robin sees it, in one query."""
+    row = (
+        User.objects.filter(pk=user.pk)
+        .annotate(is_rep=Exists(TeamMembership.objects.filter(rep=OuterRef("pk"))))
+        .values_list("is_rep", "rep_profile__away", "rep_profile__away_until")
+        .first()
+    )
+    if row is None:
+        return Availability(is_rep=False, away=False)
+    is_rep, away, until = row
+    profile = RepProfile(away=bool(away), away_until=until)
+    if not profile.is_away(at):
+        return Availability(is_rep=is_rep, away=False)
+    return Availability(is_rep=is_rep, away=True, until=until)
 
 
 # --- policy and routing -----------------------------------------------------------------

@@ -13,12 +13,12 @@ import logging
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -34,6 +34,7 @@ from handoff.models import (
     AssignmentVia,
     Handoff,
     HandoffStatus,
+    QueueNotice,
     RejectionReason,
     RepProfile,
     Team,
@@ -174,16 +175,25 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
             lead=lead, mql_transition=transition, team=team, created_at=at
         )
         signals.handoff_created.send(sender=Handoff, handoff=handoff, at=at)
-        if team is not None:
-            membership = _pick_rep(team=team, at=at)
-            if membership is not None:
-                _assign(
-                    handoff=handoff,
-                    team=team,
-                    membership=membership,
-                    via=AssignmentVia.ROUTING,
-                    at=at,
-                )
+        membership = _pick_rep(team=team, at=at) if team is not None else None
+        if team is not None and membership is not None:
+            _assign(
+                handoff=handoff,
+                team=team,
+                membership=membership,
+                via=AssignmentVia.ROUTING,
+                at=at,
+            )
+        else:
+            # Nobody could take it: it waits in the queue, and the managers must hear of
+            # it (a queued MQL is the one nobody's clock reminds anybody of). With nobody
+            # to tell (no manager, no webhook) there is no notice and no task.
+            webhook = getattr(settings, "HANDOFF_SLACK_WEBHOOK_URL", "")
+            if webhook or _queue_managers(team.pk if team else None).exists():
+                notice = QueueNotice.objects.create(handoff=handoff, created_at=at)
+                from handoff.tasks import notify_queued_task
+
+                _enqueue_on_commit(notify_queued_task, notice.pk)
     return handoff
 
 
@@ -312,6 +322,83 @@ def handoff_reroute(*, handoff: Handoff, reason: str) -> Handoff | None:
             at=at,
         )
     return locked
+
+
+# --- a rep's availability ----------------------------------------------------------------
+
+
+class Comeback(NamedTuple):
+    profile: RepProfile
+    assigned: list[Handoff]  # queued handoffs that went to this rep on their return
+
+
+def _check_availability_change(*, rep: User, actor: User) -> None:
+    # The rep sets their own; a superuser or a manager of one of the rep's teams may too
+    # (the admin is theirs already). Nobody sets a colleague's.
+    allowed = (
+        actor.pk == rep.pk
+        or actor.is_superuser
+        or Team.objects.filter(managers=actor, memberships__rep=rep).exists()
+    )
+    if not allowed:
+        raise DomainError(
+            _("You can only change your own availability."), code="not_your_availability"
+        )
+    if not TeamMembership.objects.filter(rep=rep).exists():
+        raise DomainError(
+            _("%(rep)s is not a rep in any team, so there is no availability to set.")
+            % {"rep": rep},
+            code="not_a_rep",
+        )
+
+
+def rep_set_away(*, rep: User, actor: User, until: datetime | None = None) -> RepProfile:
+    """The rep gets no new handoffs from now on: until `until` (back by the clock then), or
+    until they say they are back. The handoffs they hold stay theirs."""
+    if until is not None:
+        message = None
+        if until.tzinfo is None:
+            message = _("The time has no time zone.")
+        elif until <= timezone.now():
+            message = _("“Away until” must be in the future.")
+        if message is not None:
+            raise DomainError(message, code="invalid_away_until", fields={"away_until": [message]})
+    _check_availability_change(rep=rep, actor=actor)
+    with transaction.atomic():
+        profile, _created = RepProfile.objects.select_for_update().get_or_create(user=rep)
+        profile.away = True
+        profile.away_until = until
+        profile.save(update_fields=["away", "away_until"])
+    logger.info("Rep %s away until %s (set by %s)", rep.pk, until, actor.pk)
+    return profile
+
+
+def rep_set_back(*, rep: User, actor: User) -> Comeback:
+    """The rep takes new handoffs again, and their teams' queues are drained at once (the
+    returning rep is usually the one with room), not at the next periodic sweep."""
+    _check_availability_change(rep=rep, actor=actor)
+    with transaction.atomic():
+        profile, _created = RepProfile.objects.select_for_update().get_or_create(user=rep)
+        profile.away = False
+        profile.away_until = None
+        profile.save(update_fields=["away", "away_until"])
+    logger.info("Rep %s back (set by %s)", rep.pk, actor.pk)
+    # After the profile's commit, one team at a time: each drain takes its team's lock in
+    # its own transaction (the routing lock order), and a failed drain leaves the rep back
+    # all the same; the periodic assign_all_queues_task drains what is left.
+    team_ids = (
+        TeamMembership.objects.filter(rep=rep, is_active=True)
+        .order_by("team_id")
+        .values_list("team_id", flat=True)
+    )
+    assigned: list[Handoff] = []
+    for team in Team.objects.filter(pk__in=list(team_ids)).order_by("pk"):
+        assigned += [
+            handoff
+            for handoff in handoff_assign_from_queue(team=team)
+            if handoff.assigned_to_id == rep.pk
+        ]
+    return Comeback(profile=profile, assigned=assigned)
 
 
 # --- work on a handoff -----------------------------------------------------------------
@@ -644,29 +731,29 @@ def handoff_check_merge(*, keep: Lead, merge: Lead) -> None:
 # --- notifications ---------------------------------------------------------------------
 
 
-def _claim(assignment_id: int, field: str) -> bool:
+def _claim(model: type[Assignment] | type[QueueNotice], pk: int, field: str) -> bool:
     # A conditional UPDATE is the claim: of two workers running the same task, one wins.
     # Claimed before sending, released if sending fails, so a notification goes out at
-    # most once per assignment (a worker killed mid-send loses that one message).
+    # most once per row (a worker killed mid-send loses that one message).
     return (
-        Assignment.objects.filter(pk=assignment_id, **{f"{field}__isnull": True}).update(
-            **{field: timezone.now()}
-        )
+        model.objects.filter(pk=pk, **{f"{field}__isnull": True}).update(**{field: timezone.now()})
         == 1
     )
 
 
-def _release(assignment_id: int, field: str) -> None:
-    Assignment.objects.filter(pk=assignment_id).update(**{field: None})
+def _release(model: type[Assignment] | type[QueueNotice], pk: int, field: str) -> None:
+    model.objects.filter(pk=pk).update(**{field: None})
 
 
-def _send_once(assignment_id: int, field: str, send: Callable[[], object]) -> bool:
-    if not _claim(assignment_id, field):
+def _send_once(
+    model: type[Assignment] | type[QueueNotice], pk: int, field: str, send: Callable[[], object]
+) -> bool:
+    if not _claim(model, pk, field):
         return False
     try:
         send()
     except Exception:
-        _release(assignment_id, field)
+        _release(model, pk, field)
         raise
     return True
 
@@ -712,6 +799,7 @@ def assignment_notify(*, assignment_id: int) -> dict[str, bool]:
         }
     if assignment.rep.email:
         sent["email"] = _send_once(
+            Assignment,
             assignment.pk,
             "email_sent_at",
             lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [assignment.rep.email]),
@@ -719,7 +807,79 @@ def assignment_notify(*, assignment_id: int) -> dict[str, bool]:
     webhook = getattr(settings, "HANDOFF_SLACK_WEBHOOK_URL", "")
     if webhook:
         sent["slack"] = _send_once(
-            assignment.pk, "slack_sent_at", lambda: _post_webhook(webhook, slack_text)
+            Assignment, assignment.pk, "slack_sent_at", lambda: _post_webhook(webhook, slack_text)
+        )
+    return sent
+
+
+def _queue_managers(team_id: int | None) -> QuerySet[User]:
+    # Who sees a queued handoff in their inbox: its team's managers; a handoff that no
+    # rule routed (no team, no default team) shows in every manager's queue.
+    managers = User.objects.filter(is_active=True).exclude(email="")
+    if team_id is not None:
+        managers = managers.filter(managed_teams=team_id)
+    else:
+        managers = managers.filter(managed_teams__isnull=False)
+    return managers.distinct().order_by("pk")
+
+
+def queue_notice_notify(*, notice_id: int) -> dict[str, bool]:
+    """Tell the managers that an MQL waits in the queue: one e-mail to them all, and the
+    handoff webhook if one is configured. Each channel at most once per queued handoff.
+
+    Runs outside any transaction (from a Celery task). Returns what was sent this time.
+    """
+    sent = {"email": False, "slack": False}
+    notice = (
+        QueueNotice.objects.select_related("handoff__lead__company", "handoff__team")
+        .filter(pk=notice_id)
+        .first()
+    )
+    if notice is None:
+        return sent
+    handoff = notice.handoff
+    if not handoff.is_queued:
+        return sent  # somebody took it (or decided it) before we got here: nothing to do
+    managers = list(_queue_managers(handoff.team_id))
+    base = settings.PUBLIC_BASE_URL.rstrip("/")
+    url = base + reverse("handoff:detail", args=[handoff.pk])
+    lead_name = handoff.lead.full_name or handoff.lead.email
+    with translation.override(settings.LANGUAGE_CODE):
+        context = {
+            "handoff": handoff,
+            "lead": handoff.lead,
+            "team": handoff.team,
+            "url": url,
+            "inbox_url": base + reverse("handoff:inbox"),
+        }
+        if handoff.team is not None:
+            subject = _("MQL waiting in the queue of %(team)s: %(lead)s") % {
+                "team": handoff.team.name,
+                "lead": lead_name,
+            }
+            slack_text = _(
+                "Nobody in %(team)s could take a new MQL; it waits in the queue: %(lead)s — %(url)s"
+            ) % {"team": handoff.team.name, "lead": lead_name, "url": url}
+        else:
+            subject = _("MQL waiting without a team: %(lead)s") % {"lead": lead_name}
+            slack_text = _(
+                "A new MQL matched no team; it waits in the queue: %(lead)s — %(url)s"
+            ) % {"lead": lead_name, "url": url}
+        if handoff.lead.company:
+            subject += f" ({handoff.lead.company.name})"
+        body = render_to_string("handoff/email/queued.txt", context)
+    if managers:
+        recipients = [manager.email for manager in managers]
+        sent["email"] = _send_once(
+            QueueNotice,
+            notice.pk,
+            "email_sent_at",
+            lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients),
+        )
+    webhook = getattr(settings, "HANDOFF_SLACK_WEBHOOK_URL", "")
+    if webhook:
+        sent["slack"] = _send_once(
+            QueueNotice, notice.pk, "slack_sent_at", lambda: _post_webhook(webhook, slack_text)
         )
     return sent
 

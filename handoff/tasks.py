@@ -35,3 +35,13 @@ def assign_all_queues_task() -> int:
         .distinct()
     )
     return sum(assign_from_queue_task(team_id) for team_id in team_ids)
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OSError,),  # SMTP and HTTP failures, as for notify_assignment_task
+    retry_backoff=True,
+    max_retries=6,
+)
+def notify_queued_task(notice_id: int) -> dict[str, bool]:
+    return services.queue_notice_notify(notice_id=notice_id)

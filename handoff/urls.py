@@ -11,6 +11,7 @@ router.register("handoffs", api.HandoffViewSet, basename="api-handoff")
 
 urlpatterns = [
     path("inbox/", views.inbox, name="inbox"),
+    path("inbox/availability/", views.availability, name="availability"),
     path("inbox/handoffs/<int:pk>/", views.detail, name="detail"),
     path("inbox/handoffs/<int:pk>/activities/", views.activity_create, name="activity-create"),
     path("inbox/handoffs/<int:pk>/accept/", views.accept, name="accept"),
@@ -23,4 +24,5 @@ urlpatterns = [
         name="team-assign-queue",
     ),
     path("api/v1/", include(router.urls)),
+    path("api/v1/me/availability/", api.MyAvailabilityApi.as_view(), name="api-my-availability"),
 ]

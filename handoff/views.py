@@ -17,13 +17,16 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from handoff import selectors, services
 from handoff.forms import (
     AcceptForm,
     ActivityForm,
+    AwayForm,
     ReassignForm,
     RejectForm,
     StageForm,
@@ -54,9 +57,16 @@ def _attach_scores(handoffs: list[Handoff]) -> bool:
     return scores is not None
 
 
-@require_GET
-@login_required
-def inbox(request: HttpRequest) -> HttpResponse:
+def _availability_context(request: HttpRequest) -> dict[str, Any]:
+    availability = selectors.availability_for(user=request.user)
+    # Away until a time: the field starts at that time, so changing it is one edit.
+    return {
+        "availability": availability,
+        "away_form": AwayForm(initial={"away_until": availability.until}),
+    }
+
+
+def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     access = selectors.access_for(user=request.user)
     mine = list(selectors.inbox_for_rep(user=request.user))
     queue: list[Handoff] = []
@@ -70,19 +80,24 @@ def inbox(request: HttpRequest) -> HttpResponse:
     if access.is_marketing and not (access.is_manager or access.is_admin):
         marketing_open = list(selectors.open_handoffs_for_marketing()[:200])
     scoring_available = _attach_scores(mine + queue)
-    return render(
-        request,
-        "handoff/inbox.html",
-        {
-            "mine": mine,
-            "queue": queue,
-            "team_open": team_open,
-            "teams": teams,
-            "marketing_open": marketing_open,
-            "access": access,
-            "scoring_available": scoring_available,
-        },
-    )
+    context: dict[str, Any] = {
+        "mine": mine,
+        "queue": queue,
+        "team_open": team_open,
+        "teams": teams,
+        "marketing_open": marketing_open,
+        "access": access,
+        "scoring_available": scoring_available,
+    }
+    context.update(_availability_context(request))
+    context.update(extra)
+    return context
+
+
+@require_GET
+@login_required
+def inbox(request: HttpRequest) -> HttpResponse:
+    return render(request, "handoff/inbox.html", _inbox_context(request))
 
 
 def _visible_or_404(request: HttpRequest, pk: int) -> Handoff:
@@ -302,3 +317,75 @@ def team_assign_queue(request: HttpRequest, team_id: int) -> HttpResponse:
             _("Nobody in %(team)s can take a handoff now (away or at capacity).") % {"team": team},
         )
     return redirect("handoff:inbox")
+
+
+def _away_message(until) -> str:
+    if until is None:
+        return _("You are away: no new MQLs come to you until you say you are back.")
+    return _("You are away until %(until)s: no new MQLs come to you until then.") % {
+        "until": timezone.localtime(until).strftime("%m/%d %H:%M")
+    }
+
+
+@require_POST
+@login_required
+def availability(request: HttpRequest) -> HttpResponse:
+    """The rep sets themselves away (now, optionally until a time) or back.
+
+    Always the caller's own availability: the POST names no user, and anything it adds
+    (a user id) is ignored. Users who are in no team have none to set (403).
+    """
+    user = _actor(request)
+    if not selectors.availability_for(user=user).is_rep:
+        raise PermissionDenied
+    form = AwayForm(request.POST)
+    action = request.POST.get("action")
+    success = ""
+    drained = False
+    if action == "back":
+        try:
+            comeback = services.rep_set_back(rep=user, actor=user)
+        except DomainError as error:  # e.g. taken out of their last team meanwhile
+            add_domain_error(form, error)
+        else:
+            success = _("Welcome back: new MQLs come to you again.")
+            if comeback.assigned:
+                drained = True
+                # One sentence to translate: Japanese joins them without the English space.
+                success = ngettext(
+                    "Welcome back: new MQLs come to you again. "
+                    "%(n)d MQL from the team queue is now yours.",
+                    "Welcome back: new MQLs come to you again. "
+                    "%(n)d MQLs from the team queue are now yours.",
+                    len(comeback.assigned),
+                ) % {"n": len(comeback.assigned)}
+    elif action == "away":
+        if form.is_valid():
+            try:
+                profile = services.rep_set_away(
+                    rep=user, actor=user, until=form.cleaned_data["away_until"]
+                )
+            except DomainError as error:
+                add_domain_error(form, error)
+            else:
+                success = _away_message(profile.away_until)
+    else:
+        form.add_error(None, _("Choose “away” or “I'm back”."))
+
+    if success:
+        if _is_htmx(request) and not drained:
+            context = {**_availability_context(request), "flash": success}
+            return render(request, "handoff/_availability.html", context)
+        # Handoffs came from the queue: the whole inbox changed, not just the header.
+        messages.success(request, success)
+        if _is_htmx(request):
+            response = HttpResponse(status=200)
+            response["HX-Redirect"] = reverse("handoff:inbox")
+            return response
+        return redirect("handoff:inbox")
+    if _is_htmx(request):
+        context = {"availability": selectors.availability_for(user=user), "away_form": form}
+        return render(request, "handoff/_availability.html", context, status=422)
+    return render(
+        request, "handoff/inbox.html", _inbox_context(request, away_form=form), status=422
+    )

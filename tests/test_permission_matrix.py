@@ -28,7 +28,14 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authtoken.models import Token
 
 from handoff import services as handoff_services
-from handoff.models import Activity, Handoff, RejectionReason, RoutingRule, TeamMembership
+from handoff.models import (
+    Activity,
+    Handoff,
+    RejectionReason,
+    RepProfile,
+    RoutingRule,
+    TeamMembership,
+)
 from integrations.outbound.models import Destination, DestinationKind
 from integrations.services import source_create
 from leadflow.models import Lead
@@ -426,7 +433,41 @@ MATRIX: list[Row] = [
         expect(404, anonymous=302, manager=302, admin=302),
         api=False,
     ),
+    Row(
+        "handoff:availability",
+        "POST",
+        lambda w: "/inbox/availability/",
+        # Reps set their own: rep B posting A's id changes only B. Not a rep: nothing to set.
+        expect(
+            unchanged(403),
+            anonymous=unchanged(302),
+            rep_a=changed(302),
+            rep_b=unchanged(302),
+        ),
+        data=lambda w: {"action": "away", "user": w.rep_a.pk, "rep": w.rep_a.pk},
+        api=False,
+        snapshot=lambda w: RepProfile.objects.filter(user=w.rep_a, away=True).exists(),
+    ),
     # --- the handoff API ---------------------------------------------------------------
+    Row(
+        "handoff:api-my-availability",
+        "GET",
+        lambda w: "/api/v1/me/availability/",
+        expect(403, anonymous=401, rep_a=200, rep_b=200),
+    ),
+    Row(
+        "handoff:api-my-availability",
+        "PUT",
+        lambda w: "/api/v1/me/availability/",
+        expect(
+            unchanged(403),
+            anonymous=unchanged(401),
+            rep_a=changed(200),
+            rep_b=unchanged(200),
+        ),
+        data=lambda w: {"away": True, "user": w.rep_a.pk},
+        snapshot=lambda w: RepProfile.objects.filter(user=w.rep_a, away=True).exists(),
+    ),
     Row(
         "handoff:api-handoff-list",
         "GET",

@@ -88,3 +88,24 @@ def test_the_api_schema_describes_the_handoff_actions(admin_client):
     body = response.content.decode()
     for path in ("/api/v1/handoffs/{id}/accept/", "/api/v1/handoffs/{id}/reject/"):
         assert path in body
+
+
+def test_a_queued_handoff_shows_whether_the_managers_were_told(admin_client):
+    _team, (rep,), _manager = make_team(reps=1, default=True)
+    set_profile(rep, away=True)
+    handoff = make_mql()
+
+    response = admin_client.get(reverse("admin:handoff_handoff_change", args=[handoff.pk]))
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'id="queue_notice-group"' in body
+    assert 'name="queue_notice-TOTAL_FORMS" value="1"' in body  # the notice row is shown
+
+
+def test_the_api_schema_describes_my_availability(admin_client):
+    schema = admin_client.get("/api/schema/?format=json").json()
+
+    operations = schema["paths"]["/api/v1/me/availability/"]
+    assert sorted(operations) == ["get", "put"]
+    assert set(operations["put"]["responses"]) == {"200", "400", "401", "403"}

@@ -359,8 +359,9 @@ def test_inbox_queries_do_not_grow_with_the_number_of_handoffs(
         Activity.objects.create(handoff=handoff, kind="call", outcome="reached", by=alice)
     client.force_login(alice)
 
-    # session, user, roles, managed teams, handoffs, their events, their activities, scores
-    with django_assert_num_queries(8):
+    # session, user, roles, managed teams, handoffs, their events, their activities, scores,
+    # the rep's own availability
+    with django_assert_num_queries(9):
         response = client.get("/inbox/")
     assert len(response.context["mine"]) == count
 
@@ -378,7 +379,7 @@ def test_inbox_with_real_scores_stays_at_the_same_query_count(
     published_model()  # compiles the published model, which is then cached per process
     client.force_login(alice)
 
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         response = client.get("/inbox/")
 
     body = response.content.decode()
@@ -397,8 +398,8 @@ def test_manager_inbox_queries_do_not_grow_either(client, kanto, count, django_a
     client.force_login(manager)
 
     # session, user, roles, managed teams, own handoffs (none, so no prefetch),
-    # queue + its events + its activities, team table, teams, scores
-    with django_assert_num_queries(11):
+    # queue + its events + its activities, team table, teams, scores, availability
+    with django_assert_num_queries(12):
         response = client.get("/inbox/")
     assert len(response.context["queue"]) == count
     assert len(response.context["team_open"]) == count
