@@ -330,6 +330,10 @@ def main() -> None:
                 "target_p99_ms": 2000,
                 "p99_ok": p99 <= 2000 and len(latencies) == total,
                 "worker_concurrency": args.concurrency,
+                # The webhooks go through Django's test client: the same URL routing,
+                # middleware and view as behind gunicorn, without an HTTP server.
+                "intake": "django test client" if args.start == "webhook" else "none",
+                "deliver_inline": settings.OUTBOX_DELIVER_INLINE,
                 "producers": args.producers,
                 "database": "postgresql",
                 "broker": "redis",

@@ -109,6 +109,7 @@ def lead_score_changes(
     lead: Lead,
     events: Sequence[EngagementEvent] = (),
     attributes_changed: bool = False,
+    lead_created: bool = False,
 ) -> LeadScore | None:
     """Score what changed for one lead in the caller's transaction: its fields (fit) and
     the engagement events just recorded for it, then apply the MQL policy once.
@@ -116,15 +117,20 @@ def lead_score_changes(
     A one-lead recompute (when the row is missing, from another model version, or an
     event of a capped rule is older than one already counted) reads every event in the
     database, including the ones in `events` not yet applied, so after it the rest of
-    `events` is not applied again."""
-    with transaction.atomic():
+    `events` is not applied again.
+
+    `lead_created`: the caller's transaction created the lead, so no other transaction
+    can hold (or be writing) a score for it: it is computed at once, with no placeholder
+    row to insert and lock first."""
+    # No savepoint of its own: it only groups the writes; an error goes up to the caller.
+    with transaction.atomic(savepoint=False):
         _publish_lock(exclusive=False)
         model = published_model()
         if model is None:
             return None
         now = timezone.now()
-        score = _locked_score(lead.pk, now)
-        if score.model_id != model.id:
+        score = None if lead_created else _locked_score(lead.pk, now)
+        if score is None or score.model_id != model.id:
             score = _recompute(lead.pk, model, now)
         else:
             if attributes_changed:

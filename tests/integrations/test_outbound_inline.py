@@ -9,6 +9,7 @@ import json
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from integrations.models import InboundEvent, InboundStatus
 from integrations.outbound import services
@@ -36,7 +37,7 @@ def _no_paused_destinations():
     services._inline_paused_until.clear()
 
 
-def hand_raiser(email: str) -> dict:
+def hand_raiser(email: str, *, last_name: str = "山田", company: str = "株式会社サンプル") -> dict:
     """A generic webhook the default model turns into an MQL at once (an executive of a
     large company asking for a consultation)."""
     return {
@@ -45,17 +46,17 @@ def hand_raiser(email: str) -> dict:
         "occurred_at": "2026-11-02T10:00:00+09:00",
         "lead": {
             "email": email,
-            "last_name": "山田",
+            "last_name": last_name,
             "job_title": "代表取締役",
-            "company": "株式会社サンプル",
+            "company": company,
             "employee_count": 1200,
             "industry": "製造業",
         },
     }
 
 
-def receive(client, source, email: str) -> int:
-    response = post(client, source, hand_raiser(email))
+def receive(client, source, email: str, **person) -> int:
+    response = post(client, source, hand_raiser(email, **person))
     assert response.status_code == 202, response.content
     return response.json()["id"]
 
@@ -284,3 +285,31 @@ def test_a_change_committed_after_the_block_gives_its_claim_back_to_the_queue(no
     )
     assert receiver.requests == []
     assert len(no_kick) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_lead_s_webhook_is_processed_and_delivered_in_a_fixed_number_of_queries(
+    client, no_kick, receiver
+):
+    # The per-event cost of intake → MQL → SFA (issue #7): lock the inbound row, create the
+    # company and lead, record the event, score, move to MQL, hand off, start the SLA
+    # timers, write the outbox row, commit, then send it and record the result. Counted
+    # with transaction control (BEGIN, SAVEPOINT, RELEASE, COMMIT) and the advisory lock
+    # scoring takes on PostgreSQL.
+    ensure_default_scoring_model()
+    make_webhook(f"{receiver.url}/hook")
+    source = make_source("generic")
+    # The first event also compiles the published model (cached per process after).
+    process_inbound_event(
+        receive(client, source, "first@example.jp", last_name="佐藤", company="株式会社サトウ")
+    )
+    inbound_id = receive(client, source, "yamada@example.co.jp")
+
+    with CaptureQueriesContext(connection) as queries:
+        process_inbound_event(inbound_id)
+
+    message = OutboxMessage.objects.get(lead__email="yamada@example.co.jp")
+    assert message.status == MessageStatus.DELIVERED
+    assert len(queries) == (36 if connection.vendor == "postgresql" else 35), "\n".join(
+        query["sql"][:120] for query in queries
+    )
