@@ -145,7 +145,8 @@ def outbox_enqueue_for_transition(*, transition: StageTransition) -> list[Outbox
     # stage change; the unique key already makes the second copy a no-op.
     created = OutboxMessage.objects.bulk_create(rows, ignore_conflicts=True)
     if inline is not None and claimed_token is not None:
-        transaction.on_commit(partial(inline.committed, claimed_token), robust=True)
+        claimed = [row for row in rows if row.claim_token == claimed_token]
+        transaction.on_commit(partial(inline.committed, claimed_token, claimed), robust=True)
     if any(row.status == MessageStatus.PENDING for row in rows):
         # Low latency: a worker starts as soon as the change is committed. If the broker is
         # down the beat sweep picks the rows up (robust: the commit never fails for it).
@@ -173,12 +174,14 @@ class _InlineBatch:
     """The claims of one `outbox_delivery_inline` block, filled as its transactions commit."""
 
     def __init__(self) -> None:
-        self.tokens: list[uuid.UUID] = []
+        # The claimed rows as written, with their destination and lead: sending them
+        # needs no query to load them again, only their ids.
+        self.claimed: dict[uuid.UUID, list[OutboxMessage]] = {}
         self.open = True
 
-    def committed(self, token: uuid.UUID) -> None:
+    def committed(self, token: uuid.UUID, rows: list[OutboxMessage]) -> None:
         if self.open:
-            self.tokens.append(token)
+            self.claimed[token] = rows
         else:
             # Committed after the block ended (cannot happen when the block is entered
             # outside a transaction, which is the only way it claims): nobody is going to
@@ -243,20 +246,30 @@ def outbox_delivery_inline() -> Iterator[DeliveryStats]:
     finally:
         _inline_batch.reset(reset)
         batch.open = False
-    if batch.tokens:
+    if batch.claimed:
         try:
-            _deliver_claimed(batch.tokens, stats)
+            _deliver_claimed(batch.claimed, stats)
         except Exception:
             # The rows stay in flight until their lease expires; then the sweep sends them.
             logger.exception("Inline delivery failed; the outbox sweep will retry")
 
 
-def _deliver_claimed(tokens: list[uuid.UUID], stats: DeliveryStats) -> None:
-    messages = list(
-        OutboxMessage.objects.filter(claim_token__in=tokens, status=MessageStatus.IN_FLIGHT)
-        .select_related("destination", "lead")
-        .order_by("id")
-    )
+def _deliver_claimed(claimed: dict[uuid.UUID, list[OutboxMessage]], stats: DeliveryStats) -> None:
+    # bulk_create(ignore_conflicts=True) does not return ids (PostgreSQL), and a row that
+    # conflicted was not written at all: the committed rows say which ids are ours.
+    ids = {
+        (token, destination_id, event): pk
+        for pk, token, destination_id, event in OutboxMessage.objects.filter(
+            claim_token__in=list(claimed), status=MessageStatus.IN_FLIGHT
+        ).values_list("pk", "claim_token", "destination_id", "event")
+    }
+    messages = []
+    for token, rows in claimed.items():
+        for row in rows:
+            row.pk = ids.get((token, row.destination_id, row.event))
+            if row.pk is not None:
+                messages.append(row)
+    messages.sort(key=lambda message: message.pk)
     stats.claimed += len(messages)
     for message in messages:
         destination = message.destination

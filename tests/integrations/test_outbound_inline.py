@@ -242,7 +242,7 @@ def test_a_worker_dying_before_the_call_leaves_the_row_to_the_sweep_after_its_le
     lead = LeadFactory()
     stored_score(lead, fit=45, engagement=60)
 
-    def dies(tokens, stats):
+    def dies(claimed, stats):
         raise RuntimeError("killed")
 
     monkeypatch.setattr(services, "_deliver_claimed", dies)
