@@ -164,8 +164,9 @@ def outbox_enqueue_for_transition(*, transition: StageTransition) -> list[Outbox
 # the beat sweep delivers them, as for any claimed row.
 
 # A destination that failed, or answered slower than this, is left to the delivery
-# queue for a while: one slow SFA must not hold up the intake workers.
-INLINE_SLOW_SECONDS = 1.0
+# queue for a while: the intake worker waits for the call, so a slow SFA (hundreds of
+# milliseconds a call is common) would cut intake throughput; one call a minute probes.
+INLINE_SLOW_SECONDS = 0.25
 INLINE_PAUSE_SECONDS = 60.0
 _inline_paused_until: dict[int, float] = {}
 

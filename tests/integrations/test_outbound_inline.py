@@ -212,6 +212,29 @@ def test_a_failing_destination_is_retried_by_the_queue_and_skipped_inline_for_a_
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_slow_destination_is_left_to_the_delivery_queue_for_a_while(no_kick):
+    with WebhookReceiver() as slow:
+        slow.script.append(Reply(200, {"id": "late"}, delay=0.3))
+        destination = make_webhook(f"{slow.url}/hook")
+        first, second = LeadFactory.create_batch(2)
+        for lead in (first, second):
+            stored_score(lead, fit=45, engagement=60)
+
+        with outbox_delivery_inline() as stats:
+            lead_transition(lead=first, to_stage=Stage.MQL, actor="scoring")
+        with outbox_delivery_inline() as later:
+            lead_transition(lead=second, to_stage=Stage.MQL, actor="scoring")
+
+    assert (stats.delivered, later.claimed) == (1, 0)
+    assert list(OutboxMessage.objects.order_by("id").values_list("status", flat=True)) == [
+        MessageStatus.DELIVERED,
+        MessageStatus.PENDING,
+    ]
+    assert len(no_kick) == 1
+    assert destination.pk in services._inline_paused_until
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_lead_s_older_open_message_goes_first(no_kick, receiver):
     make_webhook(f"{receiver.url}/hook")
     lead = LeadFactory()
