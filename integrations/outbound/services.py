@@ -257,11 +257,13 @@ def outbox_delivery_inline() -> Iterator[DeliveryStats]:
 
 def _deliver_claimed(claimed: dict[uuid.UUID, list[OutboxMessage]], stats: DeliveryStats) -> None:
     # bulk_create(ignore_conflicts=True) does not return ids (PostgreSQL), and a row that
-    # conflicted was not written at all: the committed rows say which ids are ours.
+    # conflicted was not written at all: the committed rows say which ids are ours. Found
+    # through the transition (indexed); our token on a row means our claim still holds.
+    transition_ids = {row.transition_id for rows in claimed.values() for row in rows}
     ids = {
         (token, destination_id, event): pk
         for pk, token, destination_id, event in OutboxMessage.objects.filter(
-            claim_token__in=list(claimed), status=MessageStatus.IN_FLIGHT
+            transition_id__in=transition_ids, claim_token__in=list(claimed)
         ).values_list("pk", "claim_token", "destination_id", "event")
     }
     messages = []
