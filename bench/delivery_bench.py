@@ -1,7 +1,8 @@
 """End-to-end delivery latency: lead in → MQL delivered to the SFA.
 
 On PostgreSQL + Redis with a real Celery worker subprocess (and its embedded beat) and a
-local HTTP destination, at a steady rate, and prints JSON with the p50/p95/p99 latency.
+local HTTP destination (its own process, as an SFA would be), at a steady rate, and
+prints JSON with the p50/p95/p99 latency.
 Target: p99 ≤ 2 s.
 
 --from webhook (default): each lead arrives as a signed generic webhook (an executive at
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -61,6 +63,40 @@ from scoring.models import ScoringModel  # noqa: E402
 SECRET = "bench-secret"
 
 
+def _serve_destination(port_out: Any, arrivals: Any) -> None:
+    """The destination's own process: answers each POST and reports (e-mail, arrival time,
+    signed) to the bench. A real SFA is another machine; as a thread of the bench it would
+    wait for the GIL behind the producer threads, and that wait would count as delivery."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            now = time.time()
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            try:
+                verify([SECRET], body, self.headers.get("X-LeadFlow-Signature", ""), now=now)
+                signed = True
+            except SignatureError:
+                signed = False
+            arrivals.put((json.loads(body)["lead"]["email"], now, signed))
+            reply = b'{"ok":true}'
+            self.send_response(200 if signed else 401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    port_out.put(server.server_address[1])
+    server.serve_forever()
+
+
 class Receiver:
     """The destination: records when each lead's message arrived (and any duplicates)."""
 
@@ -69,45 +105,35 @@ class Receiver:
         self.duplicates = 0
         self.bad_signatures = 0
         self.lock = threading.Lock()
-        owner = self
+        # Forked before the bench opens any connection or thread.
+        context = multiprocessing.get_context("fork")
+        self.arrivals = context.Queue()
+        port = context.Queue()
+        self.process = context.Process(
+            target=_serve_destination, args=(port, self.arrivals), daemon=True
+        )
+        self.process.start()
+        self.port = port.get(timeout=30)
+        threading.Thread(target=self._collect, daemon=True).start()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
+    def _collect(self) -> None:
+        while True:
+            email, at, signed = self.arrivals.get()
+            with self.lock:
+                if not signed:
+                    self.bad_signatures += 1
+                elif email in self.arrived:
+                    self.duplicates += 1
+                else:
+                    self.arrived[email] = at
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                now = time.time()
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    verify([SECRET], body, self.headers.get("X-LeadFlow-Signature", ""), now=now)
-                    signed = True
-                except SignatureError:
-                    signed = False
-                lead_id = json.loads(body)["lead"]["email"]
-                with owner.lock:
-                    if not signed:
-                        owner.bad_signatures += 1
-                    elif lead_id in owner.arrived:
-                        owner.duplicates += 1
-                    else:
-                        owner.arrived[lead_id] = now
-                reply = b'{"ok":true}'
-                self.send_response(200 if signed else 401)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.join(timeout=10)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/leadflow"
+        return f"http://127.0.0.1:{self.port}/leadflow"
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -225,10 +251,10 @@ def main() -> None:
     if not engine.endswith("postgresql") or not settings.CELERY_BROKER_URL.startswith("redis"):
         raise SystemExit("Run on PostgreSQL + Redis: set DATABASE_URL and CELERY_BROKER_URL.")
 
+    receiver = Receiver()
     call_command("migrate", verbosity=0)
     run = f"bench-{int(time.time())}"
     total = int(args.seconds * args.rate)
-    receiver = Receiver()
     Destination.objects.filter(slug__startswith="bench-").update(enabled=False)
     destination = Destination.objects.create(
         kind=DestinationKind.WEBHOOK,
@@ -304,6 +330,7 @@ def main() -> None:
     finally:
         stop_worker(worker)
         Destination.objects.filter(pk=destination.pk).update(enabled=False)
+        receiver.stop()
 
     latencies = sorted(
         (receiver.arrived[pk] - at) * 1000 for pk, at in committed.items() if pk in receiver.arrived
@@ -330,6 +357,10 @@ def main() -> None:
                 "target_p99_ms": 2000,
                 "p99_ok": p99 <= 2000 and len(latencies) == total,
                 "worker_concurrency": args.concurrency,
+                # The webhooks go through Django's test client: the same URL routing,
+                # middleware and view as behind gunicorn, without an HTTP server.
+                "intake": "django test client" if args.start == "webhook" else "none",
+                "deliver_inline": settings.OUTBOX_DELIVER_INLINE,
                 "producers": args.producers,
                 "database": "postgresql",
                 "broker": "redis",

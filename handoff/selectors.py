@@ -25,6 +25,7 @@ from handoff.models import (
     Team,
     TeamMembership,
 )
+from leadflow.config import config_cached
 from leadflow.models import EngagementEvent, Lead, User
 from leadflow.roles import MARKETING
 
@@ -133,12 +134,21 @@ def handoff_policy_get() -> HandoffPolicy:
     return HandoffPolicy.objects.filter(pk=1).first() or HandoffPolicy(pk=1)
 
 
+def _routing_table() -> tuple[list[RoutingRule], Team | None]:
+    rules = list(RoutingRule.objects.filter(is_active=True).select_related("team"))
+    return rules, Team.objects.filter(is_default=True).first()
+
+
 def routing_team_for(*, lead: Lead) -> Team | None:
-    """The first matching active rule's team, else the default team, else None."""
-    for rule in RoutingRule.objects.filter(is_active=True).select_related("team"):
+    """The first matching active rule's team, else the default team, else None.
+
+    Rules and default team come from the per-process copy (leadflow.config), reloaded
+    when either table changes; the team returned is that copy's: lock it by pk."""
+    rules, default_team = config_cached("handoff.routing", _routing_table)
+    for rule in rules:
         if rule.matches(lead):
             return rule.team
-    return Team.objects.filter(is_default=True).first()
+    return default_team
 
 
 def reassign_candidates(*, handoff: Handoff) -> QuerySet[User]:

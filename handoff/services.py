@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -158,13 +158,21 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
     Runs inside `lead_transition`'s transaction (via the lead_stage_changed receiver), so
     the MQL and its handoff commit together. Idempotent per MQL transition.
     """
-    existing = Handoff.objects.filter(mql_transition=transition).first()
-    if existing is not None:
-        return existing
     at = transition.occurred_at
-    with transaction.atomic():
-        still_open = Handoff.objects.filter(lead=lead, status=HandoffStatus.OPEN).first()
-        if still_open is not None:
+    # No savepoint of its own: it only groups the writes; an error goes up to the caller.
+    with transaction.atomic(savepoint=False):
+        # One query for both: this transition's handoff (a second call) or the lead's
+        # open one.
+        found = list(
+            Handoff.objects.filter(
+                Q(mql_transition=transition) | Q(lead=lead, status=HandoffStatus.OPEN)
+            ).order_by("pk")
+        )
+        for existing in found:
+            if existing.mql_transition_id == transition.pk:
+                return existing
+        if found:
+            still_open = found[0]
             # Cannot happen through the lifecycle (a lead leaves MQL before it re-enters),
             # but if it does, one open handoff per lead is the rule the inbox relies on.
             logger.warning("Lead %s became MQL with handoff %s still open", lead.pk, still_open.pk)

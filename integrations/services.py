@@ -46,6 +46,7 @@ def _score_changes(result: UpsertResult, new_events: list[EngagementEvent]) -> N
         lead=result.lead,
         events=new_events,
         attributes_changed=result.created or bool(result.changed),
+        lead_created=result.created,
     )
 
 

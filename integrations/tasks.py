@@ -5,13 +5,16 @@ from __future__ import annotations
 from celery import shared_task
 
 from integrations import privacy, services
+from integrations.outbound.services import outbox_delivery_inline
 
 PRUNE_BATCH = 1000
 
 
 @shared_task(name="integrations.process_inbound_event", acks_late=True)
 def process_inbound_event(inbound_event_id: int) -> None:
-    services.inbound_event_process(inbound_event_id=inbound_event_id)
+    # An MQL this event makes is sent to the SFA by this worker right after the commit.
+    with outbox_delivery_inline():
+        services.inbound_event_process(inbound_event_id=inbound_event_id)
 
 
 @shared_task(name="integrations.requeue_stale_inbound_events")

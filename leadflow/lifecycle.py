@@ -85,7 +85,14 @@ def lead_transition(
 
     with transaction.atomic():
         # Ordered, single-row lock; re-reading under it is what makes the check race-free.
-        locked = Lead.objects.select_for_update().filter(pk=lead_id).first()
+        # With its company: the receivers (routing, the outbox payload) read it. Only the
+        # lead's row is locked.
+        locked = (
+            Lead.objects.select_for_update(of=("self",))
+            .select_related("company")
+            .filter(pk=lead_id)
+            .first()
+        )
         if locked is None:
             raise NotFound(_("Lead %(id)s does not exist.") % {"id": lead_id})
         from_stage = locked.stage

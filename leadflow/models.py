@@ -371,3 +371,15 @@ class LeadMerge(models.Model):
 
     def __str__(self) -> str:
         return f"{self.merged_email or self.merged_lead_id} → {self.kept_id}"
+
+
+class ConfigVersion(models.Model):
+    """One row whose `version` changes with every write to the small configuration tables
+    that each event reads (routing rules, SLA policies and calendars): database triggers
+    on those tables set it to a new random number (see leadflow.config). Random, not +1,
+    so a rolled-back change never leaves a number that a later change could reuse."""
+
+    version = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return str(self.version)

@@ -106,6 +106,43 @@ def _find_lead(email: str, external_ids: dict[str, str]) -> Lead | None:
     return None
 
 
+def _apply_values(
+    lead: Lead,
+    *,
+    email: str,
+    attributes: dict[str, Any],
+    company: dict[str, Any] | None,
+) -> list[str]:
+    """Set the sender's values on `lead` (in memory); the names of what changed."""
+    changed: list[str] = []
+    for key, value in attributes.items():
+        if value is None:
+            continue
+        if key in LEAD_FIELDS:
+            text = format_phone(str(value)) if key == "phone" else nfkc(str(value)).strip()
+            if text and getattr(lead, key) != text:
+                setattr(lead, key, text)
+                changed.append(key)
+        elif lead.attributes.get(key) != value:
+            lead.attributes[key] = value
+            changed.append(key)
+    # Found by external id under an older address: the sender's address wins, unless
+    # another lead already owns it (that is a duplicate for marketing to merge).
+    if (
+        email
+        and lead.email != email
+        and not Lead.objects.filter(email=email).exclude(pk=lead.pk).exists()
+    ):
+        lead.email = email
+        changed.append("email")
+    if company:
+        found_company = company_find_or_create(data=company)
+        if found_company is not None and lead.company_id != found_company.pk:
+            lead.company = found_company
+            changed.append("company")
+    return changed
+
+
 def lead_upsert(
     *,
     email: str = "",
@@ -123,53 +160,35 @@ def lead_upsert(
     ids = {str(k): str(v) for k, v in (external_ids or {}).items() if v not in (None, "")}
     attributes = dict(attributes or {})
 
-    with transaction.atomic():
-        lead = _find_lead(email, ids)
+    lead = _find_lead(email, ids)  # a plain read: a found lead is locked and re-read below
+    if lead is None and not email:
+        raise DomainError(
+            _("The payload has no e-mail address and no id of a lead we know."),
+            code="no_identity",
+        )
+    # No savepoint of its own: it only groups the writes, and every caller that goes on
+    # after an error (intake per item, CSV per row) already has one around the call.
+    with transaction.atomic(savepoint=False):
         created = False
+        changed: list[str] = []
         if lead is None:
-            if not email:
-                raise DomainError(
-                    _("The payload has no e-mail address and no id of a lead we know."),
-                    code="no_identity",
-                )
+            # A new lead is inserted with its values at once (one INSERT, no UPDATE after).
+            new = Lead(email=email, source=source)
+            changed = _apply_values(new, email=email, attributes=attributes, company=company)
             try:
                 # Savepoint: two workers creating the same new e-mail at once; the loser
                 # of the unique index takes the winner's row instead of failing.
                 with transaction.atomic():
-                    lead = Lead.objects.create(email=email, source=source)
-                    created = True
+                    new.save(force_insert=True)
+                lead, created = new, True
             except IntegrityError:
                 lead = Lead.objects.get(email=email)
-        lead = Lead.objects.select_for_update().get(pk=lead.pk)
-
-        changed: list[str] = []
-        for key, value in attributes.items():
-            if value is None:
-                continue
-            if key in LEAD_FIELDS:
-                text = format_phone(str(value)) if key == "phone" else nfkc(str(value)).strip()
-                if text and getattr(lead, key) != text:
-                    setattr(lead, key, text)
-                    changed.append(key)
-            elif lead.attributes.get(key) != value:
-                lead.attributes[key] = value
-                changed.append(key)
-        # Found by external id under an older address: the sender's address wins, unless
-        # another lead already owns it (that is a duplicate for marketing to merge).
-        if (
-            email
-            and lead.email != email
-            and not Lead.objects.filter(email=email).exclude(pk=lead.pk).exists()
-        ):
-            lead.email = email
-            changed.append("email")
-        if company:
-            found_company = company_find_or_create(data=company)
-            if found_company is not None and lead.company_id != found_company.pk:
-                lead.company = found_company
-                changed.append("company")
-        if changed:
-            lead.save()
+        if not created:
+            # Our own new row needs no lock: nobody else can see it before we commit.
+            lead = Lead.objects.select_for_update().get(pk=lead.pk)
+            changed = _apply_values(lead, email=email, attributes=attributes, company=company)
+            if changed:
+                lead.save()
         for system, external_id in ids.items():
             link, _made = LeadExternalId.objects.select_related("lead").get_or_create(
                 system=system, external_id=external_id, defaults={"lead": lead}

@@ -254,6 +254,9 @@ OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 50, minimum=1)
 OUTBOX_RETRY_BASE_SECONDS = env_int("OUTBOX_RETRY_BASE_SECONDS", 5, minimum=1)
 OUTBOX_RETRY_MAX_SECONDS = env_int("OUTBOX_RETRY_MAX_SECONDS", 3600, minimum=1)
 OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 5, minimum=1)
+# The intake worker that makes an MQL sends its outbox rows itself right after the commit
+# (no second task); off = every row goes through the delivery queue.
+OUTBOX_DELIVER_INLINE = env_bool("OUTBOX_DELIVER_INLINE", default=True)
 FEEDBACK_MAX_BYTES = env_int("FEEDBACK_MAX_BYTES", 64 * 1024, minimum=1024)
 # The safety net: every few seconds deliver whatever is due (a commit whose on_commit
 # enqueue was lost, retries whose backoff has run out, leases of killed workers).

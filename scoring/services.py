@@ -9,9 +9,11 @@ Both update one LeadScore row from its running state (O(1) rows: the published m
 the locked score row, the update), then apply the MQL policy through
 `leadflow.lifecycle.lead_transition`. They fall back to a one-lead SQL recompute (the
 same statement the bulk rescore runs, so the numbers are the same by construction) when
-the row was made by another model version, does not exist yet, or when an event for a
-capped rule arrives older than the newest event already counted: caps are awarded in
-time order, so only a recompute can say which event the cap cut.
+the row was made by another model version, does not exist yet (unless the lead itself
+was created in the same transaction: then its few events are all there is, and they are
+applied to an empty row), or when an event for a capped rule arrives older than the
+newest event already counted: caps are awarded in time order, so only a recompute can
+say which event the cap cut.
 
 Publishing vs. concurrent scoring (PostgreSQL): each scoring transaction holds a shared
 advisory lock; publishing takes it exclusively. So once a publish commits, no
@@ -109,6 +111,7 @@ def lead_score_changes(
     lead: Lead,
     events: Sequence[EngagementEvent] = (),
     attributes_changed: bool = False,
+    lead_created: bool = False,
 ) -> LeadScore | None:
     """Score what changed for one lead in the caller's transaction: its fields (fit) and
     the engagement events just recorded for it, then apply the MQL policy once.
@@ -116,14 +119,25 @@ def lead_score_changes(
     A one-lead recompute (when the row is missing, from another model version, or an
     event of a capped rule is older than one already counted) reads every event in the
     database, including the ones in `events` not yet applied, so after it the rest of
-    `events` is not applied again."""
-    with transaction.atomic():
+    `events` is not applied again.
+
+    `lead_created`: the caller's transaction created the lead, so no other transaction
+    can hold (or be writing) a score for it, and `events` are all the events it has: its
+    row is computed from them incrementally and inserted, with no placeholder row to
+    lock first and no SQL recompute (the same numbers: tests hold the Python and SQL
+    scoring to each other)."""
+    # No savepoint of its own: it only groups the writes; an error goes up to the caller.
+    with transaction.atomic(savepoint=False):
         _publish_lock(exclusive=False)
         model = published_model()
         if model is None:
             return None
         now = timezone.now()
-        score = _locked_score(lead.pk, now)
+        if lead_created:
+            score = LeadScore(lead_id=lead.pk, model_id=model.id, computed_at=now)
+            attributes_changed = True
+        else:
+            score = _locked_score(lead.pk, now)
         if score.model_id != model.id:
             score = _recompute(lead.pk, model, now)
         else:
@@ -152,17 +166,20 @@ def lead_score_changes(
                 score.engagement_state = state
                 score.engagement = model.engagement_at(state, now, now)
                 score.computed_at = now
-                score.save(
-                    update_fields=[
-                        "fit",
-                        "fit_rules",
-                        "engagement",
-                        "engagement_state",
-                        "last_event_at",
-                        "hand_raised_at",
-                        "computed_at",
-                    ]
-                )
+                if lead_created:
+                    score.save(force_insert=True)
+                else:
+                    score.save(
+                        update_fields=[
+                            "fit",
+                            "fit_rules",
+                            "engagement",
+                            "engagement_state",
+                            "last_event_at",
+                            "hand_raised_at",
+                            "computed_at",
+                        ]
+                    )
         _apply_policy(lead=lead, score=score, model=model, now=now)
     return score
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.db.models import F, OuterRef, QuerySet, Subquery
 
 from handoff.models import Handoff
+from leadflow.config import config_cached
 from sla.calendar import Calendar, Closure
 from sla.models import WEEKDAY_FIELDS, BusinessCalendar, SlaSettings, SlaTimer, TimerPolicy
 
@@ -38,6 +39,23 @@ def sla_settings_get() -> SlaSettings:
 
 def timer_policies_active() -> list[TimerPolicy]:
     return list(TimerPolicy.objects.filter(is_active=True).select_related("calendar"))
+
+
+def _timer_setup() -> list[tuple[TimerPolicy, Calendar]]:
+    calendars: dict[int | None, Calendar] = {}
+    setup = []
+    for policy in timer_policies_active():
+        if policy.calendar_id not in calendars:
+            calendars[policy.calendar_id] = calendar_for(policy.calendar)
+        setup.append((policy, calendars[policy.calendar_id]))
+    return setup
+
+
+def timer_policies_with_calendars() -> list[tuple[TimerPolicy, Calendar]]:
+    """The active policies, each with the calendar it counts in, for starting timers: from
+    the per-process copy (leadflow.config), reloaded when a policy or calendar changes.
+    Shared by every caller: read-only."""
+    return config_cached("sla.timer_setup", _timer_setup)
 
 
 def timer_policy_for(kind: str) -> TimerPolicy | None:

@@ -51,7 +51,10 @@ from sla.models import (
     TimerPolicy,
     TimerStatus,
 )
-from sla.selectors import calendar_for, sla_settings_get, timer_policies_active
+from sla.selectors import (
+    sla_settings_get,
+    timer_policies_with_calendars,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -112,14 +115,9 @@ def timers_start(*, handoff: Handoff, at: datetime) -> list[SlaTimer]:
 
     Idempotent: one timer per handoff and kind (unique), a second call adds nothing.
     """
-    calendars: dict[int | None, Calendar] = {}
     timers = []
-    for policy in timer_policies_active():
-        if policy.calendar_id not in calendars:
-            calendars[policy.calendar_id] = calendar_for(policy.calendar)
-        due, remind = timer_deadline(
-            policy=policy, start=at, calendar=calendars[policy.calendar_id]
-        )
+    for policy, calendar in timer_policies_with_calendars():
+        due, remind = timer_deadline(policy=policy, start=at, calendar=calendar)
         timers.append(
             SlaTimer(
                 handoff=handoff,

@@ -207,6 +207,11 @@ def scores_of(transition: StageTransition) -> dict[str, Any]:
     the score before it moves a lead to MQL, in the same transaction); {} if unscored."""
     from scoring.models import LeadScore
 
+    context = transition.context or {}
+    if "scoring_model" in context and "fit" in context and "engagement" in context:
+        # An MQL made by scoring names the scores it decided on: the ones it just stored.
+        return {"fit": context["fit"], "engagement": context["engagement"]}
+
     row = (
         LeadScore.objects.filter(lead_id=transition.lead_id, model__isnull=False)
         .values("fit", "engagement")

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -34,6 +38,7 @@ from integrations.outbound.connectors.base import (
 )
 from integrations.outbound.mapping import build_payload, scores_of, transition_facts
 from integrations.outbound.models import (
+    OPEN_STATUSES,
     Destination,
     FeedbackEvent,
     FeedbackOutcome,
@@ -134,13 +139,162 @@ def outbox_enqueue_for_transition(*, transition: StageTransition) -> list[Outbox
             )
     if not rows:
         return []
+    inline = _inline_batch.get()
+    claimed_token = _claim_for_inline(rows, inline) if inline is not None else None
     # ignore_conflicts: a repeated signal for the same transition must not fail the
     # stage change; the unique key already makes the second copy a no-op.
     created = OutboxMessage.objects.bulk_create(rows, ignore_conflicts=True)
-    # Low latency: a worker starts as soon as the change is committed. If the broker is
-    # down the beat sweep picks the rows up (robust: the commit never fails for it).
-    transaction.on_commit(_kick_delivery, robust=True)
+    if inline is not None and claimed_token is not None:
+        claimed = [row for row in rows if row.claim_token == claimed_token]
+        transaction.on_commit(partial(inline.committed, claimed_token, claimed), robust=True)
+    if any(row.status == MessageStatus.PENDING for row in rows):
+        # Low latency: a worker starts as soon as the change is committed. If the broker is
+        # down the beat sweep picks the rows up (robust: the commit never fails for it).
+        transaction.on_commit(_kick_delivery, robust=True)
     return created
+
+
+# --- Inline delivery ------------------------------------------------------------------
+# A worker that has just committed a stage change can deliver its messages itself,
+# instead of a second task round trip through the broker (half the worker time of a
+# webhook → MQL → SFA at the time of writing). The outbox semantics stay: the rows are
+# written in the stage change's transaction, already claimed (in flight, with a lease
+# and a token) for this process, and sent after the commit, outside any transaction. A
+# process that dies before sending leaves the rows in flight; when the lease expires
+# the beat sweep delivers them, as for any claimed row.
+
+# A destination that failed, or answered slower than this, is left to the delivery
+# queue for a while: the intake worker waits for the call, so a slow SFA (hundreds of
+# milliseconds a call is common) would cut intake throughput; one call a minute probes.
+INLINE_SLOW_SECONDS = 0.25
+INLINE_PAUSE_SECONDS = 60.0
+_inline_paused_until: dict[int, float] = {}
+
+
+class _InlineBatch:
+    """The claims of one `outbox_delivery_inline` block, filled as its transactions commit."""
+
+    def __init__(self) -> None:
+        # The claimed rows as written, with their destination and lead: sending them
+        # needs no query to load them again, only their ids.
+        self.claimed: dict[uuid.UUID, list[OutboxMessage]] = {}
+        self.open = True
+
+    def committed(self, token: uuid.UUID, rows: list[OutboxMessage]) -> None:
+        if self.open:
+            self.claimed[token] = rows
+        else:
+            # Committed after the block ended (cannot happen when the block is entered
+            # outside a transaction, which is the only way it claims): nobody is going to
+            # send these rows, so give the claim back to the delivery queue now.
+            outbox_release_claim(token=token)
+
+
+_inline_batch: ContextVar[_InlineBatch | None] = ContextVar("outbox_inline_batch", default=None)
+
+
+def _inline_allowed(destination: Destination) -> bool:
+    until = _inline_paused_until.get(destination.pk)
+    return until is None or time.monotonic() >= until
+
+
+def _claim_for_inline(rows: list[OutboxMessage], inline: _InlineBatch) -> uuid.UUID | None:
+    """Mark the rows this process will send after the commit as claimed by it.
+
+    Not a row whose lead already has an open message for the same destination: that one
+    goes first (delivery order per lead), so the new row waits as pending like any other.
+    The caller holds the lead's row lock, so no other change of this lead adds rows now.
+    """
+    candidates = [row for row in rows if _inline_allowed(row.destination)]
+    if not candidates:
+        return None
+    busy = set(
+        OutboxMessage.objects.filter(lead=candidates[0].lead, status__in=OPEN_STATUSES).values_list(
+            "destination_id", flat=True
+        )
+    )
+    token = uuid.uuid4()
+    now = timezone.now()
+    claimed = False
+    for row in candidates:
+        if row.destination_id in busy:
+            continue
+        row.status = MessageStatus.IN_FLIGHT
+        row.claim_token = token
+        row.attempts = 1
+        row.lease_expires_at = now + _lease(row.destination.timeout_seconds)
+        claimed = True
+    return token if claimed else None
+
+
+@contextmanager
+def outbox_delivery_inline() -> Iterator[DeliveryStats]:
+    """Deliver, right after the block, the outbox rows that stage changes committed in it.
+
+    For workers only (the inbound task): a web request must not wait on an SFA. Entered
+    inside a transaction it does nothing special (the commit would come after the block,
+    and nothing may be sent inside a transaction): rows stay pending for the delivery
+    queue. Errors while sending are logged, never raised: the block's work is committed.
+    """
+    stats = DeliveryStats()
+    if connection.in_atomic_block or not settings.OUTBOX_DELIVER_INLINE:
+        yield stats
+        return
+    batch = _InlineBatch()
+    reset = _inline_batch.set(batch)
+    try:
+        yield stats
+    finally:
+        _inline_batch.reset(reset)
+        batch.open = False
+    if batch.claimed:
+        try:
+            _deliver_claimed(batch.claimed, stats)
+        except Exception:
+            # The rows stay in flight until their lease expires; then the sweep sends them.
+            logger.exception("Inline delivery failed; the outbox sweep will retry")
+
+
+def _deliver_claimed(claimed: dict[uuid.UUID, list[OutboxMessage]], stats: DeliveryStats) -> None:
+    # bulk_create(ignore_conflicts=True) does not return ids (PostgreSQL), and a row that
+    # conflicted was not written at all: the committed rows say which ids are ours. Found
+    # through the transition (indexed); our token on a row means our claim still holds.
+    transition_ids = {row.transition_id for rows in claimed.values() for row in rows}
+    ids = {
+        (token, destination_id, event): pk
+        for pk, token, destination_id, event in OutboxMessage.objects.filter(
+            transition_id__in=transition_ids, claim_token__in=list(claimed)
+        ).values_list("pk", "claim_token", "destination_id", "event")
+    }
+    messages = []
+    for token, rows in claimed.items():
+        for row in rows:
+            row.pk = ids.get((token, row.destination_id, row.event))
+            if row.pk is not None:
+                messages.append(row)
+    messages.sort(key=lambda message: message.pk)
+    stats.claimed += len(messages)
+    for message in messages:
+        destination = message.destination
+        started = time.monotonic()
+        delivered = stats.delivered
+        _deliver_one(message, _http_client(destination.timeout_seconds), random.random, stats)
+        if stats.delivered == delivered or time.monotonic() - started > INLINE_SLOW_SECONDS:
+            _inline_paused_until[destination.pk] = time.monotonic() + INLINE_PAUSE_SECONDS
+
+
+def outbox_release_claim(*, token: uuid.UUID) -> int:
+    """Hand claimed, unsent rows back to the delivery queue (pending, due now)."""
+    count = OutboxMessage.objects.filter(claim_token=token, status=MessageStatus.IN_FLIGHT).update(
+        status=MessageStatus.PENDING,
+        claim_token=None,
+        lease_expires_at=None,
+        attempts=F("attempts") - 1,
+        next_attempt_at=timezone.now(),
+    )
+    if count:
+        _kick_delivery()
+    return count
 
 
 # --- Claim ----------------------------------------------------------------------------
@@ -241,11 +395,10 @@ def _remember_external_ids(lead_id: int, result: DeliveryResult) -> list[str]:
 
 def _record_success(message: OutboxMessage, result: DeliveryResult, now: datetime) -> bool:
     info = {**message.info, **result.info}
-    with transaction.atomic():
-        notes = _remember_external_ids(message.lead_id, result)
-        if notes:
-            info["notes"] = notes
-        updated = OutboxMessage.objects.filter(
+    limit = result.info.get("limit_info")
+
+    def mark_delivered() -> int:
+        return OutboxMessage.objects.filter(
             pk=message.pk, claim_token=message.claim_token, status=MessageStatus.IN_FLIGHT
         ).update(
             status=MessageStatus.DELIVERED,
@@ -259,11 +412,19 @@ def _record_success(message: OutboxMessage, result: DeliveryResult, now: datetim
             claim_token=None,
             updated_at=now,
         )
-        if not updated:
+
+    if not (result.external_ids or result.forget_systems or limit):
+        # Nothing to keep consistent with the one UPDATE (a plain webhook): no transaction.
+        # 0 rows: the lease ran out and another worker owns the row now; its result counts.
+        return bool(mark_delivered())
+    with transaction.atomic():
+        notes = _remember_external_ids(message.lead_id, result)
+        if notes:
+            info["notes"] = notes
+        if not mark_delivered():
             # The lease ran out and another worker owns the row now; its result counts.
             transaction.set_rollback(True)
             return False
-        limit = result.info.get("limit_info")
         if limit:
             Destination.objects.filter(pk=message.destination_id).update(last_limit_info=limit)
     return True

@@ -216,6 +216,11 @@ def ensure_default_scoring_model() -> None:
     # the real model refuses rule changes once published, the migration creates it so.
     historical = MigrationLoader(connection).project_state().apps
     migration.create_default_model(historical, None)
+    # Historical models send no post_save, so the compiled-model cache does not hear that
+    # this id (reused after the flush) now names another model.
+    from scoring import engine
+
+    engine._CACHE.clear()
 
 
 def stored_score(lead, *, fit: int, engagement: int) -> None:

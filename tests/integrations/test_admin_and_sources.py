@@ -165,10 +165,10 @@ def test_small_parsers():
 
 
 def test_scoring_sees_each_touched_lead_and_only_new_events(client, monkeypatch):
-    seen: list[tuple[str, bool, list[str]]] = []
+    seen: list[tuple[str, bool, bool, list[str]]] = []
 
-    def score(*, lead, events, attributes_changed):
-        seen.append((lead.email, attributes_changed, [e.kind for e in events]))
+    def score(*, lead, events, attributes_changed, lead_created):
+        seen.append((lead.email, attributes_changed, lead_created, [e.kind for e in events]))
 
     monkeypatch.setattr(services, "lead_score_changes", score)
     source = make_source("generic")
@@ -183,9 +183,9 @@ def test_scoring_sees_each_touched_lead_and_only_new_events(client, monkeypatch)
     deliver(client, source, {"events": [event, {**event, "id": "e2"}]})
 
     assert seen == [
-        ("a@example.jp", True, ["seminar_attendance"]),
-        ("a@example.jp", False, []),  # evt e1 again: nothing new to score
-        ("a@example.jp", False, ["seminar_attendance"]),
+        ("a@example.jp", True, True, ["seminar_attendance"]),
+        ("a@example.jp", False, False, []),  # evt e1 again: nothing new to score
+        ("a@example.jp", False, False, ["seminar_attendance"]),
     ]
 
 

@@ -167,16 +167,18 @@ def test_files_that_are_not_csv_are_refused(data, message):
 
 
 def test_each_imported_lead_is_scored(monkeypatch):
-    seen: list[tuple[str, list]] = []
+    seen: list[tuple[str, list, bool]] = []
     monkeypatch.setattr(
         services,
         "lead_score_changes",
-        lambda *, lead, events, attributes_changed: seen.append((lead.email, list(events))),
+        lambda *, lead, events, attributes_changed, lead_created: seen.append(
+            (lead.email, list(events), lead_created)
+        ),
     )
 
     leads_import_csv(data=ENGLISH.encode())
 
-    assert seen == [("ken@example.com", [])]
+    assert seen == [("ken@example.com", [], True)]
 
 
 def test_import_leads_command(tmp_path):
