@@ -144,7 +144,9 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[rank - 1]
 
 
-def start_worker(concurrency: int, log_path: Path) -> subprocess.Popen:
+def start_worker(
+    concurrency: int, log_path: Path, *, pool: str = "prefork", beat: bool = True, name: str = "w"
+) -> subprocess.Popen:
     command = [
         sys.executable,
         "-m",
@@ -152,7 +154,9 @@ def start_worker(concurrency: int, log_path: Path) -> subprocess.Popen:
         "-A",
         "leadflow",
         "worker",
-        "--beat",
+        *(["--beat"] if beat else []),
+        "--pool",
+        pool,
         "--loglevel",
         "WARNING",
         "--concurrency",
@@ -160,7 +164,7 @@ def start_worker(concurrency: int, log_path: Path) -> subprocess.Popen:
         "--without-gossip",
         "--without-mingle",
         "--hostname",
-        f"bench-{os.getpid()}@%h",
+        f"bench-{os.getpid()}-{name}@%h",
     ]
     env = os.environ.copy()
     # The worker imports the checkout this bench runs from, whatever else is installed.
@@ -220,6 +224,39 @@ def post_webhook(client: Client, slug: str, email: str) -> float:
     return sent
 
 
+def produce(
+    offset: int,
+    step: int,
+    total: int,
+    rate: float,
+    started_wall: float,
+    start: str,
+    run: str,
+    *,
+    emails: list[str],
+    lead_ids: list[int],
+    out: Any,
+) -> None:
+    """One producer process: leads offset, offset + step, … each at started + n / rate."""
+    client = Client()
+    results: dict[str, float] = {}
+    behind = 0.0
+    try:
+        for n in range(offset, total, step):
+            pause = started_wall + n / rate - time.time()
+            if pause > 0:
+                time.sleep(pause)
+            else:
+                behind = max(behind, -pause)
+            if start == "stage":
+                results[emails[n + 1]] = make_mql(Lead.objects.get(pk=lead_ids[n + 1]))
+            else:
+                results[emails[n + 1]] = post_webhook(client, run, emails[n + 1])
+    finally:
+        connections.close_all()
+        out.put((results, behind))
+
+
 def make_mql(lead: Lead) -> float:
     """Move the lead to MQL; return the wall-clock time right after the commit."""
     stamp: list[float] = []
@@ -236,7 +273,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20, help="how long to create MQLs")
     parser.add_argument("--rate", type=float, default=50, help="MQLs per second")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
-    parser.add_argument("--producers", type=int, default=4, help="threads making MQLs")
+    parser.add_argument(
+        "--pool",
+        choices=["prefork", "solo"],
+        default="prefork",
+        help="prefork: one worker with --concurrency processes; solo: --concurrency workers",
+    )
+    parser.add_argument("--producers", type=int, default=4, help="processes making MQLs")
     parser.add_argument("--drain-timeout", type=float, default=60)
     parser.add_argument(
         "--from",
@@ -279,7 +322,15 @@ def main() -> None:
 
     var = Path(settings.VAR_DIR)
     var.mkdir(parents=True, exist_ok=True)
-    worker = start_worker(args.concurrency, var / "bench-worker.log")
+    if args.pool == "solo":
+        # N single-process workers: no prefork pipe between a parent and its children.
+        workers = [
+            start_worker(1, var / f"bench-worker-{n}.log", pool="solo", beat=n == 0, name=str(n))
+            for n in range(args.concurrency)
+        ]
+    else:
+        workers = [start_worker(args.concurrency, var / "bench-worker.log")]
+    worker = workers[0]
     try:
         wait_for_worker(worker, timeout=60)
         # Warm-up: the first task pays for imports and connections; not counted.
@@ -295,30 +346,31 @@ def main() -> None:
         # concurrent intake workers would; one thread alone cannot always keep the pace.
         committed: dict[str, float] = {}
         late: list[float] = []
-        started = time.monotonic()
 
-        def produce(offset: int) -> None:
-            client = Client()
-            try:
-                for n in range(offset, total, args.producers):
-                    pause = started + n / args.rate - time.monotonic()
-                    if pause > 0:
-                        time.sleep(pause)
-                    else:
-                        late.append(-pause)
-                    email = emails[n + 1]
-                    if args.start == "stage":
-                        committed[email] = make_mql(leads[n + 1])
-                    else:
-                        committed[email] = post_webhook(client, run, email)
-            finally:
-                connections.close_all()
-
-        producers = [threading.Thread(target=produce, args=(k,)) for k in range(args.producers)]
-        for thread in producers:
-            thread.start()
-        for thread in producers:
-            thread.join()
+        # Producers are processes, as intake's web workers are: as threads of one process
+        # they take turns on its GIL and fall behind the schedule at 50/s. Spawned, not
+        # forked: this process has threads (the receiver's) that a fork would copy stuck.
+        context = multiprocessing.get_context("spawn")
+        out = context.Queue()
+        started_wall = time.time() + 3.0  # the children need a moment to import Django
+        started = time.monotonic() + 3.0
+        lead_ids = [lead.pk for lead in leads]
+        producers = [
+            context.Process(
+                target=produce,
+                args=(k, args.producers, total, args.rate, started_wall, args.start, run),
+                kwargs={"emails": emails, "lead_ids": lead_ids, "out": out},
+            )
+            for k in range(args.producers)
+        ]
+        for process in producers:
+            process.start()
+        for _ in producers:
+            results, behind = out.get()
+            committed.update(results)
+            late.append(behind)
+        for process in producers:
+            process.join()
         elapsed = time.monotonic() - started
 
         deadline = time.monotonic() + args.drain_timeout
@@ -328,7 +380,8 @@ def main() -> None:
                     break
             time.sleep(0.05)
     finally:
-        stop_worker(worker)
+        for each in workers:
+            stop_worker(each)
         Destination.objects.filter(pk=destination.pk).update(enabled=False)
         receiver.stop()
 
@@ -357,6 +410,7 @@ def main() -> None:
                 "target_p99_ms": 2000,
                 "p99_ok": p99 <= 2000 and len(latencies) == total,
                 "worker_concurrency": args.concurrency,
+                "worker_pool": args.pool,
                 # The webhooks go through Django's test client: the same URL routing,
                 # middleware and view as behind gunicorn, without an HTTP server.
                 "intake": "django test client" if args.start == "webhook" else "none",

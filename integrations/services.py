@@ -404,7 +404,7 @@ def leads_import_csv(
             report.errors.append((line, _("No e-mail address.")))
             continue
         if dry_run:
-            if Lead.objects.filter(email=lead_data.email).exists():
+            if Lead.objects.with_email(lead_data.email).exists():
                 report.updated += 1
             else:
                 report.created += 1

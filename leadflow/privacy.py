@@ -147,7 +147,7 @@ def person_find(*, email: str | None = None, lead_id: int | None = None) -> Pers
                 fields={"email": [_("Enter an e-mail address.")]},
             )
         emails.add(address)
-        lead = Lead.objects.filter(email__iexact=address).first()
+        lead = Lead.objects.with_email(address).first()
         if lead is None:
             merged = LeadMerge.objects.filter(merged_email__iexact=address).first()
             lead = merged.kept if merged else None

@@ -92,7 +92,7 @@ def company_find_or_create(*, data: dict[str, Any]) -> Company | None:
 
 def _find_lead(email: str, external_ids: dict[str, str]) -> Lead | None:
     if email:
-        found = Lead.objects.filter(email=email).first()
+        found = Lead.objects.with_email(email).first()
         if found is not None:
             return found
     for system, external_id in external_ids.items():
@@ -131,7 +131,7 @@ def _apply_values(
     if (
         email
         and lead.email != email
-        and not Lead.objects.filter(email=email).exclude(pk=lead.pk).exists()
+        and not Lead.objects.with_email(email).exclude(pk=lead.pk).exists()
     ):
         lead.email = email
         changed.append("email")
@@ -182,7 +182,7 @@ def lead_upsert(
                     new.save(force_insert=True)
                 lead, created = new, True
             except IntegrityError:
-                lead = Lead.objects.get(email=email)
+                lead = Lead.objects.with_email(email).get()
         if not created:
             # Our own new row needs no lock: nobody else can see it before we commit.
             lead = Lead.objects.select_for_update().get(pk=lead.pk)

@@ -75,7 +75,7 @@ def lead_for_feedback(*, destination: Destination, ref: str) -> Lead | None:
     """
     ref = ref.strip()
     if "@" in ref:
-        return Lead.objects.filter(email=normalize_email(ref)).first()
+        return Lead.objects.with_email(normalize_email(ref)).first()
     systems = _systems_for(destination)
     if systems:
         link = (

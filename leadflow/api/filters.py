@@ -22,7 +22,7 @@ def int_filter(field_name: str, lookup_expr: str = "exact") -> django_filters.Nu
 
 
 class LeadFilter(django_filters.FilterSet):
-    email = django_filters.CharFilter(field_name="email", lookup_expr="iexact")
+    email = django_filters.CharFilter(method="filter_email")
     email_contains = django_filters.CharFilter(field_name="email", lookup_expr="icontains")
     stage = django_filters.MultipleChoiceFilter(choices=Stage.choices)
     owner = django_filters.CharFilter(field_name="owner__username")
@@ -38,3 +38,7 @@ class LeadFilter(django_filters.FilterSet):
     class Meta:
         model = Lead
         fields = ["email", "stage", "owner", "source", "company"]
+
+    def filter_email(self, queryset, name: str, value: str):
+        # Case-insensitive through the unique index (iexact would read every lead).
+        return queryset.with_email(value) if value else queryset

@@ -141,7 +141,7 @@ class Command(BaseCommand):
                         system="mautic", external_id=f"demo-{number}"
                     ).exists():
                         continue
-                elif Lead.objects.filter(email=email).exists():
+                elif Lead.objects.with_email(email).exists():
                     continue
                 department, title, role = data.POSITIONS[(number * 5) % len(data.POSITIONS)]
                 created_at = now - dt.timedelta(days=rng.randint(5, 90), hours=rng.randint(0, 9))
