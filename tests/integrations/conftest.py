@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import time
 from pathlib import Path
 
@@ -23,8 +24,19 @@ from integrations.tasks import process_inbound_event
 from tests.integrations.fakes import FakeHubSpot, FakeSalesforce, WebhookReceiver
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# CI checks the project out beside /work/shared; the samples are read, never copied.
-SAMPLES = REPO_ROOT.parent / "shared" / "vendor-samples"
+# The recorded vendor samples are read, never copied: from LEADFLOW_VENDOR_SAMPLES, else
+# beside the checkout (../shared), else the workplace's /work/shared (a clone elsewhere).
+_CANDIDATES = [
+    Path(os.environ.get("LEADFLOW_VENDOR_SAMPLES", ""))
+    if os.environ.get("LEADFLOW_VENDOR_SAMPLES")
+    else None,
+    REPO_ROOT.parent / "shared" / "vendor-samples",
+    Path("/work/shared/vendor-samples"),
+]
+SAMPLES = next(
+    (path for path in _CANDIDATES if path is not None and path.is_dir()),
+    REPO_ROOT.parent / "shared" / "vendor-samples",
+)
 
 SECRET = "s3cret-for-tests-0123456789abcdef"
 OLD_SECRET = "old-secret-still-valid-while-rotating"
