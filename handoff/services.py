@@ -8,10 +8,8 @@ MQLs routed at the same moment queue up on the lock and cannot both pick the sam
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -43,6 +41,7 @@ from handoff.models import (
 from leadflow.errors import DomainError, InvalidTransition
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Lead, Stage, StageTransition, User
+from leadflow.notify import post_webhook, send_once
 from leadflow.privacy import ERASED
 
 logger = logging.getLogger(__name__)
@@ -739,42 +738,6 @@ def handoff_check_merge(*, keep: Lead, merge: Lead) -> None:
 # --- notifications ---------------------------------------------------------------------
 
 
-def _claim(model: type[Assignment] | type[QueueNotice], pk: int, field: str) -> bool:
-    # A conditional UPDATE is the claim: of two workers running the same task, one wins.
-    # Claimed before sending, released if sending fails, so a notification goes out at
-    # most once per row (a worker killed mid-send loses that one message).
-    return (
-        model.objects.filter(pk=pk, **{f"{field}__isnull": True}).update(**{field: timezone.now()})
-        == 1
-    )
-
-
-def _release(model: type[Assignment] | type[QueueNotice], pk: int, field: str) -> None:
-    model.objects.filter(pk=pk).update(**{field: None})
-
-
-def _send_once(
-    model: type[Assignment] | type[QueueNotice], pk: int, field: str, send: Callable[[], object]
-) -> bool:
-    if not _claim(model, pk, field):
-        return False
-    try:
-        send()
-    except Exception:
-        _release(model, pk, field)
-        raise
-    return True
-
-
-def _post_webhook(url: str, text: str) -> None:
-    body = json.dumps({"text": text}).encode()
-    request = urllib.request.Request(  # noqa: S310 - the scheme is checked (http/https) in settings
-        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        response.read()
-
-
 def assignment_notify(*, assignment_id: int) -> dict[str, bool]:
     """E-mail the rep about a new handoff and post to Slack if a webhook is configured.
 
@@ -806,7 +769,7 @@ def assignment_notify(*, assignment_id: int) -> dict[str, bool]:
             "url": url,
         }
     if assignment.rep.email:
-        sent["email"] = _send_once(
+        sent["email"] = send_once(
             Assignment,
             assignment.pk,
             "email_sent_at",
@@ -814,8 +777,8 @@ def assignment_notify(*, assignment_id: int) -> dict[str, bool]:
         )
     webhook = getattr(settings, "HANDOFF_SLACK_WEBHOOK_URL", "")
     if webhook:
-        sent["slack"] = _send_once(
-            Assignment, assignment.pk, "slack_sent_at", lambda: _post_webhook(webhook, slack_text)
+        sent["slack"] = send_once(
+            Assignment, assignment.pk, "slack_sent_at", lambda: post_webhook(webhook, slack_text)
         )
     return sent
 
@@ -878,7 +841,7 @@ def queue_notice_notify(*, notice_id: int) -> dict[str, bool]:
         body = render_to_string("handoff/email/queued.txt", context)
     if managers:
         recipients = [manager.email for manager in managers]
-        sent["email"] = _send_once(
+        sent["email"] = send_once(
             QueueNotice,
             notice.pk,
             "email_sent_at",
@@ -886,8 +849,8 @@ def queue_notice_notify(*, notice_id: int) -> dict[str, bool]:
         )
     webhook = getattr(settings, "HANDOFF_SLACK_WEBHOOK_URL", "")
     if webhook:
-        sent["slack"] = _send_once(
-            QueueNotice, notice.pk, "slack_sent_at", lambda: _post_webhook(webhook, slack_text)
+        sent["slack"] = send_once(
+            QueueNotice, notice.pk, "slack_sent_at", lambda: post_webhook(webhook, slack_text)
         )
     return sent
 

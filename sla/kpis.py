@@ -55,10 +55,6 @@ FIRST_CONTACT_DELAY = ExpressionWrapper(
 )
 
 
-def local_day(moment: dt.datetime) -> dt.date:
-    return timezone.localtime(moment, timezone.get_default_timezone()).date()
-
-
 def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     tz = timezone.get_default_timezone()
     start = dt.datetime.combine(day, dt.time(0), tzinfo=tz)
@@ -70,7 +66,7 @@ def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 def kpi_days_mark_stale(*, moments: Iterable[dt.datetime | dt.date]) -> int:
     """Mark the MQL days of these instants (or dates) for recomputation. One INSERT."""
-    days = {m if not isinstance(m, dt.datetime) else local_day(m) for m in moments}
+    days = {timezone.localdate(m) if isinstance(m, dt.datetime) else m for m in moments}
     KpiStaleDay.objects.bulk_create([KpiStaleDay(day=day) for day in sorted(days)])
     return len(days)
 
@@ -206,11 +202,9 @@ def timer_rows(days: list[dt.date], *, now: dt.datetime) -> list[dict[str, Any]]
     return list(rows)
 
 
-def _as_timedelta(value: Any) -> dt.timedelta:
-    # Sum of a duration: a timedelta on PostgreSQL, microseconds on SQLite.
-    if value is None:
-        return dt.timedelta(0)
-    if isinstance(value, dt.timedelta):
+def as_timedelta(value: Any) -> dt.timedelta | None:
+    """A duration from the database: a timedelta on PostgreSQL, microseconds on SQLite."""
+    if value is None or isinstance(value, dt.timedelta):
         return value
     return dt.timedelta(microseconds=int(value))
 
@@ -224,7 +218,7 @@ def kpi_days_recompute(days: list[dt.date], *, now: dt.datetime) -> None:
             rep_id=row["assigned_to_id"],
             source=row["lead__source"] or "",
             rejection_reason_id=row["rejection_reason_id"],
-            first_contact_total=_as_timedelta(row["first_contact_total"]),
+            first_contact_total=as_timedelta(row["first_contact_total"]) or dt.timedelta(0),
             **{
                 key: row[key]
                 for key in (

@@ -37,8 +37,6 @@ from django.db import connection
 from django.db.models import (
     Aggregate,
     DurationField,
-    ExpressionWrapper,
-    F,
     QuerySet,
     Sum,
 )
@@ -48,7 +46,7 @@ from django.utils.translation import gettext as _
 
 from handoff.models import Handoff, HandoffStatus, RejectionReason, TeamMembership
 from leadflow.models import User
-from sla.kpis import kpi_refreshed_at
+from sla.kpis import FIRST_CONTACT_DELAY, as_timedelta, day_bounds, kpi_refreshed_at
 from sla.models import KpiHandoffDay, KpiTimerDay, MqlTarget, SlaSettings, SlaTimer, TimerKind
 from sla.selectors import sla_settings_get
 
@@ -68,16 +66,12 @@ class MetricsFilter:
     team_ids: frozenset[int] | None = None
 
     @property
-    def tz(self) -> dt.tzinfo:
-        return timezone.get_default_timezone()
-
-    @property
     def start_at(self) -> dt.datetime:
-        return dt.datetime.combine(self.start, dt.time(0), tzinfo=self.tz)
+        return day_bounds(self.start)[0]
 
     @property
     def end_at(self) -> dt.datetime:
-        return dt.datetime.combine(self.end + dt.timedelta(days=1), dt.time(0), tzinfo=self.tz)
+        return day_bounds(self.end)[1]
 
 
 def cohort(f: MetricsFilter) -> QuerySet[Handoff]:
@@ -119,15 +113,8 @@ def hours(delta: dt.timedelta | None) -> float | None:
     return round(delta.total_seconds() / 3600, 1)
 
 
-def _as_timedelta(value: Any) -> dt.timedelta | None:
-    # A duration from the database: a timedelta on PostgreSQL, microseconds on SQLite.
-    if value is None or isinstance(value, dt.timedelta):
-        return value
-    return dt.timedelta(microseconds=float(value))
-
-
 def _average(total: Any, count: int | None) -> dt.timedelta | None:
-    delta = _as_timedelta(total)
+    delta = as_timedelta(total)
     if not count or delta is None:
         return None
     return delta / count
@@ -155,11 +142,6 @@ def _timer_sums() -> dict[str, Any]:
     }
 
 
-FIRST_CONTACT_DELAY = ExpressionWrapper(
-    F("first_contact_at") - F("created_at"), output_field=DurationField()
-)
-
-
 class _Median(Aggregate):
     """PostgreSQL's exact median; of an even count, the mean of the two middle values."""
 
@@ -173,7 +155,7 @@ def _median_first_contact(handoffs: QuerySet[Handoff]) -> dt.timedelta | None:
     query over the `handoff_contacted_idx` index; elsewhere ORDER BY + OFFSET (two)."""
     contacted = handoffs.filter(first_contact_at__isnull=False)
     if connection.vendor == "postgresql":
-        return _as_timedelta(contacted.aggregate(median=_Median(FIRST_CONTACT_DELAY))["median"])
+        return as_timedelta(contacted.aggregate(median=_Median(FIRST_CONTACT_DELAY))["median"])
     count = contacted.count()
     if not count:
         return None
@@ -182,7 +164,7 @@ def _median_first_contact(handoffs: QuerySet[Handoff]) -> dt.timedelta | None:
         .order_by("delay")
         .values_list("delay", flat=True)[(count - 1) // 2 : count // 2 + 1]
     )
-    values = [_as_timedelta(value) for value in middle]
+    values = [as_timedelta(value) for value in middle]
     present = [value for value in values if value is not None]
     return sum(present, dt.timedelta(0)) / len(present) if present else None
 

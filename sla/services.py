@@ -16,10 +16,8 @@ then the timer); the sweep locks only timer rows and waits for nothing else.
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -36,6 +34,7 @@ from handoff import services as handoff_services
 from handoff.models import Activity, Handoff, RejectionReason, Team
 from leadflow.errors import DomainError
 from leadflow.models import User
+from leadflow.notify import post_webhook, send_once
 from sla.calendar import (
     Calendar,
     add_business_days,
@@ -327,39 +326,6 @@ def timer_escalate(*, timer_id: int) -> bool:
     return True
 
 
-def _claim_field(timer_id: int, field: str) -> bool:
-    return (
-        SlaTimer.objects.filter(pk=timer_id, **{f"{field}__isnull": True}).update(
-            **{field: timezone.now()}
-        )
-        == 1
-    )
-
-
-def _send_once(timer_id: int, field: str, send: Callable[[], object]) -> bool:
-    # Claimed before sending, released if sending fails (the task retries): at most once.
-    if not _claim_field(timer_id, field):
-        return False
-    try:
-        send()
-    except Exception:
-        SlaTimer.objects.filter(pk=timer_id).update(**{field: None})
-        raise
-    return True
-
-
-def post_webhook(url: str, text: str) -> None:
-    """POST {"text": ...} to a Slack-compatible incoming webhook (never in a transaction)."""
-    request = urllib.request.Request(  # noqa: S310 - the scheme is checked (http/https) in settings
-        url,
-        data=json.dumps({"text": text}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        response.read()
-
-
 def _handoff_url(handoff: Handoff) -> str:
     return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("handoff:detail", args=[handoff.pk])
 
@@ -409,13 +375,15 @@ def escalation_notify(*, timer_id: int) -> dict[str, bool]:
         }
     if managers:
         recipients = [m.email for m in managers]
-        sent["email"] = _send_once(
+        sent["email"] = send_once(
+            SlaTimer,
             timer.pk,
             "escalation_email_sent_at",
             lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients),
         )
     if settings.SLA_SLACK_WEBHOOK_URL:
-        sent["webhook"] = _send_once(
+        sent["webhook"] = send_once(
+            SlaTimer,
             timer.pk,
             "escalation_webhook_sent_at",
             lambda: post_webhook(settings.SLA_SLACK_WEBHOOK_URL, text),
@@ -451,7 +419,8 @@ def reminder_notify(*, timer_id: int) -> bool:
                 "url": _handoff_url(timer.handoff),
             },
         )
-    return _send_once(
+    return send_once(
+        SlaTimer,
         timer.pk,
         "reminder_email_sent_at",
         lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [rep.email]),
