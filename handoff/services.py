@@ -177,7 +177,7 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
             logger.warning("Lead %s became MQL with handoff %s still open", lead.pk, still_open.pk)
             return still_open
         routed = selectors.routing_team_for(lead=lead)
-        team = Team.objects.select_for_update().get(pk=routed.pk) if routed else None
+        team = Team.objects.select_for_update(no_key=True).get(pk=routed.pk) if routed else None
         handoff = Handoff.objects.create(
             lead=lead, mql_transition=transition, team=team, created_at=at
         )
@@ -213,7 +213,7 @@ def handoff_assign_from_queue(*, team: Team, actor: User | None = None) -> list[
     at = timezone.now()
     assigned: list[Handoff] = []
     with transaction.atomic():
-        locked_team = Team.objects.select_for_update().get(pk=team.pk)
+        locked_team = Team.objects.select_for_update(no_key=True).get(pk=team.pk)
         queued = (
             Handoff.objects.select_for_update()
             .filter(team=locked_team, status=HandoffStatus.OPEN, assigned_to__isnull=True)
@@ -246,7 +246,7 @@ def handoff_reassign(*, handoff: Handoff, to_rep: User, actor: User, reason: str
     with transaction.atomic():
         team_id = Handoff.objects.values_list("team_id", flat=True).get(pk=handoff.pk)
         if team_id is not None:
-            Team.objects.select_for_update().get(pk=team_id)
+            Team.objects.select_for_update(no_key=True).get(pk=team_id)
         locked = (
             Handoff.objects.select_for_update(of=("self",))
             .select_related("team")
@@ -287,7 +287,7 @@ def handoff_reassign(*, handoff: Handoff, to_rep: User, actor: User, reason: str
         if locked.assigned_to_id is not None and not reason:
             message = _("Say why the handoff moves to another rep.")
             raise DomainError(message, code="reason_required", fields={"reason": [message]})
-        team = Team.objects.select_for_update().get(pk=membership.team_id)
+        team = Team.objects.select_for_update(no_key=True).get(pk=membership.team_id)
         _assign(
             handoff=locked,
             team=team,
@@ -313,7 +313,7 @@ def handoff_reroute(*, handoff: Handoff, reason: str) -> Handoff | None:
         team_id = Handoff.objects.values_list("team_id", flat=True).get(pk=handoff.pk)
         if team_id is None:
             return None
-        team = Team.objects.select_for_update().get(pk=team_id)
+        team = Team.objects.select_for_update(no_key=True).get(pk=team_id)
         locked = Handoff.objects.select_for_update(of=("self",)).get(pk=handoff.pk)
         if locked.status != HandoffStatus.OPEN or locked.team_id != team_id:
             return None

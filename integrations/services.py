@@ -245,9 +245,12 @@ def _process_locked(inbound: InboundEvent) -> None:
 def _process_once(inbound_event_id: int) -> InboundEvent | None:
     with transaction.atomic():
         # The row lock makes a second worker with the same task wait, then see the final
-        # status and do nothing.
+        # status and do nothing. Only this row: a lock on the joined source would make
+        # every worker and every intake request of that source (its INSERT checks the
+        # foreign key) wait for this whole transaction. NO KEY: rows that refer to it
+        # may still be written meanwhile.
         inbound = (
-            InboundEvent.objects.select_for_update()
+            InboundEvent.objects.select_for_update(of=("self",), no_key=True)
             .select_related("source")
             .filter(pk=inbound_event_id)
             .first()
