@@ -88,6 +88,7 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         "marketing_open": marketing_open,
         "access": access,
         "scoring_available": scoring_available,
+        "now": timezone.now(),
     }
     context.update(_availability_context(request))
     context.update(extra)
@@ -131,6 +132,7 @@ def _detail_context(request: HttpRequest, handoff: Handoff, **bound: forms.Form)
         "scoring_available": scoring_available,
         "can_act": may_act,
         "can_manage": may_manage,
+        "now": timezone.now(),
         "can_decide": may_act and handoff.status == HandoffStatus.OPEN,
         "can_log": may_act and handoff.status != HandoffStatus.REJECTED and handoff.assigned_to_id,
         "can_move_on": may_act
