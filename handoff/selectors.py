@@ -257,8 +257,9 @@ def managed_teams(*, user) -> QuerySet[Team]:
 def handoff_detail(*, user, pk: int) -> Handoff | None:
     """One handoff with what its page shows, or None when the user may not see it (the view
     answers 404 then: guessing another rep's id must not reveal that it exists)."""
+    # Through the urgency ordering for its annotation: the page shows the next deadline.
     return (
-        handoffs_visible_to(user=user)
+        handoffs_order_by_urgency(handoffs_visible_to(user=user))
         .select_related("lead__company", "team", "assigned_to", "decided_by", "rejection_reason")
         .filter(pk=pk)
         .first()

@@ -42,6 +42,12 @@ def _actor(request: HttpRequest) -> User:
     return cast(User, request.user)
 
 
+def _lead_name(handoff: Handoff) -> str:
+    """The lead as the page names it (its heading): the name, else the address. Not
+    str(lead), which is "name <address>" for the admin and logs."""
+    return handoff.lead.full_name or handoff.lead.email
+
+
 def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
 
@@ -88,6 +94,7 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         "marketing_open": marketing_open,
         "access": access,
         "scoring_available": scoring_available,
+        "now": timezone.now(),
     }
     context.update(_availability_context(request))
     context.update(extra)
@@ -131,6 +138,7 @@ def _detail_context(request: HttpRequest, handoff: Handoff, **bound: forms.Form)
         "scoring_available": scoring_available,
         "can_act": may_act,
         "can_manage": may_manage,
+        "now": timezone.now(),
         "can_decide": may_act and handoff.status == HandoffStatus.OPEN,
         "can_log": may_act and handoff.status != HandoffStatus.REJECTED and handoff.assigned_to_id,
         "can_move_on": may_act
@@ -216,7 +224,7 @@ def activity_create(request: HttpRequest, pk: int) -> HttpResponse:
 def accept(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(handoff: Handoff, form: AcceptForm) -> str:
         services.handoff_accept(handoff=handoff, actor=_actor(request), bant=form.bant())
-        return _("Accepted: %(lead)s is now an SQL.") % {"lead": handoff.lead}
+        return _("Accepted: %(lead)s is now an SQL.") % {"lead": _lead_name(handoff)}
 
     return _action(
         request,
@@ -238,7 +246,9 @@ def reject(request: HttpRequest, pk: int) -> HttpResponse:
             reason=form.cleaned_data["reason"],
             comment=form.cleaned_data["comment"],
         )
-        return _("Rejected: %(lead)s goes back to marketing for nurture.") % {"lead": handoff.lead}
+        return _("Rejected: %(lead)s goes back to marketing for nurture.") % {
+            "lead": _lead_name(handoff)
+        }
 
     return _action(
         request,

@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from integrations.normalize import (
     ValueProblem,
     clean_email,
@@ -270,7 +272,10 @@ def apply_mapping(mapping: dict[str, Any], fields: dict[str, Any]) -> LeadData:
             data.attributes[target.removeprefix("attributes.")] = value
             continue
         if not _scalar(value):
-            raise ValueProblem(f"{source_field}: expected a single value, got {value!r}.")
+            raise ValueProblem(
+                _("%(field)s: expected a single value, got %(value)r.")
+                % {"field": source_field, "value": value}
+            )
         if target == "email":
             data.email = clean_email(value)
         elif target == "external_id":

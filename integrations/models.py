@@ -180,7 +180,8 @@ class InboundEvent(models.Model):
         permissions = [("reprocess_inboundevent", _("Can re-process inbound events"))]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.source_id} {self.status}"
+        # Shown as the admin page title and breadcrumb: the status in the reader's language.
+        return f"#{self.pk} {self.get_status_display()}"
 
 
 # Outbound delivery (destinations, the outbox, SFA feedback) lives in its own subpackage;

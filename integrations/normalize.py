@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.utils.translation import gettext as _
 
 from leadflow.japan import REGION_BY_PREFECTURE, prefecture_from_address
 from leadflow.models import Industry, RevenueBand, Role
@@ -32,7 +33,9 @@ def clean_email(value: object) -> str:
     try:
         validate_email(email)
     except ValidationError:
-        raise ValueProblem(f"“{value}” is not a valid e-mail address.") from None
+        raise ValueProblem(
+            _("“%(value)s” is not a valid e-mail address.") % {"value": value}
+        ) from None
     return email
 
 
@@ -154,7 +157,7 @@ def parse_count(value: object) -> int | None:
         return None
     match = re.search(r"\d+", text)
     if match is None:
-        raise ValueProblem(f"“{value}” is not a number.")
+        raise ValueProblem(_("“%(value)s” is not a number.") % {"value": value})
     return int(match.group())
 
 
@@ -178,14 +181,18 @@ def parse_yen(value: object) -> Decimal | None:
             try:
                 total += Decimal(number.strip() or "0") * factor
             except InvalidOperation:
-                raise ValueProblem(f"“{value}” is not an amount of money.") from None
+                raise ValueProblem(
+                    _("“%(value)s” is not an amount of money.") % {"value": value}
+                ) from None
             rest = rest_after
     rest = rest.strip()
     if rest:
         try:
             total += Decimal(rest)
         except InvalidOperation:
-            raise ValueProblem(f"“{value}” is not an amount of money.") from None
+            raise ValueProblem(
+                _("“%(value)s” is not an amount of money.") % {"value": value}
+            ) from None
     return total
 
 

@@ -314,7 +314,7 @@ class StageTransition(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.lead_id}: {self.from_stage} → {self.to_stage}"
+        return f"{self.lead_id}: {self.get_from_stage_display()} → {self.get_to_stage_display()}"
 
     @property
     def actor_display(self) -> str:

@@ -527,7 +527,7 @@ MATRIX: list[Row] = [
         expect(
             anonymous=blind(302),
             marketing=Expect(200),
-            rep_a=blind(403),
+            rep_a=Expect(403),  # the probe is rep A's own name, in every page's header
             rep_b=blind(403),
             manager=sees(),
             other_manager=blind(),
@@ -543,7 +543,7 @@ MATRIX: list[Row] = [
         expect(
             anonymous=blind(302),
             marketing=blind(403),
-            rep_a=blind(403),
+            rep_a=Expect(403),  # the probe is rep A's own name, in every page's header
             rep_b=blind(403),
             manager=sees(),
             other_manager=blind(),

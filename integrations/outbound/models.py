@@ -310,7 +310,7 @@ class OutboxMessage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.event} → {self.destination_id} ({self.status})"
+        return f"#{self.pk} {self.get_event_display()} ({self.get_status_display()})"
 
 
 class FeedbackOutcome(models.TextChoices):

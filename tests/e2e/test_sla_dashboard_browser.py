@@ -37,7 +37,7 @@ def test_a_manager_reads_the_kpis_on_the_dashboard(
 
     assert page.locator("h1").inner_text() == "SLAダッシュボード"
     # The figures are the per-day sums the fixture refreshed at the pinned clock.
-    assert "2026-11-30 12:00" in page.get_by_test_id("as-of").inner_text()
+    assert "2026/11/30 12:00" in page.get_by_test_id("as-of").inner_text()
 
     def kpi(key):
         return page.locator(f'[data-kpi="{key}"]')

@@ -245,6 +245,11 @@ def test_accept_with_one_bant_answer_shows_the_error_then_two_accept(client, kan
     accepted = client.post(detail_url(handoff, "accept"), {"budget": "on", "need": "on"})
     assert accepted.status_code == 302
     assert Lead.objects.get(pk=handoff.lead_id).stage == Stage.SQL
+    # The confirmation names the lead as the page does, without "<address>".
+    lead = handoff.lead
+    assert [str(m) for m in client.get(accepted["Location"]).context["messages"]] == [
+        f"Accepted: {lead.last_name} {lead.first_name} is now an SQL."
+    ]
 
 
 def test_accept_errors_with_htmx_come_back_as_the_form(client, kanto):
@@ -302,6 +307,10 @@ def test_reject_without_reason_then_with_recycles_the_lead(client, kanto):
     body = done.content.decode()
     assert "Recycled (nurture)" in body
     assert "Competitor" in body
+    lead = handoff.lead
+    assert [str(m) for m in done.context["messages"]] == [
+        f"Rejected: {lead.last_name} {lead.first_name} goes back to marketing for nurture."
+    ]
 
 
 def test_after_sql_the_rep_records_opportunity_and_lost(client, kanto):

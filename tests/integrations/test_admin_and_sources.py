@@ -303,3 +303,15 @@ def test_events_reach_leads_only_through_the_services(client):
         ("b@example.jp", "generic-test"),
     ]
     assert EngagementEvent.objects.filter(source="generic-test").count() == 2
+
+
+def test_inbound_page_title_reads_in_the_users_language(superuser_client):
+    source = make_source("generic")
+    failed = deliver(superuser_client, source, {"lead": {"name": "no email"}})
+
+    response = superuser_client.get(
+        f"/admin/integrations/inboundevent/{failed.pk}/change/", HTTP_ACCEPT_LANGUAGE="ja"
+    )
+
+    assert f"<h2>#{failed.pk} 失敗</h2>" in response.text
+    assert f"#{failed.pk} {source.pk} failed" not in response.text

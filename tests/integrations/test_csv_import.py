@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.utils import translation
 
 from integrations import services
 from integrations.services import leads_import_csv
@@ -113,6 +114,21 @@ def test_each_bad_row_is_reported_with_its_line_and_the_rest_imported():
     ]
     assert (report.rows, report.created) == (5, 2)
     assert set(Lead.objects.values_list("email", flat=True)) == {"ok@example.jp", "last@example.jp"}
+
+
+def test_the_row_report_is_in_the_users_language():
+    # The admin's import page shows these lines to a Japanese marketer: no English in them.
+    text = "メールアドレス,会社名,従業員数,売上\nnot-an-address,C社,30,\nok@example.jp,D社,多数,\n"
+    text += "yen@example.jp,E社,10,よくわからない\n"
+
+    with translation.override("ja"):
+        report = leads_import_csv(data=text.encode("cp932"), dry_run=True)
+
+    assert report.errors == [
+        (2, "「not-an-address」は有効なメールアドレスではありません。"),
+        (3, "「多数」は数値ではありません。"),
+        (4, "「よくわからない」は金額ではありません。"),
+    ]
 
 
 def test_importing_the_same_file_again_changes_nothing():

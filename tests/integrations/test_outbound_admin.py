@@ -163,3 +163,18 @@ def test_feedback_list_renders(admin_client, no_kick):
     response = admin_client.get("/admin/integrations/feedbackevent/")
 
     assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_message_page_title_reads_in_the_users_language(admin_client, no_kick):
+    # The title and breadcrumb are the message's str(): no raw "mql_created → 1 (dead)".
+    message = dead_message()
+
+    response = admin_client.get(
+        f"/admin/integrations/outboxmessage/{message.pk}/change/", HTTP_ACCEPT_LANGUAGE="ja"
+    )
+
+    assert f"<h2>#{message.pk} MQL認定 (配信不能（要対応）)</h2>" in response.text
+    assert "(dead)" not in response.text
+    assert f"{message.lead_id}: 既知リード → MQL</a>" in response.text  # the stage change
+    assert "known → mql" not in response.text

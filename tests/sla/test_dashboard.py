@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 
@@ -276,3 +277,18 @@ def test_reassign_refuses_strangers_and_unknown_reps(client, cohort, manager, ma
     assert client.post(f"/dashboard/handoffs/{h5.pk}/reassign/", {"rep": 1}).status_code == 403
     client.force_login(h5.assigned_to)
     assert client.post(f"/dashboard/handoffs/{h5.pk}/reassign/", {"rep": 1}).status_code == 403
+
+
+def test_the_figures_line_reads_as_japanese_sentences(client, cohort, manager):  # noqa: F811
+    # Two sentences, Japanese punctuation, and the page's own date format (2026/11/30).
+    client.force_login(manager)
+    client.cookies["django_language"] = "ja"
+
+    body = client.get(f"/dashboard/?{RANGE}").content.decode()
+
+    line = re.search(r'<p class="muted small">(.*?)</p>', body, re.S).group(1)
+    text = " ".join(re.sub(r"<[^>]+>", "", line).split())
+    assert text == (
+        "MQL 6件：SQL 2件、差し戻し 2件、対応中 2件／受注 1件。"
+        " 2026/11/30 12:00 時点の数値です（毎分更新。期限超過リストはリアルタイム）。"
+    )
