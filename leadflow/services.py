@@ -185,7 +185,10 @@ def lead_upsert(
                 lead = Lead.objects.with_email(email).get()
         if not created:
             # Our own new row needs no lock: nobody else can see it before we commit.
-            lead = Lead.objects.select_for_update().get(pk=lead.pk)
+            # NO KEY: rows of other leads' work that refer to this one (a duplicate
+            # candidate naming both) may still be written; FOR UPDATE made them wait for
+            # this whole transaction, and two workers naming each other's lead deadlock.
+            lead = Lead.objects.select_for_update(no_key=True).get(pk=lead.pk)
             changed = _apply_values(lead, email=email, attributes=attributes, company=company)
             if changed:
                 lead.save()
