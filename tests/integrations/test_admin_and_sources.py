@@ -9,6 +9,8 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from integrations import services
 from integrations.mapping import apply_mapping, default_mapping, validate_mapping
@@ -209,6 +211,34 @@ def test_inbound_list_filters_by_status_and_searches(superuser_client):
 
     assert response.status_code == 200
     assert [row.pk for row in response.context["cl"].result_list] == [failed.pk]
+
+
+def test_inbound_list_costs_the_same_queries_for_1_or_20_events(superuser_client):
+    source = make_source("generic")
+
+    def make(n: int) -> None:
+        InboundEvent.objects.bulk_create(
+            InboundEvent(
+                source=source,
+                body="{}",
+                dedup_key=f"k-{n}-{i}",
+                status=InboundStatus.FAILED,
+                result={"applied": 2, "failed": 1, "skipped": 0, "errors": [{"reason": "x"}]},
+            )
+            for i in range(n)
+        )
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = superuser_client.get("/admin/integrations/inboundevent/")
+        assert response.status_code == 200
+        assert "2 applied, 1 failed, 0 skipped" in response.content.decode()
+        return len(captured)
+
+    make(1)
+    one = queries()
+    make(19)
+    assert queries() == one
 
 
 def test_inbound_detail_and_raw_body(superuser_client):
