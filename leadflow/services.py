@@ -7,10 +7,11 @@ functions, so normalisation and duplicate handling happen in exactly one place.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework.authtoken.models import Token
 
@@ -27,6 +28,9 @@ from leadflow.models import (
     User,
 )
 from leadflow.normalize import company_key, format_phone, nfkc, normalize_email
+
+# How far ahead of our clock an event may be dated (the sender's clock may be off).
+EVENT_FUTURE_TOLERANCE = timedelta(days=1)
 
 # Lead columns an upsert may set; anything else lands in Lead.attributes.
 LEAD_FIELDS = frozenset(
@@ -234,6 +238,15 @@ def event_record(
         )
     if occurred_at.tzinfo is None:
         raise DomainError(_("The event time has no time zone."), code="naive_datetime")
+    if occurred_at > timezone.now() + EVENT_FUTURE_TOLERANCE:
+        # Decay weighs an event by 2^(age / half-life): one dated years ahead overflows a
+        # float (the worker's scoring, and every bulk rescore batch holding that lead in
+        # PostgreSQL's POWER), and months ahead make an engagement too big for its column.
+        raise DomainError(
+            _("The event time %(when)s is in the future.")
+            % {"when": timezone.localtime(occurred_at).strftime("%Y-%m-%d %H:%M")},
+            code="future_event",
+        )
     if external_id:
         existing = EngagementEvent.objects.filter(source=source, external_id=external_id).first()
         if existing is not None:

@@ -120,3 +120,33 @@ def test_a_feedback_time_at_the_end_of_the_calendar_is_refused(client, when):
     error = assert_error(response, 400, "validation_error")
     assert list(error["fields"]) == ["/occurred_at"]
     assert not FeedbackEvent.objects.exists()
+
+
+def test_an_event_dated_years_ahead_fails_its_item_not_the_scoring(client):
+    # Decay is 2^(age / half-life): an event in 2099 overflowed the worker's scoring (and
+    # PostgreSQL's POWER in every bulk rescore of the lead). Refused per item instead.
+    source = make_source("generic")
+    body = {
+        "events": [
+            {
+                "id": "far",
+                "type": "pricing_page_view",
+                "occurred_at": "2099-01-01T10:00:00+09:00",
+                "lead": {"email": "far@example.jp"},
+            },
+            {
+                "id": "now",
+                "type": "pricing_page_view",
+                "occurred_at": "2026-01-15T10:00:00+09:00",
+                "lead": {"email": "now@example.jp"},
+            },
+        ]
+    }
+
+    inbound = deliver(client, source, body)
+
+    assert inbound.status == InboundStatus.FAILED
+    assert [e["reason"] for e in inbound.result["errors"]] == [
+        "The event time 2099-01-01 10:00 is in the future."
+    ]
+    assert list(EngagementEvent.objects.values_list("external_id", flat=True)) == ["now"]
