@@ -264,3 +264,19 @@ def test_a_card_exchanged_in_the_far_future_is_a_row_error_not_a_500():
 
     assert report.errors == [(2, "The event time 9999-12-31 12:00 is in the future.")]
     assert sorted(Lead.objects.values_list("email", flat=True)) == ["ok@example.jp"]
+
+
+def test_a_cell_past_the_csv_field_limit_is_a_file_problem_not_a_500(client):
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    data = ("email,last_name\r\nhuge@example.jp," + "あ" * 200_000 + "\r\n").encode()
+
+    response = client.post(
+        "/admin/integrations/source/import-csv/",
+        {"file": SimpleUploadedFile("huge.csv", data), "source": "csv", "dry_run": "on"},
+    )
+
+    assert response.status_code == 200
+    assert response.context["report"].errors == [
+        (0, "The file cannot be read as CSV: field larger than field limit (131072).")
+    ]
+    assert not Lead.objects.exists()
