@@ -119,6 +119,11 @@ def without_nul(value: Any) -> Any:
     return value
 
 
+def has_nul(value: Any) -> bool:
+    """Whether parsed JSON holds a NUL character in any string or key (see without_nul)."""
+    return without_nul(value) != value
+
+
 def parse_time(value: Any) -> datetime | None:
     """An aware datetime from ISO 8601, "YYYY-MM-DD HH:MM:SS" (in TIME_ZONE, as Marketo
     sends it), or epoch seconds/milliseconds; None when there is nothing usable."""

@@ -85,6 +85,18 @@ def test_mapping_validation_names_each_problem():
     ]
 
 
+def test_a_mapping_with_a_nul_character_is_refused():
+    # PostgreSQL's jsonb cannot store it: saving the source in the admin was a 500.
+    problem = "The mapping contains a NUL character (\\u0000), which the database cannot store."
+
+    assert validate_mapping({"fields": {"mail\u0000": "email"}}) == [problem]
+    assert validate_mapping({"url_kinds": [["/p\u0000", "page_view"]]}) == [problem]
+    source = Source(kind="generic", slug="x", secret="s", mapping={"fields": {"a\u0000": "email"}})
+    with pytest.raises(ValidationError) as refused:
+        source.clean()
+    assert refused.value.message_dict == {"mapping": [problem]}
+
+
 def test_every_default_mapping_is_valid():
     for kind in ("generic", "mautic", "hubspot", "marketo"):
         assert validate_mapping(default_mapping(kind)) == [], kind
