@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework.authtoken.models import Token
@@ -59,6 +59,43 @@ class UpsertResult:
     changed: list[str] = field(default_factory=list)
 
 
+_COMPANY_LOCK_SPACE = 0x4C46_434F  # advisory locks (space, hash) of companies being created
+
+
+def _company_find(values: dict[str, Any]) -> Company | None:
+    if values.get("domain"):
+        found = Company.objects.filter(domain=values["domain"]).order_by("pk").first()
+        if found is not None:
+            return found
+    if values.get("name") and company_key(values["name"]):
+        return Company.objects.filter(match_key=company_key(values["name"])).order_by("pk").first()
+    return None
+
+
+def _company_create_lock(values: dict[str, Any]) -> bool:
+    """Transaction-level advisory locks on the company's domain and name key (PostgreSQL;
+    SQLite has one writer at a time). Sorted, so two creators never wait on each other
+    in a circle. True when it locked (then look again: the lock may have waited)."""
+    if connection.vendor != "postgresql":
+        return False
+    keys = sorted(
+        {
+            *([f"domain:{values['domain']}"] if values.get("domain") else []),
+            *(
+                [f"name:{company_key(values['name'])}"]
+                if company_key(values.get("name") or "")
+                else []
+            ),
+        }
+    )
+    with connection.cursor() as cursor:
+        for key in keys:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_COMPANY_LOCK_SPACE, key]
+            )
+    return bool(keys)
+
+
 def company_find_or_create(*, data: dict[str, Any]) -> Company | None:
     """Find the company by domain, then by its name without legal forms (so 株式会社サンプル
     and (株)サンプル are one company); create it if neither matches.
@@ -72,13 +109,12 @@ def company_find_or_create(*, data: dict[str, Any]) -> Company | None:
         values["domain"] = nfkc(str(values["domain"])).strip().lower()
     if not values.get("name") and not values.get("domain"):
         return None
-    company = None
-    if values.get("domain"):
-        company = Company.objects.filter(domain=values["domain"]).order_by("pk").first()
-    if company is None and values.get("name") and company_key(values["name"]):
-        company = (
-            Company.objects.filter(match_key=company_key(values["name"])).order_by("pk").first()
-        )
+    company = _company_find(values)
+    # Two workers with colleagues from one new company (a trade-show batch) both found
+    # nothing and both created it: no unique key can say "same domain or same name". The
+    # loser waits for the winner's commit in the lock, then finds its row.
+    if company is None and _company_create_lock(values):
+        company = _company_find(values)
     if company is None:
         values.setdefault("name", values.get("domain", ""))
         return Company.objects.create(**values)

@@ -17,7 +17,7 @@ from django.db import connection, connections, transaction
 
 from leadflow import services as lead_services
 from leadflow.lifecycle import lead_transition
-from leadflow.models import DuplicateCandidate, Lead, Stage
+from leadflow.models import Company, DuplicateCandidate, Lead, Stage
 from leadflow.services import lead_upsert
 from tests.factories import CompanyFactory, LeadFactory
 
@@ -151,3 +151,33 @@ def test_two_workers_updating_two_copies_of_one_person_do_not_deadlock(monkeypat
     assert (candidate.lead_a_id, candidate.lead_b_id) == (first.pk, second.pk)
     assert [item["kind"] for item in candidate.evidence] == ["same_name_and_company"]
     assert sorted(Lead.objects.values_list("phone", flat=True)) == ["03-1111-2222", "06-3333-4444"]
+
+
+def test_two_workers_creating_the_same_new_company_make_one_company():
+    # Colleagues from one company not seen before, processed by two workers at once: the
+    # second waits for the first's commit and takes its company instead of a copy.
+    def first_worker() -> None:
+        lead_upsert(
+            email="a@newco.example.jp",
+            company={"name": "株式会社ニューコ", "domain": "newco.example.jp"},
+            source="test",
+        )
+
+    thread, release = _hold_in_thread(first_worker)
+    threading.Timer(1.0, release.set).start()  # commits a second later
+    try:
+        _fail_fast()
+        with transaction.atomic():
+            second = lead_upsert(
+                email="b@newco.example.jp",
+                company={"name": "(株)ニューコ", "domain": "newco.example.jp"},
+                source="test",
+            )
+    finally:
+        release.set()
+        thread.join(timeout=30)
+
+    company = Company.objects.get()
+    assert (company.name, company.domain) == ("株式会社ニューコ", "newco.example.jp")
+    assert second.lead.company_id == company.pk
+    assert sorted(Lead.objects.values_list("company_id", flat=True)) == [company.pk, company.pk]
