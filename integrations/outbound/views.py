@@ -137,6 +137,10 @@ def feedback_receive(request: HttpRequest, slug: str) -> JsonResponse:
             400,
             fields={"": [f"line {exc.lineno} column {exc.colno}: {exc.msg}"]},
         )
+    except RecursionError:  # [[[[…]]]] past Python's recursion limit: was a 500
+        return error_response(
+            "invalid_json", _("The body is not valid JSON."), 400, fields={"": ["nesting too deep"]}
+        )
     clean, problems = _validate(document)
     if problems:
         first_pointer, first = next(iter(problems.items()))

@@ -150,3 +150,20 @@ def test_an_event_dated_years_ahead_fails_its_item_not_the_scoring(client):
         "The event time 2099-01-01 10:00 is in the future."
     ]
     assert list(EngagementEvent.objects.values_list("external_id", flat=True)) == ["now"]
+
+
+def test_a_feedback_body_nested_too_deep_is_a_400():
+    from django.test import Client
+
+    sfa = make_salesforce("http://127.0.0.1:9", slug="sfdc", signing_secret="fb-secret")
+    body = b"[" * 5000 + b"]" * 5000
+
+    response = Client().post(
+        f"/api/v1/feedback/{sfa.slug}/",
+        data=body,
+        content_type="application/json",
+        headers={"X-LeadFlow-Signature": sign("fb-secret", body)},
+    )
+
+    error = assert_error(response, 400, "invalid_json")
+    assert error["fields"] == {"": ["nesting too deep"]}
