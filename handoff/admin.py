@@ -150,6 +150,10 @@ class AssignmentInline(admin.TabularInline):
     fields = ("assigned_at", "rep", "previous_rep", "via", "by", "reason", "email_sent_at")
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        # The users each row shows, in the same query (else three per assignment).
+        return super().get_queryset(request).select_related("rep", "previous_rep", "by")
+
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
@@ -172,6 +176,9 @@ class ActivityInline(admin.TabularInline):
     can_delete = False
     fields = ("at", "kind", "outcome", "by", "note")
     readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("by")  # else one per activity
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

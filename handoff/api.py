@@ -25,6 +25,7 @@ from handoff.models import (
     HandoffStatus,
     RejectionReason,
 )
+from leadflow.api.fields import DateTimeField
 from leadflow.api.filters import id_filter
 from leadflow.models import User
 
@@ -86,7 +87,7 @@ class ActivityInput(serializers.Serializer):
     kind = serializers.ChoiceField(choices=ActivityKind.choices)
     outcome = serializers.ChoiceField(choices=ActivityOutcome.choices)
     note = serializers.CharField(required=False, allow_blank=True, default="")
-    at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    at = DateTimeField(required=False, allow_null=True, default=None)
 
 
 class AcceptInput(serializers.Serializer):
@@ -227,7 +228,7 @@ class AvailabilityChangeSerializer(AvailabilitySerializer):
 class AvailabilityInput(serializers.Serializer):
     away = serializers.BooleanField()
     # A time without an offset is read in the site's zone (TIME_ZONE, Asia/Tokyo).
-    away_until = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    away_until = DateTimeField(required=False, allow_null=True, default=None)
 
     def validate(self, attrs: dict) -> dict:
         if not attrs["away"] and attrs["away_until"] is not None:

@@ -47,6 +47,7 @@ from leadflow.privacy import ERASED
 logger = logging.getLogger(__name__)
 
 DEFAULT_CAPACITY = RepProfile._meta.get_field("max_open_handoffs").default
+AWAY_UNTIL_BEFORE_YEAR = 2100
 SYSTEM_ACTOR = "handoff"
 
 
@@ -366,8 +367,13 @@ def rep_set_away(*, rep: User, actor: User, until: datetime | None = None) -> Re
         message = None
         if until.tzinfo is None:
             message = _("The time has no time zone.")
-        elif until <= timezone.now():
+        # The year first: comparing 0001-01-01T00:00+09:00 with now overflows (a 500), and
+        # 9999-12-31T23:59-09:00 was stored as year 10000 UTC, which no read of the
+        # profile could turn back into a datetime: every page of that rep was a 500.
+        elif until.year < timezone.now().year or until <= timezone.now():
             message = _("“Away until” must be in the future.")
+        elif until.year >= AWAY_UNTIL_BEFORE_YEAR:
+            message = _("“Away until” must be before %(year)d.") % {"year": AWAY_UNTIL_BEFORE_YEAR}
         if message is not None:
             raise DomainError(message, code="invalid_away_until", fields={"away_until": [message]})
     _check_availability_change(rep=rep, actor=actor)

@@ -98,6 +98,32 @@ class Adapter:
         return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
+# Years a payload's time may have. Python's datetime ends at years 1 and 9999, so
+# 0001-01-01T00:00+09:00 or 9999-12-31T23:59-09:00 parse but overflow when converted to
+# UTC for the database; nobody's engagement happened outside these anyway.
+FIRST_YEAR, LAST_YEAR = 1900, 2100
+
+
+def without_nul(value: Any) -> Any:
+    """`value` (parsed JSON) with NUL characters removed from every string and key.
+
+    PostgreSQL stores no NUL in text and no \\u0000 in jsonb: one in a name, an id or a
+    URL made the request a 500 (intake's dedup key, feedback's lookups) or failed the
+    whole inbound event. A NUL means nothing in any of them, so it is dropped."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    return value
+
+
+def has_nul(value: Any) -> bool:
+    """Whether parsed JSON holds a NUL character in any string or key (see without_nul)."""
+    return without_nul(value) != value
+
+
 def parse_time(value: Any) -> datetime | None:
     """An aware datetime from ISO 8601, "YYYY-MM-DD HH:MM:SS" (in TIME_ZONE, as Marketo
     sends it), or epoch seconds/milliseconds; None when there is nothing usable."""
@@ -106,9 +132,10 @@ def parse_time(value: Any) -> datetime | None:
     if isinstance(value, int | float):
         seconds = value / 1000 if value > 100_000_000_000 else value
         try:
-            return datetime.fromtimestamp(seconds, tz=UTC)
+            moment = datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
+        return moment if FIRST_YEAR <= moment.year <= LAST_YEAR else None
     if not isinstance(value, str):
         return None
     text = value.strip()
@@ -119,6 +146,8 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     if parsed is None:
+        return None
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
         return None
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed)

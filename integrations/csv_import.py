@@ -105,6 +105,15 @@ def decode(data: bytes) -> tuple[str, str]:
 
 
 def read_rows(data: bytes) -> Sheet:
+    try:
+        return _read_rows(data)
+    except csv.Error as error:
+        # e.g. a cell over the csv module's field limit (128 KiB): a file-level problem
+        # for the report, not an exception out of the upload page (it was a 500).
+        raise CsvProblem(f"The file cannot be read as CSV: {error}.") from None
+
+
+def _read_rows(data: bytes) -> Sheet:
     text, encoding = decode(data)
     sample = text[:4096]
     try:

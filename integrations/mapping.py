@@ -27,6 +27,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from integrations.base import has_nul
 from integrations.normalize import (
     ValueProblem,
     clean_email,
@@ -186,6 +187,8 @@ def validate_mapping(mapping: Any) -> list[str]:
     """Readable problems with a mapping (empty when it is usable)."""
     if not isinstance(mapping, dict):
         return ["The mapping must be a JSON object."]
+    if has_nul(mapping):  # PostgreSQL's jsonb refuses it: saving was a 500
+        return ["The mapping contains a NUL character (\\u0000), which the database cannot store."]
     problems = [f"Unknown key “{key}”." for key in mapping if key not in MAPPING_KEYS]
     fields = mapping.get("fields", {})
     if not isinstance(fields, dict):

@@ -144,21 +144,28 @@ def prefecture_from_text(value: object) -> str:
     return prefecture_from_address(text)
 
 
+# The largest count the database's integer columns hold (employee counts): above it the
+# INSERT failed with "integer out of range" (a 500 in the CSV upload).
+MAX_COUNT = 2**31 - 1
+
+
 def parse_count(value: object) -> int | None:
     """`1,200` / `約300名` / `100～499` (the lower bound) → int; None when empty."""
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float):
-        return int(value) if value >= 0 else None
-    text = nfkc(str(value)).replace(",", "").strip()
-    if not text:
-        return None
-    match = re.search(r"\d+", text)
-    if match is None:
-        raise ValueProblem(_("“%(value)s” is not a number.") % {"value": value})
-    return int(match.group())
+    if isinstance(value, int | float):
+        count = int(value) if value >= 0 else None
+    else:
+        text = nfkc(str(value)).replace(",", "").strip()
+        if not text:
+            return None
+        match = re.search(r"\d+", text)
+        if match is None:
+            raise ValueProblem(_("“%(value)s” is not a number.") % {"value": value})
+        count = int(match.group())
+    if count is not None and count > MAX_COUNT:
+        raise ValueProblem(_("“%(value)s” is too large a number.") % {"value": value})
+    return count
 
 
 _UNITS = {"兆": Decimal(10**12), "億": Decimal(10**8), "万": Decimal(10**4), "千": Decimal(10**3)}

@@ -23,7 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from integrations.base import Item
+from integrations.base import Item, without_nul
 from integrations.csv_import import CsvProblem, read_rows
 from integrations.mapping import apply_mapping
 from integrations.models import InboundEvent, InboundStatus, Source, SourceKind
@@ -207,7 +207,8 @@ def _process_locked(inbound: InboundEvent) -> None:
     adapter = ADAPTERS[source.kind]
     outcome = _Outcome()
     try:
-        items = adapter.parse(json.loads(inbound.body), source=source)
+        # The body is stored as received; NULs go here, as at the door (see without_nul).
+        items = adapter.parse(without_nul(json.loads(inbound.body)), source=source)
     except ValueError as error:  # JSONDecodeError and ShapeError both are
         inbound.status = InboundStatus.FAILED
         inbound.reason = str(error)

@@ -80,6 +80,9 @@ class TransitionInline(admin.TabularInline):
     readonly_fields = fields
     ordering = ("-occurred_at", "-id")
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor_user")  # else one per row
+
     def has_add_permission(self, request, obj=None) -> bool:
         return False  # only the lifecycle service writes transitions
 

@@ -86,9 +86,10 @@ def lead_transition(
     with transaction.atomic():
         # Ordered, single-row lock; re-reading under it is what makes the check race-free.
         # With its company: the receivers (routing, the outbox payload) read it. Only the
-        # lead's row is locked.
+        # lead's row is locked, and NO KEY: a stage move never changes the id, so rows that
+        # refer to the lead (duplicate candidates, events) are not held up by it.
         locked = (
-            Lead.objects.select_for_update(of=("self",))
+            Lead.objects.select_for_update(of=("self",), no_key=True)
             .select_related("company")
             .filter(pk=lead_id)
             .first()

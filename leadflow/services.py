@@ -7,10 +7,11 @@ functions, so normalisation and duplicate handling happen in exactly one place.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework.authtoken.models import Token
 
@@ -27,6 +28,9 @@ from leadflow.models import (
     User,
 )
 from leadflow.normalize import company_key, format_phone, nfkc, normalize_email
+
+# How far ahead of our clock an event may be dated (the sender's clock may be off).
+EVENT_FUTURE_TOLERANCE = timedelta(days=1)
 
 # Lead columns an upsert may set; anything else lands in Lead.attributes.
 LEAD_FIELDS = frozenset(
@@ -55,6 +59,43 @@ class UpsertResult:
     changed: list[str] = field(default_factory=list)
 
 
+_COMPANY_LOCK_SPACE = 0x4C46_434F  # advisory locks (space, hash) of companies being created
+
+
+def _company_find(values: dict[str, Any]) -> Company | None:
+    if values.get("domain"):
+        found = Company.objects.filter(domain=values["domain"]).order_by("pk").first()
+        if found is not None:
+            return found
+    if values.get("name") and company_key(values["name"]):
+        return Company.objects.filter(match_key=company_key(values["name"])).order_by("pk").first()
+    return None
+
+
+def _company_create_lock(values: dict[str, Any]) -> bool:
+    """Transaction-level advisory locks on the company's domain and name key (PostgreSQL;
+    SQLite has one writer at a time). Sorted, so two creators never wait on each other
+    in a circle. True when it locked (then look again: the lock may have waited)."""
+    if connection.vendor != "postgresql":
+        return False
+    keys = sorted(
+        {
+            *([f"domain:{values['domain']}"] if values.get("domain") else []),
+            *(
+                [f"name:{company_key(values['name'])}"]
+                if company_key(values.get("name") or "")
+                else []
+            ),
+        }
+    )
+    with connection.cursor() as cursor:
+        for key in keys:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_COMPANY_LOCK_SPACE, key]
+            )
+    return bool(keys)
+
+
 def company_find_or_create(*, data: dict[str, Any]) -> Company | None:
     """Find the company by domain, then by its name without legal forms (so 株式会社サンプル
     and (株)サンプル are one company); create it if neither matches.
@@ -68,13 +109,12 @@ def company_find_or_create(*, data: dict[str, Any]) -> Company | None:
         values["domain"] = nfkc(str(values["domain"])).strip().lower()
     if not values.get("name") and not values.get("domain"):
         return None
-    company = None
-    if values.get("domain"):
-        company = Company.objects.filter(domain=values["domain"]).order_by("pk").first()
-    if company is None and values.get("name") and company_key(values["name"]):
-        company = (
-            Company.objects.filter(match_key=company_key(values["name"])).order_by("pk").first()
-        )
+    company = _company_find(values)
+    # Two workers with colleagues from one new company (a trade-show batch) both found
+    # nothing and both created it: no unique key can say "same domain or same name". The
+    # loser waits for the winner's commit in the lock, then finds its row.
+    if company is None and _company_create_lock(values):
+        company = _company_find(values)
     if company is None:
         values.setdefault("name", values.get("domain", ""))
         return Company.objects.create(**values)
@@ -185,7 +225,10 @@ def lead_upsert(
                 lead = Lead.objects.with_email(email).get()
         if not created:
             # Our own new row needs no lock: nobody else can see it before we commit.
-            lead = Lead.objects.select_for_update().get(pk=lead.pk)
+            # NO KEY: rows of other leads' work that refer to this one (a duplicate
+            # candidate naming both) may still be written; FOR UPDATE made them wait for
+            # this whole transaction, and two workers naming each other's lead deadlock.
+            lead = Lead.objects.select_for_update(no_key=True).get(pk=lead.pk)
             changed = _apply_values(lead, email=email, attributes=attributes, company=company)
             if changed:
                 lead.save()
@@ -231,6 +274,15 @@ def event_record(
         )
     if occurred_at.tzinfo is None:
         raise DomainError(_("The event time has no time zone."), code="naive_datetime")
+    if occurred_at > timezone.now() + EVENT_FUTURE_TOLERANCE:
+        # Decay weighs an event by 2^(age / half-life): one dated years ahead overflows a
+        # float (the worker's scoring, and every bulk rescore batch holding that lead in
+        # PostgreSQL's POWER), and months ahead make an engagement too big for its column.
+        raise DomainError(
+            _("The event time %(when)s is in the future.")
+            % {"when": timezone.localtime(occurred_at).strftime("%Y-%m-%d %H:%M")},
+            code="future_event",
+        )
     if external_id:
         existing = EngagementEvent.objects.filter(source=source, external_id=external_id).first()
         if existing is not None:

@@ -406,9 +406,16 @@ def rescore_run_step(
     Several workers can call this for the same run at once: each batch takes a slice no
     one else holds (SKIP LOCKED), scores the next `batch_size` leads of it and moves
     that slice's cursor in the same commit. So it is safe to run twice, and after a
-    crash the batch that was lost is simply scored again."""
+    crash the batch that was lost is simply scored again.
+
+    The leads a batch makes MQLs are moved after its commit, one transaction each. In the
+    batch they would be locked after their scores (intake locks a lead, then its score:
+    a deadlock), and each move routes the MQL under its team's lock, which every other
+    MQL of that team then waited for until the whole batch committed. A crash between the
+    commit and the moves loses nothing: the run's end promotes whoever still qualifies."""
     started = time.monotonic()
     while True:
+        candidates: list[int] = []
         with transaction.atomic():
             _publish_lock(exclusive=False)
             run = RescoreRun.objects.select_related("model").get(pk=run_id)
@@ -442,16 +449,18 @@ def rescore_run_step(
                 now=now,
                 skip_fresh_since=run.created_at,
             )
-            moved = _promote_batch(model, part.cursor, upper, now)
+            candidates = _promotion_candidates(model, after=part.cursor, upto=upper)
             part.cursor = upper
             part.save(update_fields=["cursor"])
             # Last statement of the batch: the run row is locked only until the commit.
             RescoreRun.objects.filter(pk=run_id).update(
                 done=F("done") + count,
-                moved_to_mql=F("moved_to_mql") + moved,
                 status=RunStatus.RUNNING,
                 started_at=Coalesce(F("started_at"), Value(now)),
             )
+        moved = _promote_leads(model, candidates, now)
+        if moved:
+            RescoreRun.objects.filter(pk=run_id).update(moved_to_mql=F("moved_to_mql") + moved)
         if time_budget is not None and time.monotonic() - started >= time_budget:
             return True
 
@@ -476,6 +485,9 @@ def _run_finish(run_id: int, now: datetime) -> None:
         return
     model = engine.compiled(run.model_id)
     moved = _sweep_stale(model, now)
+    # Leads a batch scored but whose move was lost (a worker that died right after the
+    # batch's commit): normally none, so this is one small query.
+    moved += _promote_leads(model, _promotion_candidates(model), now)
     RescoreRun.objects.filter(pk=run_id).update(
         status=RunStatus.DONE,
         finished_at=now,
@@ -515,23 +527,20 @@ def _sweep_stale(model: CompiledModel, now: datetime) -> int:
     return _promote_leads(model, stale, now)
 
 
-def _promote_batch(model: CompiledModel, after: int, upto: int, now: datetime) -> int:
-    """Move leads of one batch that now meet the policy to MQL (few; one by one through
-    the lifecycle service). SQL narrows to candidates; `policy` decides."""
+def _promotion_candidates(
+    model: CompiledModel, *, after: int = 0, upto: int | None = None
+) -> list[int]:
+    """Leads (of one batch's id range, or all) that meet the model's MQL thresholds and may
+    move: SQL narrows to candidates; `policy` decides (cool-down after a recycle)."""
     qualifies = Q(fit__gte=model.fit_threshold, engagement__gte=model.engagement_threshold)
     if model.hand_raiser_kind:
         qualifies |= Q(fit__gte=model.hand_raiser_min_fit, hand_raised_at__isnull=False)
-    ids = list(
-        LeadScore.objects.filter(qualifies)
-        .filter(
-            lead_id__gt=after,
-            lead_id__lte=upto,
-            model_id=model.id,
-            lead__stage__in=policy.MOVABLE_STAGES,
-        )
-        .values_list("lead_id", flat=True)
+    scores = LeadScore.objects.filter(qualifies).filter(
+        lead_id__gt=after, model_id=model.id, lead__stage__in=policy.MOVABLE_STAGES
     )
-    return _promote_leads(model, ids, now)
+    if upto is not None:
+        scores = scores.filter(lead_id__lte=upto)
+    return list(scores.order_by("lead_id").values_list("lead_id", flat=True))
 
 
 def _promote_leads(model: CompiledModel, lead_ids: list[int], now: datetime) -> int:
@@ -544,16 +553,28 @@ def _promote_leads(model: CompiledModel, lead_ids: list[int], now: datetime) -> 
         .values_list("lead_id", "at")
     )
     moved = 0
-    scores = LeadScore.objects.filter(lead_id__in=lead_ids, model_id=model.id).select_related(
-        "lead"
-    )
-    for score in scores.order_by("lead_id"):
-        moved_now = _apply_policy(
-            lead=score.lead,
-            score=score,
-            model=model,
-            now=now,
-            recycled_at=partial(recycled.get, score.lead_id),
-        )
+    for lead_id in sorted(lead_ids):
+        # One lead per transaction (a savepoint inside a caller's): its lock, its team's
+        # lock for the routing, then the commit, so nobody waits for the rest of the list.
+        with transaction.atomic():
+            _publish_lock(exclusive=False)
+            # Re-read under the publish lock: the score as it is now (intake may have
+            # moved on), and nothing if another model was published meanwhile.
+            score = (
+                LeadScore.objects.filter(
+                    lead_id=lead_id, model_id=model.id, model__status=ModelStatus.PUBLISHED
+                )
+                .select_related("lead")
+                .first()
+            )
+            if score is None:
+                continue
+            moved_now = _apply_policy(
+                lead=score.lead,
+                score=score,
+                model=model,
+                now=now,
+                recycled_at=partial(recycled.get, lead_id),
+            )
         moved += moved_now is not None
     return moved

@@ -22,6 +22,10 @@ from leadflow.errors import DomainError
 from sla.metrics import MAX_RANGE_DAYS, MetricsFilter
 
 DEFAULT_RANGE_DAYS = 28
+# The dates a range may use. Python's date stops at years 1 and 9999: ?to=0001-01-01 made
+# the default start (to - 27 days) overflow, ?to=9999-12-31 the end of day after it (500s).
+FIRST_DAY = dt.date(2000, 1, 1)
+LAST_DAY = dt.date(2099, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,22 @@ class MetricsFilterForm(forms.Form):
             data["from_"] = data.get("from")
         super().__init__(data, **kwargs)
         self.access = access
+
+    def _in_range(self, name: str) -> dt.date | None:
+        day = self.cleaned_data.get(name)
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise forms.ValidationError(
+                _("Choose a day between %(first)s and %(last)s.")
+                % {"first": FIRST_DAY.isoformat(), "last": LAST_DAY.isoformat()},
+                code="out_of_range",
+            )
+        return day
+
+    def clean_from_(self) -> dt.date | None:
+        return self._in_range("from_")
+
+    def clean_to(self) -> dt.date | None:
+        return self._in_range("to")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.utils import translation
 
+from integrations.base import has_nul
 from leadflow.models import Lead, StageTransition
 
 _SF_INDUSTRY = {
@@ -131,6 +132,8 @@ def validate_mapping(mapping: Any) -> str | None:
     """A readable problem with an operator-edited mapping, or None if it is usable."""
     if not isinstance(mapping, dict):
         return "The mapping must be a JSON object of target objects."
+    if has_nul(mapping):  # PostgreSQL's jsonb refuses it: saving was a 500
+        return "The mapping contains a NUL character (\\u0000), which the database cannot store."
     for obj, fields in mapping.items():
         if not isinstance(fields, dict):
             return f"“{obj}” must map target fields to sources."

@@ -24,6 +24,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
+from integrations.base import FIRST_YEAR, LAST_YEAR, without_nul
 from integrations.outbound.models import Destination, FeedbackOutcome
 from integrations.outbound.services import feedback_record
 from integrations.signing import SignatureError, verify
@@ -74,8 +75,9 @@ def _validate(document: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
             when = parse_datetime(raw_when)
         except ValueError:
             when = None
-        if when is None:
+        if when is None or not FIRST_YEAR <= when.year <= LAST_YEAR:
             problems["/occurred_at"] = [_("Must be an ISO 8601 date and time.")]
+            when = None
         elif timezone.is_naive(when):
             problems["/occurred_at"] = [_("Must include a UTC offset (e.g. +09:00 or Z).")]
             when = None
@@ -122,7 +124,8 @@ def feedback_receive(request: HttpRequest, slug: str) -> JsonResponse:
         return error_response("disabled", _("This destination is disabled."), 403)
 
     try:
-        document = json.loads(body.decode("utf-8"))
+        # No NUL reaches a lookup or the stored payload (see without_nul).
+        document = without_nul(json.loads(body.decode("utf-8")))
     except UnicodeDecodeError:
         return error_response(
             "invalid_json", _("The body is not UTF-8."), 400, fields={"": [_("Not UTF-8.")]}
@@ -133,6 +136,10 @@ def feedback_receive(request: HttpRequest, slug: str) -> JsonResponse:
             _("The body is not valid JSON."),
             400,
             fields={"": [f"line {exc.lineno} column {exc.colno}: {exc.msg}"]},
+        )
+    except RecursionError:  # [[[[…]]]] past Python's recursion limit: was a 500
+        return error_response(
+            "invalid_json", _("The body is not valid JSON."), 400, fields={"": ["nesting too deep"]}
         )
     clean, problems = _validate(document)
     if problems:

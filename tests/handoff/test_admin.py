@@ -109,3 +109,53 @@ def test_the_api_schema_describes_my_availability(admin_client):
     operations = schema["paths"]["/api/v1/me/availability/"]
     assert sorted(operations) == ["get", "put"]
     assert set(operations["put"]["responses"]) == {"200", "400", "401", "403"}
+
+
+def test_handoff_and_lead_change_pages_cost_the_same_queries_for_1_or_10_rows(admin_client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from handoff.models import Activity, Assignment, AssignmentVia
+    from leadflow.models import Stage, StageTransition
+
+    _team, (rep,), _manager = make_team(reps=1, default=True)
+    handoff = make_mql()
+
+    def add_rows(n: int) -> None:
+        for _ in range(n):
+            # A different user on every row, so no row can use another's cached user.
+            user = UserFactory()
+            Activity.objects.create(handoff=handoff, kind="call", outcome="reached", by=user)
+            Assignment.objects.create(
+                handoff=handoff,
+                rep=user,
+                previous_rep=rep,
+                via=AssignmentVia.MANUAL,
+                by=UserFactory(),
+                assigned_at=timezone.now(),
+            )
+            StageTransition.objects.create(
+                lead=handoff.lead,
+                from_stage=Stage.MQL,
+                to_stage=Stage.MQL,
+                occurred_at=timezone.now(),
+                actor_user=user,
+            )
+
+    def queries() -> tuple[int, int]:
+        counts = []
+        for url in (
+            reverse("admin:handoff_handoff_change", args=[handoff.pk]),
+            reverse("admin:leadflow_lead_change", args=[handoff.lead_id]),
+        ):
+            with CaptureQueriesContext(connection) as captured:
+                assert admin_client.get(url).status_code == 200
+            counts.append(len(captured))
+        return counts[0], counts[1]
+
+    queries()  # warm the per-process caches (content types, the admin's own)
+    add_rows(1)
+    one = queries()
+    add_rows(9)
+    assert queries() == one

@@ -219,6 +219,24 @@ def test_activities_through_the_api(setup):
     assert Handoff.objects.get(pk=handoff.pk).first_contact_at is not None
 
 
+@pytest.mark.parametrize(
+    "at", ["0001-01-01T00:00:00+09:00", "0001-01-01T00:00", "9999-12-31T23:59:59-09:00"]
+)
+def test_an_activity_time_at_the_end_of_the_calendar_is_a_400(setup, at):
+    _team, alice, _bob, _manager, handoffs = setup
+    handoff = next(h for h in handoffs if h.assigned_to == alice)
+
+    response = api(alice).post(
+        f"{URL}{handoff.pk}/activities/",
+        {"kind": "call", "outcome": "reached", "at": at},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"at": ["Datetime value out of range."]}
+    assert not Activity.objects.exists()
+
+
 def test_marketing_can_read_activities_but_not_add(setup):
     _team, _alice, _bob, _manager, handoffs = setup
     marketer = UserFactory(username="mk", roles=[MARKETING])

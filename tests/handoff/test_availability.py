@@ -266,6 +266,10 @@ def test_htmx_post_swaps_the_status_in_place(client, kanto):
     [
         ("2026-11-30T09:59", "“Away until” must be in the future."),
         ("tomorrow", "Enter a valid date/time."),
+        ("0001-01-01T00:00", "“Away until” must be in the future."),
+        ("0001-01-01T00:00:00+09:00", "“Away until” must be in the future."),
+        ("2100-01-01T00:00", "“Away until” must be before 2100."),
+        ("9999-12-31T23:59:59-09:00", "“Away until” must be before 2100."),
     ],
 )
 def test_a_bad_time_comes_back_with_the_error_and_changes_nothing(client, kanto, until, error):

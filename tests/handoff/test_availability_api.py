@@ -201,3 +201,24 @@ def test_other_methods_are_405(kanto):
 
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(
+    ("until", "error"),
+    [
+        ("0001-01-01T00:00:00+09:00", "Datetime value out of range."),
+        ("0001-01-01T00:00", "Datetime value out of range."),
+        ("9999-12-31T23:59:59-09:00", "Datetime value out of range."),
+        ("2100-01-01T00:00:00+09:00", "Datetime value out of range."),
+    ],
+)
+def test_a_time_at_the_end_of_the_calendar_is_a_400_and_the_profile_stays_readable(
+    kanto, until, error
+):
+    _team, alice, _bob, _manager = kanto
+
+    response = api(alice).put(URL, {"away": True, "away_until": until}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"away_until": [error]}
+    assert api(alice).get(URL).json() == {"away": False, "away_until": None}

@@ -9,6 +9,8 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from integrations import services
 from integrations.mapping import apply_mapping, default_mapping, validate_mapping
@@ -81,6 +83,18 @@ def test_mapping_validation_names_each_problem():
         "url_kinds: “shopping” is not an event kind.",
         "form_kinds.x: “nap” is not an event kind.",
     ]
+
+
+def test_a_mapping_with_a_nul_character_is_refused():
+    # PostgreSQL's jsonb cannot store it: saving the source in the admin was a 500.
+    problem = "The mapping contains a NUL character (\\u0000), which the database cannot store."
+
+    assert validate_mapping({"fields": {"mail\u0000": "email"}}) == [problem]
+    assert validate_mapping({"url_kinds": [["/p\u0000", "page_view"]]}) == [problem]
+    source = Source(kind="generic", slug="x", secret="s", mapping={"fields": {"a\u0000": "email"}})
+    with pytest.raises(ValidationError) as refused:
+        source.clean()
+    assert refused.value.message_dict == {"mapping": [problem]}
 
 
 def test_every_default_mapping_is_valid():
@@ -209,6 +223,34 @@ def test_inbound_list_filters_by_status_and_searches(superuser_client):
 
     assert response.status_code == 200
     assert [row.pk for row in response.context["cl"].result_list] == [failed.pk]
+
+
+def test_inbound_list_costs_the_same_queries_for_1_or_20_events(superuser_client):
+    source = make_source("generic")
+
+    def make(n: int) -> None:
+        InboundEvent.objects.bulk_create(
+            InboundEvent(
+                source=source,
+                body="{}",
+                dedup_key=f"k-{n}-{i}",
+                status=InboundStatus.FAILED,
+                result={"applied": 2, "failed": 1, "skipped": 0, "errors": [{"reason": "x"}]},
+            )
+            for i in range(n)
+        )
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = superuser_client.get("/admin/integrations/inboundevent/")
+        assert response.status_code == 200
+        assert "2 applied, 1 failed, 0 skipped" in response.content.decode()
+        return len(captured)
+
+    make(1)
+    one = queries()
+    make(19)
+    assert queries() == one
 
 
 def test_inbound_detail_and_raw_body(superuser_client):

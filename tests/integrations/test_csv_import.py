@@ -249,3 +249,50 @@ def test_admin_upload_page_needs_lead_permissions(client):
     response = client.get("/admin/integrations/source/import-csv/")
 
     assert response.status_code == 403
+
+
+def test_a_count_too_large_for_the_database_is_a_row_error_not_a_500(client):
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    data = (
+        "メールアドレス,会社名,従業員数\r\n"
+        "big@example.jp,株式会社ビッグ,99999999999999999999999\r\n"
+        "ok@example.jp,株式会社オーケー,300\r\n"
+    ).encode("cp932")
+
+    response = client.post(
+        "/admin/integrations/source/import-csv/",
+        {"file": SimpleUploadedFile("cards.csv", data), "source": "csv"},
+    )
+
+    assert response.status_code == 200
+    assert response.context["report"].errors == [
+        (2, "“99999999999999999999999” is too large a number.")
+    ]
+    assert list(Lead.objects.values_list("email", flat=True)) == ["ok@example.jp"]
+
+
+def test_a_card_exchanged_in_the_far_future_is_a_row_error_not_a_500():
+    data = (
+        "メールアドレス,名刺交換日\r\nlate@example.jp,9999/12/31\r\nok@example.jp,2026/11/05\r\n"
+    ).encode("cp932")
+
+    report = leads_import_csv(data=data, event="CEATEC 2026")
+
+    assert report.errors == [(2, "The event time 9999-12-31 12:00 is in the future.")]
+    assert sorted(Lead.objects.values_list("email", flat=True)) == ["ok@example.jp"]
+
+
+def test_a_cell_past_the_csv_field_limit_is_a_file_problem_not_a_500(client):
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    data = ("email,last_name\r\nhuge@example.jp," + "あ" * 200_000 + "\r\n").encode()
+
+    response = client.post(
+        "/admin/integrations/source/import-csv/",
+        {"file": SimpleUploadedFile("huge.csv", data), "source": "csv", "dry_run": "on"},
+    )
+
+    assert response.status_code == 200
+    assert response.context["report"].errors == [
+        (0, "The file cannot be read as CSV: field larger than field limit (131072).")
+    ]
+    assert not Lead.objects.exists()

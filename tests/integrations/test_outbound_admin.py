@@ -131,8 +131,22 @@ def test_a_destination_is_created_in_the_admin_with_the_default_mapping(admin_cl
     assert "pat-na1-xyz" not in page.text.split('name="api_token"')[0]  # not echoed elsewhere
 
 
+NUL_PROBLEM = "The mapping contains a NUL character (\\u0000), which the database cannot store."
+
+
+@pytest.mark.parametrize(
+    ("mapping", "error"),
+    [
+        (
+            {"lead": {"email": ["lead.email"]}},
+            'lead.email: use a path string, {"path": ...} or {"value": ...}.',
+        ),
+        ({"lead": {"email\u0000": "lead.email"}}, NUL_PROBLEM),
+        ({"lead": {"email": {"value": "a\u0000"}}}, NUL_PROBLEM),
+    ],
+)
 @pytest.mark.django_db
-def test_a_mapping_that_is_not_valid_json_is_refused_in_the_form(admin_client):
+def test_a_mapping_that_is_not_valid_is_refused_in_the_form(admin_client, mapping, error):
     destination = make_webhook("http://127.0.0.1:9/hook")
     data = {
         "name": destination.name,
@@ -146,16 +160,14 @@ def test_a_mapping_that_is_not_valid_json_is_refused_in_the_form(admin_client):
         "signing_secret": destination.signing_secret,
         "api_version": "60.0",
         "external_id_field": "LeadFlow_Id__c",
-        "field_mapping": json.dumps({"lead": {"email": ["lead.email"]}}),
+        "field_mapping": json.dumps(mapping),
     }
 
     response = admin_client.post(f"/admin/integrations/destination/{destination.pk}/change/", data)
 
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
-    assert errors["field_mapping"] == [
-        'lead.email: use a path string, {"path": ...} or {"value": ...}.'
-    ]
+    assert errors["field_mapping"] == [error]
 
 
 @pytest.mark.django_db

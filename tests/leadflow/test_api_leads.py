@@ -168,3 +168,16 @@ def test_leads_carry_their_scores_and_filter_by_score_ranges(marketer):
     assert unscored.pk not in [
         i["id"] for i in client.get("/api/v1/leads/", {"fit_min": 0}).json()["results"]
     ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/api/v1/leads/merge/", "/api/v1/privacy/erasures/"])
+def test_a_body_nested_too_deep_is_a_400_in_the_error_shape(url):
+    # 10 KB of [[[[…]]]] went past Python's recursion limit in the JSON parser: a 500.
+    admin = UserFactory(username="root", is_staff=True, is_superuser=True)
+    body = "[" * 5000 + "]" * 5000
+
+    response = api(admin).generic("POST", url, body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {"error": {"code": "parse_error", "message": "Malformed request."}}

@@ -168,3 +168,23 @@ def test_admin_refuses_a_known_lead_without_email(admin_client):
         "Only an anonymous lead may have no e-mail."
     ]
     assert Lead.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_lead_attributes_with_a_nul_character_are_a_form_error():
+    # PostgreSQL's jsonb cannot store \u0000: saving them in the admin was a 500.
+    from leadflow.forms import LeadForm
+    from tests.factories import LeadFactory
+
+    lead = LeadFactory()
+    data = {"email": lead.email, "source": "test", "role": "", "attributes": '{"memo\\u0000": "x"}'}
+
+    form = LeadForm(data=data, instance=lead)
+
+    assert form.errors.get("attributes") == ["Null characters are not allowed."]
+    assert (
+        LeadForm(data={**data, "attributes": '{"memo": "x"}'}, instance=lead).errors.get(
+            "attributes"
+        )
+        is None
+    )

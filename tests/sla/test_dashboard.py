@@ -132,6 +132,14 @@ def test_marketing_sees_its_side_and_not_the_reps(client, cohort, marketer):  # 
         ("from=2026-13-01", "from", "Enter a valid date."),
         ("from=2026-11-30&to=2026-11-01", "from", "The range starts after it ends."),
         ("from=2024-01-01&to=2026-11-01", "from", "Choose at most 366 days."),
+        ("to=0001-01-01", "to", "Choose a day between 2000-01-01 and 2099-12-31."),
+        ("to=9999-12-31", "to", "Choose a day between 2000-01-01 and 2099-12-31."),
+        (
+            "from=0001-01-01&to=0001-01-02",
+            "from",
+            "Choose a day between 2000-01-01 and 2099-12-31.",
+        ),
+        ("to=2026-02-30", "to", "Enter a valid date."),
         ("team=abc", "team", "Enter a whole number."),
         ("team=999999", "team", "You do not see this team."),
     ],
@@ -146,6 +154,18 @@ def test_bad_parameters_answer_400_in_the_error_shape(
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_params"
     assert response.json()["error"]["fields"][field] == [message]
+
+
+@pytest.mark.parametrize("query", ["to=0001-01-01", "to=9999-12-31", "from=9999-12-31"])
+@pytest.mark.parametrize(
+    "url", ["/dashboard/", "/dashboard/export/summary.csv", "/dashboard/export/marketing.csv"]
+)
+def test_days_at_the_ends_of_the_calendar_are_refused_not_a_500(client, kanto, manager, url, query):
+    client.force_login(manager)
+
+    response = client.get(f"{url}?{query}")
+
+    assert response.status_code == 400
 
 
 def test_the_api_gives_the_page_figures(client, cohort, manager):  # noqa: F811
