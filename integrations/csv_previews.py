@@ -33,11 +33,13 @@ class CsvPreview:
     filename: str
 
 
-def _key(user_id: int) -> str:
+def _key(user_id: int | None) -> str:
     return f"csv-import-preview:{user_id}"
 
 
-def csv_preview_keep(*, user_id: int, data: bytes, source: str, event: str, filename: str) -> str:
+def csv_preview_keep(
+    *, user_id: int | None, data: bytes, source: str, event: str, filename: str
+) -> str:
     """Keep the file for the confirm step; returns the token the confirm form sends."""
     token = secrets.token_urlsafe(24)
     preview = CsvPreview(token=token, data=data, source=source, event=event, filename=filename)
@@ -45,7 +47,7 @@ def csv_preview_keep(*, user_id: int, data: bytes, source: str, event: str, file
     return token
 
 
-def csv_preview_take(*, user_id: int, token: str) -> CsvPreview | None:
+def csv_preview_take(*, user_id: int | None, token: str) -> CsvPreview | None:
     """The user's kept file if `token` names it (and forget it), else None."""
     cache = caches["default"]
     preview = cache.get(_key(user_id))
