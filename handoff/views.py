@@ -97,6 +97,9 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         "now": timezone.now(),
     }
     context.update(_availability_context(request))
+    # Only people in a sales team are handed MQLs: for anyone else (marketing, a manager
+    # or admin who is not also a rep) "my open handoffs" would always say 0.
+    context["works_handoffs"] = context["availability"].is_rep or bool(mine)
     context.update(extra)
     return context
 

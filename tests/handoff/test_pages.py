@@ -179,6 +179,53 @@ def test_marketing_reads_but_cannot_act(client, kanto):
     assert Handoff.objects.get(pk=handoff.pk).status == HandoffStatus.OPEN
 
 
+def test_marketing_gets_a_page_for_marketing_not_the_reps_to_do_list(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    _mine(alice, 1)
+    client.force_login(UserFactory(username="mk", roles=[MARKETING]))
+
+    response = client.get("/inbox/")
+
+    body = response.content.decode()
+    assert response.context["works_handoffs"] is False
+    assert "My open handoffs" not in body
+    assert "accept it as an SQL (BANT)" not in body
+    assert "The MQLs marketing has handed to sales, and where each one stands." in body
+    assert 'href="/dashboard/"' in body
+    assert 'href="/admin/scoring/scoringmodel/"' in body
+
+
+def test_a_manager_outside_the_teams_rep_list_gets_the_managers_intro(client, kanto):
+    _team, _reps, manager = kanto
+    client.force_login(manager)
+
+    body = client.get("/inbox/").content.decode()
+
+    assert "My open handoffs" not in body
+    assert "accept it as an SQL (BANT)" not in body
+    assert "Your teams' MQLs: the queue no rep could take" in body
+
+
+def test_a_user_in_no_team_and_no_role_is_told_why_the_page_is_empty(client, db):
+    client.force_login(UserFactory(username="nobody"))
+
+    body = client.get("/inbox/").content.decode()
+
+    assert "My open handoffs" not in body
+    assert "You are not in a sales team, so no MQLs are handed to you." in body
+
+
+def test_a_rep_still_gets_the_reps_intro_and_list_when_it_is_empty(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    client.force_login(alice)
+
+    body = client.get("/inbox/").content.decode()
+
+    assert "accept it as an SQL (BANT)" in body
+    assert "My open handoffs" in body
+    assert "No open handoffs for you right now." in body
+
+
 def test_log_an_activity_with_a_plain_post(client, kanto):
     _team, (alice, _bob), _ = kanto
     (handoff,) = _mine(alice, 1)
