@@ -14,7 +14,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -159,6 +159,17 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "handoff/detail.html", _detail_context(request, handoff))
 
 
+def _carried_over(form_class: type[forms.Form], data: QueryDict) -> forms.Form:
+    """An unbound form (so without errors) showing the values in `data`."""
+    blank = form_class()
+    return form_class(
+        initial={
+            name: field.widget.value_from_datadict(data, {}, blank.add_prefix(name))
+            for name, field in blank.fields.items()
+        }
+    )
+
+
 def _action(
     request: HttpRequest,
     pk: int,
@@ -186,6 +197,12 @@ def _action(
                 handoff = _visible_or_404(request, pk)
                 context = _detail_context(request, handoff)
                 context["flash"] = success
+                # The page's verdict forms may show a refusal from before this change (too
+                # few BANT answers, too few attempts for "not reachable"): they are sent
+                # again without it, keeping what the rep has entered (htmx includes them).
+                context["accept_form"] = _carried_over(AcceptForm, request.POST)
+                context["reject_form"] = _carried_over(RejectForm, request.POST)
+                context["refresh_verdicts"] = True
                 return render(request, fragment, context)
             messages.success(request, success)
             if _is_htmx(request):

@@ -262,6 +262,57 @@ def test_log_an_activity_with_htmx_answers_the_fragment(client, kanto):
     assert 'hx-swap-oob="true"' in body
 
 
+def test_logging_a_call_in_place_clears_a_stale_refusal_on_the_verdict_forms(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    (handoff,) = _mine(alice, 1)
+    client.force_login(alice)
+    reason = RejectionReason.objects.get(code="not_reachable")
+    refused = client.post(
+        detail_url(handoff, "reject"),
+        {"reason": reason.pk, "comment": "3回電話したが不在"},
+        headers={"HX-Request": "true"},
+    )
+    assert refused.status_code == 422
+    assert "contact attempts" in refused.content.decode()
+
+    # htmx sends the verdict forms' values along (hx-include) with the activity.
+    detail = client.get(detail_url(handoff)).content.decode()
+    assert 'hx-include="#accept-form, #reject-form"' in detail
+    response = client.post(
+        detail_url(handoff, "activity-create"),
+        {
+            "kind": "call",
+            "outcome": "no_answer",
+            "budget": "on",
+            "reason": str(reason.pk),
+            "comment": "3回電話したが不在",
+        },
+        headers={"HX-Request": "true"},
+    )
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'id="accept-form" hx-swap-oob="true"' in body
+    assert 'id="reject-form" hx-swap-oob="true"' in body
+    assert "form-errors" not in body and "field-error" not in body
+    assert 'name="budget" id="accept_budget" checked' in body
+    assert f'<option value="{reason.pk}" selected>' in body
+    assert "3回電話したが不在</textarea>" in body
+
+
+def test_a_failed_activity_leaves_the_verdict_forms_alone(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    (handoff,) = _mine(alice, 1)
+    client.force_login(alice)
+
+    response = client.post(
+        detail_url(handoff, "activity-create"), {"kind": "fax"}, headers={"HX-Request": "true"}
+    )
+
+    assert response.status_code == 422
+    assert "hx-swap-oob" not in response.content.decode()
+
+
 def test_activity_form_errors_render_in_the_form(client, kanto):
     _team, (alice, _bob), _ = kanto
     (handoff,) = _mine(alice, 1)
