@@ -81,7 +81,14 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     if access.is_manager or access.is_admin:
         queue = list(selectors.team_queue_for_manager(user=request.user))
         team_open = list(selectors.team_open_for_manager(user=request.user))
-        teams = list(selectors.managed_teams(user=request.user))
+        # A button per team that has something queued: "assign the queue" of a team
+        # with an empty queue does nothing.
+        queued_team_ids = {handoff.team_id for handoff in queue}
+        teams = [
+            team
+            for team in selectors.managed_teams(user=request.user)
+            if team.pk in queued_team_ids
+        ]
     marketing_open: list[Handoff] = []
     if access.is_marketing and not (access.is_manager or access.is_admin):
         marketing_open = list(selectors.open_handoffs_for_marketing()[:200])

@@ -434,3 +434,20 @@ def test_a_refused_comeback_is_a_form_error_not_a_500(client, kanto, monkeypatch
         response.content.decode()
     )
     assert RepProfile.objects.get(user=alice).away is True
+
+
+def test_the_assign_queue_button_shows_only_for_teams_with_a_queue(client, kanto):
+    team, alice, bob, manager = kanto
+    kansai, _reps, _ = make_team("Kansai", reps=1, manager=False)
+    kansai.managers.add(manager)
+    client.force_login(manager)
+
+    empty = client.get("/inbox/").content.decode()
+    assert "queue</button>" not in empty
+    assert empty.count("/assign-queue/") == 0
+
+    _queue(team, [alice, bob], 1)
+    body = client.get("/inbox/").content.decode()
+
+    assert "Assign Kanto's queue</button>" in body
+    assert "Assign Kansai's queue" not in body
