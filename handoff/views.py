@@ -346,7 +346,12 @@ def team_assign_queue(request: HttpRequest, team_id: int) -> HttpResponse:
     if assigned:
         messages.success(
             request,
-            _("%(n)d queued handoff(s) of %(team)s assigned.") % {"n": len(assigned), "team": team},
+            ngettext(
+                "%(n)d queued handoff of %(team)s assigned.",
+                "%(n)d queued handoffs of %(team)s assigned.",
+                len(assigned),
+            )
+            % {"n": len(assigned), "team": team},
         )
     else:
         messages.warning(

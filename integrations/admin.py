@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from integrations.csv_import import target_label
 from integrations.csv_previews import csv_preview_keep, csv_preview_take
@@ -245,13 +246,23 @@ class InboundEventAdmin(admin.ModelAdmin):
         if queued:
             self.message_user(
                 request,
-                _("Queued %(n)d event(s) for processing.") % {"n": queued},
+                ngettext(
+                    "Queued %(n)d event for processing.",
+                    "Queued %(n)d events for processing.",
+                    queued,
+                )
+                % {"n": queued},
                 messages.SUCCESS,
             )
         if skipped:
             self.message_user(
                 request,
-                _("%(n)d event(s) were not failed and were left alone.") % {"n": skipped},
+                ngettext(
+                    "%(n)d event was not failed and was left alone.",
+                    "%(n)d events were not failed and were left alone.",
+                    skipped,
+                )
+                % {"n": skipped},
                 messages.WARNING,
             )
 

@@ -155,7 +155,26 @@ def test_the_manager_assigns_the_team_queue_with_one_button(client, kanto):
     response = client.post(reverse("handoff:team-assign-queue", args=[team.pk]), follow=True)
 
     assert Handoff.objects.get(pk=queued.pk).assigned_to == bob
-    assert "1 queued handoff(s) of Kanto assigned." in response.content.decode()
+    assert "1 queued handoff of Kanto assigned." in response.content.decode()
+
+
+def test_the_queue_button_counts_in_english_plurals_and_in_japanese(client, kanto):
+    team, (alice, bob), manager = kanto
+    set_profile(alice, away=True)
+    set_profile(bob, away=True)
+    make_mql(), make_mql(), make_mql()
+    set_profile(bob, away=False)
+    client.force_login(manager)
+    url = reverse("handoff:team-assign-queue", args=[team.pk])
+
+    english = client.post(url, follow=True).content.decode()
+    set_profile(bob, away=True)
+    make_mql()
+    set_profile(bob, away=False)
+    japanese = client.post(url, follow=True, HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+
+    assert "3 queued handoffs of Kanto assigned." in english
+    assert "Kanto のキューから1件を割り当てました。" in japanese
 
 
 def test_a_rep_cannot_press_the_queue_button(client, kanto):

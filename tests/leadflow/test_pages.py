@@ -183,7 +183,7 @@ def test_admin_move_action_uses_the_lifecycle_and_reports_refusals(admin_client)
     assert customer.stage == Stage.CUSTOMER
     messages = [str(m) for m in response.context["messages"]]
     assert f"{customer.email}: A lead cannot move from Customer to Disqualified." in messages
-    assert "Moved 1 lead(s)." in messages
+    assert "Moved 1 lead." in messages
     transition = StageTransition.objects.get(lead=known)
     assert transition.reason == "competitor employee"
 
