@@ -125,6 +125,30 @@ def test_demo_fills_the_integrations_admin_without_calling_out(admin_client, mon
 
 
 @pytest.mark.django_db
+def test_the_admin_greets_the_demo_admin_by_a_whole_name(client):
+    call_command("load_demo", stdout=io.StringIO())
+    admin = User.objects.get(username="admin")
+    client.force_login(admin)
+
+    page = client.get("/admin/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+
+    assert "<strong>管理者</strong>" in page
+    assert "<strong>者</strong>" not in page
+    assert admin.get_full_name() == "管理者"
+
+
+@pytest.mark.django_db
+def test_reloading_the_demo_fixes_the_admins_split_name():
+    call_command("load_demo", stdout=io.StringIO())
+    User.objects.filter(username="admin").update(last_name="管理", first_name="者")
+
+    call_command("load_demo", stdout=io.StringIO())
+
+    admin = User.objects.get(username="admin")
+    assert (admin.last_name, admin.first_name) == ("", "管理者")
+
+
+@pytest.mark.django_db
 def test_a_demo_login_logs_in_through_the_login_form(client):
     call_command("load_demo", stdout=io.StringIO())
     response = client.post(reverse("login"), {"username": "rep1", "password": DEMO_PASSWORD})
