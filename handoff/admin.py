@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from handoff import services
 from handoff.models import (
@@ -46,7 +47,10 @@ class TeamAdmin(admin.ModelAdmin):
         for team in queryset.order_by("pk"):
             total += len(services.handoff_assign_from_queue(team=team, actor=request.user))
         self.message_user(
-            request, _("%(n)d queued handoff(s) assigned.") % {"n": total}, messages.SUCCESS
+            request,
+            ngettext("%(n)d queued handoff assigned.", "%(n)d queued handoffs assigned.", total)
+            % {"n": total},
+            messages.SUCCESS,
         )
 
 

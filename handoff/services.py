@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from handoff import selectors, signals
 from handoff.models import (
@@ -469,7 +470,10 @@ def _clean_bant(bant: Mapping[str, Any]) -> dict[str, bool]:
     unknown = sorted(set(bant) - set(BANT_KEYS))
     if unknown:
         raise DomainError(
-            _("Unknown BANT item(s): %(items)s.") % {"items": ", ".join(unknown)},
+            ngettext(
+                "Unknown BANT item: %(items)s.", "Unknown BANT items: %(items)s.", len(unknown)
+            )
+            % {"items": ", ".join(unknown)},
             code="invalid_bant",
             fields={"bant": [_("Use budget, authority, need and timeline.")]},
         )

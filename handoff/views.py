@@ -14,7 +14,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -81,7 +81,14 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     if access.is_manager or access.is_admin:
         queue = list(selectors.team_queue_for_manager(user=request.user))
         team_open = list(selectors.team_open_for_manager(user=request.user))
-        teams = list(selectors.managed_teams(user=request.user))
+        # A button per team that has something queued: "assign the queue" of a team
+        # with an empty queue does nothing.
+        queued_team_ids = {handoff.team_id for handoff in queue}
+        teams = [
+            team
+            for team in selectors.managed_teams(user=request.user)
+            if team.pk in queued_team_ids
+        ]
     marketing_open: list[Handoff] = []
     if access.is_marketing and not (access.is_manager or access.is_admin):
         marketing_open = list(selectors.open_handoffs_for_marketing()[:200])
@@ -97,6 +104,9 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         "now": timezone.now(),
     }
     context.update(_availability_context(request))
+    # Only people in a sales team are handed MQLs: for anyone else (marketing, a manager
+    # or admin who is not also a rep) "my open handoffs" would always say 0.
+    context["works_handoffs"] = context["availability"].is_rep or bool(mine)
     context.update(extra)
     return context
 
@@ -156,6 +166,17 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "handoff/detail.html", _detail_context(request, handoff))
 
 
+def _carried_over(form_class: type[forms.Form], data: QueryDict) -> forms.Form:
+    """An unbound form (so without errors) showing the values in `data`."""
+    blank = form_class()
+    return form_class(
+        initial={
+            name: field.widget.value_from_datadict(data, {}, blank.add_prefix(name))
+            for name, field in blank.fields.items()
+        }
+    )
+
+
 def _action(
     request: HttpRequest,
     pk: int,
@@ -183,6 +204,12 @@ def _action(
                 handoff = _visible_or_404(request, pk)
                 context = _detail_context(request, handoff)
                 context["flash"] = success
+                # The page's verdict forms may show a refusal from before this change (too
+                # few BANT answers, too few attempts for "not reachable"): they are sent
+                # again without it, keeping what the rep has entered (htmx includes them).
+                context["accept_form"] = _carried_over(AcceptForm, request.POST)
+                context["reject_form"] = _carried_over(RejectForm, request.POST)
+                context["refresh_verdicts"] = True
                 return render(request, fragment, context)
             messages.success(request, success)
             if _is_htmx(request):
@@ -319,7 +346,12 @@ def team_assign_queue(request: HttpRequest, team_id: int) -> HttpResponse:
     if assigned:
         messages.success(
             request,
-            _("%(n)d queued handoff(s) of %(team)s assigned.") % {"n": len(assigned), "team": team},
+            ngettext(
+                "%(n)d queued handoff of %(team)s assigned.",
+                "%(n)d queued handoffs of %(team)s assigned.",
+                len(assigned),
+            )
+            % {"n": len(assigned), "team": team},
         )
     else:
         messages.warning(

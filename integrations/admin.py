@@ -12,7 +12,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from integrations.csv_import import target_label
+from integrations.csv_previews import csv_preview_keep, csv_preview_take
 from integrations.models import InboundEvent, InboundStatus, Source
 from integrations.services import inbound_event_reprocess, leads_import_csv
 
@@ -84,22 +87,58 @@ class SourceAdmin(admin.ModelAdmin):
         ):
             raise PermissionDenied
         report = None
-        if request.method == "POST":
+        confirm_token = ""
+        filename = ""
+        form = CsvImportForm()
+        if request.method == "POST" and "confirm" in request.POST:
+            # "Import these rows" under a dry run: import the very file that was checked,
+            # with the source and event it was checked with.
+            preview = csv_preview_take(
+                user_id=request.user.pk, token=request.POST.get("confirm", "")
+            )
+            if preview is None:
+                messages.error(
+                    request,
+                    _("This preview has expired or was imported already. Choose the file again."),
+                )
+            else:
+                filename = preview.filename
+                report = leads_import_csv(
+                    data=preview.data, source=preview.source, dry_run=False, event=preview.event
+                )
+        elif request.method == "POST":
             form = CsvImportForm(request.POST, request.FILES)
             if form.is_valid():
+                upload = form.cleaned_data["file"]
+                data = upload.read()
+                filename = upload.name or ""
                 report = leads_import_csv(
-                    data=form.cleaned_data["file"].read(),
+                    data=data,
                     source=form.cleaned_data["source"],
                     dry_run=form.cleaned_data["dry_run"],
                     event=form.cleaned_data["event"],
                 )
-        else:
-            form = CsvImportForm()
+                if report.dry_run and report.created + report.updated:
+                    confirm_token = csv_preview_keep(
+                        user_id=request.user.pk,
+                        data=data,
+                        source=form.cleaned_data["source"],
+                        event=form.cleaned_data["event"],
+                        filename=filename,
+                    )
         context = {
             **self.admin_site.each_context(request),
             "title": _("Import leads from CSV"),
             "form": form,
             "report": report,
+            "filename": filename,
+            "columns": (
+                [(header, target_label(target)) for header, target in report.columns.items()]
+                if report
+                else []
+            ),
+            "importable": report.created + report.updated if report else 0,
+            "confirm_token": confirm_token,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/integrations/import_leads.html", context)
@@ -217,13 +256,23 @@ class InboundEventAdmin(admin.ModelAdmin):
         if queued:
             self.message_user(
                 request,
-                _("Queued %(n)d event(s) for processing.") % {"n": queued},
+                ngettext(
+                    "Queued %(n)d event for processing.",
+                    "Queued %(n)d events for processing.",
+                    queued,
+                )
+                % {"n": queued},
                 messages.SUCCESS,
             )
         if skipped:
             self.message_user(
                 request,
-                _("%(n)d event(s) were not failed and were left alone.") % {"n": skipped},
+                ngettext(
+                    "%(n)d event was not failed and was left alone.",
+                    "%(n)d events were not failed and were left alone.",
+                    skipped,
+                )
+                % {"n": skipped},
                 messages.WARNING,
             )
 

@@ -15,6 +15,9 @@ import io
 import re
 from dataclasses import dataclass, field
 
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
 from leadflow.normalize import nfkc
 
 ENCODINGS = ("utf-8", "cp932", "shift_jis")
@@ -57,6 +60,36 @@ _HEADERS: dict[str, tuple[str, ...]] = {
     "attributes.fax": ("fax", "ファックス", "fax番号"),
     "company.domain": ("ドメイン", "domain", "website", "url", "ホームページ", "webサイト"),
 }  # fmt: skip
+
+
+# What each target is called on the import page (the targets are internal names).
+TARGET_LABELS: dict[str, Promise] = {
+    "email": _("email"),
+    "last_name": _("last name"),
+    "first_name": _("first name"),
+    "full_name": _("full name"),
+    "full_name_kana": _("full name (kana)"),
+    "last_name_kana": _("last name (kana)"),
+    "first_name_kana": _("first name (kana)"),
+    "company.name": _("company name"),
+    "company.name_kana": _("company name (kana)"),
+    "department": _("department"),
+    "job_title": _("job title"),
+    "phone": _("phone"),
+    "company.employee_count": _("employees"),
+    "company.industry": _("industry"),
+    "company.revenue_band": _("annual revenue"),
+    "prefecture": _("prefecture"),
+    "address": _("address"),
+    "card_exchanged_on": _("date the card was exchanged"),
+    "attributes.postal_code": _("postal code"),
+    "attributes.fax": _("fax"),
+    "company.domain": _("company domain"),
+}
+
+
+def target_label(target: str) -> str:
+    return str(TARGET_LABELS.get(target, target))
 
 
 def header_key(header: str) -> str:

@@ -8,6 +8,7 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
@@ -167,7 +168,11 @@ class LeadAdmin(admin.ModelAdmin):
             except DomainError as error:
                 self.message_user(request, f"{lead.email}: {error.message}", messages.WARNING)
         if moved:
-            self.message_user(request, _("Moved %(n)d lead(s).") % {"n": moved}, messages.SUCCESS)
+            self.message_user(
+                request,
+                ngettext("Moved %(n)d lead.", "Moved %(n)d leads.", moved) % {"n": moved},
+                messages.SUCCESS,
+            )
 
 
 @admin.register(EngagementEvent)
@@ -257,7 +262,10 @@ class DuplicateCandidateAdmin(admin.ModelAdmin):
             except DomainError as error:
                 self.message_user(request, f"{candidate}: {error.message}", messages.WARNING)
         if merged:
-            self.message_user(request, _("Merged %(n)d pair(s).") % {"n": merged})
+            self.message_user(
+                request,
+                ngettext("Merged %(n)d pair.", "Merged %(n)d pairs.", merged) % {"n": merged},
+            )
 
     @admin.display(description=_("evidence"))
     def evidence_summary(self, obj: DuplicateCandidate) -> str:
@@ -272,7 +280,10 @@ class DuplicateCandidateAdmin(admin.ModelAdmin):
             resolved_at=timezone.now(),
             resolved_by=request.user,
         )
-        self.message_user(request, _("Dismissed %(n)d pair(s).") % {"n": count})
+        self.message_user(
+            request,
+            ngettext("Dismissed %(n)d pair.", "Dismissed %(n)d pairs.", count) % {"n": count},
+        )
 
 
 # API tokens: DRF's admin lists every full key, i.e. every user's credential on one

@@ -9,6 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 WEEKDAY_FIELDS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -236,7 +237,11 @@ class SlaSettings(models.Model):
         if unknown:
             raise ValidationError(
                 {
-                    "required_fields": _("Unknown field(s): %(fields)s. Choose from %(choices)s.")
+                    "required_fields": ngettext(
+                        "Unknown field: %(fields)s. Choose from %(choices)s.",
+                        "Unknown fields: %(fields)s. Choose from %(choices)s.",
+                        len(unknown),
+                    )
                     % {"fields": ", ".join(unknown), "choices": ", ".join(REQUIRED_FIELD_CHOICES)}
                 }
             )

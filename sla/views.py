@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -90,11 +91,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         )
     if access.marketing:
         context["marketing"] = metrics.marketing(f)
+    months = context["marketing"]["months"] if access.marketing else []
     context["charts"] = metrics.as_json(
         {
             "weekly": context["weekly"],
+            # The axes read dates as the tables under them do (2026/10/26), not ISO.
+            "week_labels": [date_format(row["week"], "Y/m/d") for row in context["weekly"]],
             "rejections": context["rejections"],
-            "months": context["marketing"]["months"] if access.marketing else [],
+            "months": months,
+            "month_labels": [date_format(row["month"], "Y/m") for row in months],
             "labels": {
                 "mqls": _("MQLs"),
                 "sqls": _("SQLs"),

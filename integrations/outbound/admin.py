@@ -11,12 +11,15 @@ from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from integrations.outbound.mapping import default_mapping
 from integrations.outbound.models import (
+    OPEN_STATUSES,
     Destination,
     FeedbackEvent,
     MessageStatus,
@@ -161,18 +164,18 @@ class DestinationAdmin(admin.ModelAdmin):
 
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(admin.ModelAdmin):
+    # Status right after the id and short cells (the lead's name, one time column), so the
+    # list fits a laptop screen without the status being cut off on the right.
     list_display = (
         "id",
-        "destination",
-        "lead",
+        "status_cell",
         "event",
-        "status",
+        "destination",
+        "lead_name",
         "attempts",
-        "next_attempt_at",
-        "response_status",
+        "next_or_delivered",
+        "http_status",
         "error_excerpt",
-        "created_at",
-        "delivered_at",
     )
     list_filter = ("status", "event", "destination")
     search_fields = ("lead__email", "idempotency_key", "remote_id", "last_error")
@@ -192,9 +195,54 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("integrations.replay_outboxmessage")
 
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = list(super().get_fields(request, obj))
+        if obj is None:
+            return fields
+        hidden = set()
+        # A delivered or dead message is not tried again: no "next attempt" on it.
+        if obj.status not in OPEN_STATUSES:
+            hidden.add("next_attempt_at")
+        if obj.status != MessageStatus.IN_FLIGHT:
+            hidden |= {"lease_expires_at", "claim_token"}
+        if obj.status != MessageStatus.DELIVERED:
+            hidden.add("delivered_at")
+        return [field for field in fields if field not in hidden]
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_cell(self, obj: OutboxMessage) -> str:
+        return format_html(
+            '<span class="outbox-status outbox-status-{}" style="white-space: nowrap">{}</span>',
+            obj.status,
+            obj.get_status_display(),
+        )
+
+    @admin.display(description=_("lead"), ordering="lead__id")
+    def lead_name(self, obj: OutboxMessage) -> str:
+        return format_html(
+            '<span style="white-space: nowrap">{}</span>', obj.lead.full_name or obj.lead.email
+        )
+
+    @admin.display(description=_("next attempt / delivered"))
+    def next_or_delivered(self, obj: OutboxMessage) -> str:
+        if obj.status in OPEN_STATUSES:
+            when = obj.next_attempt_at
+        elif obj.status == MessageStatus.DELIVERED and obj.delivered_at:
+            when = obj.delivered_at
+        else:
+            return "—"  # dead: not tried again until someone replays it
+        return format_html(
+            '<span style="white-space: nowrap">{}</span>',
+            date_format(timezone.localtime(when), "Y/m/d H:i"),
+        )
+
+    @admin.display(description="HTTP", ordering="response_status")
+    def http_status(self, obj: OutboxMessage) -> str:
+        return str(obj.response_status or "—")
+
     @admin.display(description=_("last error"))
     def error_excerpt(self, obj: OutboxMessage) -> str:
-        return obj.last_error[:120]
+        return obj.last_error[:100]
 
     @admin.display(description=_("payload"))
     def payload_pretty(self, obj: OutboxMessage) -> str:

@@ -6,7 +6,8 @@ DEMO_PASSWORD = "leadflow-demo"
 
 # username, last name, first name, role group (None = superuser), is_staff
 USERS = [
-    ("admin", "管理", "者", None, True),
+    # No family name: the admin greets with the given name ("ようこそ 管理者").
+    ("admin", "", "管理者", None, True),
     ("marketer", "山本", "さくら", "Marketing", True),
     ("manager", "高橋", "健一", "Sales manager", True),
     ("rep1", "佐藤", "大輔", "Sales rep", False),

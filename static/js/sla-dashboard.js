@@ -15,14 +15,19 @@
     if (weekly) {
       new Chart(weekly, {
         data: {
-          labels: data.weekly.map(function (r) { return r.week; }),
+          labels: data.week_labels,
           datasets: [
             { type: "bar", label: labels.mqls, data: data.weekly.map(function (r) { return r.mqls; }), backgroundColor: muted, yAxisID: "y" },
             { type: "bar", label: labels.sqls, data: data.weekly.map(function (r) { return r.sqls; }), backgroundColor: brand, yAxisID: "y" },
-            { type: "line", label: labels.first_contact, data: data.weekly.map(function (r) { return r.first_contact_sla_percent; }), borderColor: ok, backgroundColor: ok, yAxisID: "pct", spanGaps: true }
+            // clip: false and the padding on top: a week at 100 % sits on the top edge of the
+            // percent axis, and its point would otherwise be cut in half there.
+            { type: "line", label: labels.first_contact, data: data.weekly.map(function (r) { return r.first_contact_sla_percent; }), borderColor: ok, backgroundColor: ok, yAxisID: "pct", spanGaps: true, clip: false }
           ]
         },
-        options: { scales: { y: { beginAtZero: true, position: "left" }, pct: { min: 0, max: 100, position: "right", grid: { drawOnChartArea: false } } } }
+        options: {
+          layout: { padding: { top: 8 } },
+          scales: { y: { beginAtZero: true, position: "left" }, pct: { min: 0, max: 100, position: "right", grid: { drawOnChartArea: false } } }
+        }
       });
     }
     var rejections = document.getElementById("chart-rejections");
@@ -41,7 +46,7 @@
     if (months && data.months.length) {
       new Chart(months, {
         data: {
-          labels: data.months.map(function (r) { return r.month.slice(0, 7); }),
+          labels: data.month_labels,
           datasets: [
             { type: "bar", label: labels.mqls, data: data.months.map(function (r) { return r.mqls; }), backgroundColor: data.months.map(function (r) { return r.status === "in" ? ok : bad; }) },
             { type: "line", label: labels.target, data: data.months.map(function (r) { return r.target; }), borderColor: "#102a43", borderDash: [6, 4], pointRadius: 0 }

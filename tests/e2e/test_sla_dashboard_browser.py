@@ -58,8 +58,10 @@ def test_a_manager_reads_the_kpis_on_the_dashboard(
     # Chart.js (static/vendor/chartjs) drew the weekly trend and the reasons.
     assert page.evaluate("typeof Chart !== 'undefined' && !!Chart.getChart('chart-weekly')")
     assert page.evaluate("Chart.getChart('chart-weekly').data.labels") == [
-        "2026-11-16",
-        "2026-11-23",
+        "2026/11/16",
+        "2026/11/23",
     ]
+    # A week at 100 % is drawn whole on the top edge, not cut in half.
+    assert page.evaluate("Chart.getChart('chart-weekly').data.datasets[2].clip") is False
     assert page.evaluate("!!Chart.getChart('chart-rejections')")
     page.screenshot(path=str(screenshots / "sla-dashboard-ja.png"), full_page=True)

@@ -406,7 +406,8 @@ def test_managers_see_the_queue_count_at_the_top_of_the_inbox(client, kanto):
         '<p class="queue-alert" id="queue-alert" role="status"><a href="#queue-title">'
         "2 MQLs wait in the team queue: nobody could take them.</a></p>"
     ) in body
-    assert body.index('id="queue-alert"') < body.index('id="mine-title"')
+    # At the top: above every section (a manager who is no rep has no "mine" section).
+    assert body.index('id="queue-alert"') < body.index("<section")
 
     client.force_login(alice)
     assert 'id="queue-alert"' not in client.get("/inbox/").content.decode()
@@ -437,3 +438,20 @@ def test_a_refused_comeback_is_a_form_error_not_a_500(client, kanto, monkeypatch
         response.content.decode()
     )
     assert RepProfile.objects.get(user=alice).away is True
+
+
+def test_the_assign_queue_button_shows_only_for_teams_with_a_queue(client, kanto):
+    team, alice, bob, manager = kanto
+    kansai, _reps, _ = make_team("Kansai", reps=1, manager=False)
+    kansai.managers.add(manager)
+    client.force_login(manager)
+
+    empty = client.get("/inbox/").content.decode()
+    assert "queue</button>" not in empty
+    assert empty.count("/assign-queue/") == 0
+
+    _queue(team, [alice, bob], 1)
+    body = client.get("/inbox/").content.decode()
+
+    assert "Assign Kanto's queue</button>" in body
+    assert "Assign Kansai's queue" not in body

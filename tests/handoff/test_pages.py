@@ -155,7 +155,26 @@ def test_the_manager_assigns_the_team_queue_with_one_button(client, kanto):
     response = client.post(reverse("handoff:team-assign-queue", args=[team.pk]), follow=True)
 
     assert Handoff.objects.get(pk=queued.pk).assigned_to == bob
-    assert "1 queued handoff(s) of Kanto assigned." in response.content.decode()
+    assert "1 queued handoff of Kanto assigned." in response.content.decode()
+
+
+def test_the_queue_button_counts_in_english_plurals_and_in_japanese(client, kanto):
+    team, (alice, bob), manager = kanto
+    set_profile(alice, away=True)
+    set_profile(bob, away=True)
+    make_mql(), make_mql(), make_mql()
+    set_profile(bob, away=False)
+    client.force_login(manager)
+    url = reverse("handoff:team-assign-queue", args=[team.pk])
+
+    english = client.post(url, follow=True).content.decode()
+    set_profile(bob, away=True)
+    make_mql()
+    set_profile(bob, away=False)
+    japanese = client.post(url, follow=True, HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+
+    assert "3 queued handoffs of Kanto assigned." in english
+    assert "Kanto のキューから1件を割り当てました。" in japanese
 
 
 def test_a_rep_cannot_press_the_queue_button(client, kanto):
@@ -177,6 +196,53 @@ def test_marketing_reads_but_cannot_act(client, kanto):
     response = client.post(detail_url(handoff, "accept"), {"budget": "on", "need": "on"})
     assert response.status_code == 403
     assert Handoff.objects.get(pk=handoff.pk).status == HandoffStatus.OPEN
+
+
+def test_marketing_gets_a_page_for_marketing_not_the_reps_to_do_list(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    _mine(alice, 1)
+    client.force_login(UserFactory(username="mk", roles=[MARKETING]))
+
+    response = client.get("/inbox/")
+
+    body = response.content.decode()
+    assert response.context["works_handoffs"] is False
+    assert "My open handoffs" not in body
+    assert "accept it as an SQL (BANT)" not in body
+    assert "The MQLs marketing has handed to sales, and where each one stands." in body
+    assert 'href="/dashboard/"' in body
+    assert 'href="/admin/scoring/scoringmodel/"' in body
+
+
+def test_a_manager_outside_the_teams_rep_list_gets_the_managers_intro(client, kanto):
+    _team, _reps, manager = kanto
+    client.force_login(manager)
+
+    body = client.get("/inbox/").content.decode()
+
+    assert "My open handoffs" not in body
+    assert "accept it as an SQL (BANT)" not in body
+    assert "Your teams' MQLs: the queue no rep could take" in body
+
+
+def test_a_user_in_no_team_and_no_role_is_told_why_the_page_is_empty(client, db):
+    client.force_login(UserFactory(username="nobody"))
+
+    body = client.get("/inbox/").content.decode()
+
+    assert "My open handoffs" not in body
+    assert "You are not in a sales team, so no MQLs are handed to you." in body
+
+
+def test_a_rep_still_gets_the_reps_intro_and_list_when_it_is_empty(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    client.force_login(alice)
+
+    body = client.get("/inbox/").content.decode()
+
+    assert "accept it as an SQL (BANT)" in body
+    assert "My open handoffs" in body
+    assert "No open handoffs for you right now." in body
 
 
 def test_log_an_activity_with_a_plain_post(client, kanto):
@@ -213,6 +279,57 @@ def test_log_an_activity_with_htmx_answers_the_fragment(client, kanto):
     assert body.lstrip().startswith('<section class="panel" id="activity-section">')
     assert "Logged: E-mail (Left a message)." in body
     assert 'hx-swap-oob="true"' in body
+
+
+def test_logging_a_call_in_place_clears_a_stale_refusal_on_the_verdict_forms(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    (handoff,) = _mine(alice, 1)
+    client.force_login(alice)
+    reason = RejectionReason.objects.get(code="not_reachable")
+    refused = client.post(
+        detail_url(handoff, "reject"),
+        {"reason": reason.pk, "comment": "3回電話したが不在"},
+        headers={"HX-Request": "true"},
+    )
+    assert refused.status_code == 422
+    assert "contact attempts" in refused.content.decode()
+
+    # htmx sends the verdict forms' values along (hx-include) with the activity.
+    detail = client.get(detail_url(handoff)).content.decode()
+    assert 'hx-include="#accept-form, #reject-form"' in detail
+    response = client.post(
+        detail_url(handoff, "activity-create"),
+        {
+            "kind": "call",
+            "outcome": "no_answer",
+            "budget": "on",
+            "reason": str(reason.pk),
+            "comment": "3回電話したが不在",
+        },
+        headers={"HX-Request": "true"},
+    )
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'id="accept-form" hx-swap-oob="true"' in body
+    assert 'id="reject-form" hx-swap-oob="true"' in body
+    assert "form-errors" not in body and "field-error" not in body
+    assert 'name="budget" id="accept_budget" checked' in body
+    assert f'<option value="{reason.pk}" selected>' in body
+    assert "3回電話したが不在</textarea>" in body
+
+
+def test_a_failed_activity_leaves_the_verdict_forms_alone(client, kanto):
+    _team, (alice, _bob), _ = kanto
+    (handoff,) = _mine(alice, 1)
+    client.force_login(alice)
+
+    response = client.post(
+        detail_url(handoff, "activity-create"), {"kind": "fax"}, headers={"HX-Request": "true"}
+    )
+
+    assert response.status_code == 422
+    assert "hx-swap-oob" not in response.content.decode()
 
 
 def test_activity_form_errors_render_in_the_form(client, kanto):

@@ -285,8 +285,8 @@ def test_reprocess_action_requeues_failed_events_only(superuser_client, monkeypa
     assert InboundEvent.objects.get(pk=failed.pk).status == InboundStatus.RECEIVED
     assert InboundEvent.objects.get(pk=ok.pk).status == InboundStatus.PROCESSED
     messages = [str(m) for m in response.context["messages"]]
-    assert "Queued 1 event(s) for processing." in messages
-    assert "1 event(s) were not failed and were left alone." in messages
+    assert "Queued 1 event for processing." in messages
+    assert "1 event was not failed and was left alone." in messages
 
 
 def test_marketing_can_see_the_inbox_and_reprocess():

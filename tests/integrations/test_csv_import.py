@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import codecs
+import datetime as dt
 from io import StringIO
 
 import pytest
+import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.utils import translation
@@ -296,3 +298,113 @@ def test_a_cell_past_the_csv_field_limit_is_a_file_problem_not_a_500(client):
         (0, "The file cannot be read as CSV: field larger than field limit (131072).")
     ]
     assert not Lead.objects.exists()
+
+
+def _dry_run(client, data: bytes, *, source: str = "excel", event: str = "", language="en"):
+    upload = SimpleUploadedFile("leads.csv", data, content_type="text/csv")
+    return client.post(
+        "/admin/integrations/source/import-csv/",
+        {"file": upload, "source": source, "event": event, "dry_run": "on"},
+        HTTP_ACCEPT_LANGUAGE=language,
+    )
+
+
+def test_a_dry_run_offers_to_import_the_previewed_file_without_choosing_it_again(
+    client, admin_pages
+):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    preview = _dry_run(client, JAPANESE.encode("cp932"), source="excel", event="展示会2026秋")
+    token = preview.context["confirm_token"]
+    assert token
+    assert f'name="confirm" value="{token}"' in preview.content.decode()
+    assert Lead.objects.count() == 0
+
+    # The confirm step sends no file and no options: it imports what was checked.
+    response = client.post(
+        "/admin/integrations/source/import-csv/", {"confirm": token, "source": "other"}
+    )
+
+    assert response.status_code == 200
+    report = response.context["report"]
+    assert (report.dry_run, report.created, report.errors) == (False, 2, [])
+    assert response.context["filename"] == "leads.csv"
+    assert response.context["confirm_token"] == ""
+    assert sorted(Lead.objects.values_list("email", "source")) == [
+        ("hanako@example.jp", "excel"),
+        ("taro.yamada@example.co.jp", "excel"),
+    ]
+    assert set(Lead.objects.values_list("events__properties__event", flat=True)) == {"展示会2026秋"}
+
+
+def test_a_preview_is_imported_once(client, admin_pages):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    token = _dry_run(client, ENGLISH.encode()).context["confirm_token"]
+    client.post("/admin/integrations/source/import-csv/", {"confirm": token})
+    Lead.objects.all().delete()
+
+    again = client.post("/admin/integrations/source/import-csv/", {"confirm": token}, follow=True)
+
+    assert again.context["report"] is None
+    assert "This preview has expired or was imported already" in again.content.decode()
+    assert Lead.objects.count() == 0
+
+
+def test_a_preview_belongs_to_the_user_who_made_it(client, admin_pages):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    token = _dry_run(client, ENGLISH.encode()).context["confirm_token"]
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    response = client.post("/admin/integrations/source/import-csv/", {"confirm": token})
+
+    assert response.context["report"] is None
+    assert Lead.objects.count() == 0
+
+
+def test_only_the_latest_preview_page_can_be_confirmed(client, admin_pages):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    first = _dry_run(client, ENGLISH.encode()).context["confirm_token"]
+    second = _dry_run(client, JAPANESE.encode("utf-8")).context["confirm_token"]
+
+    stale = client.post("/admin/integrations/source/import-csv/", {"confirm": first})
+    assert stale.context["report"] is None
+    assert Lead.objects.count() == 0
+    client.post("/admin/integrations/source/import-csv/", {"confirm": second})
+    assert Lead.objects.count() == 2
+
+
+def test_a_preview_expires_after_30_minutes(client, admin_pages, settings):
+    # The local-memory cache reads the (travelled) clock; Redis expires keys by its own.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    with time_machine.travel(dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC), tick=False):
+        token = _dry_run(client, ENGLISH.encode()).context["confirm_token"]
+    with time_machine.travel(dt.datetime(2026, 11, 2, 10, 31, tzinfo=dt.UTC), tick=False):
+        response = client.post("/admin/integrations/source/import-csv/", {"confirm": token})
+
+    assert response.context["report"] is None
+    assert Lead.objects.count() == 0
+
+
+def test_no_confirm_button_when_nothing_could_be_imported(client, admin_pages):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    response = _dry_run(client, "会社名,氏名\nA社,山田\n".encode())
+
+    assert response.context["confirm_token"] == ""
+    assert 'name="confirm"' not in response.content.decode()
+
+
+def test_the_column_mapping_names_fields_in_the_users_language(client, admin_pages):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    text = "姓,名,メールアドレス,従業員数,郵便番号\n山田,太郎,t@example.jp,10,100-0001\n"
+
+    response = _dry_run(client, text.encode("cp932"), language="ja")
+
+    assert response.context["columns"] == [
+        ("姓", "姓"),
+        ("名", "名"),
+        ("メールアドレス", "メールアドレス"),
+        ("従業員数", "従業員数"),
+        ("郵便番号", "郵便番号"),
+    ]
+    assert "employee_count" not in response.content.decode()

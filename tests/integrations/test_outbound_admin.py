@@ -190,3 +190,46 @@ def test_the_message_page_title_reads_in_the_users_language(admin_client, no_kic
     assert "(dead)" not in response.text
     assert f"{message.lead_id}: 既知リード → MQL</a>" in response.text  # the stage change
     assert "known → mql" not in response.text
+
+
+@pytest.mark.django_db
+def test_a_dead_message_page_shows_no_next_attempt(admin_client, no_kick):
+    message = dead_message()
+
+    page = admin_client.get(f"/admin/integrations/outboxmessage/{message.pk}/change/")
+
+    assert page.status_code == 200
+    assert "Next attempt:" not in page.text
+    assert "Lease expires:" not in page.text
+    assert "Last error:" in page.text
+
+
+@pytest.mark.django_db
+def test_a_pending_message_page_shows_when_it_is_tried_next(admin_client, no_kick):
+    message = dead_message()
+    OutboxMessage.objects.filter(pk=message.pk).update(status=MessageStatus.PENDING)
+
+    page = admin_client.get(f"/admin/integrations/outboxmessage/{message.pk}/change/")
+
+    assert "Next attempt:" in page.text
+    assert "Delivered:" not in page.text
+
+
+@pytest.mark.django_db
+def test_the_outbox_list_shows_the_status_early_and_unbroken_and_no_next_attempt_for_dead(
+    admin_client, no_kick
+):
+    message = dead_message()
+
+    listing = admin_client.get("/admin/integrations/outboxmessage/", HTTP_ACCEPT_LANGUAGE="ja")
+
+    assert listing.context["cl"].list_display[:3] == ["action_checkbox", "id", "status_cell"]
+    assert (
+        '<span class="outbox-status outbox-status-dead" style="white-space: nowrap">'
+        "配信不能（要対応）</span>"
+    ) in listing.text
+    row = listing.text[listing.text.index(f'value="{message.pk}"') :]
+    row = row[: row.index("</tr>")]
+    assert '<td class="field-next_or_delivered">—</td>' in row
+    # The lead by its name, not "name <address>".
+    assert "dead@example.jp&gt;" not in row

@@ -1,10 +1,13 @@
 import io
 
+import httpx
 import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.urls import reverse
 
+from integrations.models import InboundEvent, Source
+from integrations.outbound.models import Destination, OutboxMessage
 from leadflow.demo.data import DEMO_PASSWORD
 from leadflow.models import EngagementEvent, Lead, Stage, StageTransition, User
 from leadflow.roles import ROLE_PERMISSIONS, ROLES
@@ -53,6 +56,8 @@ def test_demo_loads_every_stage_and_is_idempotent():
         "events": EngagementEvent.objects.count(),
         "transitions": StageTransition.objects.count(),
         "users": User.objects.count(),
+        "inbound": InboundEvent.objects.count(),
+        "outbox": OutboxMessage.objects.count(),
     }
     call_command("load_demo", stdout=io.StringIO())
 
@@ -62,9 +67,85 @@ def test_demo_loads_every_stage_and_is_idempotent():
         "events": EngagementEvent.objects.count(),
         "transitions": StageTransition.objects.count(),
         "users": User.objects.count(),
+        "inbound": InboundEvent.objects.count(),
+        "outbox": OutboxMessage.objects.count(),
     }
     assert User.objects.get(username="rep1").groups.get().name == "Sales rep"
     assert User.objects.get(username="admin").is_superuser
+
+
+@pytest.mark.django_db
+def test_demo_fills_the_integrations_admin_without_calling_out(admin_client, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("load_demo must not call out")
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", no_network)
+
+    call_command("load_demo", stdout=io.StringIO())
+
+    assert sorted(Source.objects.values_list("slug", "kind")) == [
+        ("mautic", "mautic"),
+        ("web-form", "generic"),
+    ]
+    statuses = sorted(InboundEvent.objects.values_list("source__slug", "status"))
+    assert statuses == [
+        ("mautic", "failed"),
+        ("mautic", "processed"),
+        ("mautic", "processed"),
+        ("mautic", "processed"),
+        ("web-form", "failed"),
+        ("web-form", "processed"),
+        ("web-form", "processed"),
+    ]
+    assert Lead.objects.filter(email="m.kobayashi@hinode-foods.example.jp").exists()
+    destination = Destination.objects.get()
+    assert (destination.kind, destination.enabled) == ("webhook", False)
+    assert sorted(OutboxMessage.objects.values_list("event", "status")) == [
+        ("accepted", "dead"),
+        ("accepted", "delivered"),
+        ("lost", "delivered"),
+        ("mql_created", "delivered"),
+        ("mql_created", "delivered"),
+        ("mql_created", "delivered"),
+        ("rejected", "delivered"),
+        ("won", "delivered"),
+    ]
+    dead = OutboxMessage.objects.get(status="dead")
+    assert dead.response_status == 422
+    assert "FIELD_CUSTOM_VALIDATION_EXCEPTION" in dead.response_body
+    assert not OutboxMessage.objects.filter(status__in=["pending", "in_flight"]).exists()
+    for url in (
+        "/admin/integrations/source/",
+        "/admin/integrations/inboundevent/",
+        "/admin/integrations/destination/",
+        "/admin/integrations/outboxmessage/",
+        f"/admin/integrations/outboxmessage/{dead.pk}/change/",
+    ):
+        assert admin_client.get(url).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_admin_greets_the_demo_admin_by_a_whole_name(client):
+    call_command("load_demo", stdout=io.StringIO())
+    admin = User.objects.get(username="admin")
+    client.force_login(admin)
+
+    page = client.get("/admin/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+
+    assert "<strong>管理者</strong>" in page
+    assert "<strong>者</strong>" not in page
+    assert admin.get_full_name() == "管理者"
+
+
+@pytest.mark.django_db
+def test_reloading_the_demo_fixes_the_admins_split_name():
+    call_command("load_demo", stdout=io.StringIO())
+    User.objects.filter(username="admin").update(last_name="管理", first_name="者")
+
+    call_command("load_demo", stdout=io.StringIO())
+
+    admin = User.objects.get(username="admin")
+    assert (admin.last_name, admin.first_name) == ("", "管理者")
 
 
 @pytest.mark.django_db
@@ -126,7 +207,7 @@ def test_admin_move_action_uses_the_lifecycle_and_reports_refusals(admin_client)
     assert customer.stage == Stage.CUSTOMER
     messages = [str(m) for m in response.context["messages"]]
     assert f"{customer.email}: A lead cannot move from Customer to Disqualified." in messages
-    assert "Moved 1 lead(s)." in messages
+    assert "Moved 1 lead." in messages
     transition = StageTransition.objects.get(lead=known)
     assert transition.reason == "competitor employee"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from pathlib import Path
 
 import pytest
 
@@ -312,3 +313,32 @@ def test_the_figures_line_reads_as_japanese_sentences(client, cohort, manager): 
         "MQL 6件：SQL 2件、差し戻し 2件、対応中 2件／受注 1件。"
         " 2026/11/30 12:00 時点の数値です（毎分更新。期限超過リストはリアルタイム）。"
     )
+
+
+def test_the_charts_label_dates_as_the_tables_do(client, cohort, marketer):  # noqa: F811
+    client.force_login(marketer)
+
+    response = client.get(f"/dashboard/?{RANGE}")
+
+    charts = response.context["charts"]
+    assert charts["week_labels"] == ["2026/11/16", "2026/11/23"]
+    assert charts["month_labels"] == [
+        row["month"].strftime("%Y/%m") for row in response.context["marketing"]["months"]
+    ]
+    assert charts["month_labels"] and all(
+        re.fullmatch(r"\d{4}/\d{2}", label) for label in charts["month_labels"]
+    )
+    body = response.content.decode()
+    assert '"week_labels": ["2026/11/16", "2026/11/23"]' in body
+    assert "2026/11/16</td>" in body  # the weekly table, same format
+
+
+def test_the_weekly_chart_leaves_room_for_a_point_at_100_percent():
+    # Chart.js cuts points on the edge of the chart area unless told otherwise.
+    from django.contrib.staticfiles import finders
+
+    text = Path(finders.find("js/sla-dashboard.js")).read_text(encoding="utf-8")
+
+    assert "labels: data.week_labels" in text and "labels: data.month_labels" in text
+    assert 'yAxisID: "pct", spanGaps: true, clip: false' in text
+    assert "layout: { padding: { top: 8 } }" in text

@@ -24,6 +24,7 @@ from handoff.services import (
     lead_mark_won,
 )
 from leadflow.demo import data
+from leadflow.demo.integrations import load_integrations
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Company, EngagementEvent, Lead, LeadExternalId, Stage, User
 from scoring.models import ModelStatus, ScoringModel
@@ -48,7 +49,10 @@ PLAN: list[tuple[str, int, list[str]]] = [
 
 
 class Command(BaseCommand):
-    help = "Load demo users, companies, leads and engagement history (idempotent)."
+    help = (
+        "Load demo users, companies, leads and engagement history, inbound sources and an "
+        "SFA webhook with its outbox (idempotent)."
+    )
 
     def handle(self, *args, **options) -> None:
         rng = random.Random(2026)  # same demo every time
@@ -63,9 +67,17 @@ class Command(BaseCommand):
             model = ScoringModel.objects.get(status=ModelStatus.PUBLISHED)
             run = rescore_run_start(model=model, enqueue=False)
             rescore_run_execute(run_id=run.pk)
+        # After the scoring: the webhooks' events land on scored leads, as they would.
+        integrations = load_integrations()
         # The dashboard's per-day sums now, not at the worker's first beat.
         kpi_days_refresh_all()
-        self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} new leads)."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data ready ({created} new leads, {integrations.sources} new sources "
+                f"with {integrations.inbound_events} inbound events, "
+                f"{integrations.outbox_messages} outbox messages)."
+            )
+        )
 
     def _users(self) -> dict[str, User]:
         users = {}
@@ -83,6 +95,10 @@ class Command(BaseCommand):
             if created:
                 user.set_password(data.DEMO_PASSWORD)
                 user.save(update_fields=["password"])
+            elif (username, user.last_name, user.first_name) == ("admin", "管理", "者"):
+                # Demos loaded before the admin got one name: the admin said "ようこそ 者".
+                user.last_name, user.first_name = last, first
+                user.save(update_fields=["last_name", "first_name"])
             if role:
                 user.groups.add(Group.objects.get(name=role))
             users[username] = user
