@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from integrations import signing
 from integrations.base import Adapter, Delivery, EventSpec, Item, ShapeError, parse_time, pointer
 from integrations.models import Source
@@ -29,11 +31,11 @@ def _events_of(payload: Any) -> tuple[list[tuple[tuple[Any, ...], Any]], bool]:
     if isinstance(payload, dict) and "events" in payload:
         events = payload["events"]
         if not isinstance(events, list):
-            raise ShapeError(pointer("events"), "must be an array of events.")
+            raise ShapeError(pointer("events"), _("must be an array of events."))
         return [(("events", i), item) for i, item in enumerate(events)], True
     if isinstance(payload, dict):
         return [((), payload)], False
-    raise ShapeError("", 'the body must be an event object, {"events": [...]} or an array.')
+    raise ShapeError("", _('the body must be an event object, {"events": [...]} or an array.'))
 
 
 class GenericAdapter(Adapter):
@@ -47,27 +49,29 @@ class GenericAdapter(Adapter):
     def parse(self, payload: Any, *, source: Source) -> list[Item]:
         events, is_batch = _events_of(payload)
         if is_batch and not events:
-            raise ShapeError(pointer("events") if isinstance(payload, dict) else "", "is empty.")
+            raise ShapeError(pointer("events") if isinstance(payload, dict) else "", _("is empty."))
         if len(events) > MAX_BATCH:
-            raise ShapeError("", f"a batch holds at most {MAX_BATCH} events.")
+            raise ShapeError("", _("a batch holds at most %(n)d events.") % {"n": MAX_BATCH})
         return [self._item(where, raw) for where, raw in events]
 
     def _item(self, where: tuple[Any, ...], raw: Any) -> Item:
         if not isinstance(raw, dict):
-            raise ShapeError(pointer(*where), "must be an event object.")
+            raise ShapeError(pointer(*where), _("must be an event object."))
         lead = raw.get("lead")
         if not isinstance(lead, dict):
-            raise ShapeError(pointer(*where, "lead"), "must be an object with the lead's fields.")
+            raise ShapeError(
+                pointer(*where, "lead"), _("must be an object with the lead's fields.")
+            )
         for key, value in lead.items():
             if isinstance(value, list | dict):
-                raise ShapeError(pointer(*where, "lead", key), "must be a single value.")
+                raise ShapeError(pointer(*where, "lead", key), _("must be a single value."))
         event_id = raw.get("id")
         if event_id is not None and (
             isinstance(event_id, bool)
             or not isinstance(event_id, str | int)
             or len(str(event_id)) > 200
         ):
-            raise ShapeError(pointer(*where, "id"), "must be a string (≤ 200) or a number.")
+            raise ShapeError(pointer(*where, "id"), _("must be a string (≤ 200) or a number."))
         label = pointer(*where) or "event"
         item = Item(label=label, fields=dict(lead))
         kind = raw.get("type")
@@ -75,17 +79,18 @@ class GenericAdapter(Adapter):
             return item
         if kind not in EventKind.values:
             raise ShapeError(
-                pointer(*where, "type"), f"must be one of: {', '.join(EventKind.values)}."
+                pointer(*where, "type"),
+                _("must be one of: %(kinds)s.") % {"kinds": ", ".join(EventKind.values)},
             )
         occurred_at = parse_time(raw.get("occurred_at"))
         if occurred_at is None:
             raise ShapeError(
                 pointer(*where, "occurred_at"),
-                "must be an ISO 8601 time with its offset, or unix seconds.",
+                _("must be an ISO 8601 time with its offset, or unix seconds."),
             )
         properties = raw.get("properties", {})
         if not isinstance(properties, dict):
-            raise ShapeError(pointer(*where, "properties"), "must be an object.")
+            raise ShapeError(pointer(*where, "properties"), _("must be an object."))
         item.event = EventSpec(
             kind=kind,
             occurred_at=occurred_at,

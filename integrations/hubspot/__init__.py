@@ -23,6 +23,8 @@ import json
 import re
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from integrations.base import (
     Adapter,
     Delivery,
@@ -122,24 +124,28 @@ class HubSpotAdapter(Adapter):
 
     def parse(self, payload: Any, *, source: Source) -> list[Item]:
         if not isinstance(payload, list):
-            raise ShapeError("", "a HubSpot webhook body is a JSON array of notifications.")
+            raise ShapeError("", _("a HubSpot webhook body is a JSON array of notifications."))
         if not payload:
-            raise ShapeError("", "the array of notifications is empty.")
+            raise ShapeError("", _("the array of notifications is empty."))
         mapped = source.mapping.get("fields", {})
         keep_unmapped = bool(source.mapping.get("keep_unmapped"))
         items: list[Item] = []
         for index, note in enumerate(payload):
             if not isinstance(note, dict):
-                raise ShapeError(pointer(index), "must be a notification object.")
+                raise ShapeError(pointer(index), _("must be a notification object."))
             type_key = "subscriptionType" if "subscriptionType" in note else "eventType"
             kind = note.get(type_key)
             if not isinstance(kind, str) or not kind:
                 raise ShapeError(
-                    pointer(index, "subscriptionType"), "must name the notification type."
+                    pointer(index, "subscriptionType"), _("must name the notification type.")
                 )
             label = f"[{index}] {kind}"
             if not kind.startswith("contact."):
-                items.append(Item(label=label, skip=f"{kind} notifications are not used."))
+                items.append(
+                    Item(
+                        label=label, skip=_("%(kind)s notifications are not used.") % {"kind": kind}
+                    )
+                )
                 continue
             object_id = note.get("objectId")
             if (
@@ -147,7 +153,7 @@ class HubSpotAdapter(Adapter):
                 or not isinstance(object_id, int | str)
                 or (str(object_id).strip() == "")
             ):
-                raise ShapeError(pointer(index, "objectId"), "must be the contact id.")
+                raise ShapeError(pointer(index, "objectId"), _("must be the contact id."))
             contact_id = str(object_id).strip()
             occurred = parse_time(note.get("occurredAt"))
             if kind == "contact.creation":
@@ -165,22 +171,32 @@ class HubSpotAdapter(Adapter):
             elif kind == "contact.propertyChange":
                 name = note.get("propertyName")
                 if not isinstance(name, str) or not name:
-                    raise ShapeError(pointer(index, "propertyName"), "must name the property.")
+                    raise ShapeError(pointer(index, "propertyName"), _("must name the property."))
                 if name not in mapped and not keep_unmapped:
-                    items.append(Item(label=label, skip=f"Property “{name}” is not mapped."))
+                    items.append(
+                        Item(
+                            label=label,
+                            skip=_("Property “%(name)s” is not mapped.") % {"name": name},
+                        )
+                    )
                     continue
                 items.append(
                     Item(
                         label=label,
                         fields={name: note.get("propertyValue")},
                         external_id=contact_id,
-                        hint=f"HubSpot contact {contact_id} is not linked to a lead yet.",
+                        hint=_("HubSpot contact %(id)s is not linked to a lead yet.")
+                        % {"id": contact_id},
                     )
                 )
             else:
-                items.append(Item(label=label, skip=f"{kind} notifications are not used."))
+                items.append(
+                    Item(
+                        label=label, skip=_("%(kind)s notifications are not used.") % {"kind": kind}
+                    )
+                )
             if occurred is None and note.get("occurredAt") is not None:
-                raise ShapeError(pointer(index, "occurredAt"), "must be epoch milliseconds.")
+                raise ShapeError(pointer(index, "occurredAt"), _("must be epoch milliseconds."))
         return items
 
     def dedup_key(self, payload: Any, body: bytes) -> str:

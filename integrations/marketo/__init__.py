@@ -13,6 +13,8 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from integrations.base import (
     Adapter,
     Delivery,
@@ -59,11 +61,11 @@ class MarketoAdapter(Adapter):
         elif isinstance(payload, list) and payload:
             bodies = [(str(i), body) for i, body in enumerate(payload)]
         else:
-            raise ShapeError("", "a Marketo webhook body is the JSON object of its template.")
+            raise ShapeError("", _("a Marketo webhook body is the JSON object of its template."))
         items = []
         for index, body in bodies:
             if not isinstance(body, dict):
-                raise ShapeError(pointer(index), "must be an object.")
+                raise ShapeError(pointer(index), _("must be an object."))
             items.append(self._item(body, index, source))
         return items
 
@@ -72,8 +74,10 @@ class MarketoAdapter(Adapter):
         item = Item(
             label=f"[{index}]" if index else "webhook",
             fields=fields,
-            hint="Check that the payload template sends {{lead.Email Address}} under a field "
-            "the source's mapping sends to “email”.",
+            hint=_(
+                "Check that the payload template sends {{lead.Email Address}} under a field "
+                "the source's mapping sends to “email”."
+            ),
         )
         rules = source.mapping.get("campaign_kinds", {})
         found = body.get("campaign")

@@ -14,6 +14,8 @@ import hashlib
 import hmac
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from integrations.base import (
     Adapter,
     Delivery,
@@ -81,10 +83,10 @@ def _items_of(value: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
         else:
             return [("", value)]  # test payload / Mautic 1.x: the item itself
     else:
-        raise ShapeError(pointer(where), "must be a list of event objects or one event object.")
+        raise ShapeError(pointer(where), _("must be a list of event objects or one event object."))
     for index, item in items:
         if not isinstance(item, dict):
-            raise ShapeError(pointer(where, index), "must be an object.")
+            raise ShapeError(pointer(where, index), _("must be an object."))
     return [(str(index), item) for index, item in items]
 
 
@@ -107,10 +109,10 @@ class MauticAdapter(Adapter):
 
     def parse(self, payload: Any, *, source: Source) -> list[Item]:
         if not isinstance(payload, dict):
-            raise ShapeError("", "a Mautic webhook body is a JSON object keyed by event type.")
+            raise ShapeError("", _("a Mautic webhook body is a JSON object keyed by event type."))
         events = [key for key in payload if isinstance(key, str) and key.startswith("mautic.")]
         if not events:
-            raise ShapeError("", "no Mautic event (a key starting with “mautic.”) in the body.")
+            raise ShapeError("", _("no Mautic event (a key starting with “mautic.”) in the body."))
         fallback_time = parse_time(payload.get("timestamp"))
         items: list[Item] = []
         for event in events:
@@ -130,17 +132,19 @@ class MauticAdapter(Adapter):
         if container_key is not None:
             container = raw.get(container_key)
             if not isinstance(container, dict):
-                raise ShapeError(pointer(*where, container_key), "must be an object.")
+                raise ShapeError(pointer(*where, container_key), _("must be an object."))
         contact = container.get("contact", container.get("lead"))
         if contact is None and event not in _CONTACT_EVENTS and container_key is None:
-            return Item(label=label, skip=f"{event} is not used by LeadFlow.")
+            return Item(
+                label=label, skip=_("%(event)s is not used by LeadFlow.") % {"event": event}
+            )
         if not isinstance(contact, dict):
             # Form submits of people Mautic does not know yet still name their e-mail.
             if container_key == "submission" and isinstance(container.get("results"), dict):
                 contact = {}
             else:
                 key = "lead" if container_key else "contact"
-                raise ShapeError(pointer(*where, key), "must be the contact object.")
+                raise ShapeError(pointer(*where, key), _("must be the contact object."))
         fields = flatten_contact_fields(contact)
         contact_id = contact.get("id")
         external_id = str(contact_id) if contact_id not in (None, "") else ""

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from integrations.models import InboundEvent, InboundStatus
-from leadflow.models import Lead
+from leadflow.models import EventKind, Lead
 from tests.integrations.conftest import assert_error, deliver, make_source, post
 
 pytestmark = pytest.mark.django_db
@@ -170,6 +170,19 @@ def test_json_of_the_wrong_shape_is_400_with_a_pointer(client, kind, body, point
     error = assert_error(response, 400, "invalid_payload")
     assert list(error["fields"]) == [pointer]
     assert not InboundEvent.objects.exists()
+
+
+def test_a_wrong_shape_is_explained_in_the_senders_language_only(client):
+    source = make_source("generic")
+    body = {"type": "webinar", "occurred_at": 1, "lead": {}}
+
+    ja = assert_error(post(client, source, body, {"Accept-Language": "ja"}), 400, "invalid_payload")
+    en = assert_error(post(client, source, body, {"Accept-Language": "en"}), 400, "invalid_payload")
+
+    kinds = ", ".join(EventKind.values)
+    assert ja["fields"] == {"/type": [f"次のいずれかである必要があります：{kinds}。"]}
+    assert en["fields"] == {"/type": [f"must be one of: {kinds}."]}
+    assert "must" not in ja["message"]
 
 
 def test_valid_json_that_cannot_become_a_lead_is_stored_and_failed(client):
