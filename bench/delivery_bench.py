@@ -145,7 +145,13 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 def start_worker(
-    concurrency: int, log_path: Path, *, pool: str = "prefork", beat: bool = True, name: str = "w"
+    concurrency: int,
+    log_path: Path,
+    *,
+    pool: str = "prefork",
+    beat: bool = True,
+    name: str = "w",
+    queues: str = "",
 ) -> subprocess.Popen:
     command = [
         sys.executable,
@@ -165,6 +171,7 @@ def start_worker(
         "--without-mingle",
         "--hostname",
         f"bench-{os.getpid()}-{name}@%h",
+        *(["--queues", queues] if queues else []),
     ]
     env = os.environ.copy()
     # The worker imports the checkout this bench runs from, whatever else is installed.
@@ -279,6 +286,14 @@ def main() -> None:
         default="prefork",
         help="prefork: one worker with --concurrency processes; solo: --concurrency workers",
     )
+    parser.add_argument(
+        "--layout",
+        choices=["one", "split"],
+        default="one",
+        help="one: a single worker consumes every queue (as `make run`); split: the worker "
+        "takes intake + delivery and a second 1-process worker with the beat takes sla, "
+        "scoring and celery (the periodic sweeps), as README's production layout",
+    )
     parser.add_argument("--producers", type=int, default=4, help="processes making MQLs")
     parser.add_argument("--drain-timeout", type=float, default=60)
     parser.add_argument(
@@ -327,6 +342,19 @@ def main() -> None:
         workers = [
             start_worker(1, var / f"bench-worker-{n}.log", pool="solo", beat=n == 0, name=str(n))
             for n in range(args.concurrency)
+        ]
+    elif args.layout == "split":
+        workers = [
+            start_worker(
+                args.concurrency,
+                var / "bench-worker.log",
+                beat=False,
+                queues="intake,delivery",
+                name="intake",
+            ),
+            start_worker(
+                1, var / "bench-worker-periodic.log", queues="sla,scoring,celery", name="periodic"
+            ),
         ]
     else:
         workers = [start_worker(args.concurrency, var / "bench-worker.log")]
@@ -411,6 +439,7 @@ def main() -> None:
                 "p99_ok": p99 <= 2000 and len(latencies) == total,
                 "worker_concurrency": args.concurrency,
                 "worker_pool": args.pool,
+                "worker_layout": args.layout,
                 # The webhooks go through Django's test client: the same URL routing,
                 # middleware and view as behind gunicorn, without an HTTP server.
                 "intake": "django test client" if args.start == "webhook" else "none",
