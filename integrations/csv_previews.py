@@ -53,5 +53,8 @@ def csv_preview_take(*, user_id: int | None, token: str) -> CsvPreview | None:
     preview = cache.get(_key(user_id))
     if not isinstance(preview, CsvPreview) or not secrets.compare_digest(preview.token, token):
         return None
-    cache.delete(_key(user_id))
+    # delete() says whether this call removed it: of two confirms at once (a double
+    # click), only one gets the file.
+    if not cache.delete(_key(user_id)):
+        return None
     return preview

@@ -8,11 +8,13 @@ from io import StringIO
 
 import pytest
 import time_machine
+from django.core.cache import caches
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.utils import translation
 
 from integrations import services
+from integrations.csv_previews import csv_preview_keep, csv_preview_take
 from integrations.services import leads_import_csv
 from leadflow.models import Company, Lead
 from tests.factories import LeadFactory, UserFactory
@@ -408,3 +410,17 @@ def test_the_column_mapping_names_fields_in_the_users_language(client, admin_pag
         ("郵便番号", "郵便番号"),
     ]
     assert "employee_count" not in response.content.decode()
+
+
+def test_of_two_confirms_racing_for_one_preview_only_one_gets_the_file(monkeypatch):
+    # Both requests read the kept file before either removes it (a double click).
+    token = csv_preview_keep(user_id=7, data=b"x", source="s", event="e", filename="f.csv")
+    cache = caches["default"]
+    kept = cache.get(f"csv-import-preview:{7}")
+    monkeypatch.setattr(cache, "get", lambda key, default=None: kept)
+
+    first = csv_preview_take(user_id=7, token=token)
+    second = csv_preview_take(user_id=7, token=token)
+
+    assert first is not None and first.data == b"x"
+    assert second is None
