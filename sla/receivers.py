@@ -6,6 +6,7 @@ the dashboard recompute the MQL's day (`sla.kpis`), commit with the change that 
 
 from __future__ import annotations
 
+from handoff.models import AssignmentVia
 from leadflow.models import Stage
 from sla import kpis, services
 
@@ -20,7 +21,10 @@ def on_handoff_created(sender, *, handoff, at, **kwargs) -> None:
 
 def on_handoff_assigned(sender, *, handoff, assignment, at, **kwargs) -> None:
     services.timers_reassign(handoff=handoff, rep_id=assignment.rep_id, at=at)
-    kpis.kpi_days_mark_handoff(handoff=handoff)
+    # The routing of a new MQL is part of its creation, whose day on_handoff_created has
+    # just marked in the same transaction: a second row per MQL on the webhook path.
+    if not (assignment.via == AssignmentVia.ROUTING and at == handoff.created_at):
+        kpis.kpi_days_mark_handoff(handoff=handoff)
 
 
 def on_activity_logged(sender, *, handoff, activity, **kwargs) -> None:
