@@ -378,11 +378,9 @@ def rep_set_away(*, rep: User, actor: User, until: datetime | None = None) -> Re
         if message is not None:
             raise DomainError(message, code="invalid_away_until", fields={"away_until": [message]})
     _check_availability_change(rep=rep, actor=actor)
-    with transaction.atomic():
-        profile, _created = RepProfile.objects.select_for_update().get_or_create(user=rep)
-        profile.away = True
-        profile.away_until = until
-        profile.save(update_fields=["away", "away_until"])
+    profile, _created = RepProfile.objects.update_or_create(
+        user=rep, defaults={"away": True, "away_until": until}
+    )
     logger.info("Rep %s away until %s (set by %s)", rep.pk, until, actor.pk)
     return profile
 
@@ -391,11 +389,9 @@ def rep_set_back(*, rep: User, actor: User) -> Comeback:
     """The rep takes new handoffs again, and their teams' queues are drained at once (the
     returning rep is usually the one with room), not at the next periodic sweep."""
     _check_availability_change(rep=rep, actor=actor)
-    with transaction.atomic():
-        profile, _created = RepProfile.objects.select_for_update().get_or_create(user=rep)
-        profile.away = False
-        profile.away_until = None
-        profile.save(update_fields=["away", "away_until"])
+    profile, _created = RepProfile.objects.update_or_create(
+        user=rep, defaults={"away": False, "away_until": None}
+    )
     logger.info("Rep %s back (set by %s)", rep.pk, actor.pk)
     # After the profile's commit, one team at a time: each drain takes its team's lock in
     # its own transaction (the routing lock order), and a failed drain leaves the rep back
