@@ -129,6 +129,17 @@ def availability_for(*, user, at: datetime | None = None) -> Availability:
 # --- policy and routing -----------------------------------------------------------------
 
 
+def managers_to_notify(*, team_id: int | None) -> QuerySet[User]:
+    """Active managers with an e-mail: of the team, or of any team when `team_id` is None
+    (an MQL no rule routed shows in every manager's queue; the weekly digest)."""
+    managers = User.objects.filter(is_active=True).exclude(email="")
+    if team_id is not None:
+        managers = managers.filter(managed_teams=team_id)
+    else:
+        managers = managers.filter(managed_teams__isnull=False)
+    return managers.distinct().order_by("pk")
+
+
 def handoff_policy_get() -> HandoffPolicy:
     """The agreed policy; the defaults until someone saves one in the admin."""
     return HandoffPolicy.objects.filter(pk=1).first() or HandoffPolicy(pk=1)

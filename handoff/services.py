@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -198,7 +198,7 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
             # it (a queued MQL is the one nobody's clock reminds anybody of). With nobody
             # to tell (no manager, no webhook) there is no notice and no task.
             webhook = getattr(settings, "HANDOFF_SLACK_WEBHOOK_URL", "")
-            if webhook or _queue_managers(team.pk if team else None).exists():
+            if webhook or selectors.managers_to_notify(team_id=team.pk if team else None).exists():
                 notice = QueueNotice.objects.create(handoff=handoff, created_at=at)
                 from handoff.tasks import notify_queued_task
 
@@ -789,17 +789,6 @@ def assignment_notify(*, assignment_id: int) -> dict[str, bool]:
     return sent
 
 
-def _queue_managers(team_id: int | None) -> QuerySet[User]:
-    # Who sees a queued handoff in their inbox: its team's managers; a handoff that no
-    # rule routed (no team, no default team) shows in every manager's queue.
-    managers = User.objects.filter(is_active=True).exclude(email="")
-    if team_id is not None:
-        managers = managers.filter(managed_teams=team_id)
-    else:
-        managers = managers.filter(managed_teams__isnull=False)
-    return managers.distinct().order_by("pk")
-
-
 def queue_notice_notify(*, notice_id: int) -> dict[str, bool]:
     """Tell the managers that an MQL waits in the queue: one e-mail to them all, and the
     handoff webhook if one is configured. Each channel at most once per queued handoff.
@@ -817,7 +806,7 @@ def queue_notice_notify(*, notice_id: int) -> dict[str, bool]:
     handoff = notice.handoff
     if not handoff.is_queued:
         return sent  # somebody took it (or decided it) before we got here: nothing to do
-    managers = list(_queue_managers(handoff.team_id))
+    managers = list(selectors.managers_to_notify(team_id=handoff.team_id))
     base = settings.PUBLIC_BASE_URL.rstrip("/")
     url = base + reverse("handoff:detail", args=[handoff.pk])
     lead_name = handoff.lead.full_name or handoff.lead.email

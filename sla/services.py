@@ -30,10 +30,10 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from handoff import selectors as handoff_selectors
 from handoff import services as handoff_services
 from handoff.models import Activity, Handoff, RejectionReason, Team
 from leadflow.errors import DomainError
-from leadflow.models import User
 from leadflow.notify import post_webhook, send_once
 from sla.calendar import (
     Calendar,
@@ -344,12 +344,10 @@ def escalation_notify(*, timer_id: int) -> dict[str, bool]:
     if timer is None:
         return sent
     handoff = timer.handoff
-    managers = list(
-        User.objects.filter(managed_teams=handoff.team_id, is_active=True)
-        .exclude(email="")
-        .order_by("pk")
+    managers = (
+        list(handoff_selectors.managers_to_notify(team_id=handoff.team_id))
         if handoff.team_id
-        else User.objects.none()
+        else []
     )
     with translation.override(settings.LANGUAGE_CODE):
         context = {
@@ -447,12 +445,7 @@ def digest_send_weekly(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     start, end = _last_week(now)
     kpi_days_refresh_all()  # the figures as of now, not of the last beat
-    managers = (
-        User.objects.filter(is_active=True, managed_teams__isnull=False)
-        .exclude(email="")
-        .distinct()
-        .order_by("pk")
-    )
+    managers = handoff_selectors.managers_to_notify(team_id=None)
     sent = 0
     for manager in managers:
         try:
