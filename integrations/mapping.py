@@ -27,7 +27,6 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from integrations.base import has_nul
 from integrations.normalize import (
     ValueProblem,
     clean_email,
@@ -40,6 +39,7 @@ from integrations.normalize import (
     split_full_name,
 )
 from leadflow.models import EventKind
+from leadflow.normalize import has_nul
 from leadflow.services import COMPANY_FIELDS, LEAD_FIELDS
 
 SPECIAL_TARGETS = frozenset(

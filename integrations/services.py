@@ -7,7 +7,6 @@ same transaction as the change (scoring.services.lead_score_changes).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
@@ -23,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from integrations.base import Item, without_nul
+from integrations.base import Item, loads_without_nul
 from integrations.csv_import import CsvProblem, read_rows
 from integrations.mapping import apply_mapping
 from integrations.models import InboundEvent, InboundStatus, Source, SourceKind
@@ -208,7 +207,7 @@ def _process_locked(inbound: InboundEvent) -> None:
     outcome = _Outcome()
     try:
         # The body is stored as received; NULs go here, as at the door (see without_nul).
-        items = adapter.parse(without_nul(json.loads(inbound.body)), source=source)
+        items = adapter.parse(loads_without_nul(inbound.body), source=source)
     except ValueError as error:  # JSONDecodeError and ShapeError both are
         inbound.status = InboundStatus.FAILED
         inbound.reason = str(error)

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
 from integrations import selectors, services
-from integrations.base import Delivery, ShapeError, without_nul
+from integrations.base import Delivery, ShapeError, loads_without_nul
 from integrations.ratelimit import rate_limit_hit
 from integrations.registry import ADAPTERS
 from integrations.signing import SignatureError
@@ -128,7 +128,7 @@ def intake(request: HttpRequest, slug: str) -> JsonResponse:
 
     try:
         text = body.decode("utf-8")
-        payload = without_nul(json.loads(text))
+        payload = loads_without_nul(text)
     except UnicodeDecodeError as error:
         return error_response(
             "invalid_json",

@@ -8,8 +8,21 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 import phonenumbers
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a JSON value holds a NUL character in any string or key (PostgreSQL's text
+    and jsonb refuse it)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(has_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(has_nul(key) or has_nul(item) for key, item in value.items())
+    return False
 
 
 def nfkc(value: str | None) -> str:

@@ -18,8 +18,8 @@ from typing import Any
 
 from django.utils import translation
 
-from integrations.base import has_nul
 from leadflow.models import Lead, StageTransition
+from leadflow.normalize import has_nul
 
 _SF_INDUSTRY = {
     # LeadFlow industry code → Salesforce standard Industry picklist value.

@@ -24,7 +24,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from integrations.base import FIRST_YEAR, LAST_YEAR, without_nul
+from integrations.base import FIRST_YEAR, LAST_YEAR, loads_without_nul
 from integrations.outbound.models import Destination, FeedbackOutcome
 from integrations.outbound.services import feedback_record
 from integrations.signing import SignatureError, verify
@@ -125,7 +125,7 @@ def feedback_receive(request: HttpRequest, slug: str) -> JsonResponse:
 
     try:
         # No NUL reaches a lookup or the stored payload (see without_nul).
-        document = without_nul(json.loads(body.decode("utf-8")))
+        document = loads_without_nul(body.decode("utf-8"))
     except UnicodeDecodeError:
         return error_response(
             "invalid_json", _("The body is not UTF-8."), 400, fields={"": [_("Not UTF-8.")]}
