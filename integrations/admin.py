@@ -199,12 +199,8 @@ class InboundEventAdmin(admin.ModelAdmin):
     def summary(self, obj: InboundEvent) -> str:
         if obj.status in (InboundStatus.RECEIVED, InboundStatus.DUPLICATE):
             return "-"
-        counts = {}
-        for key in SUMMARY_KEYS:
-            if hasattr(obj, f"items_{key}"):  # the list page's annotation (None: no such key)
-                counts[key] = getattr(obj, f"items_{key}") or 0
-            else:
-                counts[key] = obj.result.get(key, 0)
+        # The list page's annotation (None: no such key); summary is shown nowhere else.
+        counts = {key: getattr(obj, f"items_{key}") or 0 for key in SUMMARY_KEYS}
         return _("%(applied)s applied, %(failed)s failed, %(skipped)s skipped") % counts
 
     @admin.display(description=_("result"))

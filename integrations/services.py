@@ -44,7 +44,7 @@ def _score_changes(result: UpsertResult, new_events: list[EngagementEvent]) -> N
     lead_score_changes(
         lead=result.lead,
         events=new_events,
-        attributes_changed=result.created or bool(result.changed),
+        attributes_changed=bool(result.changed),  # lead_created implies it there
         lead_created=result.created,
     )
 

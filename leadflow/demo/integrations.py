@@ -78,12 +78,11 @@ SFA_REFUSAL = {
 class DemoIntegrations:
     sources: int = 0
     inbound_events: int = 0
-    destinations: int = 0
     outbox_messages: int = 0
 
 
-def load_integrations(*, now: dt.datetime | None = None) -> DemoIntegrations:
-    now = now or timezone.now()
+def load_integrations() -> DemoIntegrations:
+    now = timezone.now()
     made = DemoIntegrations()
     known = list(
         Lead.objects.filter(stage=Stage.KNOWN)
@@ -100,7 +99,6 @@ def load_integrations(*, now: dt.datetime | None = None) -> DemoIntegrations:
         made.sources += 1
         made.inbound_events += _receive(source, _generic_bodies(known, now))
     if not Destination.objects.filter(slug=DESTINATION_SLUG).exists():
-        made.destinations += 1
         made.outbox_messages = _sfa_webhook()
     return made
 
