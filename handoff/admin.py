@@ -147,45 +147,40 @@ class RejectionReasonAdmin(admin.ModelAdmin):
         return False
 
 
-class AssignmentInline(admin.TabularInline):
-    model = Assignment
+class _HistoryInline(admin.TabularInline):
+    """A handoff's record (assignments, notices, activities): shown, never edited here."""
+
     extra = 0
     can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class AssignmentInline(_HistoryInline):
+    model = Assignment
     fields = ("assigned_at", "rep", "previous_rep", "via", "by", "reason", "email_sent_at")
-    readonly_fields = fields
 
     def get_queryset(self, request):
         # The users each row shows, in the same query (else three per assignment).
         return super().get_queryset(request).select_related("rep", "previous_rep", "by")
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
-
-class QueueNoticeInline(admin.TabularInline):
+class QueueNoticeInline(_HistoryInline):
     # Whether the managers were told that this MQL waited in the queue, and when.
     model = QueueNotice
-    extra = 0
-    can_delete = False
     fields = ("created_at", "email_sent_at", "slack_sent_at")
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
-class ActivityInline(admin.TabularInline):
+class ActivityInline(_HistoryInline):
     model = Activity
-    extra = 0
-    can_delete = False
     fields = ("at", "kind", "outcome", "by", "note")
-    readonly_fields = fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("by")  # else one per activity
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Handoff)
