@@ -242,24 +242,25 @@ class MyAvailabilityApi(APIView):
     """The caller's own availability (reps only): GET it, PUT away (optionally until a time)
     or back. Coming back hands the caller's teams' queued handoffs out at once."""
 
-    def _check_rep(self, request: Request) -> None:
-        if not selectors.availability_for(user=request.user).is_rep:
+    def _availability(self, request: Request) -> selectors.Availability:
+        current = selectors.availability_for(user=request.user)
+        if not current.is_rep:
             raise PermissionDenied(
                 _("You are not a rep in any team: there is no availability to set.")
             )
+        return current
 
-    def _state(self, request: Request) -> dict:
-        current = selectors.availability_for(user=request.user)
+    @staticmethod
+    def _state(current: selectors.Availability) -> dict:
         return {"away": current.away, "away_until": current.until}
 
     @extend_schema(responses=AvailabilitySerializer)
     def get(self, request: Request) -> Response:
-        self._check_rep(request)
-        return Response(AvailabilitySerializer(self._state(request)).data)
+        return Response(AvailabilitySerializer(self._state(self._availability(request))).data)
 
     @extend_schema(request=AvailabilityInput, responses=AvailabilityChangeSerializer)
     def put(self, request: Request) -> Response:
-        self._check_rep(request)
+        self._availability(request)
         data = AvailabilityInput(data=request.data)
         data.is_valid(raise_exception=True)
         assigned: list[int] = []
@@ -272,6 +273,10 @@ class MyAvailabilityApi(APIView):
             assigned = [handoff.pk for handoff in comeback.assigned]
         return Response(
             AvailabilityChangeSerializer(
-                {**self._state(request), "assigned_from_queue": assigned}
+                {
+                    # As it is after the change.
+                    **self._state(selectors.availability_for(user=request.user)),
+                    "assigned_from_queue": assigned,
+                }
             ).data
         )
