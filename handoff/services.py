@@ -42,7 +42,7 @@ from handoff.models import (
 from leadflow.errors import DomainError, InvalidTransition
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Lead, Stage, StageTransition, User
-from leadflow.notify import post_webhook, send_once
+from leadflow.notify import post_webhook, public_url, send_once
 from leadflow.privacy import ERASED
 
 logger = logging.getLogger(__name__)
@@ -760,7 +760,7 @@ def assignment_notify(*, assignment_id: int) -> dict[str, bool]:
     handoff = assignment.handoff
     if handoff.status != HandoffStatus.OPEN or handoff.assigned_to_id != assignment.rep_id:
         return sent  # decided or handed on before we got here: the news is stale
-    url = settings.PUBLIC_BASE_URL.rstrip("/") + reverse("handoff:detail", args=[handoff.pk])
+    url = public_url(reverse("handoff:detail", args=[handoff.pk]))
     with translation.override(settings.LANGUAGE_CODE):
         context = {"assignment": assignment, "handoff": handoff, "lead": handoff.lead, "url": url}
         subject = _("New MQL for you: %(lead)s") % {
@@ -807,8 +807,7 @@ def queue_notice_notify(*, notice_id: int) -> dict[str, bool]:
     if not handoff.is_queued:
         return sent  # somebody took it (or decided it) before we got here: nothing to do
     managers = list(selectors.managers_to_notify(team_id=handoff.team_id))
-    base = settings.PUBLIC_BASE_URL.rstrip("/")
-    url = base + reverse("handoff:detail", args=[handoff.pk])
+    url = public_url(reverse("handoff:detail", args=[handoff.pk]))
     lead_name = handoff.lead.full_name or handoff.lead.email
     with translation.override(settings.LANGUAGE_CODE):
         context = {
@@ -816,7 +815,7 @@ def queue_notice_notify(*, notice_id: int) -> dict[str, bool]:
             "lead": handoff.lead,
             "team": handoff.team,
             "url": url,
-            "inbox_url": base + reverse("handoff:inbox"),
+            "inbox_url": public_url(reverse("handoff:inbox")),
         }
         if handoff.team is not None:
             subject = _("MQL waiting in the queue of %(team)s: %(lead)s") % {

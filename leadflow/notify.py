@@ -11,8 +11,14 @@ import json
 import urllib.request
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+
+def public_url(path: str) -> str:
+    """An absolute link for an e-mail or a chat message (no request to take the host from)."""
+    return settings.PUBLIC_BASE_URL.rstrip("/") + path
 
 
 def send_once(model: type[models.Model], pk: int, field: str, send: Callable[[], object]) -> bool:

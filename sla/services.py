@@ -34,7 +34,7 @@ from handoff import selectors as handoff_selectors
 from handoff import services as handoff_services
 from handoff.models import Activity, Handoff, RejectionReason, Team
 from leadflow.errors import DomainError
-from leadflow.notify import post_webhook, send_once
+from leadflow.notify import post_webhook, public_url, send_once
 from sla.calendar import (
     Calendar,
     add_business_days,
@@ -327,7 +327,7 @@ def timer_escalate(*, timer_id: int) -> bool:
 
 
 def _handoff_url(handoff: Handoff) -> str:
-    return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("handoff:detail", args=[handoff.pk])
+    return public_url(reverse("handoff:detail", args=[handoff.pk]))
 
 
 def escalation_notify(*, timer_id: int) -> dict[str, bool]:
@@ -357,7 +357,7 @@ def escalation_notify(*, timer_id: int) -> dict[str, bool]:
             "late_rep": timer.rep,
             "now_rep": handoff.assigned_to,
             "url": _handoff_url(handoff),
-            "dashboard_url": settings.PUBLIC_BASE_URL.rstrip("/") + reverse("sla:dashboard"),
+            "dashboard_url": public_url(reverse("sla:dashboard")),
         }
         lead_name = handoff.lead.full_name or handoff.lead.email
         subject = _("SLA breached: %(obligation)s for %(lead)s") % {
@@ -467,9 +467,9 @@ def digest_send_weekly(*, now: datetime | None = None) -> int:
                     "reps": metrics.per_rep(figures),
                     "rejections": metrics.rejection_reasons(figures),
                     "overdue": metrics.overdue(figures, now=now, limit=10),
-                    "dashboard_url": settings.PUBLIC_BASE_URL.rstrip("/")
-                    + reverse("sla:dashboard")
-                    + f"?from={start:%Y-%m-%d}&to={end:%Y-%m-%d}",
+                    "dashboard_url": public_url(
+                        reverse("sla:dashboard") + f"?from={start:%Y-%m-%d}&to={end:%Y-%m-%d}"
+                    ),
                 }
                 subject = _("LeadFlow weekly SLA digest, %(start)s – %(end)s") % {
                     "start": f"{start:%m/%d}",
