@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from sla.kpis import kpi_days_rebuild
+from sla.kpis import SUMMED_SETTINGS, kpi_days_rebuild
 from sla.models import (
     BusinessCalendar,
     CalendarClosure,
@@ -82,9 +82,9 @@ class SlaSettingsAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
-        if change:
-            # The follow-up count, the not-reachable reason and the required fields are
-            # part of the dashboard's per-day sums: recompute them all.
+        # The follow-up count, the not-reachable reason and the required fields are part
+        # of the dashboard's per-day sums: recompute them all. The targets are read live.
+        if change and SUMMED_SETTINGS & set(form.changed_data):
             kpi_days_rebuild()
 
 

@@ -82,6 +82,13 @@ def kpi_days_mark_lead(*, lead_id: int) -> None:
     )
 
 
+# The agreed settings the per-day sums are computed with (handoff_rows); a change of any
+# other setting (the targets) needs no recomputation.
+SUMMED_SETTINGS = frozenset(
+    {"min_attempts_not_reachable", "not_reachable_reason_code", "required_fields"}
+)
+
+
 def kpi_days_rebuild() -> int:
     """Mark every day that has MQLs, or sums of MQLs since deleted (a lead erased with its
     handoffs), for recomputation: nightly, and after the agreed settings change."""

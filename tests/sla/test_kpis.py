@@ -7,6 +7,7 @@ The clock is pinned at 2026-11-30 (Mon) 12:00 JST, as in test_metrics.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 
 import pytest
@@ -223,6 +224,31 @@ def test_changing_the_agreed_settings_in_the_admin_recomputes_everything(
     assert stale_days() == [dt.date(2026, 11, 12)]
     kpi_days_refresh_all(now=NOW)
     assert metrics.marketing(NOVEMBER)["complete"] == 1
+
+
+def test_changing_only_a_target_in_the_admin_recomputes_nothing(kanto, pinned, admin_client):
+    # Targets are read live by the page; only the summed settings need the days again.
+    mql(kanto[1][0], at(11, 12, 10))
+    kpi_days_refresh_all(now=NOW)
+    agreed = SlaSettings.objects.get()
+
+    response = admin_client.post(
+        f"/admin/sla/slasettings/{agreed.pk}/change/",
+        {
+            "min_attempts_not_reachable": agreed.min_attempts_not_reachable,
+            "not_reachable_reason_code": agreed.not_reachable_reason_code,
+            "compliance_target_percent": 80,
+            "monthly_mql_target": 250,
+            "required_fields": json.dumps(agreed.required_fields),
+            # The admin posts a callable default's initial value too (show_hidden_initial).
+            "initial-required_fields": json.dumps(agreed.required_fields),
+            "completeness_target_percent": agreed.completeness_target_percent,
+        },
+    )
+
+    assert response.status_code == 302, response.content
+    assert stale_days() == []
+    assert SlaSettings.objects.get().monthly_mql_target == 250
 
 
 def test_a_deleted_rep_leaves_the_sums_readable(kanto, pinned):
