@@ -130,11 +130,17 @@ def company_find_or_create(*, data: dict[str, Any]) -> Company | None:
     return company
 
 
-def _find_lead(email: str, external_ids: dict[str, str]) -> Lead | None:
+def _find_lead(email: str, external_ids: dict[str, str]) -> tuple[Lead | None, bool]:
+    """The lead, and whether it was locked as it was read (see lead_upsert)."""
     if email:
-        found = Lead.objects.with_email(email).first()
+        by_email = Lead.objects.with_email(email)
+        locking = connection.in_atomic_block
+        if locking:
+            # The update needs the lock anyway: take it with the read, not in a second one.
+            by_email = by_email.select_for_update(no_key=True)
+        found = by_email.first()
         if found is not None:
-            return found
+            return found, locking
     for system, external_id in external_ids.items():
         link = (
             LeadExternalId.objects.select_related("lead")
@@ -142,8 +148,8 @@ def _find_lead(email: str, external_ids: dict[str, str]) -> Lead | None:
             .first()
         )
         if link is not None:
-            return link.lead
-    return None
+            return link.lead, False
+    return None, False
 
 
 def _apply_values(
@@ -200,7 +206,9 @@ def lead_upsert(
     ids = {str(k): str(v) for k, v in (external_ids or {}).items() if v not in (None, "")}
     attributes = dict(attributes or {})
 
-    lead = _find_lead(email, ids)  # a plain read: a found lead is locked and re-read below
+    # Inside the caller's transaction a lead found by e-mail comes locked; any other is
+    # locked and re-read below.
+    lead, locked = _find_lead(email, ids)
     if lead is None and not email:
         raise DomainError(
             _("The payload has no e-mail address and no id of a lead we know."),
@@ -223,12 +231,13 @@ def lead_upsert(
                 lead, created = new, True
             except IntegrityError:
                 lead = Lead.objects.with_email(email).get()
-        if not created:
+        if not created and not locked:
             # Our own new row needs no lock: nobody else can see it before we commit.
             # NO KEY: rows of other leads' work that refer to this one (a duplicate
             # candidate naming both) may still be written; FOR UPDATE made them wait for
             # this whole transaction, and two workers naming each other's lead deadlock.
             lead = Lead.objects.select_for_update(no_key=True).get(pk=lead.pk)
+        if not created:
             changed = _apply_values(lead, email=email, attributes=attributes, company=company)
             if changed:
                 lead.save()
