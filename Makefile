@@ -37,7 +37,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
-	$(BIN)/mypy leadflow scoring handoff sla integrations privacy
+	$(BIN)/mypy leadflow scoring handoff sla integrations privacy ops
 
 format: install
 	$(BIN)/ruff check --fix .

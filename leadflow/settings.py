@@ -8,6 +8,7 @@ same code on PostgreSQL and Redis. The README lists every variable.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -248,6 +249,15 @@ INTAKE_MAX_BODY_BYTES = env_int("INTAKE_MAX_BODY_BYTES", 1024 * 1024, minimum=1)
 # Raw webhook bodies and headers are personal data: after this many days they are replaced
 # by a marker (the row, its status and times stay for the counts). See README "Operations".
 INBOUND_RETENTION_DAYS = env_int("INBOUND_RETENTION_DAYS", 90, minimum=1)
+
+# --- Prometheus /metrics ----------------------------------------------------------------
+# Served to scrapers on these networks without a token, and to anyone with the token
+# (Authorization: Bearer ...). Default: this machine only.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = [
+    ipaddress.ip_network(network, strict=False)
+    for network in env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+]
 CELERY_BEAT_SCHEDULE["integrations-prune-inbound-payloads"] = {
     "task": "integrations.prune_inbound_payloads",
     "schedule": crontab(hour=4, minute=15),

@@ -257,6 +257,9 @@ MATRIX: list[Row] = [
     Row("home", "GET", lambda w: "/", PUBLIC, api=False),
     Row("healthz", "GET", lambda w: "/healthz", PUBLIC),
     Row("readyz", "GET", lambda w: "/readyz", PUBLIC),
+    # Restricted by network, not by role: the test client calls from 127.0.0.1, which the
+    # default METRICS_ALLOWED_NETWORKS admits (tests/ops/test_metrics.py covers the rest).
+    Row("metrics", "GET", lambda w: "/metrics", PUBLIC),
     Row("login", "GET", lambda w: "/accounts/login/", PUBLIC, api=False),
     Row(
         "login",

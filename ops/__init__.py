@@ -1,0 +1,1 @@
+"""Operations endpoints that read across the apps (the top layer: nothing imports it)."""
