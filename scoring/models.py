@@ -506,6 +506,10 @@ class RescoreRun(models.Model):
         }
 
     @property
+    def is_active(self) -> bool:
+        return self.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+    @property
     def percent(self) -> int:
         if not self.total:
             return 100 if self.status == RunStatus.DONE else 0
