@@ -218,3 +218,93 @@ def test_the_list_can_show_one_draft_outcome(studio):
     assert {c.email for c in with_sales.leads} == {"mql@example.jp", "sql@example.jp"}
     with pytest.raises(ValueError, match="Unknown filter"):
         scoring_model_changes(draft=draft, as_of=NOW, only="everything")
+
+
+@pytest.mark.django_db
+def test_the_preview_page_states_the_promise_and_lists_the_changed_leads(client, marketer, studio):
+    _published, draft, _leads = studio
+
+    with time_machine.travel(NOW, tick=False):
+        client.force_login(marketer)  # in the travelled time: the session must not expire
+        page = client.get(f"/admin/scoring/scoringmodel/{draft.pk}/preview/")
+        fragment = client.get(
+            f"/admin/scoring/scoringmodel/{draft.pk}/preview/changes/",
+            {"only": selectors.MOVES, "q": "東京"},
+        )
+        bad_filter = client.get(
+            f"/admin/scoring/scoringmodel/{draft.pk}/preview/changes/", {"only": "x", "page": "z"}
+        )
+        publish_page = client.get(f"/admin/scoring/scoringmodel/{draft.pk}/publish/")
+
+    html = page.content.decode()
+    assert "Publishing the draft now moves 4 leads to MQL." in html
+    assert f'hx-get="/admin/scoring/scoringmodel/{draft.pk}/preview/changes/"' in html
+    assert "Leads 1–8 of 8." in html
+    assert "佐藤 花子" in html and "東京精密" in html
+    assert "セミナー参加: 15 → 30" in html
+    body = fragment.content.decode()
+    assert fragment.status_code == 200
+    assert body.count("<tr>") == 2  # the header and 佐藤 花子
+    assert "佐藤 花子" in body and "Leads 1–1 of 1." in body
+    assert "<html" not in body and "<script" not in body
+    assert "Leads 1–8 of 8." in bad_filter.content.decode()  # back to the default list
+    assert "Publishing now moves 4 leads to MQL." in publish_page.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_preview_page_speaks_japanese(client, marketer, studio, settings):
+    _published, draft, _leads = studio
+    settings.LANGUAGE_CODE = "ja"
+
+    with time_machine.travel(NOW, tick=False):
+        client.force_login(marketer)
+        page = client.get(
+            f"/admin/scoring/scoringmodel/{draft.pk}/preview/", HTTP_ACCEPT_LANGUAGE="ja"
+        )
+
+    html = page.content.decode()
+    assert "今この下書きを公開すると、4件のリードがMQLに移行します。" in html
+    assert "MQL行動スコア閾値 50→45" in html and "セミナー参加 15→30点" in html
+    assert "…リサイクル後の待機期間中: 待機" in html
+    assert "8件中 1〜8件目" in html
+
+
+@pytest.mark.django_db
+def test_the_rescore_panel_polls_while_the_run_goes_and_stops_when_it_is_done(
+    client, marketer, studio
+):
+    _published, draft, _leads = studio
+    with time_machine.travel(NOW, tick=False):
+        client.force_login(marketer)
+        run = scoring_model_publish(model=draft)
+        url = f"/admin/scoring/rescorerun/{run.pk}/progress/"
+
+        page = client.get(f"/admin/scoring/rescorerun/{run.pk}/change/")
+        running = client.get(url)
+        rescore_run_execute(run_id=run.pk)
+        done = client.get(url)
+
+    html = page.content.decode()
+    assert 'src="/static/vendor/htmx/htmx.min.js"' in html
+    assert f'hx-get="{url}" hx-trigger="every 2s" hx-swap="outerHTML"' in html
+    assert 'hx-trigger="every 2s"' in running.content.decode()
+    assert "0% (0 / 11)" in running.content.decode()
+    body = done.content.decode()
+    assert 'data-status="done"' in body
+    assert "hx-trigger" not in body and "hx-get" not in body  # the polling stops here
+    assert "100% (11 / 11)" in body and "Moved to MQL: 4" in body  # as promised
+    assert "<script" not in body
+
+
+@pytest.mark.django_db
+def test_sales_cannot_read_the_rescore_panel_nor_strangers_the_changes(client, studio):
+    from tests.factories import UserFactory
+
+    _published, draft, _leads = studio
+    run = scoring_model_publish(model=draft)
+    client.force_login(UserFactory(roles=["Sales rep"], is_staff=True))
+
+    assert client.get(f"/admin/scoring/rescorerun/{run.pk}/progress/").status_code == 403
+    client.logout()
+    changes = client.get(f"/admin/scoring/scoringmodel/{draft.pk}/preview/changes/")
+    assert (changes.status_code, changes["Location"].split("?")[0]) == (302, "/admin/login/")
