@@ -298,7 +298,9 @@ class ScoringModelAdmin(admin.ModelAdmin):
         )
 
     def _changes_context(self, changes: selectors.ChangesPage) -> dict:
-        choices = [(selectors.CHANGED, _("meet the MQL policy under one model only"))]
+        choices: list[tuple[str, str]] = [
+            (selectors.CHANGED, str(_("meet the MQL policy under one model only")))
+        ]
         choices += [
             (outcome, _("under the draft: %(outcome)s") % {"outcome": label})
             for outcome, label in selectors.OUTCOME_LABELS.items()

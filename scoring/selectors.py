@@ -742,24 +742,24 @@ def scoring_model_diff(
     old_fit = {r.key: r for r in old.fit_rules.select_related("category")}
     new_fit = {r.key: r for r in new.fit_rules.select_related("category")}
     for key, rule in new_fit.items():
-        was = old_fit.get(key)
-        if was is None:
+        was_f = old_fit.get(key)
+        if was_f is None:
             line(
                 DIFF_RULE_ADDED,
                 _("Fit rule added: %(rule)s (%(points)s points)")
                 % {"rule": rule, "points": rule.points},
             )
             continue
-        _common_rule_lines(line, was, rule)
-        if _fit_condition(was) != _fit_condition(rule):
+        _common_rule_lines(line, was_f, rule)
+        if _fit_condition(was_f) != _fit_condition(rule):
             line(
                 DIFF_RULE_CONDITION,
                 _("%(rule)s: condition %(before)s → %(after)s")
-                % {"rule": rule, "before": was.describe(), "after": rule.describe()},
+                % {"rule": rule, "before": was_f.describe(), "after": rule.describe()},
             )
-        was_cat = was.category.name if was.category else _("none")
+        was_cat = was_f.category.name if was_f.category else _("none")
         now_cat = rule.category.name if rule.category else _("none")
-        if (was.category.key if was.category else None) != (
+        if (was_f.category.key if was_f.category else None) != (
             rule.category.key if rule.category else None
         ):
             line(
