@@ -239,6 +239,11 @@ class ScoringModelAdmin(admin.ModelAdmin):
         return [
             path("<int:pk>/clone/", wrap(self.clone_view), name="scoring_scoringmodel_clone"),
             path("<int:pk>/preview/", wrap(self.preview_view), name="scoring_scoringmodel_preview"),
+            path(
+                "<int:pk>/preview/changes/",
+                wrap(self.changes_view),
+                name="scoring_scoringmodel_changes",
+            ),
             path("<int:pk>/publish/", wrap(self.publish_view), name="scoring_scoringmodel_publish"),
             *super().get_urls(),
         ]
@@ -270,6 +275,39 @@ class ScoringModelAdmin(admin.ModelAdmin):
         context = self._context(request, source, _("Clone v%(v)s") % {"v": source.version})
         return TemplateResponse(request, "admin/scoring/scoringmodel/clone.html", context)
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        draft = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if draft is not None and draft.is_draft:
+            extra["diff"] = selectors.scoring_model_diff(draft=draft)
+            extra["has_published"] = ScoringModel.objects.filter(
+                status=ModelStatus.PUBLISHED
+            ).exists()
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def _changes(self, request: HttpRequest, draft: ScoringModel) -> selectors.ChangesPage:
+        only = request.GET.get("only", selectors.CHANGED)
+        if only != selectors.CHANGED and only not in selectors.OUTCOMES:
+            only = selectors.CHANGED
+        try:
+            page = int(request.GET.get("page", "1"))
+        except ValueError:
+            page = 1
+        return selectors.scoring_model_changes(
+            draft=draft, only=only, search=request.GET.get("q", "")[:100], page=page
+        )
+
+    def _changes_context(self, changes: selectors.ChangesPage) -> dict:
+        choices: list[tuple[str, str]] = [
+            (selectors.CHANGED, str(_("meet the MQL policy under one model only")))
+        ]
+        choices += [
+            (outcome, _("under the draft: %(outcome)s") % {"outcome": label})
+            for outcome, label in selectors.OUTCOME_LABELS.items()
+            if outcome is not None
+        ]
+        return {"changes": changes, "only_choices": choices}
+
     def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         draft = get_object_or_404(ScoringModel, pk=pk)
         if not self.has_view_permission(request, draft):
@@ -279,7 +317,18 @@ class ScoringModelAdmin(admin.ModelAdmin):
             request, draft, _("Preview and backtest of v%(v)s") % {"v": draft.version}
         )
         context["preview"] = preview
+        context["diff"] = selectors.scoring_model_diff(draft=draft)
+        context.update(self._changes_context(self._changes(request, draft)))
         return TemplateResponse(request, "admin/scoring/scoringmodel/preview.html", context)
+
+    def changes_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The changed-leads list alone: searching and paging replace it in place (htmx)
+        without computing the counts and the backtest again."""
+        draft = get_object_or_404(ScoringModel, pk=pk)
+        if not self.has_view_permission(request, draft):
+            raise PermissionDenied
+        context = {"original": draft, **self._changes_context(self._changes(request, draft))}
+        return TemplateResponse(request, "admin/scoring/scoringmodel/_changes.html", context)
 
     def publish_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         draft = get_object_or_404(ScoringModel, pk=pk)
@@ -302,6 +351,10 @@ class ScoringModelAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:scoring_rescorerun_change", args=[run.pk]))
         context = self._context(request, draft, _("Publish v%(v)s") % {"v": draft.version})
         context["published"] = ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).first()
+        if draft.is_draft:
+            # The same count as the preview's, from the same SQL the rescore moves with.
+            context["preview"] = selectors.scoring_model_preview(draft=draft, backtest=False)
+            context["diff"] = selectors.scoring_model_diff(draft=draft)
         return TemplateResponse(request, "admin/scoring/scoringmodel/publish.html", context)
 
 
@@ -401,20 +454,31 @@ class RescoreRunAdmin(admin.ModelAdmin):
     )
     list_filter = ("status",)
     list_select_related = ("model",)
-    readonly_fields = (
-        "model",
-        "status",
-        "progress",
-        "total",
-        "done",
-        "moved_to_mql",
-        "created_at",
-        "started_at",
-        "finished_at",
-    )
+    # Status, progress, moves and times are on the live panel above the form
+    # (_progress.html), which refreshes itself while the run goes.
+    readonly_fields = ("model", "total", "created_at")
     fields = readonly_fields
     actions = ("rescore_again",)
     inlines = (RescoreSliceInline,)
+    change_form_template = "admin/scoring/rescorerun/change_form.html"
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "<int:pk>/progress/",
+                wrap(self.progress_view),
+                name="scoring_rescorerun_progress",
+            ),
+            *super().get_urls(),
+        ]
+
+    def progress_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The live panel alone, polled by the change page until the run is over."""
+        run = get_object_or_404(RescoreRun.objects.select_related("model"), pk=pk)
+        if not self.has_view_permission(request, run):
+            raise PermissionDenied
+        return TemplateResponse(request, "admin/scoring/rescorerun/_progress.html", {"run": run})
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -125,6 +125,7 @@ def _condition(rule) -> Condition:
 @dataclass(frozen=True)
 class CFitRule:
     id: int
+    key: str  # the lineage key: the same rule across versions (see the models)
     label: str
     field: str
     condition: Condition
@@ -135,6 +136,7 @@ class CFitRule:
 @dataclass(frozen=True)
 class CCategory:
     id: int
+    key: str
     name: str
     min_points: int | None
     max_points: int | None
@@ -150,6 +152,7 @@ class CCategory:
 @dataclass(frozen=True)
 class CEngagementRule:
     id: int
+    key: str
     label: str
     kind: str
     property_key: str
@@ -284,15 +287,17 @@ def read_field(lead, path: str) -> Any:
 
 def _compile(model: ScoringModel) -> CompiledModel:
     categories = tuple(
-        CCategory(c.id, c.name, c.min_points, c.max_points) for c in model.categories.all()
+        CCategory(c.id, str(c.key), c.name, c.min_points, c.max_points)
+        for c in model.categories.all()
     )
     fit_rules = tuple(
-        CFitRule(r.id, str(r), r.field, _condition(r), r.points, r.category_id)
+        CFitRule(r.id, str(r.key), str(r), r.field, _condition(r), r.points, r.category_id)
         for r in model.fit_rules.all()
     )
     engagement_rules = tuple(
         CEngagementRule(
             id=r.id,
+            key=str(r.key),
             label=str(r),
             kind=r.kind,
             property_key=r.property_key,

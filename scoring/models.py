@@ -9,6 +9,7 @@ the model version that made it and be explained from that model's rules later.
 from __future__ import annotations
 
 import re
+import uuid
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
@@ -191,6 +192,10 @@ class _DraftChild(models.Model):
     """A rule or category: editable only while its scoring model is a draft."""
 
     model_id: int  # the concrete classes' `model` foreign key
+    # The same rule or category across versions: a clone copies the key, a new one gets
+    # its own. It is how the diff of a draft against the published model tells "points
+    # changed" from "one rule removed, another added" (ids and labels both change).
+    key = models.UUIDField(_("lineage key"), default=uuid.uuid4, editable=False)
 
     class Meta:
         abstract = True
@@ -236,6 +241,7 @@ class FitCategory(_DraftChild):
         ordering = ["position", "id"]
         constraints = [
             models.UniqueConstraint(fields=["model", "name"], name="scoring_category_name_unique"),
+            models.UniqueConstraint(fields=["model", "key"], name="scoring_category_key_unique"),
         ]
 
     def __str__(self) -> str:
@@ -327,6 +333,9 @@ class FitRule(_DraftChild, _Condition):
         verbose_name = _("fit rule")
         verbose_name_plural = _("fit rules")
         ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "key"], name="scoring_fitrule_key_unique"),
+        ]
 
     def __str__(self) -> str:
         return self.label or self.describe()
@@ -392,6 +401,11 @@ class EngagementRule(_DraftChild, _Condition):
         verbose_name = _("engagement rule")
         verbose_name_plural = _("engagement rules")
         ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "key"], name="scoring_engagementrule_key_unique"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.label or self.describe()
@@ -490,6 +504,10 @@ class RescoreRun(models.Model):
             "id": self.pk,
             "version": self.model.version,
         }
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (RunStatus.QUEUED, RunStatus.RUNNING)
 
     @property
     def percent(self) -> int:

@@ -1,22 +1,34 @@
-"""Scoring reads: explanations of a lead's score, and the preview/backtest of a draft."""
+"""Scoring reads: explanations of a lead's score; of a draft: its differences from the
+published model, the preview of what publishing it does, the leads it changes, and the
+backtest. Plain functions of their arguments, so a background job can call them too."""
 
 # SQL here is assembled from scoring.sql fragments and bound parameters only.
 # ruff: noqa: S608
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from leadflow.models import Stage
 from scoring import engine, policy
 from scoring.engine import CompiledModel
-from scoring.models import LeadScore, ModelStatus, ScoringModel
-from scoring.sql import LeadFilter, Sql, scores_cte
+from scoring.models import (
+    EngagementRule,
+    FitCategory,
+    FitRule,
+    LeadScore,
+    ModelStatus,
+    ScoringModel,
+)
+from scoring.sql import LeadFilter, Sql, escape_like, scores_cte
 
 # --- explanations -----------------------------------------------------------------------
 
@@ -133,30 +145,168 @@ def lead_score_explain(*, score: LeadScore, at: datetime | None = None) -> Expla
 
 WON_STAGES = (Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER, Stage.ADVOCATE)
 
+# Where a lead stands under a model, now (NULL in SQL: it does not meet the policy).
+MOVES = "moves"  # publishing moves it to MQL: exactly `policy.mql_reason_sql`
+WITH_SALES = "with_sales"  # already MQL or beyond: scoring leaves it where it is
+COOLING = "cooling"  # recycled, inside the model's cool-down
+OLD_HAND = "old_hand"  # recycled, cool-down over, but only a hand raised before the recycle
+OTHER_STAGE = "other_stage"  # anonymous or disqualified: scoring never moves those
+OUTCOMES = (MOVES, WITH_SALES, COOLING, OLD_HAND, OTHER_STAGE)
+CHANGED = "changed"  # the list filter: meets the policy under one model only
+OUTCOME_LABELS = {
+    MOVES: gettext_lazy("moves to MQL"),
+    WITH_SALES: gettext_lazy("stays: already MQL or beyond"),
+    COOLING: gettext_lazy("waits: recycling cool-down"),
+    OLD_HAND: gettext_lazy("waits: hand raised before the recycling"),
+    OTHER_STAGE: gettext_lazy("stays: scoring never moves this stage"),
+    None: gettext_lazy("does not meet the MQL policy"),
+}
+
 
 def _qualifies_sql(model: CompiledModel, alias: str) -> tuple[str, list]:
-    sql = f"({alias}.fit >= %s AND {alias}.engagement >= %s)"
-    params: list = [model.fit_threshold, model.engagement_threshold]
-    if model.hand_raiser_kind:
-        sql += f" OR ({alias}.fit >= %s AND {alias}.hand_raised_at IS NOT NULL)"
-        params.append(model.hand_raiser_min_fit)
+    sql, params = policy.qualifies_sql(
+        model,
+        fit=f"{alias}.fit",
+        engagement=f"{alias}.engagement",
+        hand_raised_at=f"{alias}.hand_raised_at",
+    )
     return f"(CASE WHEN {sql} THEN 1 ELSE 0 END)", params
+
+
+def _outcome_sql(model: CompiledModel, alias: str, now: datetime) -> tuple[str, list]:
+    """One of OUTCOMES or NULL, for the scores `alias` of the lead `l` whose last recycle
+    is `r.recycled_at`. MOVES is `policy.mql_reason_sql`, the very test the publish's
+    rescore applies, so the preview's count is the publish's."""
+    cols = {
+        "fit": f"{alias}.fit",
+        "engagement": f"{alias}.engagement",
+        "hand_raised_at": f"{alias}.hand_raised_at",
+    }
+    qualifies, q_params = policy.qualifies_sql(model, **cols)
+    reason, r_params = policy.mql_reason_sql(
+        model, stage="l.stage", recycled_at="r.recycled_at", now=now, **cols
+    )
+    cooling, c_params = policy.cooling_sql(
+        model, stage="l.stage", recycled_at="r.recycled_at", now=now
+    )
+    marks = ", ".join(["%s"] * len(policy.WITH_SALES_STAGES))
+    sql = (
+        f"(CASE WHEN NOT {qualifies} THEN NULL WHEN {reason} IS NOT NULL THEN %s"
+        f" WHEN l.stage IN ({marks}) THEN %s WHEN {cooling} THEN %s"
+        " WHEN l.stage = %s THEN %s ELSE %s END)"
+    )
+    params = [
+        *q_params,
+        *r_params,
+        MOVES,
+        *policy.WITH_SALES_STAGES,
+        WITH_SALES,
+        *c_params,
+        COOLING,
+        Stage.RECYCLED,
+        OLD_HAND,
+        OTHER_STAGE,
+    ]
+    return sql, params
+
+
+@dataclass
+class Outcomes:
+    """The leads meeting one model's MQL policy now, by what publishing does with them.
+    `qualify` is the sum of the other five."""
+
+    qualify: int = 0
+    moves: int = 0
+    with_sales: int = 0
+    cooling: int = 0
+    old_hand: int = 0
+    other_stage: int = 0
+
+    def add(self, outcome: str | None, n: int) -> None:
+        if outcome is None:
+            return
+        self.qualify += n
+        setattr(self, outcome, getattr(self, outcome) + n)
+
+
+@dataclass(frozen=True)
+class RuleDelta:
+    """What one rule (or a category's limit) gives a lead under each model."""
+
+    label: str
+    before: int  # points under the published model (0: it did not apply)
+    after: int  # under the draft
+
+    @property
+    def delta(self) -> int:
+        return self.after - self.before
 
 
 @dataclass(frozen=True)
 class ChangedLead:
     lead_id: int
     email: str
+    name: str
+    company: str
     stage: str
     published_fit: int
     published_engagement: int
     draft_fit: int
     draft_engagement: int
-    gained: bool  # MQL under the draft but not under the published model
+    published_outcome: str | None
+    draft_outcome: str | None
+    rules: list[RuleDelta] = field(default_factory=list)  # largest change first
+
+    @property
+    def gained(self) -> bool:
+        """Meets the policy under the draft but not under the published model."""
+        return self.draft_outcome is not None and self.published_outcome is None
+
+    @property
+    def lost(self) -> bool:
+        return self.draft_outcome is None and self.published_outcome is not None
 
     @property
     def stage_label(self) -> str:
         return str(Stage(self.stage).label) if self.stage in Stage.values else self.stage
+
+    @property
+    def published_outcome_label(self) -> str:
+        return str(OUTCOME_LABELS[self.published_outcome])
+
+    @property
+    def draft_outcome_label(self) -> str:
+        return str(OUTCOME_LABELS[self.draft_outcome])
+
+
+@dataclass(frozen=True)
+class ChangesPage:
+    leads: list[ChangedLead]
+    total: int  # leads matching the filter and the search, on every page
+    page: int
+    per_page: int
+    only: str
+    search: str
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def first_index(self) -> int:
+        return 0 if not self.leads else (self.page - 1) * self.per_page + 1
+
+    @property
+    def last_index(self) -> int:
+        return (self.page - 1) * self.per_page + len(self.leads)
 
 
 @dataclass(frozen=True)
@@ -189,13 +339,10 @@ class Preview:
     published: CompiledModel | None
     as_of: datetime
     total_leads: int = 0
-    published_mql: int = 0
-    draft_mql: int = 0
-    published_movable: int = 0  # would move to MQL: qualifies and is known/recycled now
-    draft_movable: int = 0
-    gained: int = 0
-    lost: int = 0
-    changes: list[ChangedLead] = field(default_factory=list)
+    now_published: Outcomes = field(default_factory=Outcomes)
+    now_draft: Outcomes = field(default_factory=Outcomes)
+    gained: int = 0  # meet the policy under the draft only
+    lost: int = 0  # under the published model only
     backtest: list[BacktestRow] = field(default_factory=list)
     history_leads: int = 0
 
@@ -205,7 +352,7 @@ class Preview:
 
     @property
     def mql_change(self) -> str:
-        delta = self.draft_mql - self.published_mql
+        delta = self.now_draft.qualify - self.now_published.qualify
         return f"+{delta}" if delta > 0 else ("±0" if delta == 0 else f"−{-delta}")
 
 
@@ -215,57 +362,180 @@ def _pair_ctes(draft: CompiledModel, published: CompiledModel, **kwargs) -> Sql:
     return Sql().add(ctes.text, ctes.params).add(", " + other.text, other.params)
 
 
-def scoring_model_preview(
-    *, draft: ScoringModel, as_of: datetime | None = None, limit: int = 100
-) -> Preview:
-    """How the draft would change who is an MQL now, and how it would have judged the
-    leads sales has already decided on. Reads only; two set-based passes over leads."""
-    as_of = as_of or timezone.now()
-    d_model = engine.compiled(draft)
+def _models(draft: ScoringModel) -> tuple[CompiledModel, CompiledModel | None]:
     published_row = ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).first()
-    p_model = engine.compiled(published_row) if published_row else None
+    return engine.compiled(draft), (engine.compiled(published_row) if published_row else None)
+
+
+def _now_sql(d_model: CompiledModel, baseline: CompiledModel, as_of: datetime, extra: str = ""):
+    """WITH ... x: every lead with both models' scores now and its outcome under each
+    (columns id, stage, pf, pe, df, de, pout, dout, and `extra` ones from l, d, p)."""
+    ctes = _pair_ctes(d_model, baseline, leads=LeadFilter.everyone(), as_of=as_of)
+    recycled, recycled_params = policy.last_recycled_sql()
+    p_out, p_params = _outcome_sql(baseline, "p", as_of)
+    d_out, d_params = _outcome_sql(d_model, "d", as_of)
+    base = Sql("WITH ").add(ctes.text, ctes.params)
+    base.add(
+        f", x AS (SELECT l.id, l.stage, p.fit AS pf, p.engagement AS pe,"
+        f" d.fit AS df, d.engagement AS de, {p_out} AS pout, {d_out} AS dout{extra}"
+        " FROM leadflow_lead l JOIN d_scores d ON d.lead_id = l.id"
+        f" JOIN p_scores p ON p.lead_id = l.id LEFT JOIN {recycled} r ON r.lead_id = l.id)",
+        [*p_params, *d_params, *recycled_params],
+    )
+    return base
+
+
+def scoring_model_preview(
+    *, draft: ScoringModel, as_of: datetime | None = None, backtest: bool = True
+) -> Preview:
+    """How the draft would change who meets the MQL policy now, what publishing it would
+    do with those leads, and how it would have judged the leads sales has already
+    decided on. Reads only; set-based passes over the leads."""
+    as_of = as_of or timezone.now()
+    d_model, p_model = _models(draft)
     preview = Preview(draft=d_model, published=p_model, as_of=as_of)
     # Without a published model, compare against the draft itself (no changes).
     baseline = p_model or d_model
-
-    ctes = _pair_ctes(d_model, baseline, leads=LeadFilter.everyone(), as_of=as_of)
-    dq, dq_params = _qualifies_sql(d_model, "d")
-    pq, pq_params = _qualifies_sql(baseline, "p")
-    movable = "CASE WHEN l.stage IN (%s, %s) THEN 1 ELSE 0 END"
-    base = Sql("WITH ").add(ctes.text, ctes.params)
-    base.add(
-        f", x AS (SELECT l.id, l.email, l.stage, p.fit AS pf, p.engagement AS pe,"
-        f" d.fit AS df, d.engagement AS de, {pq} AS pq, {dq} AS dq, {movable} AS mv"
-        " FROM leadflow_lead l JOIN d_scores d ON d.lead_id = l.id"
-        " JOIN p_scores p ON p.lead_id = l.id)",
-        [*pq_params, *dq_params, *policy.MOVABLE_STAGES],
-    )
-    counts = Sql(base.text, list(base.params)).add(
-        " SELECT pq, dq, mv, COUNT(*) FROM x GROUP BY pq, dq, mv"
-    )
-    changed = Sql(base.text, list(base.params)).add(
-        " SELECT id, email, stage, pf, pe, df, de, dq FROM x WHERE pq <> dq"
-        " ORDER BY dq DESC, df + de DESC, id LIMIT %s",
-        [limit],
+    counts = _now_sql(d_model, baseline, as_of).add(
+        " SELECT pout, dout, COUNT(*) FROM x GROUP BY pout, dout"
     )
     with connection.cursor() as cursor:
         cursor.execute(counts.text, counts.params)
-        for p_q, d_q, mv, n in cursor.fetchall():
+        for p_out, d_out, n in cursor.fetchall():
             preview.total_leads += n
-            preview.published_mql += n * p_q
-            preview.draft_mql += n * d_q
-            preview.published_movable += n * p_q * mv
-            preview.draft_movable += n * d_q * mv
-            preview.gained += n if d_q > p_q else 0
-            preview.lost += n if p_q > d_q else 0
-        if p_model is not None:
-            cursor.execute(changed.text, changed.params)
-            preview.changes = [
-                ChangedLead(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]))
-                for row in cursor.fetchall()
-            ]
-    preview.backtest, preview.history_leads = _backtest(d_model, baseline)
+            preview.now_published.add(p_out, n)
+            preview.now_draft.add(d_out, n)
+            preview.gained += n if (d_out is not None and p_out is None) else 0
+            preview.lost += n if (p_out is not None and d_out is None) else 0
+    if backtest:
+        preview.backtest, preview.history_leads = _backtest(d_model, baseline)
     return preview
+
+
+def scoring_model_changes(
+    *,
+    draft: ScoringModel,
+    as_of: datetime | None = None,
+    only: str = CHANGED,
+    search: str = "",
+    page: int = 1,
+    per_page: int = 50,
+) -> ChangesPage:
+    """One page of the leads the draft changes (`only=CHANGED`: meets the policy under
+    one model only) or of the leads with one draft outcome (`only=MOVES`: the leads a
+    publish moves to MQL), matching `search` (name, kana, e-mail, company), each with
+    its scores under both models and the rules that make the difference."""
+    if only != CHANGED and only not in OUTCOMES:
+        raise ValueError(f"Unknown filter {only!r}.")
+    as_of = as_of or timezone.now()
+    d_model, p_model = _models(draft)
+    baseline = p_model or d_model
+    page, per_page = max(1, page), max(1, per_page)
+    extra = ", p.fit_rules AS pfr, p.state AS pst, d.fit_rules AS dfr, d.state AS dst"
+    base = _now_sql(d_model, baseline, as_of, extra)
+    where = Sql()
+    if only == CHANGED:
+        where.add("(x.pout IS NULL) <> (x.dout IS NULL)")
+    else:
+        where.add("x.dout = %s", [only])
+    needle = engine.ascii_lower(" ".join(search.split()))
+    if needle:
+        haystack = (
+            "l.email || ' ' || l.last_name || ' ' || l.first_name || ' ' || l.last_name"
+            " || l.first_name || ' ' || l.last_name_kana || l.first_name_kana || ' '"
+            " || COALESCE(c.name, '')"
+        )
+        where.add(f" AND lower({haystack}) LIKE %s ESCAPE '\\'", [f"%{escape_like(needle)}%"])
+    columns = (
+        "x.id, l.email, l.last_name, l.first_name, COALESCE(c.name, ''), x.stage,"
+        " x.pf, x.pe, x.df, x.de, x.pout, x.dout, x.pfr, x.pst, x.dfr, x.dst,"
+        " COUNT(*) OVER ()"
+    )
+
+    def fetch(number: int) -> list:
+        sql = Sql(base.text, list(base.params)).add(
+            f" SELECT {columns} FROM x JOIN leadflow_lead l ON l.id = x.id"
+            " LEFT JOIN leadflow_company c ON c.id = l.company_id"
+            f" WHERE {where.text}"
+            " ORDER BY CASE WHEN x.dout IS NULL THEN 1 ELSE 0 END, x.df + x.de DESC, x.id"
+            " LIMIT %s OFFSET %s",
+            [*where.params, per_page, (number - 1) * per_page],
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql.text, sql.params)
+            return cursor.fetchall()
+
+    rows = fetch(page)
+    if not rows and page > 1:
+        # A page past the end (the leads changed since the link was made): the first.
+        page, rows = 1, fetch(1)
+    leads = [
+        ChangedLead(
+            lead_id=row[0],
+            email=row[1],
+            name=f"{row[2]} {row[3]}".strip(),
+            company=row[4],
+            stage=row[5],
+            published_fit=row[6],
+            published_engagement=row[7],
+            draft_fit=row[8],
+            draft_engagement=row[9],
+            published_outcome=row[10],
+            draft_outcome=row[11],
+            rules=_rule_deltas(
+                _contributions(baseline, row[12], row[13]),
+                _contributions(d_model, row[14], row[15]),
+            ),
+        )
+        for row in rows
+    ]
+    total = rows[0][16] if rows else 0
+    return ChangesPage(leads, total, page, per_page, only, search)
+
+
+def _json(value) -> Any:
+    # SQLite hands JSON back as text, PostgreSQL's driver as Python objects.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _contributions(model: CompiledModel, fit_rules, state) -> dict[str, tuple[str, int]]:
+    """Points each rule and category limit gives the lead, by lineage key (so the same
+    rule under the two models lines up). They sum to its fit and engagement scores."""
+    out: dict[str, tuple[str, int]] = {}
+    matched = set(_json(fit_rules) or [])
+    per_category: dict[int, int] = {}
+    for rule in model.fit_rules:
+        if rule.id in matched:
+            out[f"fit:{rule.key}"] = (rule.label, rule.points)
+            if rule.category_id is not None:
+                per_category[rule.category_id] = per_category.get(rule.category_id, 0) + rule.points
+    for category in model.categories:
+        total = per_category.get(category.id)
+        if total is not None and category.clamp(total) != total:
+            limit = _("Category limit %(low)s–%(high)s") % {
+                "low": "" if category.min_points is None else category.min_points,
+                "high": "" if category.max_points is None else category.max_points,
+            }
+            out[f"category:{category.key}"] = (
+                f"{category.name}: {limit}",
+                category.clamp(total) - total,
+            )
+    entries = _json(state) or {}
+    for erule in model.engagement_rules:
+        entry = entries.get(str(erule.id))
+        if entry is not None:
+            out[f"engagement:{erule.key}"] = (erule.label, engine.round_points(float(entry[2])))
+    return out
+
+
+def _rule_deltas(before: dict[str, tuple[str, int]], after: dict[str, tuple[str, int]]):
+    deltas = []
+    for key in dict.fromkeys([*after, *before]):
+        label = (after.get(key) or before[key])[0]
+        old, new = before.get(key, ("", 0))[1], after.get(key, ("", 0))[1]
+        if old != new:
+            deltas.append(RuleDelta(label, old, new))
+    return sorted(deltas, key=lambda d: -abs(d.delta))
 
 
 def _backtest(draft: CompiledModel, published: CompiledModel) -> tuple[list[BacktestRow], int]:
@@ -316,6 +586,259 @@ def _backtest(draft: CompiledModel, published: CompiledModel) -> tuple[list[Back
         ),
     ]
     return rows, total
+
+
+# --- the diff of a draft against the published model -----------------------------------
+
+# What a line of the diff is about (tests and templates may tell them apart).
+DIFF_FIT_THRESHOLD = "fit_threshold"
+DIFF_ENGAGEMENT_THRESHOLD = "engagement_threshold"
+DIFF_HAND_RAISER = "hand_raiser"
+DIFF_HAND_RAISER_FIT = "hand_raiser_min_fit"
+DIFF_COOLDOWN = "recycle_cooldown"
+DIFF_CATEGORY_ADDED = "category_added"
+DIFF_CATEGORY_REMOVED = "category_removed"
+DIFF_CATEGORY_RENAMED = "category_renamed"
+DIFF_CATEGORY_LIMITS = "category_limits"
+DIFF_RULE_ADDED = "rule_added"
+DIFF_RULE_REMOVED = "rule_removed"
+DIFF_RULE_RENAMED = "rule_renamed"
+DIFF_RULE_POINTS = "rule_points"
+DIFF_RULE_CONDITION = "rule_condition"
+DIFF_RULE_CATEGORY = "rule_category"
+DIFF_RULE_CAP = "rule_cap"
+DIFF_RULE_DECAY = "rule_decay"
+DIFF_RULE_ORDER = "rule_order"
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    kind: str
+    text: str
+
+
+def _limits(category: FitCategory) -> str:
+    low = "" if category.min_points is None else category.min_points
+    high = "" if category.max_points is None else category.max_points
+    return f"{low}–{high}"
+
+
+def _cap(rule: EngagementRule) -> str:
+    if rule.cap_points is None:
+        return _("no cap")
+    return _("%(points)s points %(period)s") % {
+        "points": rule.cap_points,
+        "period": rule.get_cap_period_display(),
+    }
+
+
+def _half_life(rule: EngagementRule) -> str:
+    if not rule.half_life_days:
+        return _("no decay")
+    return _("%(days)s days") % {"days": rule.half_life_days}
+
+
+def _condition(rule: FitRule | EngagementRule) -> tuple:
+    return (rule.operator, tuple(rule.values_list()), rule.min_value, rule.max_value)
+
+
+def _fit_condition(rule: FitRule) -> tuple:
+    return (rule.field, *_condition(rule))
+
+
+def _engagement_condition(rule: EngagementRule) -> tuple:
+    # Without a property the operator and value are ignored (every event of the kind).
+    if not rule.property_key:
+        return (rule.kind, "")
+    return (rule.kind, rule.property_key, *_condition(rule))
+
+
+def scoring_model_diff(
+    *, draft: ScoringModel, published: ScoringModel | None = None
+) -> list[DiffLine]:
+    """Every rule, category limit, cap, decay, threshold and hand-raiser setting in which
+    `draft` differs from `published` (default: the published model), in words: what
+    publishing the draft changes. Rules are matched by their lineage key, so an edited
+    rule reads as "15 → 30 points", not as one removed and one added. Empty when there is
+    nothing to compare with."""
+    if published is None:
+        published = ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).first()
+    if published is None or published.pk == draft.pk:
+        return []
+    old, new = published, draft
+    lines: list[DiffLine] = []
+
+    def line(kind: str, text: str) -> None:
+        lines.append(DiffLine(kind, text))
+
+    # MQL policy.
+    if old.fit_threshold != new.fit_threshold:
+        line(
+            DIFF_FIT_THRESHOLD,
+            _("MQL fit threshold %(before)s → %(after)s")
+            % {"before": old.fit_threshold, "after": new.fit_threshold},
+        )
+    if old.engagement_threshold != new.engagement_threshold:
+        line(
+            DIFF_ENGAGEMENT_THRESHOLD,
+            _("MQL engagement threshold %(before)s → %(after)s")
+            % {"before": old.engagement_threshold, "after": new.engagement_threshold},
+        )
+    if old.hand_raiser_kind != new.hand_raiser_kind:
+        line(
+            DIFF_HAND_RAISER,
+            _("Hand-raiser event %(before)s → %(after)s")
+            % {
+                "before": old.get_hand_raiser_kind_display() or _("off"),
+                "after": new.get_hand_raiser_kind_display() or _("off"),
+            },
+        )
+    if old.hand_raiser_min_fit != new.hand_raiser_min_fit:
+        line(
+            DIFF_HAND_RAISER_FIT,
+            _("Hand-raiser minimum fit %(before)s → %(after)s")
+            % {"before": old.hand_raiser_min_fit, "after": new.hand_raiser_min_fit},
+        )
+    if old.recycle_cooldown_days != new.recycle_cooldown_days:
+        line(
+            DIFF_COOLDOWN,
+            _("Cool-down after recycling %(before)s → %(after)s days")
+            % {"before": old.recycle_cooldown_days, "after": new.recycle_cooldown_days},
+        )
+
+    # Fit categories.
+    old_cats = {c.key: c for c in old.categories.all()}
+    new_cats = {c.key: c for c in new.categories.all()}
+    for key, cat in new_cats.items():
+        was = old_cats.get(key)
+        if was is None:
+            line(
+                DIFF_CATEGORY_ADDED,
+                _("Fit category added: %(name)s (%(limits)s)")
+                % {"name": cat.name, "limits": _limits(cat)},
+            )
+            continue
+        if was.name != cat.name:
+            line(
+                DIFF_CATEGORY_RENAMED,
+                _("Fit category %(before)s renamed to %(after)s")
+                % {"before": was.name, "after": cat.name},
+            )
+        if _limits(was) != _limits(cat):
+            line(
+                DIFF_CATEGORY_LIMITS,
+                _("Fit category %(name)s: limits %(before)s → %(after)s")
+                % {"name": cat.name, "before": _limits(was), "after": _limits(cat)},
+            )
+    for key, cat in old_cats.items():
+        if key not in new_cats:
+            line(
+                DIFF_CATEGORY_REMOVED,
+                _("Fit category removed: %(name)s (%(limits)s)")
+                % {"name": cat.name, "limits": _limits(cat)},
+            )
+
+    # Fit rules.
+    old_fit = {r.key: r for r in old.fit_rules.select_related("category")}
+    new_fit = {r.key: r for r in new.fit_rules.select_related("category")}
+    for key, rule in new_fit.items():
+        was_f = old_fit.get(key)
+        if was_f is None:
+            line(
+                DIFF_RULE_ADDED,
+                _("Fit rule added: %(rule)s (%(points)s points)")
+                % {"rule": rule, "points": rule.points},
+            )
+            continue
+        _common_rule_lines(line, was_f, rule)
+        if _fit_condition(was_f) != _fit_condition(rule):
+            line(
+                DIFF_RULE_CONDITION,
+                _("%(rule)s: condition %(before)s → %(after)s")
+                % {"rule": rule, "before": was_f.describe(), "after": rule.describe()},
+            )
+        was_cat = was_f.category.name if was_f.category else _("none")
+        now_cat = rule.category.name if rule.category else _("none")
+        if (was_f.category.key if was_f.category else None) != (
+            rule.category.key if rule.category else None
+        ):
+            line(
+                DIFF_RULE_CATEGORY,
+                _("%(rule)s: category %(before)s → %(after)s")
+                % {"rule": rule, "before": was_cat, "after": now_cat},
+            )
+    for key, rule in old_fit.items():
+        if key not in new_fit:
+            line(
+                DIFF_RULE_REMOVED,
+                _("Fit rule removed: %(rule)s (%(points)s points)")
+                % {"rule": rule, "points": rule.points},
+            )
+
+    # Engagement rules.
+    old_eng = {r.key: r for r in old.engagement_rules.all()}
+    new_eng = {r.key: r for r in new.engagement_rules.all()}
+    for key, erule in new_eng.items():
+        was_e = old_eng.get(key)
+        if was_e is None:
+            line(
+                DIFF_RULE_ADDED,
+                _("Engagement rule added: %(rule)s (%(points)s points per event)")
+                % {"rule": erule, "points": erule.points},
+            )
+            continue
+        _common_rule_lines(line, was_e, erule)
+        if _engagement_condition(was_e) != _engagement_condition(erule):
+            line(
+                DIFF_RULE_CONDITION,
+                _("%(rule)s: condition %(before)s → %(after)s")
+                % {"rule": erule, "before": was_e.describe(), "after": erule.describe()},
+            )
+        if _cap(was_e) != _cap(erule):
+            line(
+                DIFF_RULE_CAP,
+                _("%(rule)s: cap %(before)s → %(after)s")
+                % {"rule": erule, "before": _cap(was_e), "after": _cap(erule)},
+            )
+        if (was_e.half_life_days or None) != (erule.half_life_days or None):
+            line(
+                DIFF_RULE_DECAY,
+                _("%(rule)s: half-life %(before)s → %(after)s")
+                % {"rule": erule, "before": _half_life(was_e), "after": _half_life(erule)},
+            )
+    for key, erule in old_eng.items():
+        if key not in new_eng:
+            line(
+                DIFF_RULE_REMOVED,
+                _("Engagement rule removed: %(rule)s (%(points)s points per event)")
+                % {"rule": erule, "points": erule.points},
+            )
+    # For each event the first matching rule counts: a new order can change scores.
+    kept_old = [key for key in old_eng if key in new_eng]
+    kept_new = [key for key in new_eng if key in old_eng]
+    if kept_old != kept_new:
+        line(
+            DIFF_RULE_ORDER,
+            _(
+                "The order of the engagement rules changed (each event counts for the first "
+                "rule that matches it)."
+            ),
+        )
+    return lines
+
+
+def _common_rule_lines(line, was: FitRule | EngagementRule, rule: FitRule | EngagementRule):
+    if str(was) != str(rule) and was.label != rule.label:
+        line(
+            DIFF_RULE_RENAMED,
+            _("Rule renamed: %(before)s → %(after)s") % {"before": was, "after": rule},
+        )
+    if was.points != rule.points:
+        line(
+            DIFF_RULE_POINTS,
+            _("%(rule)s %(before)s → %(after)s points")
+            % {"rule": rule, "before": was.points, "after": rule.points},
+        )
 
 
 def lead_scores_export(*, lead_ids: list[int] | tuple[int, ...]) -> list[dict]:

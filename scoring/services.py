@@ -31,7 +31,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Max, Q, Value
+from django.db.models import F, Max, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -449,7 +449,7 @@ def rescore_run_step(
                 now=now,
                 skip_fresh_since=run.created_at,
             )
-            candidates = _promotion_candidates(model, after=part.cursor, upto=upper)
+            candidates = _promotion_candidates(model, now, after=part.cursor, upto=upper)
             part.cursor = upper
             part.save(update_fields=["cursor"])
             # Last statement of the batch: the run row is locked only until the commit.
@@ -487,7 +487,7 @@ def _run_finish(run_id: int, now: datetime) -> None:
     moved = _sweep_stale(model, now)
     # Leads a batch scored but whose move was lost (a worker that died right after the
     # batch's commit): normally none, so this is one small query.
-    moved += _promote_leads(model, _promotion_candidates(model), now)
+    moved += _promote_leads(model, _promotion_candidates(model, now), now)
     RescoreRun.objects.filter(pk=run_id).update(
         status=RunStatus.DONE,
         finished_at=now,
@@ -528,19 +528,41 @@ def _sweep_stale(model: CompiledModel, now: datetime) -> int:
 
 
 def _promotion_candidates(
-    model: CompiledModel, *, after: int = 0, upto: int | None = None
+    model: CompiledModel, now: datetime, *, after: int = 0, upto: int | None = None
 ) -> list[int]:
-    """Leads (of one batch's id range, or all) that meet the model's MQL thresholds and may
-    move: SQL narrows to candidates; `policy` decides (cool-down after a recycle)."""
-    qualifies = Q(fit__gte=model.fit_threshold, engagement__gte=model.engagement_threshold)
-    if model.hand_raiser_kind:
-        qualifies |= Q(fit__gte=model.hand_raiser_min_fit, hand_raised_at__isnull=False)
-    scores = LeadScore.objects.filter(qualifies).filter(
-        lead_id__gt=after, model_id=model.id, lead__stage__in=policy.MOVABLE_STAGES
+    """Leads (of one batch's id range, or all) that the MQL policy moves now: stage,
+    thresholds, hand-raiser, the cool-down after a recycle, all in `policy.mql_reason_sql`,
+    the same SQL the draft preview counts with. `_promote_leads` re-checks each under its
+    lock (the lead may have moved on since)."""
+    recycled, recycled_params = policy.last_recycled_sql()
+    reason, reason_params = policy.mql_reason_sql(
+        model,
+        stage="l.stage",
+        fit="s.fit",
+        engagement="s.engagement",
+        hand_raised_at="s.hand_raised_at",
+        recycled_at="r.recycled_at",
+        now=now,
     )
-    if upto is not None:
-        scores = scores.filter(lead_id__lte=upto)
-    return list(scores.order_by("lead_id").values_list("lead_id", flat=True))
+    marks = ", ".join(["%s"] * len(policy.MOVABLE_STAGES))
+    # Fragments from scoring.policy and bound parameters only.
+    sql = (
+        "SELECT s.lead_id FROM scoring_leadscore s JOIN leadflow_lead l ON l.id = s.lead_id"  # noqa: S608
+        f" LEFT JOIN {recycled} r ON r.lead_id = s.lead_id"
+        " WHERE s.model_id = %s AND s.lead_id > %s AND s.lead_id <= %s"
+        f" AND l.stage IN ({marks}) AND {reason} IS NOT NULL ORDER BY s.lead_id"
+    )
+    params = [
+        *recycled_params,
+        model.id,
+        after,
+        upto if upto is not None else 2**62,
+        *policy.MOVABLE_STAGES,
+        *reason_params,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _promote_leads(model: CompiledModel, lead_ids: list[int], now: datetime) -> int:

@@ -6,7 +6,9 @@ import pytest
 
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Stage
-from scoring.selectors import scoring_model_preview
+from scoring.models import EngagementRule
+from scoring.selectors import scoring_model_changes, scoring_model_preview
+from scoring.services import scoring_model_clone
 from tests.factories import EngagementEventFactory, LeadFactory
 from tests.scoring.conftest import T0, make_model, publish
 
@@ -34,14 +36,10 @@ def scenario(db):
         engagement=[{"kind": "page_view", "points": 10}], fit_threshold=0, engagement_threshold=30
     )
     publish(published)
-    draft = make_model(
-        engagement=[
-            {"kind": "page_view", "points": 10},
-            {"kind": "unsubscribe", "points": -20},
-        ],
-        fit_threshold=0,
-        engagement_threshold=20,
-    )
+    draft = scoring_model_clone(source=published)
+    draft.engagement_threshold = 20
+    draft.save()
+    EngagementRule.objects.create(model=draft, kind="unsubscribe", points=-20, position=1)
     leads = {name: LeadFactory(email=f"{name}@example.jp") for name in "abcdef"}
     views(leads["a"], 3, T0)  # both would have made it an MQL
     views(leads["b"], 2, T0)  # only the draft
@@ -86,13 +84,19 @@ def test_the_preview_counts_mqls_now_and_lists_the_leads_that_change(scenario):
 
     # Now, with every event: e has 110 points under both models.
     assert preview.total_leads == 6
-    assert preview.published_mql == 4  # a, c, d, e
-    assert preview.draft_mql == 5  # a, b, d, e, f
+    assert preview.now_published.qualify == 4  # a, c, d, e
+    assert preview.now_draft.qualify == 5  # a, b, d, e, f
     assert (preview.gained, preview.lost, preview.mql_change) == (2, 1, "+1")
-    # Not yet with sales: c and d are recycled, f is known.
-    assert preview.published_movable == 2  # c, d
-    assert preview.draft_movable == 2  # d, f
-    changes = {(c.email, c.gained) for c in preview.changes}
-    assert changes == {("b@example.jp", True), ("f@example.jp", True), ("c@example.jp", False)}
-    c = next(c for c in preview.changes if c.email == "c@example.jp")
+    # Recycled 53 days ago, past the 30-day cool-down: c and d move; a, b, e are with sales.
+    assert (preview.now_published.moves, preview.now_published.with_sales) == (2, 2)  # c, d
+    assert (preview.now_draft.moves, preview.now_draft.with_sales) == (2, 3)  # d, f
+    changes = scoring_model_changes(draft=draft, as_of=NOW)
+    assert changes.total == 3
+    assert {(c.email, c.gained) for c in changes.leads} == {
+        ("b@example.jp", True),
+        ("f@example.jp", True),
+        ("c@example.jp", False),
+    }
+    c = next(c for c in changes.leads if c.email == "c@example.jp")
     assert (c.published_engagement, c.draft_engagement, c.stage) == (30, 10, Stage.RECYCLED)
+    assert [(r.label, r.before, r.after) for r in c.rules] == [("Unsubscribe", 0, -20)]
