@@ -39,6 +39,7 @@ from handoff.models import (
     Team,
     TeamMembership,
 )
+from handoff.timeline import timeline_mark, timeline_set_first_contact, timeline_start
 from leadflow.errors import DomainError, InvalidTransition
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Lead, Stage, StageTransition, User
@@ -115,8 +116,12 @@ def _assign(
     by: User | None = None,
     reason: str = "",
     at: datetime,
+    mark_timeline: bool = True,
 ) -> Assignment:
-    """Give the handoff to the membership's rep. Caller holds the team and handoff locks."""
+    """Give the handoff to the membership's rep. Caller holds the team and handoff locks.
+
+    `mark_timeline=False` for a handoff being created: its timeline row is written after
+    the routing, with the assignment in it (one INSERT, no UPDATE)."""
     team.assignment_counter += 1
     team.save(update_fields=["assignment_counter"])
     membership.last_assignment_seq = team.assignment_counter
@@ -140,6 +145,8 @@ def _assign(
         reason=reason,
         assigned_at=at,
     )
+    if mark_timeline:
+        timeline_mark(handoff_id=handoff.pk, instant="assigned_at", at=at)
     signals.handoff_assigned.send(
         sender=Handoff,
         handoff=handoff,
@@ -192,6 +199,7 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
                 membership=membership,
                 via=AssignmentVia.ROUTING,
                 at=at,
+                mark_timeline=False,
             )
         else:
             # Nobody could take it: it waits in the queue, and the managers must hear of
@@ -203,6 +211,7 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
                 from handoff.tasks import notify_queued_task
 
                 _enqueue_on_commit(notify_queued_task, notice.pk)
+        timeline_start(handoff=handoff, at=at)
     return handoff
 
 
@@ -457,6 +466,7 @@ def activity_log(
         if locked.first_contact_at is None or when < locked.first_contact_at:
             locked.first_contact_at = when
             locked.save(update_fields=["first_contact_at"])
+            timeline_set_first_contact(handoff_id=locked.pk, at=when)
         signals.activity_logged.send(sender=Handoff, handoff=locked, activity=activity)
     handoff.first_contact_at = locked.first_contact_at
     return activity
@@ -491,6 +501,8 @@ def _lock_open(handoff: Handoff) -> Handoff:
 
 
 def _after_verdict(locked: Handoff) -> None:
+    assert locked.decided_at is not None
+    timeline_mark(handoff_id=locked.pk, instant="decided_at", at=locked.decided_at)
     # A verdict frees a slot of the rep's capacity: let the team's queue move.
     if locked.team_id is not None:
         from handoff.tasks import assign_from_queue_task
@@ -786,6 +798,9 @@ def assignment_notify(*, assignment_id: int) -> dict[str, bool]:
         sent["slack"] = send_once(
             Assignment, assignment.pk, "slack_sent_at", lambda: post_webhook(webhook, slack_text)
         )
+    if sent["email"] or sent["slack"]:
+        # The first message that reached the rep, whichever channel and assignment.
+        timeline_mark(handoff_id=handoff.pk, instant="notified_at", at=timezone.now())
     return sent
 
 

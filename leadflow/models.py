@@ -257,6 +257,10 @@ class EngagementEvent(models.Model):
     # The sender's own id for the event; with `source` it makes redelivery harmless.
     external_id = models.CharField(_("external event id"), max_length=255, blank=True)
     created_at = models.DateTimeField(_("recorded"), auto_now_add=True)
+    # When LeadFlow received the request (webhook, CSV upload) that carried the event:
+    # `occurred_at` → `received_at` is the MA tool's own delay, `received_at` →
+    # `created_at` LeadFlow's (speed to lead). Empty for events recorded otherwise.
+    received_at = models.DateTimeField(_("received"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("engagement event")
