@@ -38,6 +38,15 @@ class Team(models.Model):
         default=False,
         help_text=_("Takes the MQLs that no routing rule matches."),
     )
+    account_owner_first = models.BooleanField(
+        _("account owner first"),
+        default=True,
+        help_text=_(
+            "An MQL of a company that already has an owner (set on the company, the rep of "
+            "an open handoff or opportunity, or the owner of a customer) goes to that rep "
+            "first when they are available; off = round robin only."
+        ),
+    )
     # Counts every assignment in this team. Only written under the team's row lock, so it
     # orders assignments exactly even when the clock does not (two in the same instant).
     assignment_counter = models.PositiveBigIntegerField(default=0, editable=False)
@@ -332,6 +341,7 @@ class AssignmentVia(models.TextChoices):
     ROUTING = "routing", _("Routing (new MQL)")
     QUEUE = "queue", _("From the team queue")
     MANUAL = "manual", _("By a manager")
+    ACCOUNT_OWNER = "account_owner", _("Account owner")
 
 
 class Assignment(models.Model):

@@ -68,19 +68,10 @@ def _fair_tiebreak(team_id: int, rep_id: int) -> bytes:
     return hashlib.sha256(f"{team_id}:{rep_id}".encode()).digest()
 
 
-def _pick_rep(
-    *, team: Team, at: datetime, exclude_rep_id: int | None = None
-) -> TeamMembership | None:
-    """The next rep in the team's round robin who is here and has room. Caller holds the
-    team's row lock."""
-    members = list(
-        TeamMembership.objects.filter(team=team, is_active=True, rep__is_active=True)
-        .exclude(rep_id=exclude_rep_id or 0)
-        .select_related("rep__rep_profile")
-        .order_by()
-    )
+def _with_room(members: list[TeamMembership], at: datetime) -> list[TeamMembership]:
+    """The members who are here and below their capacity of open handoffs."""
     if not members:
-        return None
+        return []
     open_counts = dict(
         Handoff.objects.filter(
             status=HandoffStatus.OPEN, assigned_to_id__in=[m.rep_id for m in members]
@@ -99,6 +90,21 @@ def _pick_rep(
         if open_counts.get(membership.rep_id, 0) >= capacity:
             continue
         available.append(membership)
+    return available
+
+
+def _pick_rep(
+    *, team: Team, at: datetime, exclude_rep_id: int | None = None
+) -> TeamMembership | None:
+    """The next rep in the team's round robin who is here and has room. Caller holds the
+    team's row lock."""
+    members = list(
+        TeamMembership.objects.filter(team=team, is_active=True, rep__is_active=True)
+        .exclude(rep_id=exclude_rep_id or 0)
+        .select_related("rep__rep_profile")
+        .order_by()
+    )
+    available = _with_room(members, at)
     if not available:
         return None
     return min(
@@ -160,6 +166,39 @@ def _assign(
     return assignment
 
 
+def _account_owner_membership(
+    *, lead: Lead, routed: Team | None, at: datetime
+) -> tuple[TeamMembership, str] | None:
+    """The membership of the rep who owns the lead's account, and why (for the assignment
+    history), when the routed team puts the account owner first and that rep can take an
+    MQL now. Their membership in the routed team first, else in another team of theirs.
+    Read without locks: the caller locks the team and looks at the room again."""
+    if routed is not None and not routed.account_owner_first:
+        return None
+    found = selectors.account_owner_for(lead=lead)
+    if found is None:
+        return None
+    rep_id, how = found
+    routed_id = routed.pk if routed else None
+    # The routed team first; another team of the owner's only if it puts owners first too.
+    memberships = sorted(
+        (
+            m
+            for m in TeamMembership.objects.filter(
+                rep_id=rep_id, is_active=True, rep__is_active=True
+            ).select_related("rep__rep_profile", "team")
+            if m.team_id == routed_id or m.team.account_owner_first
+        ),
+        key=lambda m: (m.team_id != routed_id, m.pk),
+    )
+    available = _with_room(memberships, at)
+    if not available:
+        return None  # away, at capacity or in no team: the normal rules decide
+    with translation.override(settings.LANGUAGE_CODE):
+        reason = str(selectors.ACCOUNT_OWNER_REASONS[how])
+    return available[0], reason
+
+
 def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handoff:
     """Create the handoff of a lead that just became an MQL and route it.
 
@@ -186,18 +225,28 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
             logger.warning("Lead %s became MQL with handoff %s still open", lead.pk, still_open.pk)
             return still_open
         routed = selectors.routing_team_for(lead=lead)
-        team = Team.objects.select_for_update(no_key=True).get(pk=routed.pk) if routed else None
+        owner = _account_owner_membership(lead=lead, routed=routed, at=at)
+        # One team lock only: the owner's team when the owner can take it, else the
+        # routed one (two team locks taken in either order could deadlock).
+        team_id = owner[0].team_id if owner else (routed.pk if routed else None)
+        team = Team.objects.select_for_update(no_key=True).get(pk=team_id) if team_id else None
         handoff = Handoff.objects.create(
             lead=lead, mql_transition=transition, team=team, created_at=at
         )
         signals.handoff_created.send(sender=Handoff, handoff=handoff, at=at)
-        membership = _pick_rep(team=team, at=at) if team is not None else None
+        via, reason, membership = AssignmentVia.ROUTING, "", None
+        if team is not None and owner is not None and _with_room([owner[0]], at):
+            # Looked at again under the lock: another MQL may have filled their room.
+            via, reason, membership = AssignmentVia.ACCOUNT_OWNER, owner[1], owner[0]
+        elif team is not None:
+            membership = _pick_rep(team=team, at=at)
         if team is not None and membership is not None:
             _assign(
                 handoff=handoff,
                 team=team,
                 membership=membership,
-                via=AssignmentVia.ROUTING,
+                via=via,
+                reason=reason,
                 at=at,
                 mark_timeline=False,
             )
