@@ -32,7 +32,7 @@ class TeamMembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_default", "member_count")
+    list_display = ("name", "is_default", "account_owner_first", "member_count")
     filter_horizontal = ("managers",)
     inlines = (TeamMembershipInline,)
     actions = ("assign_queued",)

@@ -38,6 +38,15 @@ class Team(models.Model):
         default=False,
         help_text=_("Takes the MQLs that no routing rule matches."),
     )
+    account_owner_first = models.BooleanField(
+        _("account owner first"),
+        default=True,
+        help_text=_(
+            "An MQL of a company that already has an owner (set on the company, the rep of "
+            "an open handoff or opportunity, or the owner of a customer) goes to that rep "
+            "first when they are available; off = round robin only."
+        ),
+    )
     # Counts every assignment in this team. Only written under the team's row lock, so it
     # orders assignments exactly even when the clock does not (two in the same instant).
     assignment_counter = models.PositiveBigIntegerField(default=0, editable=False)
@@ -332,6 +341,7 @@ class AssignmentVia(models.TextChoices):
     ROUTING = "routing", _("Routing (new MQL)")
     QUEUE = "queue", _("From the team queue")
     MANUAL = "manual", _("By a manager")
+    ACCOUNT_OWNER = "account_owner", _("Account owner")
 
 
 class Assignment(models.Model):
@@ -439,3 +449,39 @@ class QueueNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.handoff_id} queued"
+
+
+class HandoffTimeline(models.Model):
+    """The instants of one handoff's way from the prospect's action to sales' verdict
+    (speed to lead), each written once, when it first happens, by the service that makes
+    it happen (handoff.timeline). Stored rather than recomputed from the rows it copies
+    (events, assignments, outbox messages) so that the speed-to-lead figures read one
+    narrow table by `mql_at`, and a later edit or redelivery cannot move a past instant.
+    """
+
+    handoff = models.OneToOneField(
+        Handoff, on_delete=models.CASCADE, primary_key=True, related_name="timeline"
+    )
+    # The MQL instant (= Handoff.created_at) again, so range scans need no join.
+    mql_at = models.DateTimeField(_("MQL"))
+    # The lead's source when it became MQL (Lead.source can be edited later).
+    source = models.CharField(_("source"), max_length=100, blank=True)
+    # The engagement event that made the lead MQL, when an MA event did (not a model
+    # change or an edit): when it happened at the MA tool, reached LeadFlow, was recorded.
+    event_occurred_at = models.DateTimeField(_("event at the MA tool"), null=True, blank=True)
+    received_at = models.DateTimeField(_("received by LeadFlow"), null=True, blank=True)
+    processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+    assigned_at = models.DateTimeField(_("first assigned"), null=True, blank=True)
+    notified_at = models.DateTimeField(_("rep notified"), null=True, blank=True)
+    opened_at = models.DateTimeField(_("opened by the rep"), null=True, blank=True)
+    first_contact_at = models.DateTimeField(_("first contact"), null=True, blank=True)
+    decided_at = models.DateTimeField(_("verdict"), null=True, blank=True)
+    sfa_delivered_at = models.DateTimeField(_("delivered to the SFA"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("handoff timeline")
+        verbose_name_plural = _("handoff timelines")
+        indexes = [models.Index(fields=["mql_at"], name="handoff_timeline_mql_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.handoff_id} @ {self.mql_at:%Y-%m-%d %H:%M}"

@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Case, Exists, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from handoff.models import (
     Activity,
@@ -26,7 +27,7 @@ from handoff.models import (
     TeamMembership,
 )
 from leadflow.config import config_cached
-from leadflow.models import EngagementEvent, Lead, User
+from leadflow.models import EngagementEvent, Lead, Stage, User
 from leadflow.roles import MARKETING
 
 # How much of the timeline a card in the inbox list shows; the detail page shows more.
@@ -160,6 +161,48 @@ def routing_team_for(*, lead: Lead) -> Team | None:
         if rule.matches(lead):
             return rule.team
     return default_team
+
+
+# Why an account owner got the MQL: the assignment history says it in these words.
+ACCOUNT_OWNER_REASONS = {
+    "company": gettext_lazy("Account owner: set on the company"),
+    "open": gettext_lazy("Account owner: holds an open handoff of the company"),
+    "opportunity": gettext_lazy("Account owner: works an SQL or opportunity of the company"),
+    "customer": gettext_lazy("Account owner: owns a customer of the company"),
+}
+
+
+def account_owner_for(*, lead: Lead) -> tuple[int, str] | None:
+    """The rep who owns the lead's company, and how: the owner set on the company; else the
+    owner (holder) of another of its leads — an open handoff's first, then an SQL or
+    opportunity's, then a customer's, the most recent of each. At most one query beyond
+    the company (`leadflow_lead.company_id` index)."""
+    if lead.company_id is None:
+        return None
+    company = lead.company
+    if company is not None and company.owner_id is not None:
+        return company.owner_id, "company"
+    rank = Case(
+        When(stage=Stage.MQL, then=Value(1)),
+        When(stage__in=(Stage.SQL, Stage.OPPORTUNITY), then=Value(2)),
+        default=Value(3),
+    )
+    found = (
+        Lead.objects.filter(
+            company_id=lead.company_id,
+            owner__isnull=False,
+            owner__is_active=True,
+            stage__in=(Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER, Stage.ADVOCATE),
+        )
+        .exclude(pk=lead.pk)
+        .annotate(rank=rank)
+        .order_by("rank", "-stage_changed_at", "-pk")
+        .values_list("owner_id", "rank")
+        .first()
+    )
+    if found is None:
+        return None
+    return found[0], {1: "open", 2: "opportunity", 3: "customer"}[found[1]]
 
 
 def reassign_candidates(*, handoff: Handoff) -> QuerySet[User]:

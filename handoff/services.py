@@ -39,6 +39,7 @@ from handoff.models import (
     Team,
     TeamMembership,
 )
+from handoff.timeline import timeline_mark, timeline_set_first_contact, timeline_start
 from leadflow.errors import DomainError, InvalidTransition
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Lead, Stage, StageTransition, User
@@ -67,19 +68,10 @@ def _fair_tiebreak(team_id: int, rep_id: int) -> bytes:
     return hashlib.sha256(f"{team_id}:{rep_id}".encode()).digest()
 
 
-def _pick_rep(
-    *, team: Team, at: datetime, exclude_rep_id: int | None = None
-) -> TeamMembership | None:
-    """The next rep in the team's round robin who is here and has room. Caller holds the
-    team's row lock."""
-    members = list(
-        TeamMembership.objects.filter(team=team, is_active=True, rep__is_active=True)
-        .exclude(rep_id=exclude_rep_id or 0)
-        .select_related("rep__rep_profile")
-        .order_by()
-    )
+def _with_room(members: list[TeamMembership], at: datetime) -> list[TeamMembership]:
+    """The members who are here and below their capacity of open handoffs."""
     if not members:
-        return None
+        return []
     open_counts = dict(
         Handoff.objects.filter(
             status=HandoffStatus.OPEN, assigned_to_id__in=[m.rep_id for m in members]
@@ -98,6 +90,21 @@ def _pick_rep(
         if open_counts.get(membership.rep_id, 0) >= capacity:
             continue
         available.append(membership)
+    return available
+
+
+def _pick_rep(
+    *, team: Team, at: datetime, exclude_rep_id: int | None = None
+) -> TeamMembership | None:
+    """The next rep in the team's round robin who is here and has room. Caller holds the
+    team's row lock."""
+    members = list(
+        TeamMembership.objects.filter(team=team, is_active=True, rep__is_active=True)
+        .exclude(rep_id=exclude_rep_id or 0)
+        .select_related("rep__rep_profile")
+        .order_by()
+    )
+    available = _with_room(members, at)
     if not available:
         return None
     return min(
@@ -115,8 +122,12 @@ def _assign(
     by: User | None = None,
     reason: str = "",
     at: datetime,
+    mark_timeline: bool = True,
 ) -> Assignment:
-    """Give the handoff to the membership's rep. Caller holds the team and handoff locks."""
+    """Give the handoff to the membership's rep. Caller holds the team and handoff locks.
+
+    `mark_timeline=False` for a handoff being created: its timeline row is written after
+    the routing, with the assignment in it (one INSERT, no UPDATE)."""
     team.assignment_counter += 1
     team.save(update_fields=["assignment_counter"])
     membership.last_assignment_seq = team.assignment_counter
@@ -140,6 +151,8 @@ def _assign(
         reason=reason,
         assigned_at=at,
     )
+    if mark_timeline:
+        timeline_mark(handoff_id=handoff.pk, instant="assigned_at", at=at)
     signals.handoff_assigned.send(
         sender=Handoff,
         handoff=handoff,
@@ -151,6 +164,39 @@ def _assign(
 
     _enqueue_on_commit(notify_assignment_task, assignment.pk)
     return assignment
+
+
+def _account_owner_membership(
+    *, lead: Lead, routed: Team | None, at: datetime
+) -> tuple[TeamMembership, str] | None:
+    """The membership of the rep who owns the lead's account, and why (for the assignment
+    history), when the routed team puts the account owner first and that rep can take an
+    MQL now. Their membership in the routed team first, else in another team of theirs.
+    Read without locks: the caller locks the team and looks at the room again."""
+    if routed is not None and not routed.account_owner_first:
+        return None
+    found = selectors.account_owner_for(lead=lead)
+    if found is None:
+        return None
+    rep_id, how = found
+    routed_id = routed.pk if routed else None
+    # The routed team first; another team of the owner's only if it puts owners first too.
+    memberships = sorted(
+        (
+            m
+            for m in TeamMembership.objects.filter(
+                rep_id=rep_id, is_active=True, rep__is_active=True
+            ).select_related("rep__rep_profile", "team")
+            if m.team_id == routed_id or m.team.account_owner_first
+        ),
+        key=lambda m: (m.team_id != routed_id, m.pk),
+    )
+    available = _with_room(memberships, at)
+    if not available:
+        return None  # away, at capacity or in no team: the normal rules decide
+    with translation.override(settings.LANGUAGE_CODE):
+        reason = str(selectors.ACCOUNT_OWNER_REASONS[how])
+    return available[0], reason
 
 
 def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handoff:
@@ -179,19 +225,30 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
             logger.warning("Lead %s became MQL with handoff %s still open", lead.pk, still_open.pk)
             return still_open
         routed = selectors.routing_team_for(lead=lead)
-        team = Team.objects.select_for_update(no_key=True).get(pk=routed.pk) if routed else None
+        owner = _account_owner_membership(lead=lead, routed=routed, at=at)
+        # One team lock only: the owner's team when the owner can take it, else the
+        # routed one (two team locks taken in either order could deadlock).
+        team_id = owner[0].team_id if owner else (routed.pk if routed else None)
+        team = Team.objects.select_for_update(no_key=True).get(pk=team_id) if team_id else None
         handoff = Handoff.objects.create(
             lead=lead, mql_transition=transition, team=team, created_at=at
         )
         signals.handoff_created.send(sender=Handoff, handoff=handoff, at=at)
-        membership = _pick_rep(team=team, at=at) if team is not None else None
+        via, reason, membership = AssignmentVia.ROUTING, "", None
+        if team is not None and owner is not None and _with_room([owner[0]], at):
+            # Looked at again under the lock: another MQL may have filled their room.
+            via, reason, membership = AssignmentVia.ACCOUNT_OWNER, owner[1], owner[0]
+        elif team is not None:
+            membership = _pick_rep(team=team, at=at)
         if team is not None and membership is not None:
             _assign(
                 handoff=handoff,
                 team=team,
                 membership=membership,
-                via=AssignmentVia.ROUTING,
+                via=via,
+                reason=reason,
                 at=at,
+                mark_timeline=False,
             )
         else:
             # Nobody could take it: it waits in the queue, and the managers must hear of
@@ -203,6 +260,7 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
                 from handoff.tasks import notify_queued_task
 
                 _enqueue_on_commit(notify_queued_task, notice.pk)
+        timeline_start(handoff=handoff, at=at)
     return handoff
 
 
@@ -457,6 +515,7 @@ def activity_log(
         if locked.first_contact_at is None or when < locked.first_contact_at:
             locked.first_contact_at = when
             locked.save(update_fields=["first_contact_at"])
+            timeline_set_first_contact(handoff_id=locked.pk, at=when)
         signals.activity_logged.send(sender=Handoff, handoff=locked, activity=activity)
     handoff.first_contact_at = locked.first_contact_at
     return activity
@@ -491,6 +550,8 @@ def _lock_open(handoff: Handoff) -> Handoff:
 
 
 def _after_verdict(locked: Handoff) -> None:
+    assert locked.decided_at is not None
+    timeline_mark(handoff_id=locked.pk, instant="decided_at", at=locked.decided_at)
     # A verdict frees a slot of the rep's capacity: let the team's queue move.
     if locked.team_id is not None:
         from handoff.tasks import assign_from_queue_task
@@ -786,6 +847,9 @@ def assignment_notify(*, assignment_id: int) -> dict[str, bool]:
         sent["slack"] = send_once(
             Assignment, assignment.pk, "slack_sent_at", lambda: post_webhook(webhook, slack_text)
         )
+    if sent["email"] or sent["slack"]:
+        # The first message that reached the rep, whichever channel and assignment.
+        timeline_mark(handoff_id=handoff.pk, instant="notified_at", at=timezone.now())
     return sent
 
 

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
-from handoff import selectors, services
+from handoff import selectors, services, timeline
 from handoff.forms import (
     AcceptForm,
     ActivityForm,
@@ -163,6 +163,8 @@ def _detail_context(request: HttpRequest, handoff: Handoff, **bound: forms.Form)
 @login_required
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     handoff = _visible_or_404(request, pk)
+    # Speed to lead: the holder's first look at the page is when they picked it up.
+    timeline.handoff_mark_opened(handoff=handoff, user=cast(User, request.user), at=timezone.now())
     return render(request, "handoff/detail.html", _detail_context(request, handoff))
 
 

@@ -194,6 +194,7 @@ def _apply_item(
             # Without the sender's id, the inbound event and position name the event, so
             # re-processing the same inbound event records nothing twice.
             external_id=(item.event.external_id or f"inbound:{inbound.pk}:{index}")[:255],
+            received_at=inbound.received_at,
         )
         if created:
             new_events.append(event)
@@ -387,6 +388,7 @@ def leads_import_csv(
     it would create or update a lead is reported, but nothing is written.
     """
     report = ImportReport(dry_run=dry_run)
+    received_at = timezone.now()  # the upload: each card's visit is "received" with it
     try:
         sheet = read_rows(data)
     except CsvProblem as problem:
@@ -430,6 +432,7 @@ def leads_import_csv(
                         properties={"event": event},
                         source=f"csv:{event}",
                         external_id=f"{lead_data.email}:{met_at.date().isoformat()}",
+                        received_at=received_at,
                     )
                     if created:
                         new_events.append(visit)

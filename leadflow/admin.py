@@ -52,11 +52,23 @@ class CompanyAdmin(admin.ModelAdmin):
         "revenue_band",
         "prefecture",
         "region",
+        "owner",
         "lead_count",
     )
     list_filter = ("industry", "region", "revenue_band", "prefecture")
+    list_select_related = ("owner",)
     search_fields = ("name", "name_kana", "domain")
     readonly_fields = ("region", "created_at", "updated_at")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "owner":
+            # Only people who can be handed an MQL: active members of a sales team.
+            kwargs["queryset"] = (
+                User.objects.filter(is_active=True, team_memberships__isnull=False)
+                .distinct()
+                .order_by("last_name", "first_name", "username")
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(lead_count=Count("leads"))

@@ -105,6 +105,17 @@ class Company(models.Model):
     match_key = models.CharField(
         _("match key"), max_length=200, blank=True, editable=False, db_index=True
     )
+    # The rep who owns the account (set in the admin): a new MQL of the company goes to
+    # them first (handoff routing, "account owner first").
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("account owner"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_companies",
+        help_text=_("New MQLs of this company go to this rep first, when they are available."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -257,6 +268,10 @@ class EngagementEvent(models.Model):
     # The sender's own id for the event; with `source` it makes redelivery harmless.
     external_id = models.CharField(_("external event id"), max_length=255, blank=True)
     created_at = models.DateTimeField(_("recorded"), auto_now_add=True)
+    # When LeadFlow received the request (webhook, CSV upload) that carried the event:
+    # `occurred_at` → `received_at` is the MA tool's own delay, `received_at` →
+    # `created_at` LeadFlow's (speed to lead). Empty for events recorded otherwise.
+    received_at = models.DateTimeField(_("received"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("engagement event")

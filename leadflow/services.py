@@ -273,6 +273,7 @@ def event_record(
     properties: dict[str, Any] | None = None,
     source: str = "",
     external_id: str = "",
+    received_at: datetime | None = None,
 ) -> tuple[EngagementEvent, bool]:
     """Record one engagement event; a redelivered one (same source + external id) is
     returned as it was stored, with created=False, and is not recorded twice."""
@@ -305,6 +306,7 @@ def event_record(
                 properties=properties or {},
                 source=source,
                 external_id=external_id,
+                received_at=received_at,
             )
     except IntegrityError:
         # Another worker stored the same delivery between our check and our insert.

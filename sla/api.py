@@ -16,9 +16,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from sla import metrics
+from sla import metrics, speed
 from sla.access import DashboardAccess, dashboard_access, metrics_filter_from
 from sla.metrics import MetricsFilter
+from sla.selectors import calendar_for
 
 
 class _MetricsApi(APIView):
@@ -124,3 +125,42 @@ class MetricsOverdueApi(_MetricsApi):
             }
             for timer in metrics.overdue(f, now=now)
         ]
+
+
+class MetricsSpeedApi(_MetricsApi):
+    """Speed to lead: hop medians/p90 (overall, per source and team, per rep for sales),
+    first-contact delay buckets with MQL → SQL and SQL → won (95 % Wilson intervals), and
+    for sales the deadlines about to break."""
+
+    def figures(self, f, access):
+        hops = speed.hop_figures(f)
+        if not access.sales:
+            hops["groups"].pop("rep")
+        result: dict[str, Any] = {
+            "hops": hops,
+            "delays": speed.delay_outcomes(f),
+            "observational": True,
+        }
+        if access.sales:
+            forecast = speed.forecast(f, calendar=calendar_for())
+            result["forecast"] = [
+                {
+                    "window": window["key"],
+                    "start": window["start"],
+                    "end": window["end"],
+                    "expected_mqls": window["expected_mqls"],
+                    "more": window["more"],
+                    "at_risk": [
+                        {
+                            "handoff": item["timer"].handoff_id,
+                            "obligation": item["timer"].kind,
+                            "due_at": item["timer"].due_at,
+                            "rep": item["timer"].handoff.assigned_to_id,
+                            "why": item["why"],
+                        }
+                        for item in window["at_risk"]
+                    ],
+                }
+                for window in forecast["windows"]
+            ]
+        return result

@@ -51,6 +51,7 @@ from sla.models import (
     TimerStatus,
 )
 from sla.selectors import (
+    calendar_for,
     sla_settings_get,
     timer_policies_with_calendars,
 )
@@ -440,7 +441,7 @@ def digest_send_weekly(*, now: datetime | None = None) -> int:
     Once per manager and week, however often it runs: the DigestDelivery row is the claim
     (unique), written before sending and removed again if sending fails.
     """
-    from sla import metrics
+    from sla import metrics, speed
 
     now = now or timezone.now()
     start, end = _last_week(now)
@@ -467,6 +468,9 @@ def digest_send_weekly(*, now: datetime | None = None) -> int:
                     "reps": metrics.per_rep(figures),
                     "rejections": metrics.rejection_reasons(figures),
                     "overdue": metrics.overdue(figures, now=now, limit=10),
+                    # Speed to lead: what breaks this week if nothing is done.
+                    "forecast": speed.forecast(figures, now=now, calendar=calendar_for(), limit=10),
+                    "speed_url": public_url(reverse("sla:speed")),
                     "dashboard_url": public_url(
                         reverse("sla:dashboard") + f"?from={start:%Y-%m-%d}&to={end:%Y-%m-%d}"
                     ),

@@ -24,9 +24,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from handoff import selectors as handoff_selectors
 from handoff import services as handoff_services
+from handoff.models import HandoffTimeline, Team
 from leadflow.errors import DomainError
 from leadflow.models import User
-from sla import metrics
+from sla import metrics, speed
 from sla.access import (
     DashboardAccess,
     MetricsFilterForm,
@@ -35,6 +36,7 @@ from sla.access import (
     visible_teams,
 )
 from sla.metrics import MetricsFilter
+from sla.selectors import calendar_for
 
 
 def _access_or_403(request: HttpRequest) -> DashboardAccess:
@@ -359,3 +361,90 @@ def reassign(request: HttpRequest, pk: int) -> HttpResponse:
             _("%(lead)s is now with %(rep)s.") % {"lead": handoff.lead, "rep": rep},
         )
     return redirect(back)
+
+
+# --- speed to lead ---------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def speed_to_lead(request: HttpRequest) -> HttpResponse:
+    access = _access_or_403(request)
+    form = MetricsFilterForm(request.GET, access=access)
+    teams = visible_teams(access)
+    context: dict[str, Any] = {"form": form, "teams": teams, "access": access}
+    if not form.is_valid():
+        return render(request, "sla/speed.html", context, status=400)
+    f = metrics_filter_from(request.GET, access=access)
+    hops = speed.hop_figures(f)
+    if not access.sales:
+        hops["groups"].pop("rep")  # per-rep figures are the sales managers'
+    names = _group_names(hops["groups"])
+    drill = request.GET.get("hop", "")
+    if drill and drill not in speed.HOP_KEYS:
+        raise Http404
+    query = request.GET.copy()
+    query.pop("hop", None)
+    context.update(
+        filter=f,
+        hops=[
+            {"hop": hop, **hops["overall"][hop.key], "slowest": hop.key == hops["slowest"]}
+            for hop in speed.HOPS
+        ],
+        groups=[
+            {
+                "name": group,
+                "title": title,
+                "rows": [
+                    {
+                        "label": names[group].get(key, key),
+                        "cells": [figures[hop.key] for hop in speed.HOPS],
+                    }
+                    for key, figures in hops["groups"][group].items()
+                ],
+            }
+            for group, title in (
+                ("source", _("By source")),
+                ("team", _("By team")),
+                ("rep", _("By rep")),
+            )
+            if group in hops["groups"]
+        ],
+        hop_list=speed.HOPS,
+        delays=speed.delay_outcomes(f),
+        drill=next((hop for hop in speed.HOPS if hop.key == drill), None),
+        drill_rows=speed.hop_handoffs(f, drill) if drill else [],
+        query=query.urlencode(),
+    )
+    if access.sales:
+        context["forecast"] = speed.forecast(f, calendar=calendar_for())
+    return render(request, "sla/speed.html", context)
+
+
+def _group_names(groups: dict[str, dict[Any, Any]]) -> dict[str, dict[Any, str]]:
+    """Display names for the team and rep ids of the groups (two small queries)."""
+    team_ids = [key for key in groups.get("team", {}) if key is not None]
+    rep_ids = [key for key in groups.get("rep", {}) if key is not None]
+    names: dict[str, dict[Any, str]] = {
+        "source": {"": _("(no source)")},
+        "team": {None: _("(team queue)")},
+        "rep": {None: _("(no rep)")},
+    }
+    names["team"].update(Team.objects.filter(pk__in=team_ids).values_list("pk", "name"))
+    names["rep"].update((user.pk, str(user)) for user in User.objects.filter(pk__in=rep_ids))
+    return names
+
+
+@require_GET
+@login_required
+def handoff_speed(request: HttpRequest, pk: int) -> HttpResponse:
+    """The handoff page's speed-to-lead timeline (loaded into it by htmx): each instant
+    and each hop in clock and business time."""
+    handoff = handoff_selectors.handoff_detail(user=request.user, pk=pk)
+    if handoff is None:
+        raise Http404  # as the handoff page: another rep's id must not reveal it exists
+    timeline = HandoffTimeline.objects.filter(handoff=handoff).first()
+    hops = speed.handoff_hops(timeline, calendar_for()) if timeline else []
+    return render(
+        request, "sla/_handoff_speed.html", {"handoff": handoff, "timeline": timeline, "hops": hops}
+    )

@@ -540,6 +540,29 @@ MATRIX: list[Row] = [
         probe=lambda w: w.rep_a.username,  # the per-rep table of team A
     ),
     Row(
+        "sla:speed",
+        "GET",
+        lambda w: "/dashboard/speed/",
+        expect(
+            anonymous=blind(302),
+            marketing=Expect(200),
+            rep_a=Expect(403),  # the probe is rep A's own name, in every page's header
+            rep_b=blind(403),
+            manager=sees(),
+            other_manager=blind(),
+            admin=sees(),
+        ),
+        api=False,
+        probe=lambda w: str(w.rep_a),  # the per-rep hops of team A
+    ),
+    Row(
+        "sla:handoff-speed",
+        "GET",
+        lambda w: f"/inbox/handoffs/{_a(w)}/speed/",
+        A_PAGE_READ,
+        api=False,
+    ),
+    Row(
         "sla:export",
         "GET",
         lambda w: "/dashboard/export/reps.csv",
@@ -579,6 +602,7 @@ MATRIX: list[Row] = [
             ("marketing", {"manager": 403, "other_manager": 403}),  # marketing's side
             ("reps", {"marketing": 403}),
             ("overdue", {"marketing": 403}),
+            ("speed", {}),  # marketing gets no per-rep figures and no forecast
         ]
     ],
     # --- privacy (admins only: no role has these permissions) --------------------------------

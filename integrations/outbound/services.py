@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from handoff.services import lead_mark_lost, lead_mark_opportunity, lead_mark_won
+from handoff.timeline import timeline_mark_sfa_delivered
 from integrations.outbound import selectors
 from integrations.outbound.connectors.base import (
     DeliveryError,
@@ -526,8 +527,16 @@ def _deliver_one(
         else:
             stats.retrying += 1
         return
-    if _record_success(message, result, timezone.now()):
+    delivered_at = timezone.now()
+    if _record_success(message, result, delivered_at):
         stats.delivered += 1
+        if (
+            message.event == OutboundEvent.MQL_CREATED
+            and message.transition_id is not None
+            and not message.destination.marketing_side
+        ):
+            # Speed to lead: the MQL is in the SFA (the first destination's is the instant).
+            timeline_mark_sfa_delivered(mql_transition_id=message.transition_id, at=delivered_at)
     else:
         stats.lost_lease += 1
 

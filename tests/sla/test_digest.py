@@ -24,7 +24,7 @@ def test_each_manager_gets_last_weeks_digest_once(kanto, time_machine, settings)
         handoff=first, actor=alice, bant={"budget": True, "need": True}, at=at(11, 25, 9)
     )
     mql(bob, at(11, 26, 10))  # never called: overdue
-    mql(bob, at(11, 30, 8))  # this week: not in the digest
+    bobs_today = mql(bob, at(11, 30, 8))  # this week: not in the figures, in the forecast
 
     assert tasks.weekly_digest_task() == 1
     assert tasks.weekly_digest_task() == 0
@@ -39,6 +39,15 @@ def test_each_manager_gets_last_weeks_digest_once(kanto, time_machine, settings)
     assert "Average time to first contact: 2.0 h (Target: ≤ 24 h)" in message.body
     assert "- kanto-rep2: 1 handoffs, first contact in time 0.0 %, breaches 1" in message.body
     assert "?from=2026-11-23&to=2026-11-29" in message.body
+    # Speed to lead: bob's MQL of this morning must be called by Tuesday 8:00; one MQL in
+    # four weeks arrived on a Tuesday 10:00-11:00 (1/4 = 0.25, shown 0.2).
+    forecast = message.body.split("Deadlines about to break:\n")[1]
+    assert forecast.startswith(
+        "next 24 hours (11/30 09:00 – 12/01 09:00): 1 deadline, about 0.0 new MQLs expected\n"
+        f"- {bobs_today.lead.full_name} · First contact · 12/01 08:00 · kanto-rep2\n"
+        "next business day (12/01 09:00 – 12/01 18:00): 0 deadlines, about 0.2 new MQLs "
+        "expected\nhttps://leadflow.example.co.jp/dashboard/speed/\n"
+    )
     delivery = DigestDelivery.objects.get()
     assert (delivery.user, str(delivery.week_start), delivery.sent_at) == (
         manager,

@@ -1,0 +1,90 @@
+"""Writes of the handoff timeline (speed to lead): one row per handoff, each instant set
+once, when it first happens.
+
+Every write is a conditional UPDATE (`... WHERE <instant> IS NULL`), so a redelivered
+task, a second notification channel or a second view changes nothing: the first instant
+stays. The figures built from these rows are in sla.speed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db.models import Q
+
+from handoff.models import Handoff, HandoffTimeline
+from leadflow.models import EngagementEvent, User
+
+# An MQL counts as made by an MA event when the newest event of the lead was recorded
+# this long before it at most: in the same intake transaction it is milliseconds; a model
+# change or a manual edit that makes an MQL days after the last event is not a hop.
+EVENT_CAUSE_WINDOW = timedelta(minutes=5)
+
+INSTANTS = (
+    "assigned_at",
+    "notified_at",
+    "opened_at",
+    "first_contact_at",
+    "decided_at",
+    "sfa_delivered_at",
+)
+
+
+def timeline_start(*, handoff: Handoff, at: datetime) -> HandoffTimeline:
+    """The row of a new handoff, in the transaction that creates it, after its routing."""
+    event = (
+        EngagementEvent.objects.filter(lead_id=handoff.lead_id)
+        .order_by("-created_at", "-id")
+        .only("occurred_at", "received_at", "created_at")
+        .first()
+    )
+    # Recorded just before the MQL, in the same intake: a back-dated MQL (an import, the
+    # demo) or one made by a model change long after the last event has no MA hops.
+    caused = event is not None and at - EVENT_CAUSE_WINDOW <= event.created_at <= at
+    return HandoffTimeline.objects.create(
+        handoff=handoff,
+        mql_at=at,
+        source=handoff.lead.source,
+        event_occurred_at=event.occurred_at if caused and event else None,
+        received_at=event.received_at if caused and event else None,
+        processed_at=event.created_at if caused and event else None,
+        assigned_at=handoff.assigned_at,  # routed just before, in this transaction
+    )
+
+
+def timeline_mark(*, handoff_id: int, instant: str, at: datetime) -> bool:
+    """Record `instant` of the handoff if it has not happened yet; True when it was now."""
+    if instant not in INSTANTS:
+        raise ValueError(f"{instant} is not a timeline instant")
+    return bool(
+        HandoffTimeline.objects.filter(
+            handoff_id=handoff_id, **{f"{instant}__isnull": True}
+        ).update(**{instant: at})
+    )
+
+
+def timeline_set_first_contact(*, handoff_id: int, at: datetime) -> bool:
+    """The earliest activity is the first contact, as on the handoff: an activity logged
+    later but dated earlier (a call written up afterwards) moves it back."""
+    return bool(
+        HandoffTimeline.objects.filter(handoff_id=handoff_id)
+        .filter(Q(first_contact_at__isnull=True) | Q(first_contact_at__gt=at))
+        .update(first_contact_at=at)
+    )
+
+
+def handoff_mark_opened(*, handoff: Handoff, user: User, at: datetime) -> bool:
+    """The rep who holds the handoff opened its page: the first time is the instant.
+    A manager's or another rep's look is not the holder picking it up."""
+    if handoff.assigned_to_id is None or handoff.assigned_to_id != user.pk:
+        return False
+    return timeline_mark(handoff_id=handoff.pk, instant="opened_at", at=at)
+
+
+def timeline_mark_sfa_delivered(*, mql_transition_id: int, at: datetime) -> bool:
+    """The MQL reached the SFA: the first destination's delivery is the instant."""
+    return bool(
+        HandoffTimeline.objects.filter(
+            handoff__mql_transition_id=mql_transition_id, sfa_delivered_at__isnull=True
+        ).update(sfa_delivered_at=at)
+    )
