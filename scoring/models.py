@@ -88,9 +88,10 @@ def value_label(path: str, value: str) -> str:
     if target is None:
         return value
     try:
-        choices = dict(target._meta.get_field(name).flatchoices)
+        field = target._meta.get_field(name)
     except FieldDoesNotExist:
         return value
+    choices = dict(getattr(field, "flatchoices", None) or [])
     return str(choices.get(value, value))
 
 

@@ -659,7 +659,9 @@ def marketing(f: MetricsFilter) -> dict[str, Any]:
         ),
         "required_fields": fields,
         # The page names the fields as the lead form does (姓, 電話番号), not by code.
-        "required_field_labels": [str(Lead._meta.get_field(name).verbose_name) for name in fields],
+        "required_field_labels": [
+            str(getattr(Lead._meta.get_field(name), "verbose_name", name)) for name in fields
+        ],
     }
 
 
