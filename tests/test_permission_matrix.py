@@ -257,6 +257,7 @@ MATRIX: list[Row] = [
     Row("home", "GET", lambda w: "/", PUBLIC, api=False),
     Row("healthz", "GET", lambda w: "/healthz", PUBLIC),
     Row("readyz", "GET", lambda w: "/readyz", PUBLIC),
+    Row("favicon", "GET", lambda w: "/favicon.ico", expect(301), api=False),
     Row("login", "GET", lambda w: "/accounts/login/", PUBLIC, api=False),
     Row(
         "login",
