@@ -18,7 +18,7 @@ from handoff.models import (
     Team,
     TeamMembership,
 )
-from leadflow.japan import PREFECTURE_CHOICES, Region
+from leadflow.japan import PREFECTURE_CHOICES, Region, join_words
 from leadflow.models import Industry
 
 
@@ -114,15 +114,30 @@ class RoutingRuleAdmin(admin.ModelAdmin):
         "name",
         "team",
         "is_active",
-        "regions",
-        "prefectures",
-        "industries",
+        "region_list",
+        "prefecture_list",
+        "industry_list",
         "min_employees",
         "max_employees",
     )
     list_display_links = ("name",)
     list_editable = ("order", "is_active")
     list_filter = ("is_active", "team")
+
+    # The lists are stored as codes (kanto, manufacturing): the list shows their labels.
+    @admin.display(description=_("regions"))
+    def region_list(self, obj: RoutingRule) -> str:
+        labels = dict(Region.choices)
+        return join_words(labels.get(code, code) for code in obj.regions) or "—"
+
+    @admin.display(description=_("prefectures"))
+    def prefecture_list(self, obj: RoutingRule) -> str:
+        return join_words(obj.prefectures) or "—"
+
+    @admin.display(description=_("industries"))
+    def industry_list(self, obj: RoutingRule) -> str:
+        labels = dict(Industry.choices)
+        return join_words(labels.get(code, code) for code in obj.industries) or "—"
 
 
 @admin.register(HandoffPolicy)

@@ -34,6 +34,8 @@ from leadflow.roles import MARKETING
 INBOX_EVENTS_PER_CARD = 5
 INBOX_ACTIVITIES_PER_CARD = 3
 DETAIL_EVENTS = 50
+# The company panel of the handoff page: enough to see who else is being worked there.
+COMPANY_ROWS = 20
 
 
 # --- access ----------------------------------------------------------------------------
@@ -336,6 +338,57 @@ def handoff_timeline(*, handoff: Handoff) -> dict[str, list]:
             .order_by("-assigned_at", "-id")
         ),
     }
+
+
+@dataclass(frozen=True)
+class CompanyHistory:
+    """What the handoff page shows of the lead's company: the other people there and the
+    company's other handoffs, newest first, at most COMPANY_ROWS of each (`more_*` says
+    whether there were more). `visible_ids`: the handoffs this user may open."""
+
+    leads: list[Lead]
+    more_leads: bool
+    handoffs: list[Handoff]
+    more_handoffs: bool
+    visible_ids: frozenset[int]
+
+
+def company_history(*, user, handoff: Handoff) -> CompanyHistory | None:
+    """Three queries whatever the company's size; None for a lead with no company.
+
+    A rep sees the names and outcomes of colleagues' handoffs at the same company (so
+    nobody calls a customer another rep is already talking to) but opens only their own."""
+    company_id = handoff.lead.company_id
+    if company_id is None:
+        return None
+    leads = list(
+        Lead.objects.filter(company_id=company_id)
+        .exclude(pk=handoff.lead_id)
+        .order_by("-created_at", "-id")[: COMPANY_ROWS + 1]
+    )
+    handoffs = list(
+        Handoff.objects.filter(lead__company_id=company_id)
+        .exclude(pk=handoff.pk)
+        .select_related("lead", "assigned_to", "rejection_reason")
+        .order_by("-created_at", "-id")[: COMPANY_ROWS + 1]
+    )
+    shown = handoffs[:COMPANY_ROWS]
+    visible = (
+        frozenset(
+            handoffs_visible_to(user=user)
+            .filter(pk__in=[h.pk for h in shown])
+            .values_list("pk", flat=True)
+        )
+        if shown
+        else frozenset()
+    )
+    return CompanyHistory(
+        leads=leads[:COMPANY_ROWS],
+        more_leads=len(leads) > COMPANY_ROWS,
+        handoffs=shown,
+        more_handoffs=len(handoffs) > COMPANY_ROWS,
+        visible_ids=visible,
+    )
 
 
 # --- scores (owned by the scoring app) --------------------------------------------------

@@ -154,6 +154,7 @@ def _detail_context(request: HttpRequest, handoff: Handoff, **bound: forms.Form)
         "can_move_on": may_act
         and handoff.status == HandoffStatus.ACCEPTED
         and handoff.lead.stage in (Stage.SQL, Stage.OPPORTUNITY),
+        "company_history": selectors.company_history(user=request.user, handoff=handoff),
         **selectors.handoff_timeline(handoff=handoff),
         **_forms_for(handoff, **bound),
     }

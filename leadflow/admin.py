@@ -14,6 +14,7 @@ from rest_framework.authtoken.models import TokenProxy
 
 from leadflow.errors import DomainError
 from leadflow.forms import LeadForm
+from leadflow.japan import join_words
 from leadflow.lifecycle import lead_transition
 from leadflow.merge import lead_merge, merge_survivor
 from leadflow.models import (
@@ -36,7 +37,7 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.display(description=_("roles"))
     def roles(self, obj: User) -> str:
-        return ", ".join(group.name for group in obj.groups.all())
+        return join_words(group.name for group in obj.groups.all())
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("groups")

@@ -1,4 +1,5 @@
 from django.apps import AppConfig, apps
+from django.contrib.admin.apps import AdminConfig
 from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
@@ -20,3 +21,8 @@ class LeadflowConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_sync_roles_after_migrate, dispatch_uid="leadflow.sync_roles")
+
+
+class LeadflowAdminConfig(AdminConfig):
+    # Django's admin with LeadFlow's site (users listed beside groups).
+    default_site = "leadflow.admin_site.LeadflowAdminSite"

@@ -1,8 +1,12 @@
-"""Japanese reference data: the 47 prefectures (JIS X 0401 order) and their regions."""
+"""Japanese reference data: the 47 prefectures (JIS X 0401 order) and their regions, and
+how a Japanese list is written."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -89,3 +93,10 @@ def prefecture_from_address(address: str) -> str:
         if text.startswith(stem):
             return name
     return ""
+
+
+def join_words(items: Iterable[object]) -> str:
+    """A list as the UI language writes it: 「製造、IT」 in Japanese, "manufacturing, IT" in
+    English. The separator is the msgid ", " that Django's own timesince uses too, so
+    naturaltime reads 「1ヶ月、3週間前」 from the same one translation."""
+    return gettext(", ").join(str(item) for item in items)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.exceptions import BadRequest
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 
 from leadflow.api.errors import error_response
@@ -38,3 +39,27 @@ class RejectNulInQueryMiddleware:
                 )
             raise BadRequest(message)
         return self.get_response(request)
+
+
+class NotFoundPageMiddleware:
+    """A view that answers "not found" (Http404) shows the product's translated 404 page,
+    under DEBUG too.
+
+    Without DEBUG Django does that already (handler404). Under DEBUG it shows its
+    technical page with the URL list, and `make run` (the demo people try) runs with
+    DEBUG: a rep opening a colleague's handoff got a developer's page. A URL that no
+    route matches still gets the technical page under DEBUG (it never reaches a view),
+    which is what a developer wants from a typo."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not (settings.DEBUG and isinstance(exception, Http404)):
+            return None
+        from leadflow.views import page_not_found  # views import much; only needed here
+
+        return page_not_found(request, exception)

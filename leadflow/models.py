@@ -237,6 +237,11 @@ class Lead(models.Model):
         # Japanese order: family name first.
         return f"{self.last_name} {self.first_name}".strip()
 
+    @property
+    def full_name_kana(self) -> str:
+        """The reading (フリガナ) in the same order: a rep needs it to say the name on a call."""
+        return f"{self.last_name_kana} {self.first_name_kana}".strip()
+
 
 class LeadExternalId(models.Model):
     """The lead's id in a connected system (Mautic contact id, Salesforce Lead id, ...)."""

@@ -4,10 +4,12 @@ from typing import cast
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from kombu import Connection
@@ -32,6 +34,24 @@ def home(request: HttpRequest) -> HttpResponse:
             "is_manager": SALES_MANAGER in roles,
         },
     )
+
+
+def landing_url(user) -> str:
+    """Where a user starts after logging in: managers and marketing on the dashboard (their
+    figures), reps in their inbox (their work), anyone else on the start page."""
+    roles = set(user.groups.values_list("name", flat=True))
+    if roles & {SALES_MANAGER, MARKETING}:
+        return reverse("sla:dashboard")
+    if SALES_REP in roles:
+        return reverse("handoff:inbox")
+    return reverse("home")
+
+
+class LoginView(auth_views.LoginView):
+    # A ?next= (a link the user followed before logging in) still wins: Django's
+    # get_success_url tries it first and falls back to this.
+    def get_default_redirect_url(self) -> str:
+        return landing_url(self.request.user)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

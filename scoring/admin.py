@@ -99,6 +99,12 @@ class FitRuleForm(forms.ModelForm):
 class FitRuleInline(_DraftOnlyInline):
     model = FitRule
     form = FitRuleForm
+    readonly_fields = ("condition",)
+
+    # The value box holds codes (10b_100b, kanto); this column reads them as labels.
+    @admin.display(description=_("condition"))
+    def condition(self, obj: FitRule) -> str:
+        return obj.describe() if obj.pk else "—"
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "category":

@@ -11,15 +11,16 @@ from __future__ import annotations
 import re
 import uuid
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from leadflow.errors import DomainError
-from leadflow.models import EventKind, Lead
+from leadflow.japan import join_words
+from leadflow.models import Company, EventKind, Lead
 
 
 class ModelStatus(models.TextChoices):
@@ -78,6 +79,21 @@ def validate_field_path(value: str) -> None:
         _("“%(value)s” is not a field a rule can test. Use one of %(fields)s or attributes.<key>."),
         params={"value": value, "fields": ", ".join(FIELD_PATHS)},
     )
+
+
+def value_label(path: str, value: str) -> str:
+    """A rule's value as people read it: the label of a choice field's code (`10b_100b` →
+    10億〜100億円, `kanto` → 関東, `executive` → 役員); other values as they are."""
+    model, _dot, name = path.rpartition(".")
+    target = {"": Lead, "company": Company}.get(model)
+    if target is None:
+        return value
+    try:
+        field = target._meta.get_field(name)
+    except FieldDoesNotExist:
+        return value
+    choices = dict(getattr(field, "flatchoices", None) or [])
+    return str(choices.get(value, value))
 
 
 def validate_property_key(value: str) -> None:
@@ -270,10 +286,13 @@ class _Condition(models.Model):
         blank=True,
         help_text=_("For “is one of”: one value per line. Letter case is ignored."),
     )
+    # "from"/"to" with a context: the plain msgids are a stage change's 変更前/変更後.
     min_value = models.DecimalField(
-        _("from"), max_digits=18, decimal_places=4, null=True, blank=True
+        pgettext_lazy("range", "from"), max_digits=18, decimal_places=4, null=True, blank=True
     )
-    max_value = models.DecimalField(_("to"), max_digits=18, decimal_places=4, null=True, blank=True)
+    max_value = models.DecimalField(
+        pgettext_lazy("range", "to"), max_digits=18, decimal_places=4, null=True, blank=True
+    )
 
     class Meta:
         abstract = True
@@ -347,7 +366,8 @@ class FitRule(_DraftChild, _Condition):
             return f"{self.field} {low}–{high}"
         if self.operator in (Operator.IS_SET, Operator.IS_EMPTY):
             return f"{self.field} {self.get_operator_display()}"
-        return f"{self.field} {self.get_operator_display()} {', '.join(self.values_list())}"
+        values = [value_label(self.field, value) for value in self.values_list()]
+        return f"{self.field} {self.get_operator_display()} {join_words(values)}"
 
     def clean(self) -> None:
         self.clean_condition(required=True)

@@ -20,6 +20,8 @@ What is counted (the article's KPI table, made exact):
 - Follow-ups = "not reachable" rejections with at least N logged attempts ÷ all of them.
 - Rejection reasons = rejections with a reason and a comment ÷ rejections.
 - SQL → won % = cohort SQLs whose lead is now a customer (or advocate) ÷ cohort SQLs.
+- Target bands carry a direction (`band_status`): below a conversion band is bad, above it
+  is good ("above"); above a time target and below a compliance target are bad ("out").
 - Marketing: MQLs per month against the target; MQLs made by the published scoring
   policy (actor "scoring") ÷ MQLs; MQLs with every required field filled ÷ MQLs.
 """
@@ -45,7 +47,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from handoff.models import Handoff, HandoffStatus, RejectionReason, TeamMembership
-from leadflow.models import User
+from leadflow.models import Lead, User
 from sla.kpis import FIRST_CONTACT_DELAY, as_timedelta, day_bounds, kpi_refreshed_at
 from sla.models import KpiHandoffDay, KpiTimerDay, MqlTarget, SlaSettings, SlaTimer, TimerKind
 from sla.selectors import sla_settings_get
@@ -243,32 +245,78 @@ class Kpi:
     value: float | int | None
     unit: str  # "%", "h" or ""
     band: str  # the article's 目安値, as shown
-    status: str  # "in", "out" or "none" (no data)
+    status: str  # see band_status
+    definition: str = ""  # how it is counted, in the UI language
+    numerator: int | None = None  # the counts behind a rate (None where it is no rate)
+    denominator: int | None = None
 
 
-def _status(value: float | None, low: float | None, high: float | None) -> str:
+def band_status(
+    value: float | None,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    above: str = "out",
+) -> str:
+    """Where a figure stands against its target band: "in", "out" (on the bad side),
+    "above" (over the top of a band where more is better) or "none" (no figure).
+
+    A band carries a direction. A time target (≤ 24 h) is bad above; a rate target
+    (≥ 90 %) is bad below. A conversion band (MQL → SQL 20–30 %) is bad below, but above
+    it is good news (sales wins more than the article expects; at most a hint that the
+    MQL bar may be strict): callers pass above="above", which the page shows green."""
     if value is None:
         return "none"
     if low is not None and value < low:
         return "out"
     if high is not None and value > high:
-        return "out"
+        return above
     return "in"
+
+
+def status_label(status: str, *, has_band: bool = True) -> str:
+    """A status in words, for the CSV (目安内 / 目安外 …), not the code."""
+    if status == "none":
+        return _("No data") if has_band else _("No target")
+    return {
+        "in": _("Within target"),
+        "out": _("Outside target"),
+        "above": _("Above the band (good)"),
+    }[status]
 
 
 def kpis(data: dict[str, Any]) -> list[Kpi]:
     """The article's KPI table with its target bands, in the page's order."""
     target = float(data["compliance_target_percent"])
+    low_sql, high_sql = MQL_TO_SQL_BAND
+    low_won, high_won = SQL_TO_WON_BAND
     return [
         # No band for the count itself: marketing's monthly target is on its side.
-        Kpi("mqls", _("MQLs"), data["mqls"], "", "", "none"),
+        Kpi(
+            "mqls",
+            _("MQLs"),
+            data["mqls"],
+            "",
+            "",
+            "none",
+            _(
+                "Handoffs whose MQL happened in the range, in the chosen teams. Every MQL "
+                "gets exactly one handoff."
+            ),
+        ),
         Kpi(
             "mql_to_sql",
             _("MQL → SQL"),
             data["mql_to_sql_percent"],
             "%",
             "20–30 %",
-            _status(data["mql_to_sql_percent"], *MQL_TO_SQL_BAND),
+            band_status(data["mql_to_sql_percent"], low=low_sql, high=high_sql, above="above"),
+            _(
+                "MQLs of the range accepted as SQL ÷ MQLs of the range. Open and rejected "
+                "MQLs count in the denominator. Above the band is good news, below is not."
+            ),
+            data["sqls"],
+            data["mqls"],
         ),
         Kpi(
             "avg_first_contact",
@@ -276,7 +324,13 @@ def kpis(data: dict[str, Any]) -> list[Kpi]:
             data["avg_first_contact_hours"],
             "h",
             _("≤ 24 h"),
-            _status(data["avg_first_contact_hours"], None, FIRST_CONTACT_TARGET_HOURS),
+            band_status(data["avg_first_contact_hours"], high=FIRST_CONTACT_TARGET_HOURS),
+            _(
+                "Mean of first logged activity − MQL time, in clock hours, over the MQLs of "
+                "the range that were contacted. MQLs not contacted yet are not counted."
+            ),
+            None,
+            data["contacted"],
         ),
         Kpi(
             "median_first_contact",
@@ -284,7 +338,14 @@ def kpis(data: dict[str, Any]) -> list[Kpi]:
             data["median_first_contact_hours"],
             "h",
             _("≤ 24 h"),
-            _status(data["median_first_contact_hours"], None, FIRST_CONTACT_TARGET_HOURS),
+            band_status(data["median_first_contact_hours"], high=FIRST_CONTACT_TARGET_HOURS),
+            _(
+                "The middle value of first logged activity − MQL time, in clock hours, over "
+                "the MQLs of the range that were contacted. One very late call moves it "
+                "less than the average."
+            ),
+            None,
+            data["contacted"],
         ),
         Kpi(
             "sla_compliance",
@@ -292,7 +353,14 @@ def kpis(data: dict[str, Any]) -> list[Kpi]:
             data["sla_compliance_percent"],
             "%",
             f"≥ {target:g} %",
-            _status(data["sla_compliance_percent"], target, None),
+            band_status(data["sla_compliance_percent"], low=target),
+            _(
+                "MQLs none of whose deadlines (first contact, verdict) was missed ÷ MQLs "
+                "with at least one deadline met or passed. It counts MQLs, the table of "
+                "commitments counts deadlines: one MQL late on one deadline lowers both."
+            ),
+            data["sla_compliant"],
+            data["sla_known"],
         ),
         Kpi(
             "sql_to_won",
@@ -300,7 +368,13 @@ def kpis(data: dict[str, Any]) -> list[Kpi]:
             data["sql_to_won_percent"],
             "%",
             "15–25 %",
-            _status(data["sql_to_won_percent"], *SQL_TO_WON_BAND),
+            band_status(data["sql_to_won_percent"], low=low_won, high=high_won, above="above"),
+            _(
+                "SQLs of the range whose lead is now a customer ÷ SQLs of the range. Above "
+                "the band is good news, below is not."
+            ),
+            data["won"],
+            data["sqls"],
         ),
     ]
 
@@ -329,7 +403,7 @@ def obligations(data: dict[str, Any]) -> list[dict[str, Any]]:
                 "label": label,
                 **row,
                 "target": target,
-                "status": _status(row["percent"], target, None),
+                "status": band_status(row["percent"], low=target),
             }
         )
     return rows
@@ -575,15 +649,19 @@ def marketing(f: MetricsFilter) -> dict[str, Any]:
         "mqls": totals["mqls"],
         "months": month_rows,
         "quality_percent": quality,
-        "quality_status": _status(quality, 100.0, None),
+        "quality_status": band_status(quality, low=100.0),
         "by_policy": totals["by_policy"],
         "complete": totals["complete"],
         "completeness_percent": completeness,
         "completeness_target_percent": agreed.completeness_target_percent,
-        "completeness_status": _status(
-            completeness, float(agreed.completeness_target_percent), None
+        "completeness_status": band_status(
+            completeness, low=float(agreed.completeness_target_percent)
         ),
         "required_fields": fields,
+        # The page names the fields as the lead form does (姓, 電話番号), not by code.
+        "required_field_labels": [
+            str(getattr(Lead._meta.get_field(name), "verbose_name", name)) for name in fields
+        ],
     }
 
 

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_POST
 
 from handoff import selectors as handoff_selectors
@@ -122,14 +123,45 @@ def _fmt(value: Any) -> Any:
 
 
 def _csv_summary(f: MetricsFilter, access: DashboardAccess) -> tuple[list[str], list[list]]:
+    """One row per KPI and obligation, in words (目安内, 時間), not the page's codes, with
+    the counts behind each rate so that a spreadsheet can check them."""
     data = metrics.summary(f)
-    rows = [[k.label, _fmt(k.value), k.unit, k.band, k.status] for k in metrics.kpis(data)]
+    hours = pgettext("hours", "h")
+    rows = [
+        [
+            k.label,
+            _fmt(k.value),
+            hours if k.unit == "h" else k.unit,
+            k.band,
+            metrics.status_label(k.status, has_band=bool(k.band)),
+            _fmt(k.numerator),
+            _fmt(k.denominator),
+        ]
+        for k in metrics.kpis(data)
+    ]
     if access.sales:
         for row in metrics.obligations(data):
             rows.append(
-                [row["label"], _fmt(row["percent"]), "%", f"≥ {row['target']:g} %", row["status"]]
+                [
+                    row["label"],
+                    _fmt(row["percent"]),
+                    "%",
+                    f"≥ {row['target']:g} %",
+                    metrics.status_label(row["status"]),
+                    row["on_time"],
+                    row["known"],
+                ]
             )
-    return [_("KPI"), _("Value"), _("Unit"), _("Target"), _("In target")], rows
+    header = [
+        _("KPI"),
+        _("Value"),
+        _("Unit"),
+        _("Target"),
+        _("Against the target"),
+        _("Counted (numerator)"),
+        _("Out of (denominator)"),
+    ]
+    return header, rows
 
 
 def _csv_weekly(f: MetricsFilter, access: DashboardAccess) -> tuple[list[str], list[list]]:

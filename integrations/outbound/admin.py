@@ -27,6 +27,7 @@ from integrations.outbound.models import (
     OutboxMessage,
 )
 from integrations.outbound.services import outbox_replay, outbox_retry_now
+from leadflow.japan import join_words
 
 SECRET_FIELDS = ("signing_secret", "previous_signing_secret", "client_secret", "refresh_token")
 
@@ -139,7 +140,7 @@ class DestinationAdmin(admin.ModelAdmin):
     @admin.display(description=_("events"))
     def event_list(self, obj: Destination) -> str:
         labels = dict(OutboundEvent.choices)
-        return ", ".join(str(labels.get(event, event)) for event in obj.events or [])
+        return join_words(labels.get(event, event) for event in obj.events or [])
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Destination]:
         return (

@@ -49,6 +49,7 @@ from integrations.outbound.models import (
     OutboxMessage,
 )
 from leadflow.errors import DomainError, InvalidTransition, NotFound
+from leadflow.japan import join_words
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Lead, LeadExternalId, Stage, StageTransition
 
@@ -730,7 +731,7 @@ def feedback_record(
                         % {
                             "current": Stage(current).label,
                             "outcome": outcome,
-                            "allowed": ", ".join(str(Stage(s).label) for s in sorted(from_stages)),
+                            "allowed": join_words(Stage(s).label for s in sorted(from_stages)),
                         }
                     )
                 _apply_outcome(

@@ -5,6 +5,9 @@ from datetime import timedelta
 from django import template
 from django.utils.translation import gettext as _
 
+from leadflow.japan import join_words as _join_words
+from leadflow.normalize import nfkc, phone_key
+
 register = template.Library()
 
 
@@ -38,3 +41,20 @@ def duration(value: timedelta | float | int | None) -> str:
     if mins:
         return _("%(m)d min") % {"m": mins}
     return _("%(s)d s") % {"s": secs}
+
+
+@register.filter
+def tel_href(phone: str | None) -> str:
+    """A `tel:` URI a phone dials: the E.164 form (`+81312345678`) for a number that
+    parses, else the digits and a leading + of what was typed (full-width digits too)."""
+    text = nfkc(phone or "").strip()
+    number = phone_key(text) or "".join(
+        ch for i, ch in enumerate(text) if ch.isdigit() or (ch == "+" and i == 0)
+    )
+    return f"tel:{number}" if number else ""
+
+
+@register.filter
+def join_words(items) -> str:
+    """A list joined as the UI language writes lists (、 in Japanese)."""
+    return _join_words(items or [])

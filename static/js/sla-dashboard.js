@@ -39,7 +39,8 @@
           labels: data.rejections.map(function (r) { return r.reason; }),
           datasets: [{ label: labels.rejections, data: data.rejections.map(function (r) { return r.count; }), backgroundColor: palette }]
         },
-        options: { plugins: { legend: { position: "right" } } }
+        // At phone width a legend on the right would squeeze the doughnut to a dot.
+        options: { plugins: { legend: { position: window.innerWidth < 600 ? "bottom" : "right" } } }
       });
     }
     var months = document.getElementById("chart-months");

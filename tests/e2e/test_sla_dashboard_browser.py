@@ -44,7 +44,7 @@ def test_a_manager_reads_the_kpis_on_the_dashboard(
 
     assert kpi("mqls").locator(".kpi-value").inner_text() == "6"
     assert kpi("mql_to_sql").locator(".kpi-value").inner_text() == "33.3%"
-    assert kpi("mql_to_sql").get_attribute("class") == "kpi status-out"
+    assert kpi("mql_to_sql").get_attribute("class") == "kpi status-above"  # good, not red
     assert "20–30 %" in kpi("mql_to_sql").locator(".kpi-band").inner_text()
     assert kpi("avg_first_contact").locator(".kpi-value").inner_text() == "9.5 時間"
     assert kpi("avg_first_contact").get_attribute("class") == "kpi status-in"

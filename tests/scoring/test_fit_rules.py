@@ -129,7 +129,7 @@ def test_a_category_holds_its_rules_to_its_maximum_and_explains_the_cut():
         ("100+", 15),
         ("revenue", 10),
         ("Category limit 0–20", -5),
-        ("role equals executive", 20),
+        ("role equals Executive", 20),  # the label of the code, not the code,
     ]
     assert sum(line.points for line in explained.fit_lines) == score.fit == explained.fit
 

@@ -199,7 +199,13 @@ def test_the_api_gives_the_page_figures(client, cohort, manager):  # noqa: F811
         "value": 33.3,
         "unit": "%",
         "band": "20–30 %",
-        "status": "out",
+        "status": "above",  # above a conversion band is good news, not a red figure
+        "definition": (
+            "MQLs of the range accepted as SQL ÷ MQLs of the range. Open and rejected MQLs "
+            "count in the denominator. Above the band is good news, below is not."
+        ),
+        "numerator": 2,
+        "denominator": 6,
     }
     assert [w["week"] for w in weekly["results"]] == ["2026-11-16", "2026-11-23"]
     assert sorted((r["rep"], r["breaches"]) for r in reps["results"]) == [
@@ -342,3 +348,29 @@ def test_the_weekly_chart_leaves_room_for_a_point_at_100_percent():
     assert "labels: data.week_labels" in text and "labels: data.month_labels" in text
     assert 'yAxisID: "pct", spanGaps: true, clip: false' in text
     assert "layout: { padding: { top: 8 } }" in text
+
+
+def test_the_summary_csv_says_in_words_where_each_figure_stands(client, cohort, manager):  # noqa: F811
+    client.force_login(manager)
+    client.cookies["django_language"] = "ja"
+
+    body = client.get(f"/dashboard/export/summary.csv?{RANGE}").content.decode("utf-8-sig")
+
+    assert list(csv.reader(io.StringIO(body))) == CSV_SUMMARY_JA
+
+
+# Words, not codes (目安内, not "in"); hours as 時間; the counts behind every rate, so that the
+# SLA compliance (3 of 5 MQLs) and the first-contact row (3 of 5 deadlines) can be checked.
+CSV_SUMMARY_JA = [
+    ["KPI", "値", "単位", "目安値", "目安との比較", "該当数（分子）", "対象数（分母）"],
+    ["MQL数", "6", "", "", "目安なし", "", ""],
+    ["MQL→SQL転換率", "33.3", "%", "20–30 %", "目安超え（良好）", "2", "6"],
+    ["平均初回コンタクト時間", "9.5", "時間", "24時間以内", "目安内", "", "4"],
+    ["初回コンタクト時間（中央値）", "3.5", "時間", "24時間以内", "目安内", "", "4"],
+    ["SLA遵守率", "60.0", "%", "≥ 90 %", "目安外", "3", "5"],
+    ["SQL→受注転換率", "50.0", "%", "15–25 %", "目安超え（良好）", "1", "2"],
+    ["初回コンタクト期限内率", "60.0", "%", "≥ 90 %", "目安外", "3", "5"],
+    ["SQL/非SQL判定の期限内報告", "100.0", "%", "≥ 90 %", "目安内", "4", "4"],
+    ["「連絡がつかない」前のアプローチ回数", "100.0", "%", "≥ 90 %", "目安内", "1", "1"],
+    ["非SQL理由のフィードバック", "100.0", "%", "≥ 90 %", "目安内", "2", "2"],
+]

@@ -35,7 +35,8 @@ def test_each_manager_gets_last_weeks_digest_once(kanto, time_machine, settings)
     assert message.subject == "LeadFlow weekly SLA digest, 11/23 – 11/29"
     assert "SLA figures of your teams, 2026/11/23 – 2026/11/29" in message.body
     assert "MQLs: 2" in message.body
-    assert "MQL → SQL: 50.0% (Target: 20–30 %) ✗" in message.body
+    # Above a conversion band is good news: no ✗ after it.
+    assert "MQL → SQL: 50.0% (Target: 20–30 %)\n" in message.body
     assert "Average time to first contact: 2.0 h (Target: ≤ 24 h)" in message.body
     assert "- kanto-rep2: 1 handoffs, first contact in time 0.0 %, breaches 1" in message.body
     assert "?from=2026-11-23&to=2026-11-29" in message.body

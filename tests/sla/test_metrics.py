@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.utils import translation
 
 from handoff import services
 from handoff.models import RejectionReason
@@ -128,11 +129,57 @@ def test_kpis_carry_the_article_bands(cohort):
     assert (kpis["mql_to_sql"].value, kpis["mql_to_sql"].band, kpis["mql_to_sql"].status) == (
         33.3,
         "20–30 %",
-        "out",  # above the band: the MQL bar may be too strict
+        "above",  # above a conversion band is good (at most: the MQL bar may be strict)
     )
     assert (kpis["avg_first_contact"].value, kpis["avg_first_contact"].status) == (9.5, "in")
     assert (kpis["sla_compliance"].band, kpis["sla_compliance"].status) == ("≥ 90 %", "out")
-    assert (kpis["sql_to_won"].band, kpis["sql_to_won"].status) == ("15–25 %", "out")
+    assert (kpis["sql_to_won"].band, kpis["sql_to_won"].status) == ("15–25 %", "above")
+
+
+def test_each_kpi_carries_the_counts_behind_it(cohort):
+    kpis = {k.key: k for k in metrics.kpis(metrics.summary(RANGE))}
+
+    assert {key: (k.numerator, k.denominator) for key, k in kpis.items()} == {
+        "mqls": (None, None),
+        "mql_to_sql": (2, 6),  # SQLs of MQLs
+        "avg_first_contact": (None, 4),  # over the contacted MQLs
+        "median_first_contact": (None, 4),
+        "sla_compliance": (3, 5),  # MQLs that missed no deadline, of those with an outcome
+        "sql_to_won": (1, 2),
+    }
+    assert all(k.definition for k in kpis.values())
+
+
+@pytest.mark.parametrize(
+    ("value", "band", "status"),
+    [
+        # A conversion band (MQL → SQL 20–30 %): below is bad, above is good news.
+        (37.5, {"low": 20.0, "high": 30.0, "above": "above"}, "above"),
+        (30.0, {"low": 20.0, "high": 30.0, "above": "above"}, "in"),
+        (20.0, {"low": 20.0, "high": 30.0, "above": "above"}, "in"),
+        (19.9, {"low": 20.0, "high": 30.0, "above": "above"}, "out"),
+        # A time target (≤ 24 h): above is bad.
+        (24.5, {"high": 24.0}, "out"),
+        (3.0, {"high": 24.0}, "in"),
+        # A compliance target (≥ 90 %): below is bad, 100 % is in.
+        (89.9, {"low": 90.0}, "out"),
+        (100.0, {"low": 90.0}, "in"),
+        (None, {"low": 90.0}, "none"),
+    ],
+)
+def test_a_band_has_a_direction(value, band, status):
+    assert metrics.band_status(value, **band) == status
+
+
+def test_statuses_read_as_words_in_the_ui_language():
+    with translation.override("ja"):
+        assert [
+            metrics.status_label("in"),
+            metrics.status_label("out"),
+            metrics.status_label("above"),
+            metrics.status_label("none", has_band=False),
+            metrics.status_label("none"),
+        ] == ["目安内", "目安外", "目安超え（良好）", "目安なし", "データなし"]
 
 
 def test_weekly_trend(cohort):
