@@ -408,6 +408,7 @@ def speed_to_lead(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return render(request, "sla/speed.html", context, status=400)
     f = metrics_filter_from(request.GET, access=access)
+    context["selected_team"] = form.cleaned_data.get("team")
     hops = speed.hop_figures(f)
     if not access.sales:
         hops["groups"].pop("rep")  # per-rep figures are the sales managers'
