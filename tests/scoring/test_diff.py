@@ -155,7 +155,7 @@ EVERY_KIND = [
     (
         selectors.DIFF_RULE_CONDITION,
         "部長職: condition job_title contains 部長 → job_title is one of 部長, 本部長",
-        "部長職: 条件 job_title 含む 部長→job_title いずれかに等しい 部長, 本部長",
+        "部長職: 条件 job_title 含む 部長→job_title いずれかに等しい 部長、本部長",
     ),
     (
         selectors.DIFF_RULE_ADDED,
