@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `make run` on a throw-away database: the home page and admin login answer within a
-# minute, and a printed demo login logs in.
+# minute, and a printed demo login logs in; then a second run whose beat is killed stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-port=8765
+port=${SMOKE_PORT:-8765}
 tmp=$(mktemp -d)
 log="$tmp/run.log"
 export DATABASE_URL="sqlite:///$tmp/db.sqlite3" LEADFLOW_VAR_DIR="$tmp/var" PORT=$port
@@ -35,4 +35,25 @@ trap - EXIT
 if kill -0 -- "-$pid" 2>/dev/null; then
   echo "processes of make run outlived the stop signal:"; ps -o pid,args -g "$pid"; exit 1
 fi
+
+# A beat killed with SIGKILL must not leave a worker that no periodic task reaches:
+# beat is its own honcho process, and honcho stops make run when one of them ends.
+set -m
+make run >"$log" 2>&1 &
+pid=$!
+set +m
+trap cleanup EXIT
+beat=""
+for _ in $(seq 1 60); do
+  beat=$(ps -e -o pid=,pgid=,args= | awk -v g="$pid" '$2 == g && /celery -A leadflow beat/ {print $1; exit}')
+  [ -n "$beat" ] && grep -q "beat: Starting" "$log" && break
+  sleep 1
+done
+[ -n "$beat" ] || { echo "no beat process in make run"; cat "$log"; exit 1; }
+kill -KILL "$beat"
+for _ in $(seq 1 30); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 1; done
+if kill -0 -- "-$pid" 2>/dev/null; then
+  echo "make run went on after beat was killed:"; ps -o pid,args -g "$pid"; cat "$log"; exit 1
+fi
+trap - EXIT
 echo "make run smoke test: ok"
