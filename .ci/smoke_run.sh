@@ -43,17 +43,24 @@ make run >"$log" 2>&1 &
 pid=$!
 set +m
 trap cleanup EXIT
-beat=""
 for _ in $(seq 1 60); do
-  beat=$(ps -e -o pid=,pgid=,args= | awk -v g="$pid" '$2 == g && /celery -A leadflow beat/ {print $1; exit}')
-  [ -n "$beat" ] && grep -q "beat: Starting" "$log" && break
+  grep -q "beat: Starting" "$log" && grep -q "celery@.* ready" "$log" && break
   sleep 1
 done
-[ -n "$beat" ] || { echo "no beat process in make run"; cat "$log"; exit 1; }
-kill -KILL "$beat"
-for _ in $(seq 1 30); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 1; done
-if kill -0 -- "-$pid" 2>/dev/null; then
-  echo "make run went on after beat was killed:"; ps -o pid,args -g "$pid"; cat "$log"; exit 1
+# honcho names the pid of the shell it starts each process in, in a process group of its
+# own ("beat.1 started (pid=123)"); the celery process is in that group.
+started_pid() { sed -n "s/.* $1\.1 started (pid=\([0-9]*\)).*/\1/p" "$log" | head -1; }
+beat_group=$(started_pid beat)
+worker=$(started_pid worker)
+beat=$(ps -e -o pid=,pgid=,args= | awk -v g="$beat_group" '$2 == g && /leadflow beat/ {print $1}')
+[ -n "$beat" ] && [ -n "$worker" ] || { echo "no beat or worker in make run"; cat "$log"; exit 1; }
+kill -KILL $beat
+for _ in $(seq 1 30); do
+  kill -0 -- "-$pid" 2>/dev/null || kill -0 "$worker" 2>/dev/null || break
+  sleep 1
+done
+if kill -0 -- "-$pid" 2>/dev/null || kill -0 "$worker" 2>/dev/null; then
+  echo "make run went on after beat was killed:"; cat "$log"; exit 1
 fi
 trap - EXIT
 echo "make run smoke test: ok"
