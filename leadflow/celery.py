@@ -49,6 +49,8 @@ def broker_queue_length(name: str) -> int | None:
     cannot say. Redis, the filesystem and the memory broker all answer a passive declare."""
     try:
         with app.connection_for_read() as connection:
+            # Once, not kombu's default of retrying for as long as the broker is away.
+            connection.ensure_connection(max_retries=1)
             return connection.default_channel.queue_declare(queue=name, passive=True).message_count
     except ChannelError:
         # Redis drops an empty list, and with it the queue: nothing is waiting.
