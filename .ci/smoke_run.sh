@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `make run` on a throw-away database: the home page and admin login answer within a
-# minute, and a printed demo login logs in.
+# minute, and a printed demo login logs in; then a second run whose beat is killed stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-port=8765
+port=${SMOKE_PORT:-8765}
 tmp=$(mktemp -d)
 log="$tmp/run.log"
 export DATABASE_URL="sqlite:///$tmp/db.sqlite3" LEADFLOW_VAR_DIR="$tmp/var" PORT=$port
@@ -35,4 +35,32 @@ trap - EXIT
 if kill -0 -- "-$pid" 2>/dev/null; then
   echo "processes of make run outlived the stop signal:"; ps -o pid,args -g "$pid"; exit 1
 fi
+
+# A beat killed with SIGKILL must not leave a worker that no periodic task reaches:
+# beat is its own honcho process, and honcho stops make run when one of them ends.
+set -m
+make run >"$log" 2>&1 &
+pid=$!
+set +m
+trap cleanup EXIT
+for _ in $(seq 1 60); do
+  grep -q "beat: Starting" "$log" && grep -q "celery@.* ready" "$log" && break
+  sleep 1
+done
+# honcho names the pid of the shell it starts each process in, in a process group of its
+# own ("beat.1 started (pid=123)"); the celery process is in that group.
+started_pid() { sed -n "s/.* $1\.1 started (pid=\([0-9]*\)).*/\1/p" "$log" | head -1; }
+beat_group=$(started_pid beat)
+worker=$(started_pid worker)
+beat=$(ps -e -o pid=,pgid=,args= | awk -v g="$beat_group" '$2 == g && /leadflow beat/ {print $1}')
+[ -n "$beat" ] && [ -n "$worker" ] || { echo "no beat or worker in make run"; cat "$log"; exit 1; }
+kill -KILL $beat
+for _ in $(seq 1 30); do
+  kill -0 -- "-$pid" 2>/dev/null || kill -0 "$worker" 2>/dev/null || break
+  sleep 1
+done
+if kill -0 -- "-$pid" 2>/dev/null || kill -0 "$worker" 2>/dev/null; then
+  echo "make run went on after beat was killed:"; cat "$log"; exit 1
+fi
+trap - EXIT
 echo "make run smoke test: ok"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -17,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -28,6 +29,7 @@ from integrations.mapping import apply_mapping
 from integrations.models import InboundEvent, InboundStatus, Source, SourceKind
 from integrations.normalize import ValueProblem
 from integrations.registry import ADAPTERS
+from leadflow.celery import broker_queue_length
 from leadflow.errors import DomainError
 from leadflow.models import EngagementEvent, EventKind, Lead
 from leadflow.normalize import nfkc
@@ -310,36 +312,72 @@ def inbound_event_reprocess(*, inbound_event_id: int) -> bool:
     return bool(claimed)
 
 
+def _unlocked_ids(events: QuerySet[InboundEvent], order: str, limit: int) -> list[int]:
+    events = events.order_by(order)
+    if connection.vendor == "postgresql":
+        # A worker processing an event holds its row lock until it commits: that event is
+        # neither lost nor to be queued twice (the copy would only wait on the lock, holding
+        # a worker process). SQLite has no row locks; there a copy finds it processed.
+        events = events.select_for_update(skip_locked=True, of=("self",))
+    return list(events.values_list("pk", flat=True)[:limit])
+
+
 def inbound_events_requeue_stale(
     *,
-    never_queued_after: timedelta = timedelta(minutes=1),
-    lost_after: timedelta = timedelta(minutes=30),
+    lease: timedelta | None = None,
     limit: int = 500,
+    queue_length: Callable[[str], int | None] = broker_queue_length,
 ) -> int:
-    """Enqueue events still `received` that no task will come for.
+    """Enqueue again the events still `received` that no task is going to come for.
 
-    Two cases: never handed to the broker (it was down when the webhook arrived: the
-    sender had its 202 and the row is all there is), taken after a minute; and queued
-    long ago but still not processed (a broker that lost its queue), after `lost_after`.
-    A backlog that is merely slow is left alone, so an outage's catch-up is not doubled
-    by the sweep. Re-enqueueing is harmless anyway: processing takes a row lock and
-    skips events no longer `received`.
+    Run by beat every INBOUND_REQUEUE_SWEEP_SECONDS. An event is taken once its last
+    enqueue is older than the lease (INBOUND_REQUEUE_LEASE_SECONDS): never handed to the
+    broker (it was down when the webhook came; the sender had its 202 and the row is all
+    there is), or handed over and lost since (a Redis restarted without persistence; a
+    worker killed holding it unacknowledged, which Redis gives back only after the
+    visibility timeout, an hour).
+
+    A slow backlog is not a loss: while the intake queue still holds at least as many
+    messages as there are overdue events, every one of them may be in it, and they are
+    left alone, so the catch-up after an outage is not doubled by the sweep. Once the
+    queue holds fewer, some are missing; which ones the broker cannot say, so all overdue
+    ones (oldest first, `limit` a run) are queued again. A copy is harmless (processing
+    takes the row lock and skips events no longer `received`), and each event is queued
+    again at most once a lease, so there is no storm.
     """
-    now = timezone.now()
-    ids = list(
-        InboundEvent.objects.filter(status=InboundStatus.RECEIVED)
-        .filter(
-            Q(enqueued_at__isnull=True, received_at__lt=now - never_queued_after)
-            | Q(enqueued_at__lt=now - lost_after)
+    lease = timedelta(seconds=settings.INBOUND_REQUEUE_LEASE_SECONDS) if lease is None else lease
+    cutoff = timezone.now() - lease
+    received = InboundEvent.objects.filter(status=InboundStatus.RECEIVED)
+    overdue = received.filter(enqueued_at__lt=cutoff)
+    with transaction.atomic():  # the locks only decide what to skip; released before sending
+        never_queued = _unlocked_ids(
+            received.filter(enqueued_at__isnull=True, received_at__lt=cutoff), "received_at", limit
         )
-        .order_by("received_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    if ids:
-        logger.warning("Re-enqueueing %d inbound event(s) that no task was queued for", len(ids))
-    for pk in ids:
+        lost = _unlocked_ids(overdue, "enqueued_at", limit - len(never_queued))
+    if lost:
+        # Outside the transaction: the broker is a network call. A full batch may hide more
+        # overdue events; count them all (those being processed included: fewer skips).
+        overdue_count = len(lost) if len(lost) < limit - len(never_queued) else overdue.count()
+        waiting = queue_length("intake")
+        if waiting is not None and waiting >= overdue_count:
+            logger.info(
+                "%d inbound event(s) past their lease, %d message(s) still in the intake "
+                "queue: a backlog, not re-enqueued",
+                overdue_count,
+                waiting,
+            )
+            lost = []
+    if never_queued:
+        logger.warning("Enqueueing %d inbound event(s) never queued", len(never_queued))
+    if lost:
+        logger.warning(
+            "Re-enqueueing %d inbound event(s) queued over %d s ago and still not processed",
+            len(lost),
+            lease.total_seconds(),
+        )
+    for pk in never_queued + lost:
         _enqueue(pk)
-    return len(ids)
+    return len(never_queued) + len(lost)
 
 
 # --- CSV import ------------------------------------------------------------------------

@@ -1,15 +1,19 @@
 """The Celery app. Tasks live in each app's tasks.py and are found by autodiscovery."""
 
+import logging
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import beat_init, task_postrun, task_prerun
+from kombu.exceptions import ChannelError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadflow.settings")
 
 app = Celery("leadflow")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+logger = logging.getLogger(__name__)
 
 
 @app.on_after_configure.connect
@@ -38,3 +42,31 @@ def _recycle_old_connections(sender=None, task=None, **kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+def broker_queue_length(name: str) -> int | None:
+    """Messages waiting in queue `name` (not those a worker holds), or None when the broker
+    cannot say. Redis, the filesystem and the memory broker all answer a passive declare."""
+    try:
+        with app.connection_for_read() as connection:
+            # Once, not kombu's default of retrying for as long as the broker is away.
+            connection.ensure_connection(max_retries=1)
+            return connection.default_channel.queue_declare(queue=name, passive=True).message_count
+    except ChannelError:
+        # Redis drops an empty list, and with it the queue: nothing is waiting.
+        return 0
+    except Exception:
+        logger.warning("Could not read the length of queue %s", name, exc_info=True)
+        return None
+
+
+@beat_init.connect
+def _first_heartbeat(sender, **kwargs) -> None:
+    # A (re)started beat says so at once instead of one interval later, so /readyz turns
+    # ok again within seconds of a restart. Its schedule sends the next ones.
+    from django.conf import settings
+
+    try:
+        app.send_task("leadflow.beat_heartbeat", expires=float(settings.BEAT_HEARTBEAT_SECONDS))
+    except Exception:
+        logger.warning("Could not send beat's first heartbeat", exc_info=True)

@@ -417,3 +417,19 @@ class ConfigVersion(models.Model):
 
     def __str__(self) -> str:
         return str(self.version)
+
+
+class Heartbeat(models.Model):
+    """When a periodic process last showed it is alive: one row per name ("beat"). In the
+    database, not the cache: the local run's cache is per process, and web, worker and
+    beat must all see the same tick."""
+
+    name = models.CharField(_("name"), max_length=50, unique=True)
+    beat_at = models.DateTimeField(_("last tick"))
+
+    class Meta:
+        verbose_name = _("heartbeat")
+        verbose_name_plural = _("heartbeats")
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.beat_at:%Y-%m-%d %H:%M:%S}"

@@ -22,6 +22,7 @@ from leadflow.models import (
     Company,
     EngagementEvent,
     EventKind,
+    Heartbeat,
     Lead,
     LeadExternalId,
     Stage,
@@ -330,3 +331,8 @@ def api_token_revoke(*, user: User) -> bool:
     """Delete the user's token; False when there was none."""
     deleted, _rows = Token.objects.filter(user=user).delete()
     return bool(deleted)
+
+
+def heartbeat_record(*, name: str, at: datetime | None = None) -> None:
+    """Store that `name` (beat) ticked at `at` (now). One row per name, overwritten."""
+    Heartbeat.objects.update_or_create(name=name, defaults={"beat_at": at or timezone.now()})

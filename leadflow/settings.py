@@ -190,9 +190,14 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    # With acks late, a task whose whole worker machine died is given to another worker
-    # when this runs out (a killed pool process is redelivered at once instead). Keep it
-    # above the longest countdown of a retrying task (notifications back off up to 10 min).
+    # With acks late, a task whose whole worker died (kill -9, a lost machine) is given to
+    # another worker when this runs out; a killed pool process is redelivered at once, and
+    # a worker stopped cleanly hands its messages back as it stops. Not lower: a message
+    # still unacknowledged after this is delivered again even though its worker lives, so
+    # it must stay above the longest countdown of a retrying task (notifications back off
+    # up to 10 min) and the task time limit (300 s). The hour is not what bounds recovery:
+    # inbound events are re-enqueued by the requeue sweep after INBOUND_REQUEUE_LEASE_SECONDS,
+    # outbox rows by the outbox sweep once their lease ends, SLA timers by the next sweep.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
     }
@@ -230,9 +235,37 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": crontab(hour=3, minute=0),
     },
 }
+# The safety net of intake: inbound events still `received` whose task never reached the
+# broker, or whose message the broker lost (a Redis restarted without persistence, a
+# worker machine killed holding unacknowledged messages: Redis gives those back only
+# after CELERY_VISIBILITY_TIMEOUT, an hour). An event is taken again once its last enqueue
+# is older than the lease, unless the intake queue still holds at least as many messages
+# as there are such events (a slow backlog, not a loss: see inbound_events_requeue_stale).
+# Defaults: a lost message is enqueued again at most lease + sweep = 60 + 30 s after its
+# last enqueue, so a lost webhook is processed within the 2 minutes promised in the README.
+# The lease is 60 s, not less: a queue that drains in under a minute is not re-fed
+# duplicates, and a task's time limit bounds how long a healthy worker holds one.
+INBOUND_REQUEUE_SWEEP_SECONDS = env_int("INBOUND_REQUEUE_SWEEP_SECONDS", 30, minimum=1)
+INBOUND_REQUEUE_LEASE_SECONDS = env_int("INBOUND_REQUEUE_LEASE_SECONDS", 60, minimum=1)
 CELERY_BEAT_SCHEDULE["integrations-requeue-stale-inbound"] = {
     "task": "integrations.requeue_stale_inbound_events",
-    "schedule": 60.0,
+    "schedule": float(INBOUND_REQUEUE_SWEEP_SECONDS),
+    # A sweep stuck behind an intake backlog is replaced by the next one, not piled up.
+    "options": {"expires": float(INBOUND_REQUEUE_SWEEP_SECONDS)},
+}
+# Beat's liveness: a tiny task every BEAT_HEARTBEAT_SECONDS stores when it last ran
+# (leadflow.BeatHeartbeat); /readyz and `manage.py beat_health` fail once that is older
+# than BEAT_STALE_SECONDS. It runs on the default queue, so a stale heartbeat means "no
+# periodic task runs": beat is down, or the broker or the worker of queue `celery` is.
+# 120 s = 4 missed ticks (a beat or worker restart takes a few seconds, not that), and the
+# moment the 2-minute recovery promise above can no longer be kept.
+BEAT_HEARTBEAT_SECONDS = env_int("BEAT_HEARTBEAT_SECONDS", 30, minimum=1)
+BEAT_STALE_SECONDS = env_int("BEAT_STALE_SECONDS", 120, minimum=1)
+CELERY_BEAT_SCHEDULE["leadflow-beat-heartbeat"] = {
+    "task": "leadflow.beat_heartbeat",
+    "schedule": float(BEAT_HEARTBEAT_SECONDS),
+    # A tick that waited longer than its interval says nothing about beat now: drop it.
+    "options": {"expires": float(BEAT_HEARTBEAT_SECONDS)},
 }
 
 # --- Cache ----------------------------------------------------------------------------

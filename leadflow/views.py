@@ -17,6 +17,7 @@ from rest_framework.authtoken.models import Token
 
 from leadflow import services
 from leadflow.api.errors import error_body
+from leadflow.health import beat_check
 from leadflow.models import User
 from leadflow.roles import MARKETING, SALES_MANAGER, SALES_REP
 
@@ -75,11 +76,23 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    """The database and the broker answer (for readiness probes and docker-compose)."""
-    checks = {"database": _check_database(), "broker": _check_broker()}
-    ready = all(result == "ok" for result in checks.values())
+    """The database and the broker answer, and periodic tasks run (for readiness probes
+    and docker-compose). Beat is part of readiness: without it nothing re-enqueues a lost
+    webhook, retries an SFA delivery or marks an SLA breach, and nothing else would say."""
+    beat = beat_check()
+    checks = {"database": _check_database(), "broker": _check_broker(), "beat": beat.status}
+    ready = checks["database"] == "ok" and checks["broker"] == "ok" and beat.ok
     return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks},
+        {
+            "status": "ok" if ready else "unavailable",
+            "checks": checks,
+            "beat": {
+                "last_tick_age_seconds": None
+                if beat.age_seconds is None
+                else round(beat.age_seconds, 1),
+                "stale_after_seconds": settings.BEAT_STALE_SECONDS,
+            },
+        },
         status=200 if ready else 503,
     )
 

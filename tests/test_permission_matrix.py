@@ -40,6 +40,7 @@ from integrations.outbound.models import Destination, DestinationKind
 from integrations.services import source_create
 from leadflow.models import Lead
 from leadflow.roles import MARKETING
+from leadflow.services import heartbeat_record
 from privacy.models import ErasureRequest
 from scoring.models import LeadScore, ScoringModel
 from sla.kpis import kpi_days_refresh_all
@@ -116,6 +117,7 @@ class World:
 
 
 def build_world() -> World:
+    heartbeat_record(name="beat")  # a running installation: beat ticks, /readyz is 200
     team_a, (rep_a,), manager = make_team("Kanto", reps=1, default=True, prefix="a")
     team_b, (rep_b,), other_manager = make_team("Kansai", reps=1, prefix="b")
     RoutingRule.objects.create(name="Kansai", prefectures=["大阪府"], team=team_b)

@@ -1,6 +1,7 @@
-"""A real Celery worker for the fault tests, with an optional way to stall it mid-work.
+"""A real Celery worker (or beat) for the fault tests, with an optional way to stall it.
 
     python -m tests.integrations.fault_worker [celery worker options]
+    python -m tests.integrations.fault_worker beat [celery beat options]
 
 With FAULT_HANG_DIR set, the first inbound event this worker processes stalls *inside*
 its transaction (every row written, nothing committed) after writing the pool process's
@@ -34,12 +35,23 @@ if hang_dir:
     def _stalling(inbound):  # type: ignore[no-untyped-def]
         _process_locked(inbound)
         started = Path(hang_dir) / "inbound-started"
-        if not started.exists():
-            started.write_text(str(os.getpid()))
-            time.sleep(300)  # the test kills this process here
+        if started.exists():
+            return
+        # Only one process stalls, though two may get here at once: a hard link is
+        # created whole or not at all (and the file it names already holds the pid).
+        mine = started.with_name(f"inbound-started.{os.getpid()}")
+        mine.write_text(str(os.getpid()))
+        try:
+            os.link(mine, started)
+        except FileExistsError:
+            return
+        time.sleep(300)  # the test kills this process here
 
     services._process_locked = _stalling
 
 from leadflow.celery import app  # noqa: E402
 
-app.worker_main(["worker", *sys.argv[1:]])
+if sys.argv[1:2] == ["beat"]:
+    app.start(sys.argv[1:])
+else:
+    app.worker_main(["worker", *sys.argv[1:]])

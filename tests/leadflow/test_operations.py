@@ -1,12 +1,21 @@
+import datetime as dt
+import io
 import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import time_machine
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from leadflow import health
+from leadflow.models import Heartbeat
+from leadflow.services import heartbeat_record
+from leadflow.tasks import beat_heartbeat
 from tests.factories import UserFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,11 +27,93 @@ def test_healthz_answers_without_touching_anything(client):
     assert response.json() == {"status": "ok"}
 
 
+NOW = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
+
+
 @pytest.mark.django_db
-def test_readyz_checks_database_and_broker(client):
-    response = client.get("/readyz")
+def test_readyz_checks_database_broker_and_beat(client):
+    heartbeat_record(name="beat", at=NOW - dt.timedelta(seconds=12))
+
+    with time_machine.travel(NOW, tick=False):
+        response = client.get("/readyz")
+
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "broker": "ok", "beat": "ok"},
+        "beat": {"last_tick_age_seconds": 12.0, "stale_after_seconds": 120},
+    }
+
+
+@pytest.mark.django_db
+def test_readyz_is_503_naming_beat_when_its_last_tick_is_too_old(client, settings):
+    settings.BEAT_STALE_SECONDS = 120
+    heartbeat_record(name="beat", at=NOW - dt.timedelta(seconds=121))
+
+    with time_machine.travel(NOW, tick=False):
+        response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unavailable",
+        "checks": {
+            "database": "ok",
+            "broker": "ok",
+            "beat": "stale: last tick 121 s ago (limit 120 s)",
+        },
+        "beat": {"last_tick_age_seconds": 121.0, "stale_after_seconds": 120},
+    }
+
+
+@pytest.mark.django_db
+def test_a_fresh_install_waits_for_beats_first_tick_then_fails(client, settings, monkeypatch):
+    settings.BEAT_STALE_SECONDS = 120
+    assert not Heartbeat.objects.exists()
+
+    monkeypatch.setattr(health, "_PROCESS_STARTED", time.monotonic() - 100)
+    waiting = client.get("/readyz")
+    assert waiting.status_code == 200
+    assert waiting.json()["checks"]["beat"] == "waiting for the first tick"
+    assert waiting.json()["beat"]["last_tick_age_seconds"] is None
+
+    monkeypatch.setattr(health, "_PROCESS_STARTED", time.monotonic() - 130)
+    never = client.get("/readyz")
+    assert never.status_code == 503
+    assert (
+        never.json()["checks"]["beat"] == "stale: no tick in the 120 s since this process started"
+    )
+
+
+@pytest.mark.django_db
+def test_the_heartbeat_task_stores_the_tick_in_one_row():
+    with time_machine.travel(NOW, tick=False):
+        beat_heartbeat()
+    with time_machine.travel(NOW + dt.timedelta(seconds=30), tick=False):
+        beat_heartbeat()
+
+    assert list(Heartbeat.objects.values_list("name", "beat_at")) == [
+        ("beat", NOW + dt.timedelta(seconds=30))
+    ]
+
+
+@pytest.mark.django_db
+def test_beat_health_fails_on_a_stale_or_missing_tick_and_passes_on_a_fresh_one(settings):
+    settings.BEAT_STALE_SECONDS = 120
+    with pytest.raises(CommandError, match="beat: stale: no tick recorded yet"):
+        call_command("beat_health")
+
+    heartbeat_record(name="beat", at=NOW - dt.timedelta(seconds=121))
+    with (
+        time_machine.travel(NOW, tick=False),
+        pytest.raises(CommandError, match=r"beat: stale: last tick 121 s ago \(limit 120 s\)"),
+    ):
+        call_command("beat_health")
+
+    heartbeat_record(name="beat", at=NOW - dt.timedelta(seconds=5))
+    out = io.StringIO()
+    with time_machine.travel(NOW, tick=False):
+        call_command("beat_health", stdout=out)
+    assert out.getvalue() == "beat: ok, last tick 5 s ago\n"
 
 
 @pytest.mark.django_db
