@@ -350,10 +350,10 @@ def _process_locked(inbound: InboundEvent) -> None:
     start = inbound.items_done
     stop = min(start + CHUNK_SIZE, total)
     kept: set[int] = set()
-    if inbound.result:
-        # Finished before and re-processed: the cursor started again at 0. Items with a
-        # row were applied (or skipped) then and are passed over; the failed ones' rows
-        # were removed by the re-process. (A first processing has no row past its cursor.)
+    if start or inbound.attempts > 1:
+        # Items with a row were applied (or skipped) by an earlier run and are passed over:
+        # after a re-process the cursor starts again at 0 and only the failed items' rows
+        # were removed. (The first chunk of a first run has nothing to look for.)
         kept = set(
             InboundItemResult.objects.filter(
                 inbound_event=inbound, index__gte=start, index__lt=stop
