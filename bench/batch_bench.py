@@ -44,7 +44,7 @@ def _event(run: str, n: int) -> dict:
         "occurred_at": "2026-01-15T10:00:00+09:00",
         "lead": {
             "email": f"bench-{run}-{n}@example.jp",
-            "last_name": f"山田{n}",
+            "last_name": f"山田{run}{n}",  # a new person each time, in every run
             "first_name": "太郎",
             "job_title": "部長",
             "company": f"株式会社ベンチ{n % 200}",
