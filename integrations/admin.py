@@ -18,6 +18,7 @@ from integrations.csv_import import target_label
 from integrations.csv_previews import csv_preview_keep, csv_preview_take
 from integrations.models import InboundEvent, InboundStatus, Source
 from integrations.services import inbound_event_reprocess, leads_import_csv
+from leadflow.fits import printable
 
 MAX_CSV_BYTES = 20 * 1024 * 1024
 SUMMARY_KEYS = ("applied", "failed", "skipped")
@@ -159,6 +160,10 @@ class InboundEventAdmin(admin.ModelAdmin):
         "reason",
         "duplicate_of",
         "attempts",
+        "items_total",
+        "items_done",
+        "claimed_by",
+        "lease_until",
         "processed_at",
         "dedup_key",
         "result_pretty",
@@ -214,7 +219,8 @@ class InboundEventAdmin(admin.ModelAdmin):
     @admin.display(description=_("body"))
     def body_pretty(self, obj: InboundEvent) -> str:
         try:
-            shown = json.dumps(json.loads(obj.body), ensure_ascii=False, indent=2)
+            # A lone surrogate ("\\ud800") parses but cannot be sent as UTF-8: shown as U+FFFD.
+            shown = printable(json.dumps(json.loads(obj.body), ensure_ascii=False, indent=2))
         except ValueError:
             shown = obj.body
         raw_url = reverse("admin:integrations_inboundevent_raw", args=[obj.pk])

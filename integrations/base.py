@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from integrations.signing import SignatureError
+from leadflow.fits import FIRST_YEAR, LAST_YEAR
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -84,6 +85,9 @@ class Item:
     event: EventSpec | None = None
     skip: str = ""  # why this item changes nothing (a deletion, an object we do not track)
     hint: str = ""  # added to "no e-mail and no known id" failures
+    # Where `fields` sit in the item, to name a refused field as the sender wrote it
+    # ("lead" → "lead.last_name"); empty when they are the item's own fields.
+    fields_at: str = ""
 
 
 class Adapter:
@@ -97,12 +101,6 @@ class Adapter:
 
     def dedup_key(self, payload: Any, body: bytes) -> str:
         return "sha256:" + hashlib.sha256(body).hexdigest()
-
-
-# Years a payload's time may have. Python's datetime ends at years 1 and 9999, so
-# 0001-01-01T00:00+09:00 or 9999-12-31T23:59-09:00 parse but overflow when converted to
-# UTC for the database; nobody's engagement happened outside these anyway.
-FIRST_YEAR, LAST_YEAR = 1900, 2100
 
 
 def without_nul(value: Any) -> Any:

@@ -232,6 +232,12 @@ class LeadData:
     company: dict[str, Any] = field(default_factory=dict)
     external_id: str = ""
     card_exchanged_on: str = ""  # business-card exports: the day the card was exchanged
+    # Which sender field each value came from ("last_name" → "lastname", "company.name" →
+    # "company"), so a value that does not fit its column is reported by the sender's name.
+    origins: dict[str, str] = field(default_factory=dict)
+
+    def origin(self, name: str) -> str:
+        return self.origins.get(name, name)
 
 
 def _scalar(value: Any) -> bool:
@@ -252,55 +258,75 @@ def _company_value(name: str, value: Any) -> Any:
     return str(value).strip()
 
 
+def _apply_field(
+    data: LeadData,
+    rules: dict[str, str],
+    keep_unmapped: bool,
+    source_field: str,
+    value: Any,
+    parts: dict[str, str],
+) -> None:
+    target = rules.get(source_field)
+    if target is None:
+        if keep_unmapped and (_scalar(value) or isinstance(value, list | dict)):
+            data.attributes[str(source_field)] = value
+            data.origins[f"attributes.{source_field}"] = source_field
+        return
+    if target == "":
+        return
+    if target.startswith("attributes."):
+        data.attributes[target.removeprefix("attributes.")] = value
+        data.origins[target] = source_field
+        return
+    if not _scalar(value):
+        raise ValueProblem(_("expected a single value, got %(value)r.") % {"value": value})
+    data.origins[{"prefecture": "company.prefecture"}.get(target, target)] = source_field
+    if target == "email":
+        data.email = clean_email(value)
+    elif target == "external_id":
+        data.external_id = str(value).strip()
+    elif target == "full_name":
+        parts["full_name"] = str(value)
+        data.origins.setdefault("last_name", source_field)
+        data.origins.setdefault("first_name", source_field)
+    elif target == "full_name_kana":
+        parts["full_name_kana"] = str(value)
+        data.origins.setdefault("last_name_kana", source_field)
+        data.origins.setdefault("first_name_kana", source_field)
+    elif target == "card_exchanged_on":
+        data.card_exchanged_on = str(value).strip()
+    elif target == "address":
+        parts["address"] = str(value).strip()
+        data.origins.setdefault("company.prefecture", source_field)
+    elif target == "prefecture":
+        data.company["prefecture"] = prefecture_from_text(value)
+    elif target.startswith("company."):
+        data.company[target.removeprefix("company.")] = _company_value(
+            target.removeprefix("company."), value
+        )
+    elif target == "role":
+        data.attributes["role"] = role_from_title(value)
+    else:
+        data.attributes[target] = str(value).strip()
+
+
 def apply_mapping(mapping: dict[str, Any], fields: dict[str, Any]) -> LeadData:
     """Translate a flat dict of sender fields. Raises ValueProblem for a value that cannot
     be stored (an e-mail that is not one, an employee count that is not a number)."""
     rules: dict[str, str] = mapping.get("fields", {})
     keep_unmapped = bool(mapping.get("keep_unmapped", False))
     data = LeadData()
-    full_name = ""
-    full_name_kana = ""
-    address = ""
+    parts = {"full_name": "", "full_name_kana": "", "address": ""}
     for source_field, value in fields.items():
         if value is None or value == "" or value == [] or value == {}:
             continue
-        target = rules.get(source_field)
-        if target is None:
-            if keep_unmapped and (_scalar(value) or isinstance(value, list | dict)):
-                data.attributes[str(source_field)] = value
-            continue
-        if target == "":
-            continue
-        if target.startswith("attributes."):
-            data.attributes[target.removeprefix("attributes.")] = value
-            continue
-        if not _scalar(value):
-            raise ValueProblem(
-                _("%(field)s: expected a single value, got %(value)r.")
-                % {"field": source_field, "value": value}
-            )
-        if target == "email":
-            data.email = clean_email(value)
-        elif target == "external_id":
-            data.external_id = str(value).strip()
-        elif target == "full_name":
-            full_name = str(value)
-        elif target == "full_name_kana":
-            full_name_kana = str(value)
-        elif target == "card_exchanged_on":
-            data.card_exchanged_on = str(value).strip()
-        elif target == "address":
-            address = str(value).strip()
-        elif target == "prefecture":
-            data.company["prefecture"] = prefecture_from_text(value)
-        elif target.startswith("company."):
-            data.company[target.removeprefix("company.")] = _company_value(
-                target.removeprefix("company."), value
-            )
-        elif target == "role":
-            data.attributes["role"] = role_from_title(value)
-        else:
-            data.attributes[target] = str(value).strip()
+        try:
+            _apply_field(data, rules, keep_unmapped, source_field, value, parts)
+        except ValueProblem as problem:
+            problem.field = problem.field or str(source_field)
+            raise
+    full_name, full_name_kana = parts["full_name"], parts["full_name_kana"]
+    address = parts["address"]
     if full_name and not (data.attributes.get("last_name") or data.attributes.get("first_name")):
         last, first = split_full_name(full_name)
         data.attributes["last_name"] = last
@@ -318,6 +344,7 @@ def apply_mapping(mapping: dict[str, Any], fields: dict[str, Any]) -> LeadData:
             data.company["prefecture"] = prefecture_from_text(address)
     if data.attributes.get("job_title") and not data.attributes.get("role"):
         data.attributes["role"] = role_from_title(data.attributes["job_title"])
+        data.origins.setdefault("role", data.origin("job_title"))
     data.company = {k: v for k, v in data.company.items() if v not in (None, "")}
     data.attributes = {k: v for k, v in data.attributes.items() if v not in (None, "")}
     return data

@@ -162,6 +162,15 @@ class InboundEvent(models.Model):
     # When the raw body and headers were replaced by a marker (an erasure request, or the
     # retention period ran out); the row stays for counts and deduplication.
     redacted_at = models.DateTimeField(_("payload removed"), null=True, blank=True)
+    # Processing goes in chunks, each its own transaction (see integrations.services):
+    # `items_done` is the cursor committed with each chunk, so a retry, a redelivered
+    # task or a re-process continues after the last committed chunk. The worker that runs
+    # the chunks holds a lease between them: another task for the same event steps aside
+    # until `lease_until` (a worker that died between chunks is taken over after it).
+    items_total = models.PositiveIntegerField(_("items"), null=True, blank=True)
+    items_done = models.PositiveIntegerField(_("items done"), default=0)
+    claimed_by = models.CharField(_("processed by"), max_length=100, blank=True)
+    lease_until = models.DateTimeField(_("lease until"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("inbound event")
@@ -184,6 +193,56 @@ class InboundEvent(models.Model):
         return f"#{self.pk} {self.get_status_display()}"
 
 
+class ItemOutcome(models.TextChoices):
+    APPLIED = "applied", _("Applied")
+    SKIPPED = "skipped", _("Skipped")
+    FAILED = "failed", _("Item error")
+
+
+class InboundItemResult(models.Model):
+    """What became of one item of an inbound event, written in the chunk that applied it.
+
+    One row per item and (event, index) unique: an item is applied at most once however
+    often the event is processed, and a re-process after a mapping fix retries only the
+    items that failed (their rows are removed), never the applied ones."""
+
+    inbound_event = models.ForeignKey(
+        InboundEvent,
+        verbose_name=_("inbound event"),
+        on_delete=models.CASCADE,
+        related_name="item_results",
+    )
+    index = models.PositiveIntegerField(_("position"))
+    label = models.CharField(_("item"), max_length=200)
+    outcome = models.CharField(_("outcome"), max_length=10, choices=ItemOutcome.choices)
+    # The sender's field a refused value came from ("lead.last_name"), empty when the
+    # item as a whole was refused (no e-mail and no known id).
+    field = models.CharField(_("field"), max_length=200, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
+    lead = models.ForeignKey(
+        "leadflow.Lead",
+        verbose_name=_("lead"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    event_created = models.BooleanField(_("new engagement event"), default=False)
+
+    class Meta:
+        verbose_name = _("inbound item result")
+        verbose_name_plural = _("inbound item results")
+        ordering = ["inbound_event", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["inbound_event", "index"], name="inbound_item_result_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} {self.get_outcome_display()}"
+
+
 # Outbound delivery (destinations, the outbox, SFA feedback) lives in its own subpackage;
 # importing it here registers its models with this app.
 from integrations.outbound.models import (  # noqa: E402
@@ -204,7 +263,9 @@ __all__ = [
     "FeedbackOutcome",
     "FeedbackResult",
     "InboundEvent",
+    "InboundItemResult",
     "InboundStatus",
+    "ItemOutcome",
     "MessageStatus",
     "OutboundEvent",
     "OutboxMessage",

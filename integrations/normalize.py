@@ -6,6 +6,7 @@ Shared by the webhook adapters and the CSV import: a 業種 column and a HubSpot
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
@@ -20,7 +21,12 @@ from leadflow.normalize import nfkc, normalize_email
 
 
 class ValueProblem(ValueError):
-    """A value that cannot be stored; the message names the value for a row report."""
+    """A value that cannot be stored; the message names the value for a row report, and
+    `field` the sender's field it came from (set by apply_mapping)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def clean_email(value: object) -> str:
@@ -153,6 +159,10 @@ def parse_count(value: object) -> int | None:
     """`1,200` / `約300名` / `100～499` (the lower bound) → int; None when empty."""
     if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        # Python's json reads Infinity and NaN; int() of them raised OverflowError (a
+        # crash of the whole inbound event) or ValueError.
+        raise ValueProblem(_("“%(value)s” is not a number.") % {"value": value})
     if isinstance(value, int | float):
         count = int(value) if value >= 0 else None
     else:
@@ -175,6 +185,8 @@ def parse_yen(value: object) -> Decimal | None:
     """`12億5000万円` / `1,500,000,000` / 1.5e9 → yen; None when empty."""
     if value is None or value == "" or isinstance(value, bool):
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueProblem(_("“%(value)s” is not an amount of money.") % {"value": value})
     if isinstance(value, int | float):
         return Decimal(str(value))
     text = nfkc(str(value)).replace(",", "").replace("円", "").replace("¥", "").strip()

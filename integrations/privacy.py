@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from integrations.models import InboundEvent, InboundStatus, Source
+from integrations.models import InboundEvent, InboundItemResult, InboundStatus, Source
 from integrations.outbound.models import FeedbackEvent, MessageStatus, OutboxMessage
 from leadflow.privacy import ERASED, Person
 
@@ -92,6 +92,10 @@ def inbound_personal_data_erase(*, person: Person) -> dict[str, int]:
         events,
         ["body", "headers", "result", "redacted_at", "reason", "status", "processed_at"],
         batch_size=200,
+    )
+    # The item errors quote the items' values, as the result's errors do.
+    InboundItemResult.objects.filter(inbound_event__in=events).exclude(reason="").update(
+        reason=ERASED
     )
     return {
         "integrations.InboundEvent.body": len(events),
@@ -201,6 +205,9 @@ def inbound_payloads_prune(*, days: int | None = None, batch_size: int = 1000) -
             row.redacted_at = now
         InboundEvent.objects.bulk_update(
             rows, ["body", "headers", "reason", "result", "redacted_at"], batch_size=200
+        )
+        InboundItemResult.objects.filter(inbound_event__in=rows).exclude(reason="").update(
+            reason=""
         )
         pruned = len(rows)
     stuck = old.filter(status=InboundStatus.RECEIVED).count()

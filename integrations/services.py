@@ -7,30 +7,44 @@ same transaction as the change (scoring.services.lead_score_changes).
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import re
 import secrets
+import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from integrations.base import Item, loads_without_nul
 from integrations.csv_import import CsvProblem, read_rows
 from integrations.mapping import apply_mapping
-from integrations.models import InboundEvent, InboundStatus, Source, SourceKind
+from integrations.models import (
+    InboundEvent,
+    InboundItemResult,
+    InboundStatus,
+    ItemOutcome,
+    Source,
+    SourceKind,
+)
 from integrations.normalize import ValueProblem
 from integrations.registry import ADAPTERS
 from leadflow.celery import broker_queue_length
 from leadflow.errors import DomainError
+from leadflow.fits import InvalidValue, printable
 from leadflow.models import EngagementEvent, EventKind, Lead
 from leadflow.normalize import nfkc
 from leadflow.services import UpsertResult, event_record, lead_upsert
@@ -113,6 +127,11 @@ def inbound_event_receive(
     so two copies arriving at the same moment cannot both be processed.
     """
     dedup_key = dedup_key[:200]
+    if printable(dedup_key) != dedup_key:
+        # A sender's id with a lone surrogate ("\ud800") cannot be stored as text: the
+        # key becomes its hash, so the request is stored and answered, not a 500.
+        digest = hashlib.sha256(dedup_key.encode("utf-8", "surrogatepass")).hexdigest()
+        dedup_key = f"sha256-id:{digest}"
     try:
         with transaction.atomic():
             event = InboundEvent.objects.create(
@@ -142,172 +161,364 @@ def inbound_event_receive(
 
 
 # --- Processing ------------------------------------------------------------------------
+#
+# A body is processed in chunks of CHUNK_SIZE items, each chunk one transaction that also
+# writes each item's InboundItemResult and moves the event's cursor (`items_done`). So a
+# batch commits as it goes (a 5,000-event body no longer holds its leads' locks and its
+# teams' routing locks for minutes, nor meets the task's time limit), and whatever stops
+# it — a crash, a killed worker, the time limit — loses at most the chunk in progress,
+# which rolled back whole: the next run continues after the last committed chunk and no
+# item is applied twice.
+#
+# Runs of the same event do not interleave: each chunk locks the event's row, and the
+# worker running the chunks leaves a lease on it between them. A task for an event whose
+# lease another worker holds does nothing (that worker finishes it); a worker that died
+# between chunks is taken over once its lease ran out. A worker killed inside a chunk
+# leaves no lease: the lease is written by the chunk, so it rolled back with it.
+
+CHUNK_SIZE = 100
+# Renewed by every chunk (a chunk takes seconds); only a worker that died between two
+# chunks leaves one that has to run out.
+LEASE = timedelta(seconds=60)
+# A task run processes chunks for about this long, then hands the rest to a fresh task
+# (as the bulk rescore does), far inside the soft time limit.
+TIME_BUDGET_SECONDS = 60.0
+_NO_BUDGET = -1.0
 
 
 @dataclass
-class _Outcome:
-    items: int = 0
-    applied: int = 0
-    skipped: int = 0
-    failed: int = 0
-    events_created: int = 0
-    leads: list[int] = field(default_factory=list)
-    errors: list[dict[str, str]] = field(default_factory=list)
-    notes: list[dict[str, str]] = field(default_factory=list)
+class _Run:
+    """One processing run of one event: its parsed body (read by its first chunk, not
+    again by each) and the name under which it holds the lease."""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "items": self.items,
-            "applied": self.applied,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "events_created": self.events_created,
-            "leads": self.leads[:100],
-            "errors": self.errors[:100],
-            "notes": self.notes[:20],
-        }
+    worker: str
+    source: Source | None = None
+    items: list[Item] | None = None
+    problem: str = ""  # why the body could not be read (then items stays None)
+    chunks: int = 0
+    # Item rows this run wrote, for the counts when the run did the whole event.
+    rows: list[InboundItemResult] = field(default_factory=list)
 
-    def reason(self) -> str:
-        shown = "; ".join(f"{e['item']}: {e['reason']}" for e in self.errors[:5])
-        more = len(self.errors) - 5
-        return shown + (f" (+{more} more)" if more > 0 else "")
+
+def _item_problem(error: DomainError | ValueProblem, item: Item) -> tuple[str, str]:
+    """(sender field, message) of an item that could not be applied."""
+    message = getattr(error, "message", str(error))
+    if getattr(error, "code", "") == "no_identity" and item.hint:
+        message = f"{message} {item.hint}"
+    return getattr(error, "field", ""), message
+
+
+def _sender_field(item: Item, name: str) -> str:
+    return f"{item.fields_at}.{name}" if item.fields_at and name else name
 
 
 def _apply_item(
     inbound: InboundEvent, source: Source, index: int, item: Item
 ) -> tuple[UpsertResult, bool]:
-    data = apply_mapping(source.mapping, item.fields)
+    try:
+        data = apply_mapping(source.mapping, item.fields)
+    except ValueProblem as problem:
+        raise ValueProblem(str(problem), field=_sender_field(item, problem.field)) from None
     person_id = item.external_id or data.external_id
-    result = lead_upsert(
-        email=data.email,
-        attributes=data.attributes,
-        company=data.company or None,
-        source=source.slug,
-        external_ids={source.external_id_system: person_id} if person_id else None,
-    )
+    try:
+        result = lead_upsert(
+            email=data.email,
+            attributes=data.attributes,
+            company=data.company or None,
+            source=source.slug,
+            external_ids={source.external_id_system: person_id} if person_id else None,
+        )
+    except InvalidValue as invalid:
+        field = "" if invalid.field == "source" else data.origin(invalid.field)
+        raise ValueProblem(invalid.message, field=_sender_field(item, field)) from None
     new_events: list[EngagementEvent] = []
     if item.event is not None:
-        event, created = event_record(
-            lead=result.lead,
-            kind=item.event.kind,
-            occurred_at=item.event.occurred_at or inbound.received_at,
-            properties=item.event.properties,
-            source=source.slug,
-            # Without the sender's id, the inbound event and position name the event, so
-            # re-processing the same inbound event records nothing twice.
-            external_id=(item.event.external_id or f"inbound:{inbound.pk}:{index}")[:255],
-            received_at=inbound.received_at,
-        )
+        try:
+            event, created = event_record(
+                lead=result.lead,
+                kind=item.event.kind,
+                occurred_at=item.event.occurred_at or inbound.received_at,
+                properties=item.event.properties,
+                source=source.slug,
+                # Without the sender's id, the inbound event and position name the event,
+                # so re-processing the same inbound event records nothing twice.
+                external_id=item.event.external_id or f"inbound:{inbound.pk}:{index}",
+                received_at=inbound.received_at,
+            )
+        except InvalidValue as invalid:
+            raise ValueProblem(invalid.message, field=invalid.field) from None
         if created:
             new_events.append(event)
     _score_changes(result, new_events)
     return result, bool(new_events)
 
 
-def _process_locked(inbound: InboundEvent) -> None:
-    source = inbound.source
-    adapter = ADAPTERS[source.kind]
-    outcome = _Outcome()
+def _item_result(
+    inbound: InboundEvent, source: Source, index: int, item: Item
+) -> InboundItemResult:
+    row = InboundItemResult(inbound_event=inbound, index=index, label=printable(item.label)[:200])
+    if item.skip:
+        row.outcome, row.reason = ItemOutcome.SKIPPED, printable(item.skip)
+        return row
     try:
-        # The body is stored as received; NULs go here, as at the door (see without_nul).
-        items = adapter.parse(loads_without_nul(inbound.body), source=source)
-    except ValueError as error:  # JSONDecodeError and ShapeError both are
+        # A savepoint per item: one person without an e-mail does not undo the others.
+        with transaction.atomic():
+            result, created_event = _apply_item(inbound, source, index, item)
+    except (DomainError, ValueProblem) as error:
+        field, message = _item_problem(error, item)
+        row.outcome, row.field = ItemOutcome.FAILED, printable(field)[:200]
+        row.reason = printable(message)
+        return row
+    row.outcome, row.lead, row.event_created = ItemOutcome.APPLIED, result.lead, created_event
+    return row
+
+
+def _error_text(label: str, field: str, reason: str) -> str:
+    return f"{label}: {field}: {reason}" if field else f"{label}: {reason}"
+
+
+def _finish(inbound: InboundEvent, run: _Run) -> None:
+    """Counts, the first errors and notes, and the final status, from the item rows."""
+    if len(run.rows) == inbound.items_total:
+        # This run wrote every row (nearly always so: one chunk, a single event). They
+        # are in memory, in order: no query.
+        mine = run.rows
+        counts = {
+            "applied": sum(r.outcome == ItemOutcome.APPLIED for r in mine),
+            "skipped": sum(r.outcome == ItemOutcome.SKIPPED for r in mine),
+            "failed": sum(r.outcome == ItemOutcome.FAILED for r in mine),
+            "events_created": sum(r.event_created for r in mine),
+        }
+        failed = [r for r in mine if r.outcome == ItemOutcome.FAILED]
+        errors = [(r.label, r.field, r.reason) for r in failed[:100]]
+        notes = [(r.label, r.reason) for r in mine if r.outcome == ItemOutcome.SKIPPED][:20]
+        leads: Any = [r.lead_id for r in mine if r.lead_id is not None]
+    else:
+        rows = InboundItemResult.objects.filter(inbound_event=inbound).order_by()
+        counts = rows.aggregate(
+            applied=Count("pk", filter=Q(outcome=ItemOutcome.APPLIED)),
+            skipped=Count("pk", filter=Q(outcome=ItemOutcome.SKIPPED)),
+            failed=Count("pk", filter=Q(outcome=ItemOutcome.FAILED)),
+            events_created=Count("pk", filter=Q(event_created=True)),
+        )
+        errors = list(
+            rows.filter(outcome=ItemOutcome.FAILED)
+            .order_by("index")
+            .values_list("label", "field", "reason")[:100]
+        )
+        notes = list(
+            rows.filter(outcome=ItemOutcome.SKIPPED)
+            .order_by("index")
+            .values_list("label", "reason")[:20]
+        )
+        leads = rows.filter(lead__isnull=False).order_by("index").values_list("lead_id", flat=True)
+    inbound.result = {
+        "items": inbound.items_total or 0,
+        **counts,
+        "leads": list(dict.fromkeys(leads))[:100],
+        # "field" only where a value was refused (not for "no e-mail and no known id").
+        "errors": [{"item": i, **({"field": f} if f else {}), "reason": r} for i, f, r in errors],
+        "notes": [{"item": i, "note": n} for i, n in notes],
+    }
+    if counts["failed"]:
+        shown = "; ".join(_error_text(*error) for error in errors[:5])
+        more = counts["failed"] - 5
         inbound.status = InboundStatus.FAILED
-        inbound.reason = str(error)
-        return
-    outcome.items = len(items)
-    for index, item in enumerate(items):
-        if item.skip:
-            outcome.skipped += 1
-            outcome.notes.append({"item": item.label, "note": item.skip})
-            continue
-        try:
-            # A savepoint per item: one person without an e-mail does not undo the others.
-            with transaction.atomic():
-                result, created_event = _apply_item(inbound, source, index, item)
-        except (DomainError, ValueProblem) as error:
-            message = getattr(error, "message", str(error))
-            if getattr(error, "code", "") == "no_identity" and item.hint:
-                message = f"{message} {item.hint}"
-            outcome.failed += 1
-            outcome.errors.append({"item": item.label, "reason": message})
-            continue
-        outcome.applied += 1
-        outcome.events_created += int(created_event)
-        if result.lead.pk not in outcome.leads:
-            outcome.leads.append(result.lead.pk)
-    inbound.result = outcome.as_dict()
-    if outcome.failed:
-        inbound.status = InboundStatus.FAILED
-        inbound.reason = outcome.reason()
+        inbound.reason = shown + (f" (+{more} more)" if more > 0 else "")
     else:
         inbound.status = InboundStatus.PROCESSED
         inbound.reason = ""
 
 
-def _process_once(inbound_event_id: int) -> InboundEvent | None:
-    with transaction.atomic():
-        # The row lock makes a second worker with the same task wait, then see the final
-        # status and do nothing. Only this row: a lock on the joined source would make
-        # every worker and every intake request of that source (its INSERT checks the
-        # foreign key) wait for this whole transaction. NO KEY: rows that refer to it
-        # may still be written meanwhile.
-        inbound = (
-            InboundEvent.objects.select_for_update(of=("self",), no_key=True)
-            .select_related("source")
-            .filter(pk=inbound_event_id)
-            .first()
+def _parse(inbound: InboundEvent, run: _Run) -> None:
+    source = run.source = inbound.source
+    try:
+        # The body is stored as received; NULs go here, as at the door (see without_nul).
+        run.items = ADAPTERS[source.kind].parse(loads_without_nul(inbound.body), source=source)
+    except ValueError as error:  # JSONDecodeError and ShapeError both are
+        run.problem = str(error)
+
+
+def _process_locked(inbound: InboundEvent) -> None:
+    """Apply the next chunk of the event, whose row the caller's transaction has locked,
+    and finish the event after its last chunk. The run comes with the instance."""
+    run: _Run = inbound._run  # type: ignore[attr-defined]
+    if run.source is None:
+        _parse(inbound, run)
+    if run.items is None or run.source is None:
+        inbound.status = InboundStatus.FAILED
+        inbound.reason = printable(run.problem)
+        return
+    total = inbound.items_total = len(run.items)
+    start = inbound.items_done
+    stop = min(start + CHUNK_SIZE, total)
+    kept: set[int] = set()
+    if start or inbound.attempts > 1:
+        # Items with a row were applied (or skipped) by an earlier run and are passed over:
+        # after a re-process the cursor starts again at 0 and only the failed items' rows
+        # were removed. (The first chunk of a first run has nothing to look for.)
+        kept = set(
+            InboundItemResult.objects.filter(
+                inbound_event=inbound, index__gte=start, index__lt=stop
+            ).values_list("index", flat=True)
         )
+    rows = [
+        _item_result(inbound, run.source, index, run.items[index])
+        for index in range(start, stop)
+        if index not in kept
+    ]
+    InboundItemResult.objects.bulk_create(rows)
+    run.rows += rows
+    inbound.items_done = stop
+    if stop >= total:
+        _finish(inbound, run)
+
+
+_MORE, _DONE, _HELD = "more", "done", "held"
+
+
+def _process_chunk(inbound_event_id: int, run: _Run) -> tuple[str, InboundEvent | None]:
+    with transaction.atomic():
+        # The row lock makes a second worker wait for this chunk's commit, then see the
+        # new cursor and lease. Only this row: a lock on the joined source would make
+        # every worker and every intake request of that source (its INSERT checks the
+        # foreign key) wait. NO KEY: the item rows that refer to it may still be written.
+        locked = InboundEvent.objects.select_for_update(of=("self",), no_key=True)
+        if run.source is None:
+            locked = locked.select_related("source").defer("headers")  # the first reads the body
+        else:
+            locked = locked.defer("body", "headers")
+        inbound = locked.filter(pk=inbound_event_id).first()
         if inbound is None or inbound.status != InboundStatus.RECEIVED:
-            return inbound
-        inbound.attempts += 1
+            return _DONE, inbound
+        now = timezone.now()
+        if (
+            inbound.claimed_by not in ("", run.worker)
+            and inbound.lease_until is not None
+            and inbound.lease_until > now
+        ):
+            return _HELD, inbound
+        if inbound.claimed_by != run.worker:
+            inbound.claimed_by = run.worker
+            inbound.attempts += 1
+        inbound.lease_until = now + LEASE
+        if run.source is not None:
+            inbound.source = run.source
+        inbound._run = run  # type: ignore[attr-defined]
         _process_locked(inbound)
-        inbound.processed_at = timezone.now()
-        inbound.save(update_fields=["status", "reason", "result", "attempts", "processed_at"])
-        return inbound
+        fields = ["items_total", "items_done", "claimed_by", "lease_until", "attempts"]
+        if inbound.status != InboundStatus.RECEIVED:
+            inbound.processed_at = timezone.now()
+            inbound.claimed_by, inbound.lease_until = "", None
+            fields += ["status", "reason", "result", "processed_at"]
+        inbound.save(update_fields=fields)
+        run.chunks += 1
+        return (_MORE if inbound.status == InboundStatus.RECEIVED else _DONE), inbound
 
 
-def _mark_failed(inbound_event_id: int, reason: str) -> None:
-    InboundEvent.objects.filter(pk=inbound_event_id, status=InboundStatus.RECEIVED).update(
-        status=InboundStatus.FAILED, reason=reason[:2000], processed_at=timezone.now()
+class _GaveUp(Exception):
+    """A chunk met lock conflicts three times."""
+
+
+def _process_chunk_retrying(inbound_event_id: int, run: _Run) -> tuple[str, InboundEvent | None]:
+    for attempt in range(3):
+        try:
+            return _process_chunk(inbound_event_id, run)
+        except OperationalError as error:  # deadlock between two batches: try again
+            if attempt == 2:
+                raise _GaveUp() from error
+    raise AssertionError("unreachable")
+
+
+def _release(inbound_event_id: int, worker: str, **changes: Any) -> None:
+    InboundEvent.objects.filter(
+        Q(claimed_by__in=("", worker)) | Q(lease_until__lt=timezone.now()),
+        pk=inbound_event_id,
+        status=InboundStatus.RECEIVED,
+    ).update(claimed_by="", lease_until=None, **changes)
+
+
+def _mark_failed(inbound_event_id: int, worker: str, reason: str) -> None:
+    _release(
+        inbound_event_id,
+        worker,
+        status=InboundStatus.FAILED,
+        reason=printable(reason[:2000]),
+        processed_at=timezone.now(),
     )
 
 
-def inbound_event_process(*, inbound_event_id: int) -> InboundEvent | None:
-    """Turn a received inbound event into leads and events; safe to run twice.
+def inbound_event_process(
+    *, inbound_event_id: int, time_budget: float | None = _NO_BUDGET
+) -> InboundEvent | None:
+    """Turn a received inbound event into leads and events, chunk by chunk; safe to run
+    twice, and at once (see the section's comment).
 
-    Items that cannot become a lead (no e-mail and no known id, a value that is not
-    valid) are listed in `result["errors"]` and leave the event `failed` with the
-    reason; the other items of the same body are applied. Lock conflicts between two
-    batches touching the same leads are retried; any other error marks it failed too,
-    so nothing stays silently in `received`.
+    Items that cannot become a lead (no e-mail and no known id, a value that does not fit
+    its column) get an item result with the field and the reason, and leave the event
+    `failed` with the reason; the other items of the same body are applied. After
+    `time_budget` seconds (default TIME_BUDGET_SECONDS; None: no limit) the rest is
+    handed to a fresh task. Lock conflicts between two batches touching the same leads
+    are retried; any other error marks the event failed, keeping the chunks that
+    committed (a re-process continues from them), so nothing stays silently `received`.
     """
-    for attempt in range(3):
-        try:
-            return _process_once(inbound_event_id)
-        except OperationalError as error:  # deadlock between two batches: try again
-            if attempt == 2:
-                logger.exception("Inbound event %s failed after retries", inbound_event_id)
-                _mark_failed(inbound_event_id, f"Database error: {error}")
-        except Exception as error:
-            logger.exception("Inbound event %s could not be processed", inbound_event_id)
-            _mark_failed(inbound_event_id, f"Internal error: {error!r}")
-            break
+    budget = TIME_BUDGET_SECONDS if time_budget == _NO_BUDGET else time_budget
+    started = monotonic()
+    worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:100]
+    run = _Run(worker=worker)
+    try:
+        while True:
+            state, inbound = _process_chunk_retrying(inbound_event_id, run)
+            if state != _MORE:
+                return inbound
+            if budget is not None and monotonic() - started >= budget:
+                _release(inbound_event_id, worker)
+                _enqueue(inbound_event_id)
+                return inbound
+    except SoftTimeLimitExceeded:
+        # The chunk in progress rolled back. With chunks committed in this run the rest is
+        # handed over; a single chunk that outlasts the time limit would do so forever.
+        if run.chunks:
+            _release(inbound_event_id, worker)
+            _enqueue(inbound_event_id)
+        else:
+            _mark_failed(
+                inbound_event_id,
+                worker,
+                f"Internal error: {CHUNK_SIZE} items took longer than the task's time limit.",
+            )
+    except _GaveUp as error:
+        logger.exception("Inbound event %s failed after retries", inbound_event_id)
+        _mark_failed(inbound_event_id, worker, f"Database error: {error.__cause__}")
+    except Exception as error:
+        logger.exception("Inbound event %s could not be processed", inbound_event_id)
+        _mark_failed(inbound_event_id, worker, f"Internal error: {error!r}")
     return InboundEvent.objects.filter(pk=inbound_event_id).first()
 
 
 def inbound_event_reprocess(*, inbound_event_id: int) -> bool:
     """Put a failed event back to `received` and enqueue it (after a mapping fix).
 
-    A conditional UPDATE is the claim: clicking twice, or a worker racing the admin,
-    re-queues it once. Returns False when the event was not failed.
+    Only its failed items are tried again: the applied ones keep their rows, which the
+    processing passes over. A conditional UPDATE is the claim: clicking twice, or a worker
+    racing the admin, re-queues it once. Returns False when the event was not failed.
     """
     with transaction.atomic():
         # An event whose body was removed (erasure, retention) has nothing to re-process.
         claimed = InboundEvent.objects.filter(
             pk=inbound_event_id, status=InboundStatus.FAILED, redacted_at__isnull=True
-        ).update(status=InboundStatus.RECEIVED, reason="", processed_at=None)
+        ).update(
+            status=InboundStatus.RECEIVED,
+            reason="",
+            processed_at=None,
+            items_done=0,
+            claimed_by="",
+            lease_until=None,
+        )
         if claimed:
+            InboundItemResult.objects.filter(
+                inbound_event_id=inbound_event_id, outcome=ItemOutcome.FAILED
+            ).delete()
             transaction.on_commit(lambda: _enqueue(inbound_event_id))
     return bool(claimed)
 
@@ -475,6 +686,9 @@ def leads_import_csv(
                     if created:
                         new_events.append(visit)
                 _score_changes(result, new_events)
+        except InvalidValue as error:
+            report.errors.append((line, f"{lead_data.origin(error.field)}: {error.message}"))
+            continue
         except DomainError as error:
             report.errors.append((line, error.message))
             continue

@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from leadflow.models import DuplicateCandidate, Lead
 
@@ -21,24 +21,64 @@ NAME_COMPANY = "same_name_and_company"
 EXTERNAL_ID = "same_external_id"
 
 
+# A new lead is compared with at most this many of the latest leads per kind of evidence.
+# Intake checks every lead it creates: unbounded, a batch of one person's name at one
+# company (or one shared switchboard number) made each new lead read and pair with all
+# the earlier ones, so a batch cost grew with its square. The group stays connected
+# through the latest ones, and marketing merges it as one.
+MAX_MATCHES = 20
+_PAIRS_PER_QUERY = 200
+
+
+def _extend(candidate: DuplicateCandidate, evidence: list[dict[str, Any]]) -> None:
+    new = [item for item in evidence if item not in candidate.evidence]
+    if new and candidate.status == DuplicateCandidate.Status.OPEN:
+        candidate.evidence = [*candidate.evidence, *new]
+        candidate.save(update_fields=["evidence"])
+
+
+def _record_one(a: int, b: int, evidence: list[dict[str, Any]]) -> int:
+    candidate = DuplicateCandidate.objects.filter(lead_a_id=a, lead_b_id=b).first()
+    if candidate is None:
+        try:
+            with transaction.atomic():
+                DuplicateCandidate.objects.create(lead_a_id=a, lead_b_id=b, evidence=evidence)
+            return 1
+        except IntegrityError:  # found by another worker at the same moment
+            candidate = DuplicateCandidate.objects.get(lead_a_id=a, lead_b_id=b)
+    _extend(candidate, evidence)
+    return 0
+
+
 def _record(pairs: dict[tuple[int, int], list[dict[str, Any]]]) -> int:
-    """Create or extend candidates; returns how many pairs are new."""
-    created = 0
+    """Create or extend candidates; returns how many pairs are new. Set-based: one query
+    for the pairs that exist and one INSERT for the new ones per 200 pairs."""
+    ordered: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
     for (a, b), evidence in pairs.items():
-        a, b = min(a, b), max(a, b)
-        candidate = DuplicateCandidate.objects.filter(lead_a_id=a, lead_b_id=b).first()
-        if candidate is None:
-            try:
-                with transaction.atomic():
-                    DuplicateCandidate.objects.create(lead_a_id=a, lead_b_id=b, evidence=evidence)
-                    created += 1
-                continue
-            except IntegrityError:  # found by another worker at the same moment
-                candidate = DuplicateCandidate.objects.get(lead_a_id=a, lead_b_id=b)
-        new = [item for item in evidence if item not in candidate.evidence]
-        if new and candidate.status == DuplicateCandidate.Status.OPEN:
-            candidate.evidence = [*candidate.evidence, *new]
-            candidate.save(update_fields=["evidence"])
+        ordered[(min(a, b), max(a, b))].extend(evidence)
+    created = 0
+    keys = list(ordered)
+    for start in range(0, len(keys), _PAIRS_PER_QUERY):
+        chunk = keys[start : start + _PAIRS_PER_QUERY]
+        wanted = Q()
+        for a, b in chunk:
+            wanted |= Q(lead_a_id=a, lead_b_id=b)
+        existing = {
+            (c.lead_a_id, c.lead_b_id): c for c in DuplicateCandidate.objects.filter(wanted)
+        }
+        new = [pair for pair in chunk if pair not in existing]
+        try:
+            with transaction.atomic():
+                DuplicateCandidate.objects.bulk_create(
+                    [DuplicateCandidate(lead_a_id=a, lead_b_id=b, evidence=ordered[(a, b)])
+                     for a, b in new]
+                )  # fmt: skip
+            created += len(new)
+        except IntegrityError:
+            # Another worker found one of these pairs meanwhile: pair by pair, as it was.
+            created += sum(_record_one(a, b, ordered[(a, b)]) for a, b in new)
+        for pair, candidate in existing.items():
+            _extend(candidate, ordered[pair])
     return created
 
 
@@ -88,15 +128,17 @@ def duplicates_detect() -> int:
 
 
 def duplicates_for_lead(lead: Lead) -> int:
-    """Check one lead against the rest (called when intake creates or changes a lead)."""
+    """Check one lead against the rest (called when intake creates or changes a lead):
+    the latest MAX_MATCHES leads with its phone, and with its name at its company."""
     pairs: dict[tuple[int, int], list[dict]] = defaultdict(list)
     others = Lead.objects.exclude(pk=lead.pk).exclude(stage="disqualified")
     if lead.phone_key:
-        for pk in others.filter(phone_key=lead.phone_key).values_list("pk", flat=True):
+        same_phone = others.filter(phone_key=lead.phone_key).order_by("-pk")[:MAX_MATCHES]
+        for pk in same_phone.values_list("pk", flat=True):
             pairs[(lead.pk, pk)].append({"kind": PHONE, "value": lead.phone_key})
     if lead.name_key and lead.company_id:
         same = others.filter(name_key=lead.name_key, company_id=lead.company_id)
-        for pk in same.values_list("pk", flat=True):
+        for pk in same.order_by("-pk")[:MAX_MATCHES].values_list("pk", flat=True):
             pairs[(lead.pk, pk)].append({"kind": NAME_COMPANY, "value": lead.name_key})
     return _record(pairs)
 

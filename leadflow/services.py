@@ -17,6 +17,7 @@ from rest_framework.authtoken.models import Token
 
 from leadflow.duplicates import duplicate_record_external_id, duplicates_for_lead
 from leadflow.errors import DomainError
+from leadflow.fits import check_column, check_integer, check_json, check_moment, check_text
 from leadflow.lifecycle import lead_transition
 from leadflow.models import (
     Company,
@@ -103,11 +104,7 @@ def company_find_or_create(*, data: dict[str, Any]) -> Company | None:
 
     Non-empty values in `data` overwrite what is stored: the sender is the freshest source.
     """
-    values = {k: v for k, v in data.items() if k in COMPANY_FIELDS and v not in (None, "")}
-    if "name" in values:
-        values["name"] = nfkc(str(values["name"])).strip()
-    if "domain" in values:
-        values["domain"] = nfkc(str(values["domain"])).strip().lower()
+    values = _company_values(data)
     if not values.get("name") and not values.get("domain"):
         return None
     company = _company_find(values)
@@ -190,6 +187,48 @@ def _apply_values(
     return changed
 
 
+def _company_values(data: dict[str, Any]) -> dict[str, Any]:
+    """The company values as they are stored (see company_find_or_create)."""
+    values = {k: v for k, v in data.items() if k in COMPANY_FIELDS and v not in (None, "")}
+    if "name" in values:
+        values["name"] = nfkc(str(values["name"])).strip()
+    if "domain" in values:
+        values["domain"] = nfkc(str(values["domain"])).strip().lower()
+    return values
+
+
+def lead_values_check(
+    *,
+    email: str,
+    attributes: dict[str, Any],
+    company: dict[str, Any] | None,
+    source: str,
+    external_ids: dict[str, str],
+) -> None:
+    """Raise InvalidValue (naming the field: `last_name`, `company.name`, `external_id`,
+    `attributes.<key>`) for the first value that does not fit the column it would be
+    stored in, in the form it would be stored in (NFKC can lengthen a text)."""
+    check_column(Lead, "email", email)
+    check_column(Lead, "source", source, field="source")
+    for key, value in attributes.items():
+        if value is None:
+            continue
+        if key in LEAD_FIELDS:
+            text = format_phone(str(value)) if key == "phone" else nfkc(str(value)).strip()
+            check_column(Lead, key, text)
+        else:
+            check_text(f"attributes.{key}", str(key), max_length=None)
+            check_json(f"attributes.{key}", value)
+    for key, value in _company_values(company or {}).items():
+        if key == "employee_count":
+            check_integer("company.employee_count", value)
+        else:
+            check_column(Company, key, str(value), field=f"company.{key}")
+    for system, external_id in external_ids.items():
+        check_column(LeadExternalId, "system", system, field="external_id_system")
+        check_column(LeadExternalId, "external_id", external_id, field="external_id")
+
+
 def lead_upsert(
     *,
     email: str = "",
@@ -201,11 +240,16 @@ def lead_upsert(
     """Create or update a lead by e-mail (case-insensitive, NFKC) or by a known external id.
 
     Raises DomainError when there is neither an e-mail nor an external id we know: such a
-    payload cannot become a lead (the caller records it as failed rather than dropping it).
+    payload cannot become a lead (the caller records it as failed rather than dropping it),
+    and InvalidValue, before anything is read or written, for a value that does not fit
+    its column.
     """
     email = normalize_email(email)
     ids = {str(k): str(v) for k, v in (external_ids or {}).items() if v not in (None, "")}
     attributes = dict(attributes or {})
+    lead_values_check(
+        email=email, attributes=attributes, company=company, source=source, external_ids=ids
+    )
 
     # Inside the caller's transaction a lead found by e-mail comes locked; any other is
     # locked and re-read below.
@@ -294,6 +338,12 @@ def event_record(
             % {"when": timezone.localtime(occurred_at).strftime("%Y-%m-%d %H:%M")},
             code="future_event",
         )
+    # Before the first query: a value that does not fit fails here, naming its field,
+    # not in the INSERT (which aborts the caller's whole transaction on PostgreSQL).
+    check_moment("occurred_at", occurred_at)
+    check_column(EngagementEvent, "external_id", external_id, field="id")
+    check_column(EngagementEvent, "source", source, field="source")
+    check_json("properties", properties or {})
     if external_id:
         existing = EngagementEvent.objects.filter(source=source, external_id=external_id).first()
         if existing is not None:

@@ -73,7 +73,7 @@ class GenericAdapter(Adapter):
         ):
             raise ShapeError(pointer(*where, "id"), _("must be a string (≤ 200) or a number."))
         label = pointer(*where) or "event"
-        item = Item(label=label, fields=dict(lead))
+        item = Item(label=label, fields=dict(lead), fields_at="lead")
         kind = raw.get("type")
         if kind is None:
             return item

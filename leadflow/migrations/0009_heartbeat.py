@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('leadflow', '0006_config_version'),
+        ('leadflow', '0008_account_owner'),
     ]
 
     operations = [

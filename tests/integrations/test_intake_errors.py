@@ -213,7 +213,7 @@ def test_an_invalid_email_fails_that_item_only(client):
     )
 
     assert inbound.status == InboundStatus.FAILED
-    assert inbound.reason == "/0: “not-an-address” is not a valid e-mail address."
+    assert inbound.reason == "/0: lead.email: “not-an-address” is not a valid e-mail address."
     assert list(Lead.objects.values_list("email", flat=True)) == ["ok@example.jp"]
 
 

@@ -1,7 +1,9 @@
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from leadflow.duplicates import duplicates_detect
-from leadflow.models import DuplicateCandidate, Stage
+from leadflow.models import DuplicateCandidate, Lead, Stage
 from leadflow.services import lead_upsert
 from leadflow.tasks import duplicates_detect_task
 from tests.factories import CompanyFactory, LeadFactory
@@ -114,3 +116,29 @@ def test_a_new_address_for_a_known_external_id_updates_that_lead():
     assert moved.lead.email == "new@example.jp"
     assert moved.changed == ["email"]
     assert DuplicateCandidate.objects.count() == 0
+
+
+def _same_person(n: int) -> int:
+    """Queries lead_upsert made for the n-th copy of one person."""
+    with CaptureQueriesContext(connection) as queries:
+        lead_upsert(
+            email=f"taro{n}@example.jp",
+            attributes={"last_name": "山田", "first_name": "太郎", "phone": "03-1234-5678"},
+            company={"name": "株式会社サンプル"},
+        )
+    return len(queries)
+
+
+@pytest.mark.django_db
+def test_a_new_lead_is_paired_with_the_latest_twenty_of_its_name_and_phone_in_fixed_queries():
+    # One person entered thirty times (a form sent over and over): each new copy read and
+    # paired with every earlier one, a query and an INSERT per pair, so a batch of such
+    # copies cost the square of its length.
+    counts = [_same_person(n) for n in range(31)]
+
+    newest = Lead.objects.get(email="taro30@example.jp")
+    pairs = DuplicateCandidate.objects.filter(lead_b=newest)
+    latest = Lead.objects.exclude(pk=newest.pk).order_by("-pk")[:20]
+    assert sorted(pairs.values_list("lead_a_id", flat=True)) == sorted(lead.pk for lead in latest)
+    assert {len(pair.evidence) for pair in pairs} == {2}  # phone and name, one row
+    assert counts[30] == counts[25] == counts[3]
