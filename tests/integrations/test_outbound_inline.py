@@ -337,11 +337,11 @@ def test_a_new_lead_s_webhook_is_processed_and_delivered_in_a_fixed_number_of_qu
     assert message.status == MessageStatus.DELIVERED
     # Beside processing and delivery: the dashboard's "MQL day is stale" mark (sla.kpis)
     # and, as nobody can take this MQL, the check for managers to tell of the queue. On
-    # PostgreSQL a new company also takes its creation lock and looks again under it. The
-    # item's result row (what makes a re-process skip applied items) and the chunk's
-    # savepoint are two more. Speed to lead adds three: the qualifying event read and the timeline row written
-    # with the handoff, and the SFA instant after the delivery. Account owner first adds
-    # one: does another lead of the company have an owner?
+    # PostgreSQL a new company also takes its creation lock and looks again under it.
+    # Chunked processing adds two, the item's result row among them (what makes a
+    # re-process skip applied items). Speed to lead adds three: the qualifying event read
+    # and the timeline row written with the handoff, and the SFA instant after the
+    # delivery. Account owner first adds one: does another lead of the company have one?
     assert len(queries) == (45 if connection.vendor == "postgresql" else 42), "\n".join(
         query["sql"][:120] for query in queries
     )
