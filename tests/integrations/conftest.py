@@ -7,7 +7,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import os
 import time
 from pathlib import Path
 
@@ -23,29 +22,19 @@ from integrations.services import source_create
 from integrations.tasks import process_inbound_event
 from tests.integrations.fakes import FakeHubSpot, FakeSalesforce, WebhookReceiver
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# The recorded vendor samples are read, never copied: from LEADFLOW_VENDOR_SAMPLES, else
-# beside the checkout (../shared), else the workplace's /work/shared (a clone elsewhere).
-_CANDIDATES = [
-    Path(os.environ.get("LEADFLOW_VENDOR_SAMPLES", ""))
-    if os.environ.get("LEADFLOW_VENDOR_SAMPLES")
-    else None,
-    REPO_ROOT.parent / "shared" / "vendor-samples",
-    Path("/work/shared/vendor-samples"),
-]
-SAMPLES = next(
-    (path for path in _CANDIDATES if path is not None and path.is_dir()),
-    REPO_ROOT.parent / "shared" / "vendor-samples",
-)
+# The vendors' webhook samples the tests post, kept in the repository (with their
+# provenance and licenses, see its README) so that every clone runs every test.
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "vendor-samples"
 
 SECRET = "s3cret-for-tests-0123456789abcdef"
 OLD_SECRET = "old-secret-still-valid-while-rotating"
 
 
-def samples_or_skip(*parts: str) -> Path:
+def samples(*parts: str) -> Path:
+    """A folder of tests/fixtures/vendor-samples/; missing is an error, never a skip."""
     folder = SAMPLES.joinpath(*parts)
     if not folder.is_dir():
-        pytest.skip(f"vendor samples not found at {folder}")
+        raise FileNotFoundError(f"vendor samples not found at {folder}")
     return folder
 
 
