@@ -2,6 +2,11 @@
 
 import os
 
+# A developer's .env (make run writes one: DEBUG=1, PUBLIC_BASE_URL with their PORT, maybe
+# another DATABASE_URL) must not change what the tests see, here or in the workers and
+# settings checks they start as subprocesses (which inherit this). LEADFLOW_ENV_FILE=<path>
+# still reads one on purpose.
+os.environ.setdefault("LEADFLOW_ENV_FILE", "")
 os.environ.setdefault("SECRET_KEY", "tests-only-not-secret")
 _here = os.path.dirname(os.path.abspath(__file__))
 os.environ.setdefault("LEADFLOW_VAR_DIR", os.path.join(_here, "..", "var", "test"))

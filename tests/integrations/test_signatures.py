@@ -135,9 +135,7 @@ def test_a_signature_within_the_window_is_accepted(client, kind):
 
 
 def test_hubspot_vectors_from_the_sdks_and_docs():
-    vectors = json.loads(
-        (samples("hubspot", "webhooks") / "signature_vectors.json").read_text()
-    )
+    vectors = json.loads((samples("hubspot", "webhooks") / "signature_vectors.json").read_text())
     checked = 0
     for vector in vectors["vectors_from_sources"] + vectors["vectors_computed"]:
         body = vector["request_body"].encode()

@@ -286,9 +286,7 @@ def test_hubspot_docs_batch_with_legacy_event_type_for_known_contacts(client):
     LeadExternalId.objects.create(lead=second, system="hubspot", external_id="880102")
     source = make_source("hubspot")
 
-    inbound = deliver(
-        client, source, _hubspot("leadflow_batch_propertyChange_and_creation.json")
-    )
+    inbound = deliver(client, source, _hubspot("leadflow_batch_propertyChange_and_creation.json"))
 
     assert inbound.status == InboundStatus.PROCESSED, inbound.reason
     assert inbound.result["applied"] == 2
@@ -299,9 +297,7 @@ def test_hubspot_docs_batch_with_legacy_event_type_for_known_contacts(client):
 def test_hubspot_docs_batch_for_unknown_contacts_fails_both_with_reasons(client):
     source = make_source("hubspot")
 
-    inbound = deliver(
-        client, source, _hubspot("leadflow_batch_propertyChange_and_creation.json")
-    )
+    inbound = deliver(client, source, _hubspot("leadflow_batch_propertyChange_and_creation.json"))
 
     assert inbound.status == InboundStatus.FAILED
     assert inbound.result["failed"] == 2
