@@ -40,8 +40,11 @@ run: local-env demo
 	@$(BIN)/python manage.py demo_banner --url http://127.0.0.1:$(PORT)/
 	PORT=$(PORT) $(BIN)/honcho -f Procfile.dev -e /dev/null start -p $(PORT)
 
+# One pytest process per core (pytest-xdist); each has its own test database, var/ folder
+# and broker/cache keys (tests/settings.py); tests marked with xdist_group share a process.
+TEST_PROCESSES ?= auto
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

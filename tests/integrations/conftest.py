@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCache
 
 from integrations import signing
 from integrations.hubspot import signature_v3
@@ -22,9 +24,10 @@ from integrations.services import source_create
 from integrations.tasks import process_inbound_event
 from tests.integrations.fakes import FakeHubSpot, FakeSalesforce, WebhookReceiver
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # The vendors' webhook samples the tests post, kept in the repository (with their
 # provenance and licenses, see its README) so that every clone runs every test.
-SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "vendor-samples"
+SAMPLES = REPO_ROOT / "tests" / "fixtures" / "vendor-samples"
 
 SECRET = "s3cret-for-tests-0123456789abcdef"
 OLD_SECRET = "old-secret-still-valid-while-rotating"
@@ -38,12 +41,25 @@ def samples(*parts: str) -> Path:
     return folder
 
 
+def _clear_cache() -> None:
+    prefix = settings.CACHES["default"].get("KEY_PREFIX")
+    if prefix and isinstance(cache, RedisCache):
+        # Under pytest-xdist the processes share the Redis cache, whose clear() is a
+        # FLUSHDB: it would reset another process's counters in the middle of its test.
+        client = cache._cache.get_client(write=True)
+        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+    else:
+        cache.clear()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
     # Rate-limit counters live in the cache (Redis on the CI run): start every test empty.
-    cache.clear()
+    _clear_cache()
     yield
-    cache.clear()
+    _clear_cache()
 
 
 def make_source(kind: str, slug: str | None = None, **extra) -> Source:
