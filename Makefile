@@ -51,6 +51,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/mypy leadflow scoring handoff sla integrations privacy
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .
