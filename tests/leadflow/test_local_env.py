@@ -16,6 +16,13 @@ from leadflow.localenv import local_env_write, main
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _python(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """This checkout's Python in another process, as another terminal would run it."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
 # --- reading ---------------------------------------------------------------------------
 
 
@@ -96,21 +103,14 @@ def test_manage_py_in_another_terminal_runs_with_the_env_file_and_no_other_setti
     }
     env["LEADFLOW_ENV_FILE"] = str(path)
 
-    result = subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "shell",
-            "--verbosity=0",
-            "-c",
-            "from django.conf import settings as s; "
-            "print(s.DEBUG, s.PUBLIC_BASE_URL, s.DATABASES['default']['NAME'])",
-        ],
-        cwd=ROOT,
+    result = _python(
+        "manage.py",
+        "shell",
+        "--verbosity=0",
+        "-c",
+        "from django.conf import settings as s; "
+        "print(s.DEBUG, s.PUBLIC_BASE_URL, s.DATABASES['default']['NAME'])",
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
 
     assert result.returncode == 0, result.stderr
@@ -221,14 +221,7 @@ def test_at_warning_only_request_lines_and_failures_reach_the_terminal():
     env.update(DJANGO_SETTINGS_MODULE="leadflow.settings", DEBUG="1", LOG_LEVEL="WARNING")
     env.pop("REDIS_URL", None)
 
-    result = subprocess.run(
-        [sys.executable, "-c", LOG_PROBE],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _python("-c", LOG_PROBE, env=env)
 
     assert result.returncode == 0, result.stderr
     probes = [line.split("probe: ")[1] for line in result.stderr.splitlines() if "probe: " in line]
