@@ -73,8 +73,9 @@ def local_env_write(*, path: Path, port: int, base_dir: Path) -> list[str]:
     for key, value in updates.items():
         line = f"{key}={value}"
         pattern = re.compile(rf"^(?:export\s+)?{key}=.*$", re.MULTILINE)
-        if pattern.search(text):
-            text = pattern.sub(lambda _match, line=line: line, text, count=1)
+        found = pattern.search(text)
+        if found:
+            text = text[: found.start()] + line + text[found.end() :]
         else:
             text = text + ("" if text.endswith("\n") or not text else "\n") + line + "\n"
     path.write_text(text, encoding="utf-8")
