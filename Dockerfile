@@ -13,6 +13,7 @@ COPY scoring ./scoring
 COPY handoff ./handoff
 COPY sla ./sla
 COPY integrations ./integrations
+COPY privacy ./privacy
 RUN pip install .
 COPY . .
 RUN SECRET_KEY=build-only python manage.py collectstatic --no-input -v 0 \

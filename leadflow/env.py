@@ -7,6 +7,9 @@ start-up with a message an operator can act on instead of a confusing error late
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import MutableMapping
+from pathlib import Path
 from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
@@ -76,3 +79,60 @@ def env_choice(name: str, default: str, *, choices: set[str]) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} is not one of: {', '.join(sorted(choices))}.")
     return value
+
+
+# --- The local .env file ---------------------------------------------------------------
+# `make run` writes <project>/.env (leadflow/localenv.py) so that `manage.py` in another
+# terminal runs with the same settings. Variables of the real environment always win.
+
+ENV_FILE_VARIABLE = "LEADFLOW_ENV_FILE"
+_ENV_LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+
+
+def env_file_path(base_dir: Path, environ: MutableMapping[str, str] = os.environ) -> Path | None:
+    """The env file the settings read, or None.
+
+    LEADFLOW_ENV_FILE names it (a path; empty: none). Unset, it is <project>/.env, except
+    on CI: a CI run's settings come from its script alone, and a .env left in the checkout
+    (by `make run` in the smoke test, or a cached workspace) must not change what later
+    steps see. The test settings set it empty for the same reason (tests/settings.py).
+    """
+    if ENV_FILE_VARIABLE in environ:
+        raw = environ[ENV_FILE_VARIABLE].strip()
+        return (base_dir / raw) if raw else None
+    if environ.get("CI", "").strip().lower() not in _FALSE:
+        return None
+    return base_dir / ".env"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=value lines; `#` comments and blank lines are skipped, one pair of surrounding
+    quotes is removed, nothing is expanded. Anything else is an error naming the line."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _ENV_LINE.match(stripped)
+        if not match:
+            raise ImproperlyConfigured(f"{path}:{number}: expected KEY=value, got {line!r}.")
+        key, value = match.group(1), match.group(2).strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def load_env_file(path: Path | None, environ: MutableMapping[str, str] = os.environ) -> None:
+    """Put the file's variables into the environment where they are not set already.
+
+    A missing default .env is normal (a production server, a fresh clone before its first
+    `make run`); a file named in LEADFLOW_ENV_FILE that is missing is a mistake."""
+    if path is None:
+        return
+    if not path.is_file():
+        if ENV_FILE_VARIABLE in environ:
+            raise ImproperlyConfigured(f"{ENV_FILE_VARIABLE}={str(path)!r}: no such file.")
+        return
+    for key, value in read_env_file(path).items():
+        environ.setdefault(key, value)

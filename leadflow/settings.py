@@ -19,9 +19,20 @@ from django.utils.translation import gettext_lazy as _
 from django_guid.integrations import CeleryIntegration
 from kombu import Queue
 
-from leadflow.env import env_bool, env_choice, env_int, env_list, env_str, env_url
+from leadflow.env import (
+    env_bool,
+    env_choice,
+    env_file_path,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+    load_env_file,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# `make run`'s .env (DEBUG, SECRET_KEY, PUBLIC_BASE_URL, ...), under the real environment.
+load_env_file(env_file_path(BASE_DIR))
 VAR_DIR = Path(env_str("LEADFLOW_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", default=False)
@@ -425,6 +436,8 @@ DJANGO_GUID = {
     "RETURN_HEADER": True,
     "INTEGRATIONS": [CeleryIntegration(use_django_logging=True, log_parent=True)],
 }
+_LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", choices={"DEBUG", "INFO", "WARNING", "ERROR"})
+_FILESYSTEM_BROKER = CELERY_BROKER_URL.startswith("filesystem://")
 LOG_FORMAT = env_choice("LOG_FORMAT", "plain" if DEBUG else "json", choices={"plain", "json"})
 LOGGING = {
     "version": 1,
@@ -453,10 +466,15 @@ LOGGING = {
             "filters": ["request_id", "task"],
         }
     },
-    # django-guid reports every id it sets at INFO: noise in production logs.
-    "loggers": {"django_guid": {"level": "WARNING"}},
-    "root": {
-        "handlers": ["console"],
-        "level": env_choice("LOG_LEVEL", "INFO", choices={"DEBUG", "INFO", "WARNING", "ERROR"}),
+    "loggers": {
+        # django-guid reports every id it sets at INFO: noise in production logs.
+        "django_guid": {"level": "WARNING"},
+        # Django's default config pins "django" at INFO whatever LOG_LEVEL says. Naming it
+        # here resets its children, so runserver's request lines get their INFO back.
+        "django": {"level": _LOG_LEVEL},
+        "django.server": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        # The filesystem broker's URL has no host, and kombu warns so at every start.
+        **({"kombu.connection": {"level": "ERROR"}} if _FILESYSTEM_BROKER else {}),
     },
+    "root": {"handlers": ["console"], "level": _LOG_LEVEL},
 }

@@ -11,7 +11,13 @@ def pytest_collection_modifyitems(config, items):
     on_redis = settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
     skip_pg = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://...")
     skip_redis = pytest.mark.skip(reason="needs Redis: set CELERY_BROKER_URL=redis://...")
+    # Under `make test` (pytest-xdist, --dist loadgroup) the browser tests run one after
+    # another in one process: two Chromiums and their live servers on two loaded cores
+    # time out, and they gain nothing from running beside each other.
+    browser_group = pytest.mark.xdist_group("browser")
     for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(browser_group)
         if "postgres" in item.keywords and not on_postgres:
             item.add_marker(skip_pg)
         if "redis" in item.keywords and not on_redis:

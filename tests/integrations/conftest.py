@@ -7,13 +7,14 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import os
 import time
 from pathlib import Path
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCache
 
 from integrations import signing
 from integrations.hubspot import signature_v3
@@ -24,37 +25,41 @@ from integrations.tasks import process_inbound_event
 from tests.integrations.fakes import FakeHubSpot, FakeSalesforce, WebhookReceiver
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# The recorded vendor samples are read, never copied: from LEADFLOW_VENDOR_SAMPLES, else
-# beside the checkout (../shared), else the workplace's /work/shared (a clone elsewhere).
-_CANDIDATES = [
-    Path(os.environ.get("LEADFLOW_VENDOR_SAMPLES", ""))
-    if os.environ.get("LEADFLOW_VENDOR_SAMPLES")
-    else None,
-    REPO_ROOT.parent / "shared" / "vendor-samples",
-    Path("/work/shared/vendor-samples"),
-]
-SAMPLES = next(
-    (path for path in _CANDIDATES if path is not None and path.is_dir()),
-    REPO_ROOT.parent / "shared" / "vendor-samples",
-)
+# The vendors' webhook samples the tests post, kept in the repository (with their
+# provenance and licenses, see its README) so that every clone runs every test.
+SAMPLES = REPO_ROOT / "tests" / "fixtures" / "vendor-samples"
 
 SECRET = "s3cret-for-tests-0123456789abcdef"
 OLD_SECRET = "old-secret-still-valid-while-rotating"
 
 
-def samples_or_skip(*parts: str) -> Path:
+def samples(*parts: str) -> Path:
+    """A folder of tests/fixtures/vendor-samples/; missing is an error, never a skip."""
     folder = SAMPLES.joinpath(*parts)
     if not folder.is_dir():
-        pytest.skip(f"vendor samples not found at {folder}")
+        raise FileNotFoundError(f"vendor samples not found at {folder}")
     return folder
+
+
+def _clear_cache() -> None:
+    prefix = settings.CACHES["default"].get("KEY_PREFIX")
+    if prefix and isinstance(cache, RedisCache):
+        # Under pytest-xdist the processes share the Redis cache, whose clear() is a
+        # FLUSHDB: it would reset another process's counters in the middle of its test.
+        client = cache._cache.get_client(write=True)
+        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+    else:
+        cache.clear()
 
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
     # Rate-limit counters live in the cache (Redis on the CI run): start every test empty.
-    cache.clear()
+    _clear_cache()
     yield
-    cache.clear()
+    _clear_cache()
 
 
 def make_source(kind: str, slug: str | None = None, **extra) -> Source:

@@ -1,7 +1,8 @@
 """Local HTTP servers that answer like Salesforce, HubSpot and a webhook receiver.
 
 Each runs `http.server` in a thread on 127.0.0.1 with an ephemeral port. Their answers
-follow the vendors' docs and the recorded exchanges in shared/vendor-samples/
+follow the vendors' docs and the recorded exchanges in the team's vendor samples
+(shared/vendor-samples/, not in this repository)
 (status codes, body shapes, headers such as Sforce-Limit-Info, HubSpot's 409 text and its
 429 without Retry-After). `script` holds canned replies served before normal behaviour,
 so a test can say "the next call gets a 503".

@@ -20,7 +20,7 @@ from tests.integrations.conftest import (
     assert_error,
     make_source,
     post,
-    samples_or_skip,
+    samples,
     sign_headers,
 )
 
@@ -135,9 +135,7 @@ def test_a_signature_within_the_window_is_accepted(client, kind):
 
 
 def test_hubspot_vectors_from_the_sdks_and_docs():
-    vectors = json.loads(
-        (samples_or_skip("hubspot", "webhooks") / "signature_vectors.json").read_text()
-    )
+    vectors = json.loads((samples("hubspot", "webhooks") / "signature_vectors.json").read_text())
     checked = 0
     for vector in vectors["vectors_from_sources"] + vectors["vectors_computed"]:
         body = vector["request_body"].encode()
@@ -157,7 +155,7 @@ def test_hubspot_vectors_from_the_sdks_and_docs():
 
 
 def test_hubspot_v1_signature_of_the_php_sdk_body(client):
-    folder = samples_or_skip("hubspot", "webhooks")
+    folder = samples("hubspot", "webhooks")
     body = (folder / "php_sdk_contact_creation_body.json").read_bytes()
     source = make_source("hubspot")
     source.secret = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"

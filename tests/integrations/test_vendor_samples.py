@@ -1,5 +1,5 @@
 """Every Mautic and HubSpot webhook sample and the Marketo webhook template from
-../shared/vendor-samples/, posted signed through the real endpoint and processed."""
+tests/fixtures/vendor-samples/, posted signed through the real endpoint and processed."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import pytest
 from integrations.models import InboundStatus
 from leadflow.models import EngagementEvent, EventKind, Lead, LeadExternalId
 from tests.factories import LeadFactory
-from tests.integrations.conftest import deliver, make_source, samples_or_skip
+from tests.integrations.conftest import deliver, make_source, samples
 
 pytestmark = pytest.mark.django_db
 
 
 def _mautic_test_body(name: str) -> bytes:
     """What Mautic's "Send Test Payload" posts: {"mautic.<event>": <asset>, "timestamp"}."""
-    folder = samples_or_skip("mautic", "core_test_payloads")
+    folder = samples("mautic", "core_test_payloads")
     asset = json.loads((folder / f"{name}.json").read_bytes())
     envelope = {f"mautic.{name}": asset, "timestamp": "2024-10-24T12:00:00+00:00"}
     # Mautic's PHP json_encode: compact, "/" escaped as "\/".
@@ -26,7 +26,7 @@ def _mautic_test_body(name: str) -> bytes:
 
 
 def _third_party(name: str) -> bytes:
-    folder = samples_or_skip("mautic", "third_party_fixtures")
+    folder = samples("mautic", "third_party_fixtures")
     matches = list(folder.rglob(name))
     assert matches, name
     return matches[0].read_bytes()
@@ -251,19 +251,20 @@ def test_mautic_ipaddresses_dict_body_updates_a_known_contact(client):
 
 
 def _hubspot(name: str) -> bytes:
-    return (samples_or_skip("hubspot", "webhooks") / name).read_bytes()
+    return (samples("hubspot", "webhooks") / name).read_bytes()
 
 
 @pytest.mark.parametrize(
-    "name", ["php_sdk_contact_creation_body.json", "snowplow_contact_creation_body.json"]
+    ("name", "contact"),
+    [("php_sdk_contact_creation_body.json", 123), ("leadflow_contact_creation_body.json", 880103)],
 )
-def test_hubspot_creation_of_an_unknown_contact_is_stored_failed(client, name):
+def test_hubspot_creation_of_an_unknown_contact_is_stored_failed(client, name, contact):
     source = make_source("hubspot")
 
     inbound = deliver(client, source, _hubspot(name))
 
     assert inbound.status == InboundStatus.FAILED
-    assert "HubSpot sends no e-mail with contact.creation; contact 123" in inbound.reason
+    assert f"HubSpot sends no e-mail with contact.creation; contact {contact}" in inbound.reason
     assert not Lead.objects.exists()
 
 
@@ -281,30 +282,26 @@ def test_hubspot_creation_of_a_known_contact_is_processed(client):
 def test_hubspot_docs_batch_with_legacy_event_type_for_known_contacts(client):
     first = LeadFactory(email="a@example.jp")
     second = LeadFactory(email="b@example.jp")
-    LeadExternalId.objects.create(lead=first, system="hubspot", external_id="1246965")
-    LeadExternalId.objects.create(lead=second, system="hubspot", external_id="1246978")
+    LeadExternalId.objects.create(lead=first, system="hubspot", external_id="880101")
+    LeadExternalId.objects.create(lead=second, system="hubspot", external_id="880102")
     source = make_source("hubspot")
 
-    inbound = deliver(
-        client, source, _hubspot("docs_example_batch_propertyChange_and_creation.json")
-    )
+    inbound = deliver(client, source, _hubspot("leadflow_batch_propertyChange_and_creation.json"))
 
     assert inbound.status == InboundStatus.PROCESSED, inbound.reason
     assert inbound.result["applied"] == 2
     first.refresh_from_db()
-    assert first.attributes["hubspot_lifecyclestage"] == "subscriber"
+    assert first.attributes["hubspot_lifecyclestage"] == "marketingqualifiedlead"
 
 
 def test_hubspot_docs_batch_for_unknown_contacts_fails_both_with_reasons(client):
     source = make_source("hubspot")
 
-    inbound = deliver(
-        client, source, _hubspot("docs_example_batch_propertyChange_and_creation.json")
-    )
+    inbound = deliver(client, source, _hubspot("leadflow_batch_propertyChange_and_creation.json"))
 
     assert inbound.status == InboundStatus.FAILED
     assert inbound.result["failed"] == 2
-    assert "HubSpot contact 1246965 is not linked to a lead yet." in inbound.reason
+    assert "HubSpot contact 880101 is not linked to a lead yet." in inbound.reason
     assert not Lead.objects.exists()
 
 
@@ -337,11 +334,11 @@ def test_hubspot_email_property_change_creates_the_lead_and_links_the_id(client)
 
 
 def test_marketo_rendered_sample_without_email_is_stored_failed(client):
-    folder = samples_or_skip("marketo", "webhook")
+    folder = samples("marketo", "webhook")
     source = make_source("marketo")
 
     inbound = deliver(
-        client, source, (folder / "snowplow_marketo_webhook_rendered.json").read_bytes()
+        client, source, (folder / "leadflow_marketo_webhook_rendered.json").read_bytes()
     )
 
     assert inbound.status == InboundStatus.FAILED
@@ -352,8 +349,8 @@ def test_marketo_rendered_sample_without_email_is_stored_failed(client):
 def _render_marketo_template(values: dict[str, object]) -> bytes:
     """Render the published template as Marketo does: tokens replaced by JSON values,
     tokens without a value rendered as empty strings."""
-    folder = samples_or_skip("marketo", "webhook")
-    template = (folder / "snowplow_marketo_webhook_payload_template.txt").read_text()
+    folder = samples("marketo", "webhook")
+    template = (folder / "leadflow_marketo_webhook_payload_template.txt").read_text()
 
     def token(match: re.Match) -> str:
         return json.dumps(values.get(match.group(1), ""), ensure_ascii=False)

@@ -74,7 +74,7 @@ def test_beat_runs_as_its_own_local_process_not_inside_the_worker():
     )
     assert set(procfile) == {"web", "worker", "beat"}
     assert "--beat" not in procfile["worker"].split()
-    assert procfile["beat"] == ".venv/bin/celery -A leadflow beat --loglevel INFO"
+    assert procfile["beat"] == ".venv/bin/celery -A leadflow beat --loglevel WARNING"
 
 
 def test_beat_sends_the_heartbeat_and_the_sweeps_often_enough_for_two_minutes():
