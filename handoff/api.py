@@ -26,7 +26,7 @@ from handoff.models import (
     RejectionReason,
 )
 from leadflow.api.fields import DateTimeField
-from leadflow.api.filters import id_filter
+from leadflow.api.filters import datetime_filter, id_filter
 from leadflow.models import User
 
 
@@ -125,12 +125,14 @@ class HandoffFilter(django_filters.FilterSet):
     team = id_filter("team_id")
     rep = id_filter("assigned_to_id")
     queued = django_filters.BooleanFilter(field_name="assigned_to", lookup_expr="isnull")
-    # ?created_after=2026-11-01T00:00:00%2B09:00&created_before=...
-    created = django_filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
+    # ?created_after=2026-11-01T00:00:00%2B09:00&created_before=... (the names the range
+    # filter had, each one checked field)
+    created_after = datetime_filter("created_at", "gte")
+    created_before = datetime_filter("created_at", "lte")
 
     class Meta:
         model = Handoff
-        fields = ["status", "team", "rep", "queued", "created"]
+        fields = ["status", "team", "rep", "queued", "created_after", "created_before"]
 
 
 class HandoffViewSet(viewsets.ReadOnlyModelViewSet):

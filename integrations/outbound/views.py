@@ -24,11 +24,12 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from integrations.base import FIRST_YEAR, LAST_YEAR, loads_without_nul
+from integrations.base import loads_without_nul
 from integrations.outbound.models import Destination, FeedbackOutcome
 from integrations.outbound.services import feedback_record
 from integrations.signing import SignatureError, verify
 from leadflow.api.errors import error_response
+from leadflow.datetimes import datetime_problem
 from leadflow.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -75,8 +76,11 @@ def _validate(document: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
             when = parse_datetime(raw_when)
         except ValueError:
             when = None
-        if when is None or not FIRST_YEAR <= when.year <= LAST_YEAR:
+        problem = when and datetime_problem(when)
+        if when is None:
             problems["/occurred_at"] = [_("Must be an ISO 8601 date and time.")]
+        elif problem:
+            problems["/occurred_at"] = [problem]
             when = None
         elif timezone.is_naive(when):
             problems["/occurred_at"] = [_("Must include a UTC offset (e.g. +09:00 or Z).")]
