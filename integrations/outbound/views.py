@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
 from integrations.base import loads_without_nul
+from integrations.bodies import BodyTooLarge, LengthRequired, body_read, length_required
 from integrations.outbound.models import Destination, FeedbackOutcome
 from integrations.outbound.services import feedback_record
 from integrations.signing import SignatureError, verify
@@ -104,20 +105,13 @@ def feedback_receive(request: HttpRequest, slug: str) -> JsonResponse:
 
     limit = settings.FEEDBACK_MAX_BYTES
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit:
+        body = body_read(request, limit=limit)
+    except BodyTooLarge:
         return error_response(
             "too_large", _("The body is larger than %(n)d bytes.") % {"n": limit}, 413
         )
-    # Read the stream ourselves, one byte past the limit, so a body without (or with a
-    # lying) Content-Length is still bounded.
-    body = request.read(limit + 1)
-    if len(body) > limit:
-        return error_response(
-            "too_large", _("The body is larger than %(n)d bytes.") % {"n": limit}, 413
-        )
+    except LengthRequired:
+        return length_required()
 
     header = request.META.get("HTTP_X_LEADFLOW_SIGNATURE", "")
     try:
