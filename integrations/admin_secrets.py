@@ -15,6 +15,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.utils.functional import lazy
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -78,8 +79,10 @@ class SecretsForm(forms.ModelForm):
         return cleaned
 
 
-def clear_field(label: str) -> forms.BooleanField:
-    return forms.BooleanField(required=False, label=_("Clear the %(name)s") % {"name": label})
+def clear_field(label: Any) -> forms.BooleanField:
+    # Lazy: a form class is built at import, before anyone's language is known.
+    text = lazy(lambda: gettext("Clear the %(name)s") % {"name": label}, str)()
+    return forms.BooleanField(required=False, label=text)
 
 
 def generate_field() -> forms.BooleanField:
@@ -122,6 +125,8 @@ class SecretsAdmin(admin.ModelAdmin):
         if self._view_only(request, obj):
             readonly += [f"{name}_masked" for name in self.form.secret_fields]
         return readonly
+
+    form: type[SecretsForm]
 
     def __getattr__(self, name: str) -> Any:
         # "<secret>_masked": the read-only display of a secret, for the view-only page.

@@ -97,7 +97,7 @@ def test_the_largest_storable_offset_still_filters(world, url):
 def test_an_empty_time_filter_is_a_400_not_no_bound(world, url):
     response = api(world["manager"]).get(url, {"created_after": ""})
     assert response.status_code == 400
-    message = "Give a date and time, or leave the parameter out."
+    message = "Give a value, or leave the parameter out."
     assert error(response)["fields"] == {"created_after": [message]}
 
 
@@ -170,4 +170,3 @@ def test_signed_feedback_occurring_at_a_far_offset_is_a_400(client):
 @pytest.mark.django_db
 def test_signed_feedback_occurring_at_a_far_offset_is_a_400_on_postgresql(client):
     _assert_feedback_refused(client)
-
