@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from handoff.models import BANT_KEYS, ActivityKind, ActivityOutcome, RejectionReason
 from leadflow.errors import DomainError
+from leadflow.forms import DateTimeField
 
 
 def add_domain_error(form: forms.Form, error: DomainError) -> None:
@@ -115,7 +116,7 @@ class AwayForm(_PageForm):
 
     id_prefix = "availability"
     # Named as the model field and the API's, so a service's field error lands here.
-    away_until = forms.DateTimeField(
+    away_until = DateTimeField(
         label=_("Until (optional)"),
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),

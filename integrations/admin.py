@@ -14,9 +14,11 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from integrations.admin_secrets import SecretsAdmin, SecretsForm, clear_field, generate_field
 from integrations.csv_import import target_label
 from integrations.csv_previews import csv_preview_keep, csv_preview_take
 from integrations.models import InboundEvent, InboundStatus, Source
+from integrations.secrets import headers_redacted
 from integrations.services import inbound_event_reprocess, leads_import_csv
 from leadflow.fits import printable
 
@@ -46,8 +48,20 @@ class CsvImportForm(forms.Form):
         return upload
 
 
+class SourceForm(SecretsForm):
+    secret_fields = ("secret", "previous_secret")
+    rotations = {"secret": "previous_secret"}
+    secret_generate = generate_field()
+    previous_secret_clear = clear_field(_("previous secret"))
+
+    class Meta:
+        model = Source
+        fields = "__all__"
+
+
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(SecretsAdmin):
+    form = SourceForm
     list_display = ("slug", "name", "kind", "enabled", "rate_limit_per_minute", "intake_url_text")
     list_filter = ("kind", "enabled")
     search_fields = ("slug", "name")
@@ -55,7 +69,17 @@ class SourceAdmin(admin.ModelAdmin):
     change_list_template = "admin/integrations/source/change_list.html"
     fieldsets = (
         (None, {"fields": ("kind", "slug", "name", "enabled", "intake_url_text", "inbound_link")}),
-        (_("Authenticity"), {"fields": ("secret", "previous_secret")}),
+        (
+            _("Authenticity"),
+            {
+                "fields": (
+                    "secret",
+                    "secret_generate",
+                    "previous_secret",
+                    "previous_secret_clear",
+                )
+            },
+        ),
         (_("Mapping and limits"), {"fields": ("mapping", "rate_limit_per_minute", "id_system")}),
         (None, {"fields": ("created_at", "updated_at")}),
     )
@@ -214,7 +238,9 @@ class InboundEventAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("headers"))
     def headers_pretty(self, obj: InboundEvent) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(obj.headers, ensure_ascii=False, indent=2))
+        # Signatures and tokens masked: Marketo's X-LeadFlow-Token is the source's secret.
+        headers = headers_redacted(obj.headers)
+        return format_html("<pre>{}</pre>", json.dumps(headers, ensure_ascii=False, indent=2))
 
     @admin.display(description=_("body"))
     def body_pretty(self, obj: InboundEvent) -> str:

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from integrations.models import InboundEvent, InboundItemResult, InboundStatus, Source
 from integrations.outbound.models import FeedbackEvent, MessageStatus, OutboxMessage
+from integrations.secrets import headers_redacted
 from leadflow.privacy import ERASED, Person
 
 logger = logging.getLogger(__name__)
@@ -143,7 +144,8 @@ def person_data_export(*, person: Person) -> dict[str, list[dict[str, Any]]]:
                 "source": event.source.slug,
                 "received_at": event.received_at,
                 "status": event.status,
-                "headers": event.headers,
+                # The person's file, not the sender's credentials (a Marketo token header).
+                "headers": headers_redacted(event.headers),
                 "body": body,
             }
         )

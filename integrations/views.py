@@ -15,13 +15,14 @@ import logging
 import time
 
 from django.conf import settings
-from django.core.exceptions import DisallowedHost, RequestDataTooBig
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
 from integrations import selectors, services
 from integrations.base import Delivery, ShapeError, loads_without_nul
+from integrations.bodies import BodyTooLarge, LengthRequired, body_read, length_required
 from integrations.ratelimit import rate_limit_hit
 from integrations.registry import ADAPTERS
 from integrations.signing import SignatureError
@@ -86,23 +87,16 @@ def intake(request: HttpRequest, slug: str) -> JsonResponse:
         )
 
     limit = settings.INTAKE_MAX_BODY_BYTES
-    too_big = error_response(
-        "payload_too_large",
-        _("The body is larger than %(limit)d bytes; send smaller batches.") % {"limit": limit},
-        413,
-    )
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit:
-        return too_big
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        return too_big
-    if len(body) > limit:
-        return too_big
+        body = body_read(request, limit=limit)
+    except BodyTooLarge:
+        return error_response(
+            "payload_too_large",
+            _("The body is larger than %(limit)d bytes; send smaller batches.") % {"limit": limit},
+            413,
+        )
+    except LengthRequired:
+        return length_required()
 
     adapter = ADAPTERS[source.kind]
     delivery = Delivery(

@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.core.validators import ProhibitNullCharactersValidator
 
+from leadflow.datetimes import datetime_problem
 from leadflow.models import Lead
 from leadflow.normalize import has_nul, normalize_email
 
@@ -14,6 +15,19 @@ class NormalizedEmailField(forms.EmailField):
 
     def to_python(self, value):
         return normalize_email(super().to_python(value) or "")
+
+
+class DateTimeField(forms.DateTimeField):
+    """Django's DateTimeField refusing offsets PostgreSQL cannot store: a posted
+    "2026-12-01T10:00+20:00" is a form error, not a DataError. The year is left to the
+    form's service, which names the bound it breaks ("must be before 2100")."""
+
+    def to_python(self, value):
+        moment = super().to_python(value)
+        problem = moment and datetime_problem(moment, years=False)
+        if problem:
+            raise forms.ValidationError(problem, code="invalid")
+        return moment
 
 
 class LeadForm(forms.ModelForm):

@@ -38,7 +38,9 @@ class _MetricsApi(APIView):
                 "to", OpenApiTypes.DATE, description="Last day, included (default: today)"
             ),
             OpenApiParameter(
-                "team", OpenApiTypes.INT, description="One team (default: every visible team)"
+                "team",
+                {"type": "integer", "minimum": 1},
+                description="One team (default: every visible team)",
             ),
         ],
         responses={200: OpenApiTypes.OBJECT},

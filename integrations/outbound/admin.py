@@ -17,6 +17,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from integrations.admin_secrets import SecretsAdmin, SecretsForm, clear_field, generate_field
 from integrations.outbound.mapping import default_mapping
 from integrations.outbound.models import (
     OPEN_STATUSES,
@@ -28,8 +29,6 @@ from integrations.outbound.models import (
 )
 from integrations.outbound.services import outbox_replay, outbox_retry_now
 from leadflow.japan import join_words
-
-SECRET_FIELDS = ("signing_secret", "previous_signing_secret", "client_secret", "refresh_token")
 
 
 class PrettyJSONField(forms.JSONField):
@@ -48,7 +47,20 @@ def _https_urls(db_field: Any, **kwargs: Any) -> Any:
     return db_field.formfield(**kwargs)
 
 
-class DestinationForm(forms.ModelForm):
+class DestinationForm(SecretsForm):
+    secret_fields = (
+        "signing_secret",
+        "previous_signing_secret",
+        "client_secret",
+        "refresh_token",
+        "api_token",
+    )
+    rotations = {"signing_secret": "previous_signing_secret"}
+    signing_secret_generate = generate_field()
+    previous_signing_secret_clear = clear_field(_("previous signing secret"))
+    client_secret_clear = clear_field(_("client secret"))
+    refresh_token_clear = clear_field(_("refresh token"))
+    api_token_clear = clear_field(_("API token"))
     events = forms.MultipleChoiceField(
         label=_("events"),
         choices=OutboundEvent.choices,
@@ -85,10 +97,6 @@ class DestinationForm(forms.ModelForm):
             "api_token",
             "field_mapping",
         )
-        widgets = {
-            name: forms.PasswordInput(render_value=True, attrs={"autocomplete": "off"})
-            for name in (*SECRET_FIELDS, "api_token")
-        }
 
     def clean_field_mapping(self) -> Any:
         # An empty mapping means "the kind's default", filled in on save.
@@ -96,7 +104,7 @@ class DestinationForm(forms.ModelForm):
 
 
 @admin.register(Destination)
-class DestinationAdmin(admin.ModelAdmin):
+class DestinationAdmin(SecretsAdmin):
     form = DestinationForm
     list_display = ("name", "slug", "kind", "enabled", "marketing_side", "event_list", "pending")
     list_filter = ("kind", "enabled", "marketing_side")
@@ -111,7 +119,14 @@ class DestinationAdmin(admin.ModelAdmin):
         ),
         (
             _("Webhook and feedback signing"),
-            {"fields": ("signing_secret", "previous_signing_secret")},
+            {
+                "fields": (
+                    "signing_secret",
+                    "signing_secret_generate",
+                    "previous_signing_secret",
+                    "previous_signing_secret_clear",
+                )
+            },
         ),
         (
             _("Salesforce"),
@@ -120,7 +135,9 @@ class DestinationAdmin(admin.ModelAdmin):
                     "token_url",
                     "client_id",
                     "client_secret",
+                    "client_secret_clear",
                     "refresh_token",
+                    "refresh_token_clear",
                     "api_version",
                     "external_id_field",
                     "access_token_at",
@@ -128,7 +145,10 @@ class DestinationAdmin(admin.ModelAdmin):
                 "classes": ("collapse",),
             },
         ),
-        (_("HubSpot"), {"fields": ("api_token",), "classes": ("collapse",)}),
+        (
+            _("HubSpot"),
+            {"fields": ("api_token", "api_token_clear"), "classes": ("collapse",)},
+        ),
         (_("Field mapping"), {"fields": ("field_mapping", "default_mapping_help")}),
     )
 

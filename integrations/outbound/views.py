@@ -24,11 +24,13 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from integrations.base import FIRST_YEAR, LAST_YEAR, loads_without_nul
+from integrations.base import loads_without_nul
+from integrations.bodies import BodyTooLarge, LengthRequired, body_read, length_required
 from integrations.outbound.models import Destination, FeedbackOutcome
 from integrations.outbound.services import feedback_record
 from integrations.signing import SignatureError, verify
 from leadflow.api.errors import error_response
+from leadflow.datetimes import datetime_problem
 from leadflow.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -75,8 +77,11 @@ def _validate(document: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
             when = parse_datetime(raw_when)
         except ValueError:
             when = None
-        if when is None or not FIRST_YEAR <= when.year <= LAST_YEAR:
+        problem = when and datetime_problem(when)
+        if when is None:
             problems["/occurred_at"] = [_("Must be an ISO 8601 date and time.")]
+        elif problem:
+            problems["/occurred_at"] = [problem]
             when = None
         elif timezone.is_naive(when):
             problems["/occurred_at"] = [_("Must include a UTC offset (e.g. +09:00 or Z).")]
@@ -100,20 +105,13 @@ def feedback_receive(request: HttpRequest, slug: str) -> JsonResponse:
 
     limit = settings.FEEDBACK_MAX_BYTES
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit:
+        body = body_read(request, limit=limit)
+    except BodyTooLarge:
         return error_response(
             "too_large", _("The body is larger than %(n)d bytes.") % {"n": limit}, 413
         )
-    # Read the stream ourselves, one byte past the limit, so a body without (or with a
-    # lying) Content-Length is still bounded.
-    body = request.read(limit + 1)
-    if len(body) > limit:
-        return error_response(
-            "too_large", _("The body is larger than %(n)d bytes.") % {"n": limit}, 413
-        )
+    except LengthRequired:
+        return length_required()
 
     header = request.META.get("HTTP_X_LEADFLOW_SIGNATURE", "")
     try:

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-# Years an input time may have. Python's datetime ends at years 1 and 9999: a time near
-# either end parses, then overflows when it is converted to another zone (DRF's own
-# time-zone check for naive input, every comparison with now, the database's UTC), and
-# 9999-12-31T23:59-09:00 would be stored as year 10000, which no later read can load.
-FIRST_YEAR, LAST_YEAR = 1900, 2099
+from leadflow.datetimes import DATETIME_SCHEMA, datetime_problem
 
 
+@extend_schema_field(DATETIME_SCHEMA)
 class DateTimeField(serializers.DateTimeField):
-    """DRF's DateTimeField, answering 400 ("Datetime value out of range.") for times near
-    the ends of the calendar instead of raising OverflowError (a 500)."""
+    """DRF's DateTimeField, answering 400 for what leadflow.datetimes refuses (times near
+    the ends of the calendar, offsets PostgreSQL cannot store) instead of a 500."""
 
     def enforce_timezone(self, value: datetime) -> datetime:
-        if not FIRST_YEAR <= value.year <= LAST_YEAR:
-            self.fail("overflow")
+        # Checked before DRF converts: a year-1 time overflows in the conversion itself.
+        problem = datetime_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem, code="invalid")
         try:
             return super().enforce_timezone(value)
         except OverflowError:

@@ -37,6 +37,7 @@ _DESCRIPTIONS = {
     "401": "Not authenticated (no, a wrong or a revoked token).",
     "403": "Authenticated, but not allowed to do this.",
     "404": "No such object, or not one the caller may see.",
+    "404-page": "No such page (?page= past the end, or not a page number).",
 }
 _METHODS = {"get", "post", "put", "patch", "delete"}
 
@@ -48,7 +49,8 @@ def add_error_responses(result: dict, generator: Any, request: Any, public: bool
             if method not in _METHODS:
                 continue
             codes = ["401", "403"]
-            if "{" in path:
+            paginated = any(p.get("name") == "page" for p in operation.get("parameters", []))
+            if "{" in path or paginated:
                 codes.append("404")
             if operation.get("requestBody") or operation.get("parameters"):
                 codes.append("400")
@@ -59,7 +61,9 @@ def add_error_responses(result: dict, generator: Any, request: Any, public: bool
                 responses.setdefault(
                     code,
                     {
-                        "description": _DESCRIPTIONS[code],
+                        "description": _DESCRIPTIONS[
+                            "404-page" if code == "404" and "{" not in path else code
+                        ],
                         "content": {"application/json": {"schema": _REF}},
                     },
                 )
