@@ -200,7 +200,8 @@ class HandoffViewSet(viewsets.ReadOnlyModelViewSet):
     # Not paginated: a handoff has a handful of activities, answered as a plain list.
     @action(detail=True, methods=["get", "post"], pagination_class=None)
     def activities(self, request: Request, pk: str | None = None) -> Response:
-        if request.method == "GET":
+        # DRF routes HEAD to the GET handler: it must read, not fall through to logging.
+        if request.method in ("GET", "HEAD"):
             handoff = self.get_object()
             rows = Activity.objects.filter(handoff=handoff).select_related("by")
             return Response(ActivitySerializer(rows.order_by("-at", "-id"), many=True).data)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from handoff import selectors as handoff_selectors
 from handoff import services as handoff_services
@@ -44,7 +44,7 @@ def _access_or_403(request: HttpRequest) -> DashboardAccess:
     return access
 
 
-@require_GET
+@require_safe
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     access = _access_or_403(request)
@@ -297,7 +297,7 @@ CSV_TABLES: dict[str, Callable[[MetricsFilter, DashboardAccess], tuple[list[str]
 }
 
 
-@require_GET
+@require_safe
 @login_required
 def export_csv(request: HttpRequest, table: str) -> HttpResponse:
     """Any table of the dashboard as CSV, UTF-8 with a BOM so that Excel (Japanese Windows
