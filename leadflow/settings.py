@@ -356,16 +356,25 @@ CELERY_BEAT_SCHEDULE["sla-weekly-digest"] = {
 }
 
 # --- Security -------------------------------------------------------------------------
-# Secure cookies are on outside DEBUG; a plain-http deployment (docker-compose on a laptop)
-# turns them off explicitly with LEADFLOW_SECURE_COOKIES=0.
-_secure_cookies = env_bool("LEADFLOW_SECURE_COOKIES", default=not DEBUG)
-SESSION_COOKIE_SECURE = _secure_cookies
-CSRF_COOKIE_SECURE = _secure_cookies
+# Outside DEBUG LeadFlow is served over https: secure cookies, http redirected to https,
+# HSTS for the host and its subdomains with the preload flag, so `check --deploy` is
+# clean with the production settings. A plain-http deployment (docker-compose on a
+# laptop) says so with LEADFLOW_SECURE_COOKIES=0, which also turns the redirect and the
+# HSTS flags off; each can still be set on its own.
+_https = env_bool("LEADFLOW_SECURE_COOKIES", default=not DEBUG)
+SESSION_COOKIE_SECURE = _https
+CSRF_COOKIE_SECURE = _https
 SESSION_COOKIE_HTTPONLY = True
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=_https)
+# Probes (load balancer, docker health checks) often speak plain http to the process
+# itself: a redirect would read as "up" to some and as a failure to others.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+# HSTS is sent on https answers only. includeSubDomains covers the names below LeadFlow's
+# own host (not its siblings); preload is only a flag in the header: nothing is put on
+# the browsers' preload list unless someone submits the domain at hstspreload.org.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=_https)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=_https)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if env_bool("USE_X_FORWARDED_HEADERS", default=False):
