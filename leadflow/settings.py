@@ -296,6 +296,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Leads, scores, handoffs and SLA metrics between marketing and sales.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema maps every endpoint and filter: for users (session or token), not the web.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

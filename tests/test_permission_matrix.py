@@ -309,8 +309,8 @@ MATRIX: list[Row] = [
         snapshot=lambda w: Token.objects.filter(user=w.rep_a).exists(),
     ),
     # --- API docs ----------------------------------------------------------------------
-    Row("api-schema", "GET", lambda w: "/api/schema/", PUBLIC),
-    Row("api-docs", "GET", lambda w: "/api/docs/", PUBLIC, api=False),
+    Row("api-schema", "GET", lambda w: "/api/schema/", EVERY_USER_API),
+    Row("api-docs", "GET", lambda w: "/api/docs/", EVERY_USER_PAGE, api=False),
     Row("api-root", "GET", lambda w: "/api/v1/", EVERY_USER_API),
     # --- leads -------------------------------------------------------------------------
     Row(
