@@ -57,7 +57,7 @@ class DestinationForm(forms.ModelForm):
     field_mapping = PrettyJSONField(
         label=_("field mapping"),
         required=False,
-        widget=forms.Textarea(attrs={"rows": 24, "cols": 90, "style": "font-family: monospace"}),
+        widget=forms.Textarea(attrs={"rows": 24, "cols": 90, "class": "monospace"}),
     )
 
     class Meta:
@@ -159,7 +159,7 @@ class DestinationAdmin(admin.ModelAdmin):
         if obj is None or not obj.kind:
             return "—"
         text = json.dumps(default_mapping(obj.kind), indent=2, ensure_ascii=False)
-        return format_html("<pre style='max-height: 20em; overflow: auto'>{}</pre>", text)
+        return format_html('<pre class="scroll-short">{}</pre>', text)
 
 
 @admin.register(OutboxMessage)
@@ -212,16 +212,14 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     @admin.display(description=_("status"), ordering="status")
     def status_cell(self, obj: OutboxMessage) -> str:
         return format_html(
-            '<span class="outbox-status outbox-status-{}" style="white-space: nowrap">{}</span>',
+            '<span class="outbox-status outbox-status-{} nowrap">{}</span>',
             obj.status,
             obj.get_status_display(),
         )
 
     @admin.display(description=_("lead"), ordering="lead__id")
     def lead_name(self, obj: OutboxMessage) -> str:
-        return format_html(
-            '<span style="white-space: nowrap">{}</span>', obj.lead.full_name or obj.lead.email
-        )
+        return format_html('<span class="nowrap">{}</span>', obj.lead.full_name or obj.lead.email)
 
     @admin.display(description=_("next attempt / delivered"))
     def next_or_delivered(self, obj: OutboxMessage) -> str:
@@ -232,7 +230,7 @@ class OutboxMessageAdmin(admin.ModelAdmin):
         else:
             return "—"  # dead: not tried again until someone replays it
         return format_html(
-            '<span style="white-space: nowrap">{}</span>',
+            '<span class="nowrap">{}</span>',
             date_format(timezone.localtime(when), "Y/m/d H:i"),
         )
 
