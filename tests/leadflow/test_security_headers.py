@@ -27,3 +27,13 @@ def test_every_answer_carries_the_policy(client, url):
     response = client.get(url)
 
     assert _directives(response["Content-Security-Policy"]) == POLICY
+
+
+def test_admin_pages_configure_htmx_for_the_policy(admin_client):
+    # Admin pages that load htmx (the scoring studio) must keep it from injecting a <style>.
+    page = admin_client.get("/admin/").content.decode()
+
+    assert (
+        """<meta name="htmx-config" content='{"includeIndicatorStyles":false,"allowEval":false}'>"""
+        in page
+    )
