@@ -17,7 +17,7 @@ tmp=$(mktemp -d)
 started=$SECONDS
 step() { printf '  %-30s %3d s\n' "$1" "$((SECONDS - started))"; }
 
-psql -q -v ON_ERROR_STOP=1 "$pg/postgres" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+PGOPTIONS="--client-min-messages=warning" psql -q -v ON_ERROR_STOP=1 "$pg/postgres" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 
 # Production settings as the README gives them (DEBUG off, a long random key, https), as
 # behind a proxy that ends TLS and says so with X-Forwarded-Proto.
@@ -37,7 +37,7 @@ cleanup() {
   # What load_demo queued for a worker that never runs here: the smoke's own Redis keys.
   redis-cli -u "$redis" DEL celery intake scoring delivery sla unacked unacked_index \
     >/dev/null 2>&1 || true
-  psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $db" || true
+  PGOPTIONS="--client-min-messages=warning" psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $db" || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
