@@ -11,7 +11,8 @@ port=${BIG_BATCH_PORT:-8766}
 redis=${BIG_BATCH_REDIS:-redis://127.0.0.1:6379/2}
 tmp=$(mktemp -d)
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" CELERY_BROKER_URL="$redis"
-export DEBUG=0 SECRET_KEY="ci-big-batch-not-secret" LOG_LEVEL=WARNING LEADFLOW_VAR_DIR="$tmp/var"
+# Plain http to gunicorn on this machine: no https redirect, no secure-only cookies.
+export DEBUG=0 LEADFLOW_SECURE_COOKIES=0 SECRET_KEY="ci-big-batch-not-secret" LOG_LEVEL=WARNING LEADFLOW_VAR_DIR="$tmp/var"
 unset REDIS_URL
 
 make install >/dev/null

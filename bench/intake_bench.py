@@ -37,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadflow.settings")
 os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# Plain http to the local server: no https redirect, no secure-only cookies.
+os.environ.setdefault("LEADFLOW_SECURE_COOKIES", "0")
 
 SECRET = "bench-secret"
 SLUG = "bench"

@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadflow.settings")
 os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+# Plain http to the local server: no https redirect, no secure-only cookies.
+os.environ.setdefault("LEADFLOW_SECURE_COOKIES", "0")
 
 import django
 

@@ -205,7 +205,8 @@ class HandoffViewSet(viewsets.ReadOnlyModelViewSet):
     # documented for) the one handoff addressed.
     @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
     def activities(self, request: Request, pk: str | None = None) -> Response:
-        if request.method == "GET":
+        # DRF routes HEAD to the GET handler: it must read, not fall through to logging.
+        if request.method in ("GET", "HEAD"):
             handoff = self.get_object()
             rows = Activity.objects.filter(handoff=handoff).select_related("by")
             return Response(ActivitySerializer(rows.order_by("-at", "-id"), many=True).data)

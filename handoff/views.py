@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from handoff import selectors, services, timeline
 from handoff.forms import (
@@ -111,7 +111,7 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     return context
 
 
-@require_GET
+@require_safe
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
     return render(request, "handoff/inbox.html", _inbox_context(request))
@@ -160,7 +160,7 @@ def _detail_context(request: HttpRequest, handoff: Handoff, **bound: forms.Form)
     }
 
 
-@require_GET
+@require_safe
 @login_required
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     handoff = _visible_or_404(request, pk)

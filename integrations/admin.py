@@ -251,7 +251,7 @@ class InboundEventAdmin(admin.ModelAdmin):
             shown = obj.body
         raw_url = reverse("admin:integrations_inboundevent_raw", args=[obj.pk])
         return format_html(
-            '<p><a href="{}">{}</a></p><pre style="max-height:40em;overflow:auto">{}</pre>',
+            '<p><a href="{}">{}</a></p><pre class="scroll-tall">{}</pre>',
             raw_url,
             _("Raw body, exactly as received"),
             shown,

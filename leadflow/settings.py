@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 from django_guid.integrations import CeleryIntegration
@@ -66,6 +67,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_guid",
     "axes",
+    "csp",  # its system checks catch settings in the pre-4.0 format
     "leadflow.apps.LeadflowConfig",
     "scoring.apps.ScoringConfig",
     "handoff.apps.HandoffConfig",
@@ -79,6 +81,8 @@ MIDDLEWARE = [
     "django_guid.middleware.guid_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After whitenoise: static files answer before it (a policy is for documents).
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -351,6 +355,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Leads, scores, handoffs and SLA metrics between marketing and sales.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema maps every endpoint and filter: for users (session or token), not the web.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -411,18 +417,51 @@ CELERY_BEAT_SCHEDULE["sla-weekly-digest"] = {
 }
 
 # --- Security -------------------------------------------------------------------------
-# Secure cookies are on outside DEBUG; a plain-http deployment (docker-compose on a laptop)
-# turns them off explicitly with LEADFLOW_SECURE_COOKIES=0.
-_secure_cookies = env_bool("LEADFLOW_SECURE_COOKIES", default=not DEBUG)
-SESSION_COOKIE_SECURE = _secure_cookies
-CSRF_COOKIE_SECURE = _secure_cookies
+# Outside DEBUG LeadFlow is served over https: secure cookies, http redirected to https,
+# HSTS for the host and its subdomains with the preload flag, so `check --deploy` is
+# clean with the production settings. A plain-http deployment (docker-compose on a
+# laptop) says so with LEADFLOW_SECURE_COOKIES=0, which also turns the redirect and the
+# HSTS flags off; each can still be set on its own.
+_https = env_bool("LEADFLOW_SECURE_COOKIES", default=not DEBUG)
+SESSION_COOKIE_SECURE = _https
+CSRF_COOKIE_SECURE = _https
 SESSION_COOKIE_HTTPONLY = True
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=_https)
+# Probes (load balancer, docker health checks) often speak plain http to the process
+# itself: a redirect would read as "up" to some and as a failure to others. So does a
+# Prometheus on the same network (/metrics admits it by address, see METRICS_*).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+# HSTS is sent on https answers only. includeSubDomains covers the names below LeadFlow's
+# own host (not its siblings); preload is only a flag in the header: nothing is put on
+# the browsers' preload list unless someone submits the domain at hstspreload.org.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=_https)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=_https)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): everything from LeadFlow's own origin, nothing
+# inline, no eval. Pages, the admin, htmx, Chart.js and the Swagger UI need nothing else:
+# scripts and styles are static files (the Swagger UI's init script is served as one,
+# htmx is told not to inject its indicator <style>), the JSON for the charts sits in a
+# non-executable <script type="application/json">. Scripts that set element.style (Chart.js
+# sizing its canvas, the admin, Swagger UI's React) go through the CSSOM, which style-src
+# does not govern. img-src allows data: for the SVG icons inlined in the admin's and
+# Swagger UI's stylesheets. tests/e2e/test_csp_browser.py opens each page in chromium
+# and fails on any violation.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 if env_bool("USE_X_FORWARDED_HEADERS", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True

@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from leadflow import views
+from leadflow.api.views import SchemaApi
 from ops import views as ops_views
 
 urlpatterns = [
@@ -27,8 +29,19 @@ urlpatterns = [
     path("api/v1/", include("leadflow.api.urls")),
     path("", include("integrations.urls")),
     path("api/v1/", include("scoring.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/schema/", SchemaApi.as_view(), name="api-schema"),
+    # The schema needs a user (SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]: 401 for the API);
+    # the docs page is for browsers: anonymous is sent to the login page. The split view
+    # serves its init script as a file (?script), which the Content-Security-Policy needs.
+    path(
+        "api/docs/",
+        login_required(
+            SpectacularSwaggerSplitView.as_view(
+                url_name="api-schema", template_name="api/swagger_ui.html"
+            )
+        ),
+        name="api-docs",
+    ),
     path("", include("handoff.urls")),
     path("", include("sla.urls")),
     path("api/v1/feedback/", include("integrations.outbound.urls")),

@@ -127,8 +127,9 @@ def account_token(request: HttpRequest) -> HttpResponse:
     The key is shown once, in the answer to "generate": the page never shows it again,
     so a token left on a screen or in a browser history is not one click away.
     """
-    if request.method not in ("GET", "POST"):
-        return HttpResponseNotAllowed(["GET", "POST"])
+    # HEAD as GET: link checkers and monitors probe pages with it (Django strips the body).
+    if request.method not in ("GET", "HEAD", "POST"):
+        return HttpResponseNotAllowed(["GET", "HEAD", "POST"])
     user = cast(User, request.user)  # login_required: a real user
     new_key = ""
     if request.method == "POST":

@@ -21,7 +21,7 @@ from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from handoff import selectors as handoff_selectors
 from handoff import services as handoff_services
@@ -47,7 +47,7 @@ def _access_or_403(request: HttpRequest) -> DashboardAccess:
     return access
 
 
-@require_GET
+@require_safe
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     access = _access_or_403(request)
@@ -331,7 +331,7 @@ CSV_TABLES: dict[str, Callable[[MetricsFilter, DashboardAccess], tuple[list[str]
 }
 
 
-@require_GET
+@require_safe
 @login_required
 def export_csv(request: HttpRequest, table: str) -> HttpResponse:
     """Any table of the dashboard as CSV, UTF-8 with a BOM so that Excel (Japanese Windows
@@ -398,7 +398,7 @@ def reassign(request: HttpRequest, pk: int) -> HttpResponse:
 # --- speed to lead ---------------------------------------------------------------------
 
 
-@require_GET
+@require_safe
 @login_required
 def speed_to_lead(request: HttpRequest) -> HttpResponse:
     access = _access_or_403(request)
@@ -468,7 +468,7 @@ def _group_names(groups: dict[str, dict[Any, Any]]) -> dict[str, dict[Any, str]]
     return names
 
 
-@require_GET
+@require_safe
 @login_required
 def handoff_speed(request: HttpRequest, pk: int) -> HttpResponse:
     """The handoff page's speed-to-lead timeline (loaded into it by htmx): each instant

@@ -28,6 +28,10 @@ STORAGES = {
 }
 os.makedirs(STATIC_ROOT, exist_ok=True)  # noqa: F405 - whitenoise warns when it is missing
 
+# The test client and the live server speak plain http; the https redirect of the
+# production settings is tested on its own (tests/leadflow/test_operations.py).
+SECURE_SSL_REDIRECT = False
+
 # The test client's login() has no request; django-axes needs one. The lockout test turns
 # axes back on for itself.
 AXES_ENABLED = False

@@ -315,8 +315,8 @@ MATRIX: list[Row] = [
         snapshot=lambda w: Token.objects.filter(user=w.rep_a).exists(),
     ),
     # --- API docs ----------------------------------------------------------------------
-    Row("api-schema", "GET", lambda w: "/api/schema/", PUBLIC),
-    Row("api-docs", "GET", lambda w: "/api/docs/", PUBLIC, api=False),
+    Row("api-schema", "GET", lambda w: "/api/schema/", EVERY_USER_API),
+    Row("api-docs", "GET", lambda w: "/api/docs/", EVERY_USER_PAGE, api=False),
     Row("api-root", "GET", lambda w: "/api/v1/", EVERY_USER_API),
     # --- leads -------------------------------------------------------------------------
     Row(
@@ -755,3 +755,27 @@ def test_matrix_names_only_existing_routes():
     names = {name for _route, name, _cb in _routes(get_resolver().url_patterns) if name}
     stale = sorted({row.name for row in MATRIX} - names)
     assert stale == [], f"rows for routes that no longer exist: {stale}"
+
+
+# --- HEAD answers wherever GET does ---------------------------------------------------------
+
+GET_ROWS = [row for row in MATRIX if row.method == "GET"]
+
+
+@pytest.mark.parametrize("row", GET_ROWS, ids=lambda row: row.id)
+@pytest.mark.django_db
+def test_head_answers_with_the_status_of_get(row: Row):
+    # Link checkers, uptime monitors and proxies send HEAD; a 405 where GET answers 200
+    # reads as a broken page. (The test client drops HEAD bodies itself, as servers do.)
+    world = build_world()
+    problems = []
+    for role in ROLES:
+        client = _client_for(world.users[role])
+        url = row.url(world)
+        with transaction.atomic():
+            got = client.get(url).status_code
+            headed = client.head(url)
+            transaction.set_rollback(True)
+        if headed.status_code != got:
+            problems.append(f"{role}: HEAD {headed.status_code}, GET {got}")
+    assert not problems, f"{row.id}:\n" + "\n".join(problems)

@@ -70,7 +70,7 @@ class DestinationForm(SecretsForm):
     field_mapping = PrettyJSONField(
         label=_("field mapping"),
         required=False,
-        widget=forms.Textarea(attrs={"rows": 24, "cols": 90, "style": "font-family: monospace"}),
+        widget=forms.Textarea(attrs={"rows": 24, "cols": 90, "class": "monospace"}),
     )
 
     class Meta:
@@ -180,7 +180,7 @@ class DestinationAdmin(SecretsAdmin):
         if obj is None or not obj.kind:
             return "—"
         text = json.dumps(default_mapping(obj.kind), indent=2, ensure_ascii=False)
-        return format_html("<pre style='max-height: 20em; overflow: auto'>{}</pre>", text)
+        return format_html('<pre class="scroll-short">{}</pre>', text)
 
 
 @admin.register(OutboxMessage)
@@ -233,16 +233,14 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     @admin.display(description=_("status"), ordering="status")
     def status_cell(self, obj: OutboxMessage) -> str:
         return format_html(
-            '<span class="outbox-status outbox-status-{}" style="white-space: nowrap">{}</span>',
+            '<span class="outbox-status outbox-status-{} nowrap">{}</span>',
             obj.status,
             obj.get_status_display(),
         )
 
     @admin.display(description=_("lead"), ordering="lead__id")
     def lead_name(self, obj: OutboxMessage) -> str:
-        return format_html(
-            '<span style="white-space: nowrap">{}</span>', obj.lead.full_name or obj.lead.email
-        )
+        return format_html('<span class="nowrap">{}</span>', obj.lead.full_name or obj.lead.email)
 
     @admin.display(description=_("next attempt / delivered"))
     def next_or_delivered(self, obj: OutboxMessage) -> str:
@@ -253,7 +251,7 @@ class OutboxMessageAdmin(admin.ModelAdmin):
         else:
             return "—"  # dead: not tried again until someone replays it
         return format_html(
-            '<span style="white-space: nowrap">{}</span>',
+            '<span class="nowrap">{}</span>',
             date_format(timezone.localtime(when), "Y/m/d H:i"),
         )
 

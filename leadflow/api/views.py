@@ -3,11 +3,13 @@ from __future__ import annotations
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -105,3 +107,18 @@ class AccountTokenApi(APIView):
     def delete(self, request: Request) -> Response:
         api_token_revoke(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SchemaApi(SpectacularAPIView):
+    """The OpenAPI schema (YAML, or JSON with ?format=json), for signed-in users only.
+
+    A refusal is answered in the API's one JSON error shape: content negotiation picked
+    the schema's YAML renderer before the permission check ran, and a client that is
+    refused has no schema to read a YAML error by.
+    """
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response

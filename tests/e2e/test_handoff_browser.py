@@ -11,6 +11,7 @@ from handoff.models import Activity, Handoff, HandoffStatus, RejectionReason
 from leadflow.models import EventKind, Lead, Stage
 from tests.factories import CompanyFactory, EngagementEventFactory
 from tests.handoff.helpers import make_mql, make_team
+from tests.sla.conftest import seeded  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -63,7 +64,12 @@ def _log_in(page, base_url, username):
     page.wait_for_url(f"{base_url}/inbox/")
 
 
-def test_rep_logs_a_call_accepts_and_rejects(live_server, browser_page, screenshots):
+def test_rep_logs_a_call_accepts_and_rejects(
+    seeded,  # noqa: F811 - the rejection reasons: another browser test may have run first
+    live_server,
+    browser_page,
+    screenshots,
+):
     rep, (first, second, third) = _seed()
     page = browser_page
     base = live_server.url

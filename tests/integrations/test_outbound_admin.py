@@ -225,8 +225,7 @@ def test_the_outbox_list_shows_the_status_early_and_unbroken_and_no_next_attempt
 
     assert listing.context["cl"].list_display[:3] == ["action_checkbox", "id", "status_cell"]
     assert (
-        '<span class="outbox-status outbox-status-dead" style="white-space: nowrap">'
-        "配信不能（要対応）</span>"
+        '<span class="outbox-status outbox-status-dead nowrap">配信不能（要対応）</span>'
     ) in listing.text
     row = listing.text[listing.text.index(f'value="{message.pk}"') :]
     row = row[: row.index("</tr>")]
