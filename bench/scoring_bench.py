@@ -186,13 +186,17 @@ def floor_publish(model: ScoringModel) -> dict:
     cases = " ".join(
         f"WHEN '{kind}' THEN {points}"
         + (
-            f" * power(0.5, extract(epoch FROM (%s - e.occurred_at)) / {half_life * 86400})"
+            # double precision, as scoring.sql computes: EXTRACT gives numeric, and
+            # numeric power() is some 20x slower than the floor should be.
+            " * power(0.5, CAST(EXTRACT(EPOCH FROM (%s - e.occurred_at)) AS double precision)"
+            f" / {half_life * 86400})"
             if half_life
             else ""
         )
         for kind, (points, half_life) in rules.items()
     )
-    params = [timezone.now() for points, half_life in rules.values() if half_life]
+    now = timezone.now()
+    params = [now for _points, half_life in rules.values() if half_life]
     sql = f"""UPDATE scoring_leadscore AS ls
               SET engagement = s.total, computed_at = now()
               FROM (SELECT e.lead_id, round(SUM(CASE e.kind {cases} ELSE 0 END)) AS total
