@@ -293,8 +293,7 @@ def seed(n_leads: int, n_events: int, n_open: int, n_closed: int, n_due: int) ->
     }
 
 
-def time_sweeps(times: int, batch: int) -> dict:
-    now = timezone.now()
+def time_sweeps(times: int, batch: int, now: dt.datetime) -> dict:
     due_ids = list(
         SlaTimer.objects.filter(status=TimerStatus.PENDING, due_at__lte=now).values_list(
             "pk", flat=True
@@ -367,12 +366,13 @@ def time_pages(manager: User, requests: int) -> dict:
     return out
 
 
-def time_floors(requests: int) -> dict:
+def time_floors(requests: int, batch: int, now: dt.datetime) -> dict:
     """What the sweep and the dashboard cannot beat, on the same rows: the sweep's floor
-    is one bare UPDATE claiming every due pending timer (rolled back); the dashboard's
+    is one bare UPDATE claiming one batch of the due pending timers, as large as the
+    sweep's (rolled back); the dashboard's
     is one bare SELECT count(*) over the handoffs of its 4-week window, timed as often
-    as the page and through the same connection (no HTTP, no template, no KPI sums)."""
-    now = timezone.now()
+    as the page and through the same connection (no HTTP, no template, no KPI sums).
+    `now` is the sweeps' own: timers seeded due later may have come due since."""
     with transaction.atomic(), connection.cursor() as cursor:
         # The timed sweeps left the due timers breached: pending again, as they were seeded.
         cursor.execute(
@@ -383,8 +383,9 @@ def time_floors(requests: int) -> dict:
         started = time.perf_counter()
         cursor.execute(
             "UPDATE sla_slatimer SET status = 'breached', breached_at = %s"
-            " WHERE status = 'pending' AND due_at <= %s RETURNING id",
-            [now, now],
+            " WHERE id IN (SELECT id FROM sla_slatimer WHERE status = 'pending'"
+            " AND due_at <= %s ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id",
+            [now, now, batch],
         )
         claimed = len(cursor.fetchall())
         sweep = time.perf_counter() - started
@@ -444,10 +445,12 @@ def main() -> None:
         wipe(args.wipe)
         seeded = seed(args.leads, args.events, args.open, args.closed, args.due)
     manager = seeded.pop("manager")
-    sweeps = time_sweeps(args.sweeps, batch=max(args.due, 1))
+    # One moment for the sweeps and their floor, so both claim the same due timers.
+    now = timezone.now()
+    sweeps = time_sweeps(args.sweeps, batch=max(args.due, 1), now=now)
     pages = time_pages(manager, args.requests)
     results = {**seeded, **sweeps, **time_kpi_refresh(), **pages}
-    floor = time_floors(args.requests)
+    floor = time_floors(args.requests, max(args.due, 1), now)
     emit(
         "sla",
         size={
@@ -461,9 +464,10 @@ def main() -> None:
         },
         results=results,
         floor=floor,
-        floor_note="sweep: one bare UPDATE … RETURNING claiming every due pending timer "
-        "(rolled back); dashboard: a bare SELECT count(*) over the handoffs of the page's "
-        "4-week window through the same connection, as many times as the page is asked for",
+        floor_note="sweep: one bare UPDATE … RETURNING claiming a batch of due pending timers "
+        "as large as the sweep's (rolled back); dashboard: a bare SELECT count(*) over the "
+        "handoffs of the page's 4-week window through the same connection, as many times as "
+        "the page is asked for",
         ratio={
             "sweep_vs_floor": sweeps["sweep_seconds_median"] / max(floor["sweep_seconds"], 1e-6),
             "dashboard_p95_vs_floor": pages["dashboard"]["p95_ms"]
