@@ -7,7 +7,7 @@ PORT ?= 8000
 # Local runs are development runs unless the caller says otherwise.
 export DEBUG ?= 1
 
-.PHONY: run test install lint format migrate demo messages clean local-env
+.PHONY: run test install lint format migrate demo messages clean local-env bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ run: local-env demo
 TEST_PROCESSES ?= auto
 test: install
 	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup $(PYTEST_ARGS)
+
+# Every bench at full size on PostgreSQL + Redis, in a fresh database of its own
+# (BENCH_DATABASE on DATABASE_URL's server, dropped afterwards); see README "Benchmarks".
+BENCH_DATABASE ?= leadflow_bench_full
+bench: install
+	$(BIN)/python bench/run_all.py --database $(BENCH_DATABASE) $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

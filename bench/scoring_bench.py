@@ -1,11 +1,14 @@
 """Scoring benchmark: bulk rescore and per-event incremental scoring.
 
-    python bench/scoring_bench.py --leads 100000 --events-per-lead 10
+    DATABASE_URL=postgres://... python bench/scoring_bench.py --leads 100000 --events-per-lead 10
 
-Uses the database in DATABASE_URL (migrated first). It seeds N leads with M events each
-with a few bulk SQL statements, then times (1) a full rescore under the published model
-through the same service the Celery task runs, and (2) `lead_score_event` for freshly
-recorded events, one transaction each, the way intake calls it. Prints JSON.
+PostgreSQL only (the database in DATABASE_URL, migrated first). It seeds N leads with M
+events each with a few bulk SQL statements (bench.seeding: checked against the models),
+then times (1) the first full scoring and (2) the rescore a publish starts, under the
+published model through the same service the Celery task runs, (3) `lead_score_event`
+for freshly recorded events, one transaction each, the way intake calls it, and (4) the
+floor: one set-based UPDATE of every lead's engagement over the same events. Prints
+JSON (bench/report.py) with ratio publish / floor. `--smoke` runs a seconds-long size.
 
 It deletes all leads, companies, events and scores first, so it refuses to run on a
 database holding leads it did not create (source "bench") unless given --wipe.
@@ -14,7 +17,6 @@ database holding leads it did not create (source "bench") unless given --wipe.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import resource
@@ -37,7 +39,9 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from leadflow.models import Lead  # noqa: E402
+from bench.report import emit  # noqa: E402
+from bench.seeding import audit, insert_select  # noqa: E402
+from leadflow.models import Company, EngagementEvent, Lead  # noqa: E402
 from leadflow.services import event_record  # noqa: E402
 from scoring.models import ModelStatus, RescoreRun, ScoringModel  # noqa: E402
 from scoring.services import (  # noqa: E402
@@ -75,12 +79,7 @@ KINDS = [
     "unsubscribe",
 ]
 INDUSTRIES = ["manufacturing", "it", "finance", "retail", "construction", "services", "other"]
-PREFECTURES = [
-    ("東京都", "kanto"),
-    ("大阪府", "kinki"),
-    ("愛知県", "chubu"),
-    ("北海道", "hokkaido"),
-]
+PREFECTURES = ["東京都", "大阪府", "愛知県", "北海道"]
 ROLES = ["executive", "director", "manager", "staff", "staff", "", ""]
 URLS = ["/product/a", "/product/b", "/pricing", "/blog/1", "/blog/2", "/"]
 
@@ -89,99 +88,127 @@ def wipe(force: bool) -> None:
     if not force and Lead.objects.exclude(source="bench").exists():
         sys.exit("The database has leads the bench did not create; pass --wipe to delete them.")
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
-        else:
-            for table in TABLES:
-                cursor.execute(f"DELETE FROM {table}")
+        cursor.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
     # Back to the default model alone (earlier runs published clones of it).
     ScoringModel.objects.exclude(version=1).delete()
     ScoringModel.objects.filter(version=1).update(status=ModelStatus.PUBLISHED, archived_at=None)
 
 
-def pg_array(values: list[str]) -> str:
-    return "ARRAY[" + ", ".join(f"'{v}'" for v in values) + "]"
+def pick(values: list[str], expr: str) -> str:
+    """One of `values` chosen by an integer SQL expression (a literal array index)."""
+    array = "ARRAY[" + ", ".join(f"'{v}'" for v in values) + "]"
+    return f"({array})[1 + ({expr}) %% {len(values)}]"
 
 
-def run(cursor, sql: str, params: list) -> None:
-    # The modulo operator is a literal % for both drivers' placeholder syntax.
-    cursor.execute(sql.replace(" % ", " %% "), params)
-
-
-def seed(n_leads: int, per_lead: int, known_share: float) -> None:
-    """Companies (one per 10 leads), leads and events, a statement each."""
+def seed(n_leads: int, per_lead: int, known_share: float) -> dict:
+    """Companies (one per 10 leads), leads and events, a statement each, through
+    bench.seeding (checked against the models; the keys computed as the app does)."""
     n_companies = max(1, n_leads // 10)
-    pg = connection.vendor == "postgresql"
     now = timezone.now()
+    series = "generate_series(1, %s) AS s(g)"
     with connection.cursor() as cursor:
-        if pg:
-            cursor.execute("SELECT setseed(0.42)")
-            series = "generate_series(1, %s) AS s(g)"
+        cursor.execute("SELECT setseed(0.42)")
+    insert_select(
+        Company,
+        {
+            "name": "'Bench ' || g",
+            "name_kana": "''",
+            "domain": "'bench' || g || '.example.jp'",
+            "employee_count": "(g * 37) %% 3000",
+            "revenue_band": "''",
+            "industry": pick(INDUSTRIES, "g"),
+            "prefecture": pick(PREFECTURES, "g * 7"),
+            "created_at": "%s",
+            "updated_at": "%s",
+        },
+        series,
+        [now, now, n_companies],
+    )
+    first_company = Company.objects.order_by("pk").values_list("pk", flat=True).first()
+    known_mod = max(1, round(1 / known_share)) if known_share > 0 else 0
+    stage = f"CASE WHEN g %% {known_mod} = 0 THEN 'known' ELSE 'mql' END" if known_mod else "'mql'"
+    insert_select(
+        Lead,
+        {
+            "email": "'bench' || g || '@example.jp'",
+            "last_name": "'ベンチ'",
+            "first_name": "'太郎' || g",
+            "last_name_kana": "''",
+            "first_name_kana": "''",
+            "department": "''",
+            "job_title": "''",
+            "role": pick(ROLES, "g * 3"),
+            "phone": "''",
+            "source": "'bench'",
+            "stage": stage,
+            "stage_changed_at": "%s",
+            "attributes": "'{}'::jsonb",
+            "created_at": "%s",
+            "updated_at": "%s",
+            "company_id": f"%s + (g %% {n_companies})",
+        },
+        series,
+        [now, now, now, first_company, n_leads],
+    )
+    first_lead = Lead.objects.order_by("pk").values_list("pk", flat=True).first()
+    # Events interleave leads (row g belongs to lead g mod N), as real traffic does;
+    # times spread over the last 120 days.
+    rand = "CAST(random() * 1000000 AS bigint)"
+    insert_select(
+        EngagementEvent,
+        {
+            "lead_id": f"%s + (g %% {n_leads})",
+            "kind": "kind",
+            "occurred_at": "%s - make_interval(secs => r %% 10368000)",
+            "properties": "CASE WHEN kind = 'page_view'"
+            f" THEN jsonb_build_object('url', {pick(URLS, 'g * 13')}) ELSE '{{}}' END",
+            "source": "'bench'",
+            "external_id": "''",
+            "created_at": "%s",
+        },
+        f"(SELECT g, {rand} AS r, {pick(KINDS, rand)} AS kind FROM {series}) e",
+        [first_lead, now, now, n_leads * per_lead],
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE leadflow_company, leadflow_lead, leadflow_engagementevent")
+    return {model._meta.db_table: audit(model) for model in (Company, Lead, EngagementEvent)}
 
-            def pick(values, expr):
-                return f"({pg_array(values)})[1 + ({expr}) % {len(values)}]"
 
-        else:
-            series = (
-                "(WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < %s)"
-                " SELECT g FROM s) AS s"
-            )
-
-            def pick(values, expr):
-                cases = " ".join(f"WHEN {i} THEN '{v}'" for i, v in enumerate(values))
-                return f"(CASE ({expr}) % {len(values)} {cases} END)"
-
-        prefs = [p for p, _ in PREFECTURES]
-        regions = [r for _, r in PREFECTURES]
-        run(
-            cursor,
-            "INSERT INTO leadflow_company (name, name_kana, domain, employee_count, revenue_band,"
-            " industry, prefecture, region, created_at, updated_at)"
-            " SELECT 'Bench ' || g, '', 'bench' || g || '.example.jp', (g * 37) % 3000,"
-            f" '', {pick(INDUSTRIES, 'g')}, {pick(prefs, 'g * 7')}, {pick(regions, 'g * 7')},"
-            f" %s, %s FROM {series}",
-            [now, now, n_companies],
+def floor_publish(model: ScoringModel) -> dict:
+    """The floor the publish is compared with: ONE set-based UPDATE of every lead's
+    engagement, SUM(points x decay) per lead over the same events, with the published
+    model's points and half-lives per event kind (each kind's unconditional rule; no
+    caps, no per-rule state, no stage moves). Run last, timed, then rolled back."""
+    rules: dict[str, tuple[int, int | None]] = {}
+    for rule in model.engagement_rules.order_by("position", "id"):
+        if not rule.property_key and rule.kind not in rules:
+            rules[rule.kind] = (rule.points, rule.half_life_days)
+    cases = " ".join(
+        f"WHEN '{kind}' THEN {points}"
+        + (
+            # double precision, as scoring.sql computes: EXTRACT gives numeric, and
+            # numeric power() is some 20x slower than the floor should be.
+            " * power(0.5, CAST(EXTRACT(EPOCH FROM (%s - e.occurred_at)) AS double precision)"
+            f" / {half_life * 86400})"
+            if half_life
+            else ""
         )
-        cursor.execute("SELECT MIN(id) FROM leadflow_company")
-        first_company = cursor.fetchone()[0]
-        known_mod = max(1, round(1 / known_share)) if known_share > 0 else 0
-        stage = (
-            f"CASE WHEN g % {known_mod} = 0 THEN 'known' ELSE 'mql' END" if known_mod else "'mql'"
-        )
-        run(
-            cursor,
-            "INSERT INTO leadflow_lead (email, last_name, first_name, last_name_kana,"
-            " first_name_kana, department, job_title, role, phone, source, stage,"
-            " stage_changed_at, attributes, created_at, updated_at, company_id)"
-            " SELECT 'bench' || g || '@example.jp', 'ベンチ', '太郎' || g, '', '', '', '',"
-            f" {pick(ROLES, 'g * 3')}, '', 'bench', {stage}, %s, '{{}}', %s, %s,"
-            f" %s + (g % {n_companies}) FROM {series}",
-            [now, now, now, first_company, n_leads],
-        )
-        cursor.execute("SELECT MIN(id) FROM leadflow_lead")
-        first_lead = cursor.fetchone()[0]
-        # Events interleave leads (row g belongs to lead g mod N), as real traffic does;
-        # times spread over the last 120 days.
-        rand = "CAST(random() * 1000000 AS bigint)" if pg else "abs(random())"
-        url = pick(URLS, "g * 13")
-        props = (
-            f"CASE WHEN kind = 'page_view' THEN jsonb_build_object('url', {url}) ELSE '{{}}' END"
-            if pg
-            else f"CASE WHEN kind = 'page_view' THEN json_object('url', {url}) ELSE '{{}}' END"
-        )
-        age = "make_interval(secs => r % 10368000)" if pg else None
-        occurred = f"%s - {age}" if pg else "datetime(%s, '-' || (r % 10368000) || ' seconds')"
-        stamp = now if pg else connection.ops.adapt_datetimefield_value(now)
-        run(
-            cursor,
-            "INSERT INTO leadflow_engagementevent (lead_id, kind, occurred_at, properties,"
-            " source, external_id, created_at)"
-            f" SELECT %s + (g % {n_leads}), kind, {occurred}, {props}, 'bench', '', %s"
-            f" FROM (SELECT g, {rand} AS r, {pick(KINDS, f'{rand}')} AS kind FROM {series}) e",
-            [first_lead, stamp, now, n_leads * per_lead],
-        )
-        if pg:
-            cursor.execute("ANALYZE leadflow_company, leadflow_lead, leadflow_engagementevent")
+        for kind, (points, half_life) in rules.items()
+    )
+    now = timezone.now()
+    params = [now for _points, half_life in rules.values() if half_life]
+    sql = f"""UPDATE scoring_leadscore AS ls
+              SET engagement = s.total, computed_at = now()
+              FROM (SELECT e.lead_id, round(SUM(CASE e.kind {cases} ELSE 0 END)) AS total
+                    FROM leadflow_engagementevent e GROUP BY e.lead_id) AS s
+              WHERE ls.lead_id = s.lead_id"""
+    with transaction.atomic(), connection.cursor() as cursor:
+        started = time.perf_counter()
+        cursor.execute(sql, params)
+        seconds = time.perf_counter() - started
+        rows = cursor.rowcount
+        transaction.set_rollback(True)
+    return {"seconds": round(seconds, 3), "leads_updated": rows}
 
 
 def rescore(run: RescoreRun, workers: int, batch_size: int) -> dict:
@@ -254,9 +281,12 @@ def bench_incremental(samples: int, rng: random.Random) -> dict:
     }
 
 
+SMOKE = {"leads": 2_000, "events_per_lead": 5, "incremental": 50, "batch_size": 500}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--leads", type=int, default=10_000)
+    parser.add_argument("--leads", type=int, default=100_000)
     parser.add_argument("--events-per-lead", type=int, default=10)
     parser.add_argument("--incremental", type=int, default=1000, help="events to time one by one")
     parser.add_argument("--batch-size", type=int, default=20_000)
@@ -264,26 +294,50 @@ def main() -> None:
     parser.add_argument(
         "--known-share", type=float, default=0.1, help="share of leads at 'known' (may move)"
     )
+    parser.add_argument("--smoke", action="store_true", help=f"a few seconds: {SMOKE}")
     parser.add_argument("--wipe", action="store_true", help="delete non-bench leads too")
     args = parser.parse_args()
+    if args.smoke:
+        vars(args).update(SMOKE)
+    if connection.vendor != "postgresql":
+        sys.exit("The scoring bench needs PostgreSQL: set DATABASE_URL=postgres://...")
 
     call_command("migrate", verbosity=0)
     wipe(args.wipe)
     started = time.perf_counter()
-    seed(args.leads, args.events_per_lead, args.known_share)
-    result: dict = {
-        "database": connection.vendor,
-        "leads": args.leads,
-        "events": args.leads * args.events_per_lead,
-        "seed_seconds": round(time.perf_counter() - started, 2),
-        "batch_size": args.batch_size,
-        "workers": args.workers,
-    }
+    audited = seed(args.leads, args.events_per_lead, args.known_share)
+    seed_seconds = time.perf_counter() - started
     settings.SCORING_RESCORE_WORKERS = args.workers
-    result.update(bench_rescore(args.workers, args.batch_size))
-    result.update(bench_incremental(args.incremental, random.Random(7)))
-    result["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    print(json.dumps(result, indent=2))
+    rescored = bench_rescore(args.workers, args.batch_size)
+    incremental = bench_incremental(args.incremental, random.Random(7))
+    floor = floor_publish(ScoringModel.objects.get(status=ModelStatus.PUBLISHED))
+    publish = rescored["publish_rescore"]["seconds"]
+    emit(
+        "scoring",
+        size={
+            "leads": args.leads,
+            "events": args.leads * args.events_per_lead,
+            "batch_size": args.batch_size,
+            "workers": args.workers,
+            "smoke": args.smoke,
+        },
+        results={
+            "seed_seconds": round(seed_seconds, 2),
+            "seed_rows_audited": audited,
+            **rescored,
+            **incremental,
+            "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        },
+        floor=floor,
+        floor_note="one set-based UPDATE scoring_leadscore FROM (SELECT lead_id, "
+        "SUM(points x decay) FROM the same events GROUP BY lead_id), with the published "
+        "model's points and half-lives per kind (no caps, no state, no stage moves); "
+        "timed after the publish, then rolled back",
+        ratio={"publish_vs_floor": publish / max(floor["seconds"], 1e-6)},
+        notes="initial_scoring also moves every newly qualifying lead to MQL one by one "
+        "(issue #17 item 3); publish_rescore rescores under a clone 5 engagement points "
+        "lower. peak_memory_mb is this process's (the rescore runs in its threads).",
+    )
 
 
 if __name__ == "__main__":

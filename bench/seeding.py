@@ -1,0 +1,169 @@
+"""Set-based seeding for the benches, checked against the models so it cannot drift.
+
+The benches seed hundreds of thousands of rows with `INSERT … SELECT … FROM
+generate_series`, which skips `Model.save()`. When the identity work added matching
+keys that save() computes, the seeds kept inserting without them and nothing noticed
+until someone ran a bench. Three checks close that gap:
+
+- `insert_select()` builds the column list from the model: a column the model requires
+  (NOT NULL, no database default) that the seed does not set, or a column the model
+  lacks, stops the seed with the table and column named, before any SQL runs;
+- the columns the app derives in `save()` (the matching keys, the region) are never
+  written by a seed: `insert_select()` computes them with the app's own functions
+  (`leadflow.normalize`, `leadflow.japan`) over the distinct seeded values;
+- `audit()` re-saves a sample of seeded rows through the model's own `save()` (rolled
+  back) and fails if save() would store anything else, so a newly derived column or a
+  changed normalisation breaks the seed loudly instead of skewing the figures.
+
+Both seeds run in CI at smoke size (`.ci/bench_smoke.sh`), so a drift fails there.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import connection, models, transaction
+
+from leadflow.japan import region_for
+from leadflow.models import Company, Lead
+from leadflow.normalize import company_key, name_key, phone_key
+
+# What each model's save() derives, as (the app's function, the columns it reads).
+# `audit()` is what proves this table matches save(): keep them together.
+DERIVED: dict[type[models.Model], dict[str, tuple[Callable[..., str], tuple[str, ...]]]] = {
+    Company: {
+        "region": (region_for, ("prefecture",)),
+        "match_key": (company_key, ("name",)),
+    },
+    Lead: {
+        "name_key": (name_key, ("last_name", "first_name")),
+        "phone_key": (phone_key, ("phone",)),
+    },
+}
+
+
+class SeedError(SystemExit):
+    """The seed does not store what the app would: fix the seed (the message says where)."""
+
+
+def required_columns(model: type[models.Model]) -> set[str]:
+    """The columns an INSERT must set: NOT NULL, no database default, not generated."""
+    return {
+        field.column
+        for field in model._meta.concrete_fields
+        if not field.null
+        and not isinstance(field, models.AutoField | models.BigAutoField | models.SmallAutoField)
+        and field.db_default is models.NOT_PROVIDED
+        and not getattr(field, "generated", False)
+    }
+
+
+def _copy_text(value: Any) -> str:
+    if value is None:
+        return r"\N"
+    text = str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def insert_select(
+    model: type[models.Model], values: dict[str, str], source: str, params: Sequence[Any] = ()
+) -> None:
+    """INSERT INTO <model's table> (<columns>) SELECT <values> FROM <source>, in the
+    order the source gives the rows (ids follow it), with the derived columns computed
+    by the app's functions. `values` maps column → SQL expression; `%` in it is a
+    placeholder marker, so write the modulo operator as `%%`."""
+    table = model._meta.db_table
+    known = {field.column for field in model._meta.concrete_fields}
+    derived = DERIVED.get(model, {})
+    problems = []
+    if unknown := sorted(values.keys() - known):
+        problems.append(f"sets columns the model does not have: {unknown}")
+    if computed := sorted(values.keys() & derived.keys()):
+        problems.append(f"sets columns save() derives (they are computed here): {computed}")
+    if missing := sorted(required_columns(model) - values.keys() - derived.keys()):
+        problems.append(f"leaves out columns the model requires (NOT NULL): {missing}")
+    for column, (_function, sources) in derived.items():
+        if lacking := sorted(set(sources) - values.keys()):
+            problems.append(f"{column} is derived from {lacking}, which the seed does not set")
+    if problems:
+        raise SeedError(f"Seed of {table} " + "; ".join(problems) + ": fix bench/ seeding.")
+
+    if not derived:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(values)})"
+                f" SELECT {', '.join(values.values())} FROM {source}",
+                list(params),
+            )
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        selected = ", ".join(f"{expr} AS {column}" for column, expr in values.items())
+        cursor.execute(
+            f"CREATE TEMP TABLE _seed ON COMMIT DROP AS SELECT row_number() OVER () AS _row,"
+            f" {selected} FROM {source}",
+            list(params),
+        )
+        joins = []
+        for n, (column, (function, sources)) in enumerate(derived.items()):
+            keys = f"_seed_key{n}"
+            cursor.execute(
+                f"CREATE TEMP TABLE {keys} ON COMMIT DROP AS"
+                f" SELECT DISTINCT {', '.join(sources)}, ''::text AS key FROM _seed WITH NO DATA"
+            )
+            _fill_keys(cursor, keys, sources, function)
+            on = " AND ".join(f"s.{name} = {keys}.{name}" for name in sources)
+            joins.append((column, keys, on))
+        columns = [*values, *(column for column, _keys, _on in joins)]
+        picked = [*(f"s.{column}" for column in values), *(f"{k}.key" for _c, k, _o in joins)]
+        join_sql = " ".join(f"JOIN {keys} ON {on}" for _column, keys, on in joins)
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(columns)})"
+            f" SELECT {', '.join(picked)} FROM _seed s {join_sql} ORDER BY s._row"
+        )
+        cursor.execute("DROP TABLE _seed")
+        for _column, keys, _on in joins:
+            cursor.execute(f"DROP TABLE {keys}")
+
+
+def _fill_keys(cursor: Any, keys: str, sources: tuple[str, ...], function: Callable) -> None:
+    """The app's function over each distinct source tuple, streamed back with COPY (a
+    million distinct names would not fit comfortably in one Python list)."""
+    reader = connection.connection.cursor(name=f"{keys}_reader")
+    reader.itersize = 20_000
+    reader.execute(f"SELECT DISTINCT {', '.join(sources)} FROM _seed")
+    while rows := reader.fetchmany(20_000):
+        buffer = io.StringIO()
+        for row in rows:
+            buffer.write("\t".join(_copy_text(v) for v in (*row, function(*row))) + "\n")
+        buffer.seek(0)
+        cursor.copy_expert(f"COPY {keys} FROM STDIN", buffer)
+    reader.close()
+
+
+def audit(model: type[models.Model], sample: int = 20) -> int:
+    """Re-save `sample` seeded rows (spread over the table) through the model's save()
+    in a rolled-back transaction; fail if save() changes any stored value. Returns the
+    number of rows checked."""
+    total = model._default_manager.count()
+    if not total:
+        raise SeedError(f"Seed of {model._meta.db_table} inserted no rows.")
+    fields = [f for f in model._meta.concrete_fields if not getattr(f, "auto_now", False)]
+    offsets = sorted({n * total // sample for n in range(sample)})
+    rows = [model._default_manager.order_by("pk")[offset] for offset in offsets]
+    for row in rows:
+        seeded = {f.column: getattr(row, f.attname) for f in fields}
+        with transaction.atomic():
+            row.save()
+            transaction.set_rollback(True)
+        saved = {f.column: getattr(row, f.attname) for f in fields}
+        if changed := {c: (seeded[c], saved[c]) for c in seeded if seeded[c] != saved[c]}:
+            detail = ", ".join(
+                f"{c}: seeded {a!r}, save() stores {b!r}" for c, (a, b) in changed.items()
+            )
+            raise SeedError(
+                f"Seed of {model._meta.db_table} (row {row.pk}) differs from the app: {detail}."
+                " Compute it as the app does (bench/seeding.py DERIVED)."
+            )
+    return len(rows)

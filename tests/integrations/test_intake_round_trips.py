@@ -1,0 +1,84 @@
+"""A webhook is stored by one autocommitted INSERT, not BEGIN + INSERT + COMMIT.
+
+Profiling the intake bench (issue #17) showed intake's time is its network round trips,
+not its checks; a transaction around one INSERT cost two of its six.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+
+from integrations import services
+from integrations.models import InboundEvent, InboundStatus
+from tests.integrations.conftest import make_source, post
+
+EVENT = {
+    "id": "evt-rt-1",
+    "type": "page_view",
+    "occurred_at": "2026-01-15T10:00:00+09:00",
+    "lead": {"email": "taro@example.jp"},
+}
+
+
+@pytest.fixture
+def transactions(monkeypatch):
+    """Every change of autocommit on the connection: (False, True) per transaction."""
+    seen: list[bool] = []
+    original = connection.set_autocommit
+
+    def spy(autocommit, *args, **kwargs):
+        seen.append(autocommit)
+        return original(autocommit, *args, **kwargs)
+
+    monkeypatch.setattr(connection, "set_autocommit", spy)
+    return seen
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_is_stored_and_enqueued_without_opening_a_transaction(client, transactions):
+    source = make_source("generic")
+    transactions.clear()
+
+    response = post(client, source, EVENT)
+
+    assert response.status_code == 202
+    event = InboundEvent.objects.get(pk=response.json()["id"])
+    assert event.status == InboundStatus.RECEIVED
+    assert event.enqueued_at is not None  # the on-commit enqueue ran (autocommit: at once)
+    assert transactions == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redelivery_is_stored_as_a_duplicate_without_a_transaction(client, transactions):
+    source = make_source("generic")
+    first = post(client, source, EVENT)
+    transactions.clear()
+
+    again = post(client, source, EVENT)
+
+    assert again.status_code == 200
+    assert again.json()["duplicate_of"] == first.json()["id"]
+    assert InboundEvent.objects.filter(status=InboundStatus.DUPLICATE).count() == 1
+    assert transactions == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_a_callers_transaction_a_duplicate_does_not_break_it_and_enqueues_on_commit():
+    source = make_source("generic")
+    services.inbound_event_receive(source=source, body="{}", headers={}, dedup_key="k")
+
+    with transaction.atomic():
+        duplicate, created = services.inbound_event_receive(
+            source=source, body="{}", headers={}, dedup_key="k"
+        )
+        fresh, fresh_created = services.inbound_event_receive(
+            source=source, body="{}", headers={}, dedup_key="k2"
+        )
+        # Still usable after the IntegrityError (a savepoint took it), not yet queued.
+        assert InboundEvent.objects.filter(source=source).count() == 3
+        assert InboundEvent.objects.get(pk=fresh.pk).enqueued_at is None
+
+    assert (created, fresh_created) == (False, True)
+    assert duplicate.status == InboundStatus.DUPLICATE
+    assert InboundEvent.objects.get(pk=fresh.pk).enqueued_at is not None
