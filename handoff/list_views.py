@@ -105,7 +105,7 @@ def handoff_list_page(request: HttpRequest) -> HttpResponse:
         kpi_label=dict(kpi_choices()).get(request.GET.get("kpi", "")),
     )
     if manageable:
-        context["bulk_form"] = BulkReassignForm(reps=_reps_of(_visible_teams(request.user)))
+        context["bulk_form"] = BulkReassignForm(reps=context["filter_reps"])
     return render(
         request, "handoff/list.html", context, status=200 if listing.valid else 400
     )
