@@ -13,3 +13,9 @@ def minutes(value: timedelta | None) -> int:
     if not isinstance(value, timedelta):
         return 0
     return -(-int(value.total_seconds()) // 60)
+
+
+@register.filter
+def get_item(mapping: dict, key: str):
+    """`mapping[key]` in a template (None when missing): the dashboard's drill-down keys."""
+    return mapping.get(key) if isinstance(mapping, dict) else None
