@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the seeding SQL reads better with one expression per line)
 """Inbox benchmark: the handoff lists (search, filters, sort, pages) at scale, on PostgreSQL.
 
     DATABASE_URL=postgres://... python bench/inbox_bench.py --leads 1000000 --open 100000

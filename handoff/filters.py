@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import django_filters
 from django import forms
@@ -49,12 +50,13 @@ SORTS = (
 
 # name → (value, now) → Q over Handoff, or None for a value it does not know.
 ListCondition = Callable[[str, dt.datetime], Q | None]
+Choices = list[tuple[str, Any]]
 _conditions: dict[str, ListCondition] = {}
-_kpi_choices: list[tuple[str, str]] = []
+_kpi_choices: Choices = []
 
 
 def list_condition_register(
-    name: str, condition: ListCondition, *, choices: list[tuple[str, str]] | None = None
+    name: str, condition: ListCondition, *, choices: Choices | None = None
 ) -> None:
     """Let sla say what "SLA state overdue" (name "sla") or "the handoffs behind KPI x"
     (name "kpi", with its choices) means on a handoff queryset."""
@@ -63,7 +65,7 @@ def list_condition_register(
         _kpi_choices[:] = choices
 
 
-def kpi_choices() -> list[tuple[str, str]]:
+def kpi_choices() -> Choices:
     return list(_kpi_choices)
 
 

@@ -17,8 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from handoff import selectors, services
@@ -74,12 +73,13 @@ class BulkReassignForm(forms.Form):
 
     def __init__(self, *args, reps: list[User], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["rep"].choices = [
+        cast(forms.ChoiceField, self.fields["rep"]).choices = [
             (ROUND_ROBIN, _("Next in the round robin")),
             *((str(rep.pk), str(rep)) for rep in reps),
         ]
-        self.fields["handoff"].choices = [
-            (value, value) for value in self.data.getlist("handoff") if value.isdigit()
+        sent = self.data.getlist("handoff") if hasattr(self.data, "getlist") else []
+        cast(forms.ChoiceField, self.fields["handoff"]).choices = [
+            (value, value) for value in sent if value.isdigit()
         ]
         self.fields["handoff"].error_messages["required"] = _("Choose at least one handoff.")
 
@@ -106,9 +106,7 @@ def handoff_list_page(request: HttpRequest) -> HttpResponse:
     )
     if manageable:
         context["bulk_form"] = BulkReassignForm(reps=context["filter_reps"])
-    return render(
-        request, "handoff/list.html", context, status=200 if listing.valid else 400
-    )
+    return render(request, "handoff/list.html", context, status=200 if listing.valid else 400)
 
 
 @require_GET
@@ -169,7 +167,7 @@ def bulk_reassign(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
-                messages.error(request, error)
+                messages.error(request, str(error))
         return redirect(back)
     # Only handoffs the user manages: ids of others are left out as if not sent.
     handoffs = [
@@ -194,9 +192,7 @@ def bulk_reassign(request: HttpRequest) -> HttpResponse:
     if result.moved:
         messages.success(
             request,
-            ngettext(
-                "%(n)d handoff reassigned.", "%(n)d handoffs reassigned.", len(result.moved)
-            )
+            ngettext("%(n)d handoff reassigned.", "%(n)d handoffs reassigned.", len(result.moved))
             % {"n": len(result.moved)},
         )
     names = dict(Handoff.objects.filter(pk__in=result.refused).values_list("pk", "lead__email"))

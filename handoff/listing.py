@@ -47,7 +47,8 @@ def handoff_list(
     parameters. Queries: the count (on the scope's indexes), the page, and the cards'
     prefetches: the same number whatever the page holds."""
     filterset = HandoffListFilter(params, queryset=scope, now=now)
-    view = params.get("view") if params.get("view") in VIEWS else default_view
+    asked = params.get("view") or ""
+    view = asked if asked in VIEWS else default_view
     if not filterset.is_valid():
         return HandoffList(filterset=filterset, page=None, view=view)
     rows = filterset.qs

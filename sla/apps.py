@@ -36,6 +36,4 @@ class SlaConfig(AppConfig):
         from sla.selectors import handoff_sla_state_condition
 
         list_condition_register("sla", handoff_sla_state_condition)
-        list_condition_register(
-            "kpi", handoff_kpi_condition, choices=list(KPI_LABELS.items())
-        )
+        list_condition_register("kpi", handoff_kpi_condition, choices=list(KPI_LABELS.items()))

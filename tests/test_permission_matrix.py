@@ -389,9 +389,7 @@ MATRIX: list[Row] = [
         "GET",
         # Everything since the start of time is new: A's assignment shows to whom it may.
         lambda w: "/inbox/live/?a=0&h=0&t=0",
-        expect(
-            sees(), anonymous=302, marketing=blind(), rep_b=blind(), other_manager=blind()
-        ),
+        expect(sees(), anonymous=302, marketing=blind(), rep_b=blind(), other_manager=blind()),
         api=False,
         probe=lambda w: f'href="/inbox/handoffs/{_a(w)}/"',
     ),

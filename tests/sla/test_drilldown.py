@@ -16,7 +16,7 @@ from tests.handoff.helpers import make_mql, make_team
 
 @pytest.fixture
 def world(db):
-    team, (alice, bob), manager = make_team("Kanto", reps=2, default=True)
+    team, _reps, manager = make_team("Kanto", reps=2, default=True)
     handoffs = [make_mql(source="web" if n % 2 else "expo") for n in range(8)]
     now = timezone.now()
     reason = RejectionReason.objects.get_or_create(
@@ -58,7 +58,8 @@ def test_each_kpi_card_lists_exactly_the_handoffs_it_counted(client, world):
     body = page.content.decode()
     links = dict(
         re.findall(
-            r'data-kpi="(\w+)">\s*<div class="kpi-label">.*?</div>\s*<a class="kpi-drill" href="([^"]+)"',
+            r'data-kpi="(\w+)">\s*<div class="kpi-label">.*?</div>\s*'
+            r'<a class="kpi-drill" href="([^"]+)"',
             body,
         )
     )
