@@ -4,7 +4,6 @@ rejection reason reads the same here as on the page."""
 
 from __future__ import annotations
 
-import django_filters
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
@@ -16,16 +15,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from handoff import selectors, services
+from handoff.filters import HandoffApiFilter
 from handoff.models import (
     Activity,
     ActivityKind,
     ActivityOutcome,
     Handoff,
-    HandoffStatus,
     RejectionReason,
 )
 from leadflow.api.fields import DateTimeField
-from leadflow.api.filters import FilterSet, datetime_filter, id_filter
 from leadflow.models import User
 
 
@@ -121,32 +119,16 @@ class ReassignInput(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class HandoffFilter(FilterSet):
-    status = django_filters.ChoiceFilter(choices=HandoffStatus.choices)
-    team = id_filter("team_id")
-    rep = id_filter("assigned_to_id")
-    queued = django_filters.BooleanFilter(field_name="assigned_to", lookup_expr="isnull")
-    # ?created_after=2026-11-01T00:00:00%2B09:00&created_before=... (the names the range
-    # filter had, each one checked field)
-    created_after = datetime_filter("created_at", "gte")
-    created_before = datetime_filter("created_at", "lte")
-
-    class Meta:
-        model = Handoff
-        fields = ["status", "team", "rep", "queued", "created_after", "created_before"]
-
-
 class HandoffViewSet(viewsets.ReadOnlyModelViewSet):
     """Handoffs the caller may see: a rep their own, a manager their teams', marketing all."""
 
     serializer_class = HandoffSerializer
-    filterset_class = HandoffFilter
+    # The pages' filters (handoff.filters), newest first unless ?sort= says otherwise.
+    filterset_class = HandoffApiFilter
 
     def get_queryset(self) -> QuerySet[Handoff]:
-        return (
-            selectors.handoffs_visible_to(user=self.request.user)
-            .select_related("lead__company", "team", "assigned_to", "rejection_reason")
-            .order_by("-created_at", "-id")
+        return selectors.handoffs_visible_to(user=self.request.user).select_related(
+            "lead__company", "team", "assigned_to", "rejection_reason"
         )
 
     def _actable(self, *, manage: bool = False) -> Handoff:

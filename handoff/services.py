@@ -368,6 +368,10 @@ def handoff_reroute(*, handoff: Handoff, reason: str) -> Handoff | None:
     now (away, at capacity, no other member): then it stays where it is, and a person
     decides. Recorded as a routing assignment with `reason`, by nobody.
     """
+    return _reroute(handoff=handoff, reason=reason, via=AssignmentVia.ROUTING, by=None)
+
+
+def _reroute(*, handoff: Handoff, reason: str, via: str, by: User | None) -> Handoff | None:
     at = timezone.now()
     with transaction.atomic():
         team_id = Handoff.objects.values_list("team_id", flat=True).get(pk=handoff.pk)
@@ -384,11 +388,54 @@ def handoff_reroute(*, handoff: Handoff, reason: str) -> Handoff | None:
             handoff=locked,
             team=team,
             membership=membership,
-            via=AssignmentVia.ROUTING,
+            via=via,
+            by=by,
             reason=reason,
             at=at,
         )
     return locked
+
+
+class BulkReassignResult(NamedTuple):
+    moved: list[Handoff]  # with their new rep
+    refused: dict[int, str]  # handoff id → why it stayed where it was
+
+
+def handoff_bulk_reassign(
+    *, handoffs: list[Handoff], to_rep: User | None, actor: User, reason: str
+) -> BulkReassignResult:
+    """A manager moves several handoffs at once: to `to_rep`, or (None) each to the next
+    rep of its team's round robin. Every move writes its own assignment row with `reason`.
+
+    One transaction per handoff, not one for all: a handoff decided or moved meanwhile is
+    refused on its own without undoing the others, and each move holds its team's lock
+    only for itself (lead routing queues behind that lock; a batch of 50 under one lock
+    would stall new MQLs for the whole batch). Locks in the routing order, team then
+    handoff, as handoff_reassign takes them.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        message = _("Say why the handoffs move.")
+        raise DomainError(message, code="reason_required", fields={"reason": [message]})
+    moved: list[Handoff] = []
+    refused: dict[int, str] = {}
+    for handoff in sorted(handoffs, key=lambda h: h.pk):
+        if to_rep is not None:
+            try:
+                moved.append(
+                    handoff_reassign(handoff=handoff, to_rep=to_rep, actor=actor, reason=reason)
+                )
+            except DomainError as error:
+                refused[handoff.pk] = error.message
+            continue
+        result = _reroute(handoff=handoff, reason=reason, via=AssignmentVia.MANUAL, by=actor)
+        if result is None:
+            refused[handoff.pk] = _(
+                "Nobody else in the team can take it now (away, at capacity, or no team)."
+            )
+        else:
+            moved.append(result)
+    return BulkReassignResult(moved=moved, refused=refused)
 
 
 # --- a rep's availability ----------------------------------------------------------------

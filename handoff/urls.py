@@ -1,7 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from handoff import api, views
+from handoff import api, list_views, views
 
 app_name = "handoff"
 
@@ -12,6 +12,9 @@ router.register("handoffs", api.HandoffViewSet, basename="api-handoff")
 urlpatterns = [
     path("inbox/", views.inbox, name="inbox"),
     path("inbox/availability/", views.availability, name="availability"),
+    path("inbox/list/", list_views.handoff_list_page, name="list"),
+    path("inbox/live/", list_views.live, name="live"),
+    path("inbox/bulk-reassign/", list_views.bulk_reassign, name="bulk-reassign"),
     path("inbox/handoffs/<int:pk>/", views.detail, name="detail"),
     path("inbox/handoffs/<int:pk>/activities/", views.activity_create, name="activity-create"),
     path("inbox/handoffs/<int:pk>/accept/", views.accept, name="accept"),

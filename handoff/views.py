@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST, require_safe
 
-from handoff import selectors, services, timeline
+from handoff import list_views, selectors, services, timeline
 from handoff.forms import (
     AcceptForm,
     ActivityForm,
@@ -32,6 +32,7 @@ from handoff.forms import (
     StageForm,
     add_domain_error,
 )
+from handoff.listing import handoff_list
 from handoff.models import Handoff, HandoffStatus, Team
 from leadflow.errors import DomainError
 from leadflow.models import Stage, User
@@ -63,8 +64,10 @@ def _attach_scores(handoffs: list[Handoff]) -> bool:
     return scores is not None
 
 
-def _availability_context(request: HttpRequest) -> dict[str, Any]:
-    availability = selectors.availability_for(user=request.user)
+def _availability_context(
+    request: HttpRequest, availability: selectors.Availability | None = None
+) -> dict[str, Any]:
+    availability = availability or selectors.availability_for(user=request.user)
     # Away until a time: the field starts at that time, so changing it is one edit.
     return {
         "availability": availability,
@@ -74,13 +77,37 @@ def _availability_context(request: HttpRequest) -> dict[str, Any]:
 
 def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     access = selectors.access_for(user=request.user)
-    mine = list(selectors.inbox_for_rep(user=request.user))
+    now = timezone.now()
+    availability = selectors.availability_for(user=request.user)
+    is_rep = availability.is_rep
+    # One list of the page is searched, filtered, sorted and paged (?q=&status=&sort=
+    # &page=, handoff.filters): the rep's own handoffs, or for a manager who is no rep
+    # their teams' handoffs in progress. Without ?status= both list the open ones.
+    params = request.GET
+    mine_scope = Handoff.objects.filter(assigned_to_id=request.user.pk)
+    if not params.get("status"):
+        mine_scope = mine_scope.filter(status=HandoffStatus.OPEN)
+    listing = None
+    if is_rep or mine_scope.exists():
+        listing = handoff_list(params=params, scope=mine_scope, now=now)
+        mine = list(listing.page.object_list) if listing.page is not None else []
+    else:
+        mine = []
     queue: list[Handoff] = []
     team_open: list[Handoff] = []
     teams: list[Team] = []
     if access.is_manager or access.is_admin:
         queue = list(selectors.team_queue_for_manager(user=request.user))
-        team_open = list(selectors.team_open_for_manager(user=request.user))
+        if listing is None:
+            listing = handoff_list(
+                params=params,
+                scope=selectors.team_open_for_manager(user=request.user),
+                now=now,
+                default_view="table",
+            )
+            team_open = list(listing.page.object_list) if listing.page is not None else []
+        else:
+            team_open = list(selectors.team_open_for_manager(user=request.user))
         # A button per team that has something queued: "assign the queue" of a team
         # with an empty queue does nothing.
         queued_team_ids = {handoff.team_id for handoff in queue}
@@ -101,12 +128,16 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         "marketing_open": marketing_open,
         "access": access,
         "scoring_available": scoring_available,
-        "now": timezone.now(),
+        "now": now,
+        "listing": listing,
+        **(list_views.filter_context(request) if listing is not None else {}),
+        **list_views.live_context(request, now=now),
     }
-    context.update(_availability_context(request))
+    context.update(_availability_context(request, availability))
     # Only people in a sales team are handed MQLs: for anyone else (marketing, a manager
     # or admin who is not also a rep) "my open handoffs" would always say 0.
     context["works_handoffs"] = context["availability"].is_rep or bool(mine)
+    context["mine_filtered"] = listing is not None and context["works_handoffs"]
     context.update(extra)
     return context
 
@@ -114,7 +145,10 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
 @require_safe
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
-    return render(request, "handoff/inbox.html", _inbox_context(request))
+    context = _inbox_context(request)
+    listing = context["listing"]
+    status = 400 if listing is not None and not listing.valid else 200
+    return render(request, "handoff/inbox.html", context, status=status)
 
 
 def _visible_or_404(request: HttpRequest, pk: int) -> Handoff:

@@ -14,7 +14,14 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from leadflow.japan import PREFECTURE_CHOICES, Region, region_for
-from leadflow.normalize import company_key, name_key, normalize_email, phone_key
+from leadflow.normalize import (
+    company_key,
+    company_search_key,
+    lead_search_key,
+    name_key,
+    normalize_email,
+    phone_key,
+)
 
 
 class User(AbstractUser):
@@ -116,6 +123,8 @@ class Company(models.Model):
         related_name="owned_companies",
         help_text=_("New MQLs of this company go to this rep first, when they are available."),
     )
+    # Name and kana folded for search (leadflow.normalize.search_fold); save() sets it.
+    search_key = models.CharField(max_length=410, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -130,9 +139,26 @@ class Company(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.region = region_for(self.prefecture)
         self.match_key = company_key(self.name)
+        self.search_key = company_search_key(self.name, self.name_kana)
         if kwargs.get("update_fields") is not None:
-            kwargs["update_fields"] = {*kwargs["update_fields"], "region", "match_key"}
+            kwargs["update_fields"] = {
+                *kwargs["update_fields"],
+                "region",
+                "match_key",
+                "search_key",
+            }
         super().save(*args, **kwargs)
+
+
+# The lead fields its search key is made of (leadflow.normalize.lead_search_key).
+SEARCHED_LEAD_FIELDS = (
+    "last_name",
+    "first_name",
+    "last_name_kana",
+    "first_name_kana",
+    "email",
+    "phone",
+)
 
 
 class LeadQuerySet(models.QuerySet["Lead"]):
@@ -187,6 +213,9 @@ class Lead(models.Model):
     # Matching keys for duplicate detection (see leadflow.normalize); save() sets them.
     name_key = models.CharField(max_length=200, blank=True, editable=False)
     phone_key = models.CharField(max_length=20, blank=True, editable=False, db_index=True)
+    # What the handoff lists search (name, kana, e-mail, phone; leadflow.normalize);
+    # save() sets it. PostgreSQL indexes it with trigrams (migration 0007).
+    search_key = models.CharField(max_length=800, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -225,6 +254,13 @@ class Lead(models.Model):
             self.phone_key = phone_key(self.phone)
             if fields is not None:
                 kwargs["update_fields"] = {*fields, "phone_key"}
+        fields = kwargs.get("update_fields")
+        if fields is None or set(SEARCHED_LEAD_FIELDS) & set(fields):
+            self.search_key = lead_search_key(
+                **{name: getattr(self, name) for name in SEARCHED_LEAD_FIELDS}
+            )
+            if fields is not None:
+                kwargs["update_fields"] = {*fields, "search_key"}
         super().save(*args, **kwargs)
 
     def clean(self) -> None:

@@ -106,3 +106,45 @@ def name_key(last_name: str | None, first_name: str | None) -> str:
     """Width-, case- and space-insensitive full name for matching (kanji, kana or romaji
     are kept as given: 山田太郎 and ヤマダタロウ are different keys)."""
     return _NOISE.sub("", nfkc(f"{last_name or ''}{first_name or ''}").casefold())
+
+
+# ---- search -------------------------------------------------------------------------
+
+# Katakana (ァ U+30A1 … ヶ U+30F6) sit 0x60 above their hiragana; folding one onto the
+# other makes やまだ find ヤマダ (and ﾔﾏﾀﾞ, which NFKC has already made ヤマダ).
+_KATAKANA_TO_HIRAGANA = {code: code - 0x60 for code in range(0x30A1, 0x30F7)}
+
+
+def search_fold(value: str | None) -> str:
+    """What search compares: NFKC (full-width digits and letters to half-width), case-
+    folded, katakana as hiragana, without spaces and punctuation (so 03-1234-5678 and
+    ０３１２３４５６７８ read the same). Applied to the stored keys and to what is typed."""
+    text = nfkc(value).casefold().translate(_KATAKANA_TO_HIRAGANA)
+    return _NOISE.sub("", text)
+
+
+def lead_search_key(
+    *,
+    last_name: str | None,
+    first_name: str | None,
+    last_name_kana: str | None,
+    first_name_kana: str | None,
+    email: str | None,
+    phone: str | None,
+) -> str:
+    """The lead's stored search key: name, kana, e-mail and phone folded by search_fold,
+    one word each, separated by spaces (a typed term has none, so it never matches across
+    two fields). The phone is there as written and in E.164 digits (+81 3… as 813…)."""
+    parts = [
+        search_fold(f"{last_name or ''}{first_name or ''}"),
+        search_fold(f"{last_name_kana or ''}{first_name_kana or ''}"),
+        search_fold(email),
+        search_fold(phone),
+        phone_key(phone).lstrip("+"),
+    ]
+    return " ".join(part for part in parts if part)
+
+
+def company_search_key(name: str | None, name_kana: str | None = None) -> str:
+    """The company's stored search key: its name and kana reading, folded."""
+    return " ".join(part for part in (search_fold(name), search_fold(name_kana)) if part)

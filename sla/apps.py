@@ -30,3 +30,10 @@ class SlaConfig(AppConfig):
             signal.connect(receiver, dispatch_uid=f"sla.{receiver.__name__}")
         # The inbox shows the most urgent first: the nearest SLA due time.
         urgency_ordering_register(handoffs_order_by_due)
+        # The handoff lists' SLA states and the dashboard's drill-downs.
+        from handoff.filters import list_condition_register
+        from sla.kpis import KPI_LABELS, handoff_kpi_condition
+        from sla.selectors import handoff_sla_state_condition
+
+        list_condition_register("sla", handoff_sla_state_condition)
+        list_condition_register("kpi", handoff_kpi_condition, choices=list(KPI_LABELS.items()))

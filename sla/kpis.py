@@ -36,7 +36,9 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.lookups import GreaterThanOrEqual
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from handoff.models import Activity, Handoff, HandoffStatus
 from leadflow.models import Stage
@@ -320,3 +322,95 @@ def kpi_days_refresh_all(*, now: dt.datetime | None = None) -> int:
 def kpi_refreshed_at() -> dt.datetime | None:
     state = KpiState.objects.filter(pk=1).first()
     return state.refreshed_at if state else None
+
+
+# --- the handoffs behind a figure (the dashboard's drill-down) --------------------------
+
+# The figures a list can be narrowed to, with the condition each puts on a handoff of the
+# cohort (the MQL date range and team are the list's own filters). Each is the condition
+# `handoff_rows` / `timer_rows` count with, so the list shows exactly the handoffs a
+# figure counted (tests/sla/test_drilldown.py holds them to it).
+KPI_LABELS = {
+    "mqls": _("MQLs"),
+    "sqls": _("Accepted as SQL"),
+    "rejected": _("Rejected"),
+    "open": _("Open"),
+    "won": _("SQLs won"),
+    "contacted": _("Contacted"),
+    "sla_known": _("SLA outcome known"),
+    "sla_compliant": _("No deadline missed"),
+    "sla_late": _("A deadline missed"),
+    "first_contact_on_time": _("First contact in time"),
+    "first_contact_late": _("First contact late"),
+    "first_contact_running": _("First contact running"),
+    "verdict_on_time": _("Verdict in time"),
+    "verdict_late": _("Verdict late"),
+    "verdict_running": _("Verdict running"),
+    "rejected_with_reason": _("Rejected with a reason and a comment"),
+    "rejected_without_reason": _("Rejected without a reason or comment"),
+    "not_reachable": _("Rejected as not reachable"),
+    "not_reachable_followed_up": _("Not reachable, after enough attempts"),
+    "not_reachable_too_soon": _("Not reachable, too few attempts"),
+    "by_policy": _("Made by the scoring policy"),
+    "complete": _("Every required field filled"),
+}
+
+
+def handoff_kpi_condition(key: str, now: dt.datetime) -> Q | None:
+    """The condition of figure `key` on a handoff, as counted at `now` (None: no such
+    figure)."""
+    timers = SlaTimer.objects.filter(handoff_id=OuterRef("pk"))
+    accepted = Q(status=HandoffStatus.ACCEPTED)
+    rejected = Q(status=HandoffStatus.REJECTED)
+    if key in ("mqls", "sqls", "rejected", "open", "won", "contacted", "by_policy"):
+        return {
+            "mqls": Q(),
+            "sqls": accepted,
+            "rejected": rejected,
+            "open": Q(status=HandoffStatus.OPEN),
+            "won": accepted & Q(lead__stage__in=(Stage.CUSTOMER, Stage.ADVOCATE)),
+            "contacted": Q(first_contact_at__isnull=False),
+            "by_policy": mql_meets_scoring_policy(),
+        }[key]
+    if key.startswith("sla_"):
+        known, late = Exists(timers.filter(_known(now))), Exists(timers.filter(_late(now)))
+        return {
+            "sla_known": Q(known),
+            "sla_compliant": Q(known) & ~Q(late),
+            "sla_late": Q(late),
+        }.get(key)
+    for kind in ("first_contact", "verdict"):
+        if key.startswith(f"{kind}_"):
+            of_kind = timers.filter(kind=kind)
+            outcome = {
+                "on_time": Q(met_at__lte=F("due_at")),
+                "late": _late(now),
+                "running": Q(met_at__isnull=True, due_at__gt=now),
+            }.get(key.removeprefix(f"{kind}_"))
+            return Q(Exists(of_kind.filter(outcome))) if outcome is not None else None
+    agreed = sla_settings_get()
+    with_reason = rejected & Q(rejection_reason__isnull=False) & ~Q(rejection_comment="")
+    not_reachable = rejected & Q(rejection_reason__code=agreed.not_reachable_reason_code)
+    attempts = (
+        Activity.objects.filter(handoff_id=OuterRef("pk"))
+        .order_by()
+        .values("handoff_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    # The same correlated count of logged attempts that handoff_rows compares.
+    followed = Q(
+        GreaterThanOrEqual(
+            Coalesce(Subquery(attempts), Value(0)), agreed.min_attempts_not_reachable
+        )
+    )
+    return {
+        "rejected_with_reason": with_reason,
+        "rejected_without_reason": rejected & ~with_reason,
+        "not_reachable": not_reachable,
+        "not_reachable_followed_up": not_reachable & followed,
+        "not_reachable_too_soon": not_reachable & ~followed,
+        "complete": _required_filled(
+            [name for name in agreed.required_fields if isinstance(name, str)]
+        ),
+    }.get(key)

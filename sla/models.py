@@ -341,6 +341,12 @@ class SlaTimer(models.Model):
                 name="sla_timer_unescalated_idx",
             ),
             models.Index(fields=["rep", "kind"], name="sla_timer_rep_kind_idx"),
+            # The inbox's poll: breaches after the moment the page was opened.
+            models.Index(
+                fields=["breached_at"],
+                condition=models.Q(breached_at__isnull=False),
+                name="sla_timer_breached_idx",
+            ),
             # The dashboard's overdue list: unmet timers, most overdue first (breached ones
             # are no longer "pending", so the sweep's index does not serve it).
             models.Index(

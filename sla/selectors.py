@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from django.db.models import F, OuterRef, QuerySet, Subquery
+import datetime as dt
+
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from handoff.models import Handoff
 from leadflow.config import config_cached
@@ -73,3 +76,29 @@ def handoffs_order_by_due(queryset: QuerySet[Handoff]) -> QuerySet[Handoff]:
         sla_due_at=Subquery(next_due.values("due_at")[:1]),
         sla_due_kind=Subquery(next_due.values("kind")[:1]),
     ).order_by(F("sla_due_at").asc(nulls_last=True), "assigned_at", "created_at", "id")
+
+
+def handoff_sla_state_condition(state: str, now: dt.datetime) -> Q | None:
+    """The SLA states of the handoff lists, a partition of the handoffs that have timers
+    (None: no such state):
+
+    - overdue: a timer not met is past its due time;
+    - due_today: not overdue, and a timer not met is due before midnight (TIME_ZONE);
+    - on_time: timers still running, none due today;
+    - met: every timer met (on time or late), none running.
+    """
+    timers = SlaTimer.objects.filter(handoff_id=OuterRef("pk"))
+    unmet = timers.filter(met_at__isnull=True)
+    tomorrow = dt.datetime.combine(
+        timezone.localdate(now) + dt.timedelta(days=1),
+        dt.time(0),
+        tzinfo=timezone.get_default_timezone(),
+    )
+    overdue = Q(Exists(unmet.filter(due_at__lte=now)))
+    due_by_midnight = Q(Exists(unmet.filter(due_at__lt=tomorrow)))
+    return {
+        "overdue": overdue,
+        "due_today": ~overdue & due_by_midnight,
+        "on_time": Q(Exists(unmet)) & ~due_by_midnight,
+        "met": Q(Exists(timers)) & ~Q(Exists(unmet)),
+    }.get(state)

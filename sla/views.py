@@ -18,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 from django.views.decorators.http import require_POST, require_safe
@@ -47,6 +47,24 @@ def _access_or_403(request: HttpRequest) -> DashboardAccess:
     return access
 
 
+# The figure behind each KPI card: the handoffs it counts (the numerator of a rate).
+KPI_DRILL = {
+    "mqls": "mqls",
+    "mql_to_sql": "sqls",
+    "avg_first_contact": "contacted",
+    "median_first_contact": "contacted",
+    "sla_compliance": "sla_known",
+    "sql_to_won": "won",
+}
+
+
+def _drill_query(f: MetricsFilter, team: int | None) -> str:
+    params = {"mql_from": f.start.isoformat(), "mql_to": f.end.isoformat(), "view": "table"}
+    if team is not None:
+        params["team"] = str(team)
+    return urlencode(params)
+
+
 @require_safe
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -69,6 +87,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "filter": f,
         "selected_team": form.cleaned_data.get("team"),
         "query": request.GET.urlencode(),
+        # The handoff list (handoff:list) of the same cohort: each figure links to it
+        # with its own condition added (kpi=, rep=, source=; sla.kpis.KPI_LABELS).
+        "drill": _drill_query(f, form.cleaned_data.get("team")),
+        "kpi_drill": KPI_DRILL,
     }
     data = metrics.summary(f)
     context.update(

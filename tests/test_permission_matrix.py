@@ -380,6 +380,41 @@ MATRIX: list[Row] = [
         probe=lambda w: f'href="/inbox/handoffs/{_a(w)}/"',
     ),
     Row(
+        "handoff:list",
+        "GET",
+        lambda w: "/inbox/list/?view=table",
+        expect(sees(), anonymous=302, rep_b=blind(), other_manager=blind()),
+        api=False,
+        probe=lambda w: f'href="/inbox/handoffs/{_a(w)}/"',
+    ),
+    Row(
+        "handoff:live",
+        "GET",
+        # Everything since the start of time is new: A's assignment shows to whom it may.
+        lambda w: "/inbox/live/?a=0&h=0&t=0",
+        expect(sees(), anonymous=302, marketing=blind(), rep_b=blind(), other_manager=blind()),
+        api=False,
+        probe=lambda w: f'href="/inbox/handoffs/{_a(w)}/"',
+    ),
+    Row(
+        "handoff:bulk-reassign",
+        "POST",
+        lambda w: "/inbox/bulk-reassign/",
+        expect(
+            anonymous=unchanged(302),
+            marketing=unchanged(403),
+            rep_a=unchanged(403),
+            rep_b=unchanged(403),
+            manager=changed(302),
+            # Not in their team: left out of the batch, as if not sent.
+            other_manager=unchanged(302),
+            admin=changed(302),
+        ),
+        data=lambda w: {"handoff": [_a(w)], "rep": w.rep_a2.pk, "reason": "holiday cover"},
+        api=False,
+        snapshot=lambda w: _handoff_status(w.handoff_a.pk)(w),
+    ),
+    Row(
         "handoff:detail",
         "GET",
         lambda w: f"/inbox/handoffs/{_a(w)}/",

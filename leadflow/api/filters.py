@@ -39,6 +39,11 @@ def int_filter(field_name: str, lookup_expr: str = "exact") -> IntegerFilter:
     return _integer(field_name, lookup_expr, -MAX_INT, MAX_INT)
 
 
+def bounded_int_filter(field_name: str, lookup_expr: str, low: int, high: int) -> IntegerFilter:
+    """An integer filter refusing values outside [low, high], with the bounds in the schema."""
+    return _integer(field_name, lookup_expr, low, high)
+
+
 class CheckedIsoDateTimeField(IsoDateTimeField):
     """ISO 8601 with leadflow.datetimes' bounds (?created_before=…+20:00 was a 500 on
     PostgreSQL)."""

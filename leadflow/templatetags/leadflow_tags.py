@@ -58,3 +58,9 @@ def tel_href(phone: str | None) -> str:
 def join_words(items) -> str:
     """A list joined as the UI language writes lists (、 in Japanese)."""
     return _join_words(items or [])
+
+
+@register.filter
+def get_item(mapping: dict, key: str):
+    """`mapping[key]` in a template (None when missing): the dashboard's drill-down keys."""
+    return mapping.get(key) if isinstance(mapping, dict) else None

@@ -485,9 +485,9 @@ def test_inbox_queries_do_not_grow_with_the_number_of_handoffs(
         Activity.objects.create(handoff=handoff, kind="call", outcome="reached", by=alice)
     client.force_login(alice)
 
-    # session, user, roles, managed teams, handoffs, their events, their activities, scores,
-    # the rep's own availability
-    with django_assert_num_queries(9):
+    # session, user, roles, managed teams, the rep's own availability, the count of the
+    # list, handoffs, their events, their activities, scores, the live poll's mark
+    with django_assert_num_queries(11):
         response = client.get("/inbox/")
     assert len(response.context["mine"]) == count
 
@@ -505,7 +505,7 @@ def test_inbox_with_real_scores_stays_at_the_same_query_count(
     published_model()  # compiles the published model, which is then cached per process
     client.force_login(alice)
 
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(11):  # as above
         response = client.get("/inbox/")
 
     body = response.content.decode()
@@ -523,9 +523,10 @@ def test_manager_inbox_queries_do_not_grow_either(client, kanto, count, django_a
         make_mql()
     client.force_login(manager)
 
-    # session, user, roles, managed teams, own handoffs (none, so no prefetch),
-    # queue + its events + its activities, team table, teams, scores, availability
-    with django_assert_num_queries(12):
+    # session, user, roles, managed teams, availability, own handoffs (none), queue + its
+    # events + its activities, the team table's count and page, teams, the filter's teams
+    # and reps, scores, the live poll's mark
+    with django_assert_num_queries(16):
         response = client.get("/inbox/")
     assert len(response.context["queue"]) == count
     assert len(response.context["team_open"]) == count

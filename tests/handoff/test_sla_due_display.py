@@ -109,3 +109,30 @@ def test_a_decided_handoff_shows_no_deadline(client, kanto):
 
     assert "Next SLA deadline" not in body
     assert _due(body) == []
+
+
+def test_after_logging_the_first_contact_in_place_the_page_shows_the_verdict_deadline(
+    client, kanto
+):
+    # The htmx answer to "log activity" swaps the activity section; the SLA line of the
+    # facts beside it must follow (it kept "First contact due", the deadline just met).
+    _team, (alice, _bob), _ = kanto
+    (handoff,) = _mine(alice, 1)
+    _set_due(handoff, "first_contact", dt.datetime(2099, 1, 15, 0, 30, tzinfo=UTC))
+    SlaTimer.objects.filter(handoff=handoff, kind="verdict").update(
+        due_at=dt.datetime(2099, 1, 16, 9, 0, tzinfo=UTC)
+    )
+    client.force_login(alice)
+
+    response = client.post(
+        reverse("handoff:activity-create", args=[handoff.pk]),
+        {"kind": "call", "outcome": "reached", "note": ""},
+        HTTP_HX_REQUEST="true",
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert '<dd id="sla-next" hx-swap-oob="true">' in body
+    assert _due(body) == [_due(body)[0]]
+    assert _due(body)[0].startswith("Verdict due 01/16 18:00 (")
