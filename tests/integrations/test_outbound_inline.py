@@ -28,6 +28,7 @@ from tests.integrations.conftest import (
     stored_score,
 )
 from tests.integrations.fakes import Reply, WebhookReceiver
+from tests.sla.conftest import seeded  # noqa: F401 - fixture
 
 
 @pytest.fixture(autouse=True)
@@ -312,7 +313,10 @@ def test_a_change_committed_after_the_block_gives_its_claim_back_to_the_queue(no
 
 @pytest.mark.django_db(transaction=True)
 def test_a_new_lead_s_webhook_is_processed_and_delivered_in_a_fixed_number_of_queries(
-    client, no_kick, receiver
+    seeded,  # noqa: F811 - the SLA policies a flush by an earlier test may have removed
+    client,
+    no_kick,
+    receiver,
 ):
     # The per-event cost of intake → MQL → SFA (issue #7): lock the inbound row, create the
     # company and lead, record the event, score, move to MQL, hand off, start the SLA
