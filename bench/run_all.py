@@ -54,6 +54,48 @@ BENCHES: dict[str, tuple[str, list[str], list[str], dict[str, Check]]] = {
             ),
         },
     ),
+    "speed": (
+        "speed_bench.py",
+        ["--wipe"],
+        [
+            "results.hop_figures.p95_ms",
+            "results.delay_outcomes.p95_ms",
+            "results.forecast.p95_ms",
+            "results.page.p95_ms",
+            "results.api.p95_ms",
+            "floor.count_p95_ms",
+            "ratio.page_p95_vs_floor",
+        ],
+        {
+            "every handoff has its timeline": lambda r: (
+                r["results"]["timelines"]
+                == r["size"]["open_handoffs"] + r["size"]["closed_handoffs"]
+            ),
+        },
+    ),
+    "inbox": (
+        "inbox_bench.py",
+        ["--wipe"],
+        [
+            "results.manager_inbox.p95_ms",
+            "results.search_kana.p95_ms",
+            "results.overdue_list.p95_ms",
+            "results.api_search.p95_ms",
+            "floor.page_and_count_p95_ms",
+            "ratio.worst_search_p95_vs_floor",
+        ],
+        {},
+    ),
+    "batch": (
+        "batch_bench.py",
+        [],
+        [],
+        {
+            "every batch item applied": lambda r: all(
+                batch.get("applied") == int(size) for size, batch in r["results"].items()
+            ),
+        },
+    ),
     "sla": (
         "sla_bench.py",
         ["--wipe"],

@@ -28,18 +28,43 @@ from django.db import connection, models, transaction
 
 from leadflow.japan import region_for
 from leadflow.models import Company, Lead
-from leadflow.normalize import company_key, name_key, phone_key
+from leadflow.normalize import (
+    company_key,
+    company_search_key,
+    lead_search_key,
+    name_key,
+    phone_key,
+)
+
 
 # What each model's save() derives, as (the app's function, the columns it reads).
 # `audit()` is what proves this table matches save(): keep them together.
+def _lead_search_key(
+    last_name: str, first_name: str, last_kana: str, first_kana: str, email: str, phone: str
+) -> str:
+    return lead_search_key(
+        last_name=last_name,
+        first_name=first_name,
+        last_name_kana=last_kana,
+        first_name_kana=first_kana,
+        email=email,
+        phone=phone,
+    )
+
+
 DERIVED: dict[type[models.Model], dict[str, tuple[Callable[..., str], tuple[str, ...]]]] = {
     Company: {
         "region": (region_for, ("prefecture",)),
         "match_key": (company_key, ("name",)),
+        "search_key": (company_search_key, ("name", "name_kana")),
     },
     Lead: {
         "name_key": (name_key, ("last_name", "first_name")),
         "phone_key": (phone_key, ("phone",)),
+        "search_key": (
+            _lead_search_key,
+            ("last_name", "first_name", "last_name_kana", "first_name_kana", "email", "phone"),
+        ),
     },
 }
 

@@ -9,9 +9,11 @@ from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_safe
 from kombu import Connection
 from rest_framework.authtoken.models import Token
 
@@ -68,6 +70,15 @@ def server_error(request: HttpRequest) -> HttpResponse:
             error_body("server_error", _("Something went wrong on our side.")), status=500
         )
     return render(request, "500.html", status=500)
+
+
+@require_safe
+def favicon(request: HttpRequest) -> HttpResponse:
+    """/favicon.ico, which browsers ask for on pages that name no icon (the admin's): the
+    SVG icon. Resolved per request, not at import: under the manifest storage the name
+    exists only once collectstatic ran, and every management command imports the URLs.
+    Temporary (302): the target's hashed name changes with the icon."""
+    return redirect(static("favicon.svg"))
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, Q, QuerySet
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet
+from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -34,7 +35,6 @@ from django.utils.translation import gettext_lazy
 from handoff.models import Handoff, HandoffStatus, HandoffTimeline, RepProfile
 from leadflow.models import Stage
 from sla.calendar import Calendar, add_business_days, business_time_between
-from sla.kpis import as_timedelta
 from sla.metrics import MetricsFilter
 from sla.models import SlaTimer, TimerStatus
 
@@ -108,41 +108,6 @@ def _duration(hop: Hop) -> ExpressionWrapper:
     return ExpressionWrapper(F(hop.end) - F(hop.start), output_field=DurationField())
 
 
-class _PercentileDisc(Aggregate):
-    function = "PERCENTILE_DISC"
-    template = "%(function)s(%(q)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = DurationField()
-
-    def __init__(self, expression: Any, q: float, **extra: Any) -> None:
-        super().__init__(expression, q=q, **extra)
-
-
-def _hop_aggregates() -> dict[str, Any]:
-    aggregates: dict[str, Any] = {}
-    for hop in HOPS:
-        both = Q(**{f"{hop.start}__isnull": False, f"{hop.end}__isnull": False})
-        aggregates[f"{hop.key}__n"] = Count("pk", filter=both)
-        aggregates[f"{hop.key}__p50"] = _PercentileDisc(_duration(hop), 0.5)
-        aggregates[f"{hop.key}__p90"] = _PercentileDisc(_duration(hop), 0.9)
-    return aggregates
-
-
-def _seconds(value: Any) -> float | None:
-    delta = as_timedelta(value)
-    return None if delta is None else max(0.0, delta.total_seconds())
-
-
-def _hop_row(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {
-        hop.key: {
-            "n": values[f"{hop.key}__n"],
-            "median_seconds": _seconds(values[f"{hop.key}__p50"]),
-            "p90_seconds": _seconds(values[f"{hop.key}__p90"]),
-        }
-        for hop in HOPS
-    }
-
-
 def _python_hops(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     durations: dict[str, list[float]] = {hop.key: [] for hop in HOPS}
     for row in rows:
@@ -164,22 +129,29 @@ def _python_hops(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def hop_figures(f: MetricsFilter) -> dict[str, Any]:
     """Median and p90 of each hop, overall and per source, team and rep.
 
-    PostgreSQL: one aggregate query per grouping over the range's timelines; elsewhere
-    (SQLite, the local run) the rows are read once and the same quantiles taken here.
+    PostgreSQL: one query over the range's timelines, GROUPING SETS for the four
+    groupings, and one PERCENTILE_DISC of both quantiles per hop (one sort each);
+    elsewhere (SQLite, the local run) the rows are read once and the same nearest-rank
+    quantiles taken here.
     """
     rows = timelines(f)
+    groups: dict[str, dict[Any, Any]] = {name: {} for name in GROUPINGS}
     if connection.vendor == "postgresql":
-        overall = _hop_row(rows.aggregate(**_hop_aggregates()))
-        groups: dict[str, dict[Any, Any]] = {}
-        for name, field in GROUPINGS.items():
-            groups[name] = {
-                values.pop(field): _hop_row(values)
-                for values in rows.values(field).annotate(**_hop_aggregates()).order_by(field)
-            }
+        overall: dict[str, dict[str, Any]] = {}
+        for grouping, key, figures in _postgresql_hops(f):
+            if grouping is None:
+                overall = figures
+            else:
+                groups[grouping][key] = figures
+        for name in groups:
+            groups[name] = dict(
+                sorted(groups[name].items(), key=lambda item: (item[0] is None, str(item[0])))
+            )
+        if not overall:
+            overall = _python_hops([])
     else:
         fetched = list(rows.values(*INSTANT_FIELDS, *GROUPINGS.values()))
         overall = _python_hops(fetched)
-        groups = {}
         for name, field in GROUPINGS.items():
             by_key: dict[Any, list[dict[str, Any]]] = defaultdict(list)
             for row in fetched:
@@ -196,6 +168,62 @@ def hop_figures(f: MetricsFilter) -> dict[str, Any]:
         default=None,
     )
     return {"overall": overall, "groups": groups, "slowest": slowest}
+
+
+def _postgresql_hops(f: MetricsFilter) -> list[tuple[str | None, Any, dict[str, Any]]]:
+    """(grouping or None for overall, its key, the hop figures) for every group."""
+    columns = {"source": "t.source", "team": "h.team_id", "rep": "h.assigned_to_id"}
+    selects = []
+    for hop in HOPS:
+        # Negative durations (clocks of two machines) count as 0, as in _python_hops;
+        # a hop without both instants is NULL, which the percentile leaves out (GREATEST
+        # alone would turn it into 0: it ignores NULLs).
+        both = f"t.{hop.start} IS NOT NULL AND t.{hop.end} IS NOT NULL"
+        seconds = (
+            f"CASE WHEN {both} THEN"
+            f" GREATEST(0.0, date_part('epoch', t.{hop.end} - t.{hop.start})) END"
+        )
+        selects.append(
+            f"count(*) FILTER (WHERE {both}),"
+            f" percentile_disc(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY {seconds})"
+        )
+    where = "t.mql_at >= %s AND t.mql_at < %s"
+    params: list[Any] = [f.start_at, f.end_at]
+    if f.team_ids is not None:
+        where += " AND h.team_id = ANY(%s)"
+        params.append(sorted(f.team_ids))
+    # Identifiers come only from HOPS and `columns` above; values are parameters.
+    sql = (
+        "SELECT "  # noqa: S608
+        + ", ".join(f"GROUPING({column})" for column in columns.values())
+        + ", "
+        + ", ".join(columns.values())
+        + ", "
+        + ", ".join(selects)
+        + " FROM handoff_handofftimeline t JOIN handoff_handoff h ON h.id = t.handoff_id"
+        + f" WHERE {where} GROUP BY GROUPING SETS ((), "
+        + ", ".join(f"({column})" for column in columns.values())
+        + ")"
+    )
+    result = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for row in cursor.fetchall():
+            flags, keys, figures = row[:3], row[3:6], row[6:]
+            hops = {}
+            for index, hop in enumerate(HOPS):
+                n, quantiles = figures[2 * index], figures[2 * index + 1]
+                hops[hop.key] = {
+                    "n": n,
+                    "median_seconds": float(quantiles[0]) if n else None,
+                    "p90_seconds": float(quantiles[1]) if n else None,
+                }
+            grouping = next(
+                (name for name, flag in zip(columns, flags, strict=True) if flag == 0), None
+            )
+            key = keys[list(columns).index(grouping)] if grouping else None
+            result.append((grouping, key, hops))
+    return result
 
 
 def _bucket_of(delay: dt.timedelta | None) -> str:
@@ -402,10 +430,18 @@ def forecast(
     if f.team_ids is not None:
         arrivals = arrivals.filter(team_id__in=f.team_ids)
     tz = timezone.get_default_timezone()
-    slots: dict[tuple[int, int], int] = defaultdict(int)
-    for created in arrivals.values_list("created_at", flat=True).iterator():
-        local = created.astimezone(tz)
-        slots[(local.weekday(), local.hour)] += 1
+    # Counted per local weekday and hour in the database (one grouped query over the
+    # `handoff_created_idx` range), not row by row here: weeks of MQLs are many rows.
+    slots: dict[tuple[int, int], int] = {
+        (row["weekday"] - 1, row["hour"]): row["n"]  # ISO weekday 1 = Monday = weekday 0
+        for row in arrivals.annotate(
+            weekday=ExtractIsoWeekDay("created_at", tzinfo=tz),
+            hour=ExtractHour("created_at", tzinfo=tz),
+        )
+        .values("weekday", "hour")
+        .annotate(n=Count("pk"))
+        .order_by()
+    }
     result = []
     for window in windows:
         timers = list(

@@ -262,7 +262,7 @@ MATRIX: list[Row] = [
     # Restricted by network, not by role: the test client calls from 127.0.0.1, which the
     # default METRICS_ALLOWED_NETWORKS admits (tests/ops/test_metrics.py covers the rest).
     Row("metrics", "GET", lambda w: "/metrics", PUBLIC),
-    Row("favicon", "GET", lambda w: "/favicon.ico", expect(301), api=False),
+    Row("favicon", "GET", lambda w: "/favicon.ico", expect(302), api=False),
     Row("login", "GET", lambda w: "/accounts/login/", PUBLIC, api=False),
     Row(
         "login",

@@ -70,7 +70,7 @@ def test_the_managers_team_table_shows_the_kana_and_phone_too(client, kanto):
     client.force_login(manager)
 
     body = client.get(reverse("handoff:inbox")).content.decode()
-    table = body[body.index('<table class="handoffs stack">') :]
+    table = body[body.index('<table class="handoffs stack"') :]
 
     assert '<span class="kana" lang="ja">スズキ イチロウ</span>' in table
     assert 'href="tel:+81611112222"' in table

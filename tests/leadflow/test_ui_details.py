@@ -92,7 +92,7 @@ def test_every_page_names_a_favicon_and_favicon_ico_leads_to_it(client, db):
     answer = client.get("/favicon.ico")
 
     assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page
-    assert (answer.status_code, answer["Location"]) == (301, "/static/favicon.svg")
+    assert (answer.status_code, answer["Location"]) == (302, "/static/favicon.svg")
     assert (STATIC / "favicon.svg").read_text().startswith("<svg")
 
 

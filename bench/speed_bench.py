@@ -1,0 +1,170 @@
+"""Speed-to-lead bench: the hop figures, delay outcomes, forecast and drill-down of
+/dashboard/speed/ among many handoffs, on PostgreSQL.
+
+    DATABASE_URL=postgres://... python bench/speed_bench.py --wipe \
+        --leads 1000000 --events 1000000 --open 100000 --closed 50000
+
+Seeds like the SLA bench (bench/sla_bench.py: leads, events, open and decided handoffs
+with their timers), then one timeline per handoff (handoff.HandoffTimeline) with every
+instant filled as intake, routing and the reps would: the MA event minutes before the
+MQL, received seconds before, assigned at the MQL, the rep notified within a minute,
+7 in 10 opened within hours, the seeded first contacts and verdicts, the SFA within
+seconds. Times, `--requests` times each (p50/p95/max): the selectors in `sla.speed`
+(hops overall and per source/team/rep, delay buckets, the forecast, the slowest hop's
+handoffs) for the last 4 weeks of every team, and the page and the API through Django's
+test client as a manager of both teams. Floor, same run, same rows: a bare
+`SELECT count(*)` of the range's timelines (what any figure over them must read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from bench import sla_bench
+from bench.report import emit
+from bench.seeding import insert_select
+from handoff.models import HandoffTimeline
+from sla import speed
+from sla.access import DEFAULT_RANGE_DAYS
+from sla.metrics import MetricsFilter
+from sla.selectors import calendar_for
+
+SMOKE = {"leads": 2_000, "events": 5_000, "open": 500, "closed": 500, "requests": 5}
+
+
+def seed_timelines() -> int:
+    insert_select(
+        HandoffTimeline,
+        {
+            "handoff_id": "h.id",
+            "mql_at": "h.created_at",
+            "source": "l.source",
+            "event_occurred_at": "h.created_at - random() * interval '30 minutes'",
+            "received_at": "h.created_at - random() * interval '5 seconds'",
+            "processed_at": "h.created_at",
+            "assigned_at": "h.assigned_at",
+            "notified_at": "h.assigned_at + random() * interval '1 minute'",
+            "opened_at": "CASE WHEN h.id %% 10 < 7"
+            " THEN h.assigned_at + random() * interval '4 hours' END",
+            "first_contact_at": "h.first_contact_at",
+            "decided_at": "h.decided_at",
+            "sfa_delivered_at": "h.created_at + random() * interval '2 seconds'",
+        },
+        "handoff_handoff h JOIN leadflow_lead l ON l.id = h.lead_id ORDER BY h.id",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE handoff_handofftimeline")
+    return HandoffTimeline.objects.count()
+
+
+def timed(function: Callable[[], object], requests: int) -> dict:
+    function()  # warm-up: the first call compiles plans and fills per-process caches
+    samples = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        function()
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    return {
+        "p50_ms": round(statistics.median(samples), 1),
+        "p95_ms": round(samples[max(0, int(len(samples) * 0.95) - 1)], 1),
+        "max_ms": round(samples[-1], 1),
+    }
+
+
+def page(client: Client, url: str) -> Callable[[], object]:
+    def get() -> object:
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        return response
+
+    return get
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--leads", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--open", type=int, default=100_000)
+    parser.add_argument("--closed", type=int, default=50_000)
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--smoke", action="store_true", help=f"a few seconds: {SMOKE}")
+    parser.add_argument("--wipe", action="store_true")
+    args = parser.parse_args()
+    if args.smoke:
+        vars(args).update(SMOKE)
+    if connection.vendor != "postgresql":
+        sys.exit("The speed-to-lead bench needs PostgreSQL: set DATABASE_URL=postgres://...")
+    call_command("migrate", verbosity=0)
+    sla_bench.wipe(args.wipe)
+    seeded = sla_bench.seed(args.leads, args.events, args.open, args.closed, 0)
+    manager = seeded.pop("manager")
+    timelines = seed_timelines()
+
+    today = timezone.localdate()
+    f = MetricsFilter(start=today - dt.timedelta(days=DEFAULT_RANGE_DAYS - 1), end=today)
+    calendar = calendar_for()
+    hops = speed.hop_figures(f)
+    slowest = hops["slowest"] or "pickup"
+    client = Client()
+    client.force_login(manager)
+    results = {
+        "timelines": timelines,
+        "in_range": speed.timelines(f).count(),
+        "slowest_hop": slowest,
+        "hop_figures": timed(lambda: speed.hop_figures(f), args.requests),
+        "delay_outcomes": timed(lambda: speed.delay_outcomes(f), args.requests),
+        "forecast": timed(lambda: speed.forecast(f, calendar=calendar), args.requests),
+        "drill_down": timed(lambda: speed.hop_handoffs(f, slowest), args.requests),
+        "page": timed(page(client, "/dashboard/speed/"), args.requests),
+        "page_drill": timed(page(client, f"/dashboard/speed/?hop={slowest}"), args.requests),
+        "api": timed(page(client, "/api/v1/metrics/speed/"), args.requests),
+    }
+
+    def floor_query() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM handoff_handofftimeline WHERE mql_at >= %s AND mql_at < %s",
+                [f.start_at, f.end_at],
+            )
+            return cursor.fetchone()[0]
+
+    floor = {"count_p95_ms": timed(floor_query, args.requests)["p95_ms"]}
+    emit(
+        "speed",
+        size={
+            "leads": args.leads,
+            "events": args.events,
+            "open_handoffs": args.open,
+            "closed_handoffs": args.closed,
+            "requests": args.requests,
+            "smoke": args.smoke,
+        },
+        results=results,
+        floor=floor,
+        floor_note="a bare SELECT count(*) of the range's timelines on the mql_at index, "
+        "through the same connection, as many times as each figure is asked for",
+        ratio={
+            "page_p95_vs_floor": results["page"]["p95_ms"] / max(floor["count_p95_ms"], 1e-3),
+            "api_p95_vs_floor": results["api"]["p95_ms"] / max(floor["count_p95_ms"], 1e-3),
+        },
+        notes="target: the speed-to-lead queries p95 ≤ 300 ms at 1M leads / 100,000 open "
+        "handoffs; pages through Django's test client (routing, middleware, view, template)",
+    )
+
+
+if __name__ == "__main__":
+    main()
