@@ -17,15 +17,17 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from handoff.models import HandoffTimeline
 from integrations.models import InboundEvent, InboundStatus
-from integrations.outbound.models import MessageStatus, OutboundEvent, OutboxMessage
+from integrations.outbound.models import MessageStatus, OutboxMessage
 from ops.queues import queue_depths
+from sla import speed
 from sla.models import SlaTimer
 
 # A rate over five minutes smooths a sender's bursts the way Prometheus' own rate() would.
 INTAKE_WINDOW = timedelta(minutes=5)
-# Latencies are quantiles of the recent past; a busy installation has thousands of rows
-# in it, so the newest LATENCY_SAMPLE of them stand for the window.
+# Latencies are quantiles of the recent past (webhooks received, MQLs made in it); a busy
+# installation has thousands of rows in it, so the newest LATENCY_SAMPLE stand for it.
 LATENCY_WINDOW = timedelta(minutes=15)
 LATENCY_SAMPLE = 5000
 QUANTILES = (0.5, 0.9, 0.99)
@@ -145,25 +147,36 @@ def _sla(now: datetime) -> Iterable[Metric]:
     yield family
 
 
+# The hops of the speed-to-lead timeline that complete within minutes of the MQL (the
+# machinery's: the MA tool's sync, intake, routing, the rep's message, the SFA); the
+# reps' own hops (pickup, first contact, verdict) are the dashboard's, over days.
+TIMELINE_HOPS = ("ma_sync", "intake", "qualify", "routing", "notify", "sfa")
+
+
 def _latencies(now: datetime) -> Iterable[Metric]:
     since = now - LATENCY_WINDOW
-    hops = {
-        # inbound_status_time_idx (status, received_at).
-        "received_to_processed": InboundEvent.objects.filter(
-            status=InboundStatus.PROCESSED, received_at__gte=since, processed_at__isnull=False
+    pairs: dict[str, list[tuple[datetime, datetime | None]]] = {
+        # inbound_status_time_idx (status, received_at): every webhook, MQL or not.
+        "received_to_processed": list(
+            InboundEvent.objects.filter(
+                status=InboundStatus.PROCESSED, received_at__gte=since, processed_at__isnull=False
+            )
+            .order_by("-received_at")
+            .values_list("received_at", "processed_at")[:LATENCY_SAMPLE]
         )
-        .order_by("-received_at")
-        .values_list("received_at", "processed_at")[:LATENCY_SAMPLE],
-        # outbox_status_created_idx (status, created_at).
-        "mql_to_sfa_delivered": OutboxMessage.objects.filter(
-            status=MessageStatus.DELIVERED,
-            event=OutboundEvent.MQL_CREATED,
-            created_at__gte=since,
-            delivered_at__isnull=False,
-        )
-        .order_by("-created_at")
-        .values_list("created_at", "delivered_at")[:LATENCY_SAMPLE],
     }
+    hops = [hop for hop in speed.HOPS if hop.key in TIMELINE_HOPS]
+    # handoff_timeline_mql_idx: the MQLs of the window, newest first, read once.
+    fields = sorted({hop.start for hop in hops} | {hop.end for hop in hops})
+    rows = list(
+        HandoffTimeline.objects.filter(mql_at__gte=since)
+        .order_by("-mql_at")
+        .values(*fields)[:LATENCY_SAMPLE]
+    )
+    for hop in hops:
+        pairs[hop.key] = [
+            (row[hop.start], row[hop.end]) for row in rows if row[hop.start] is not None
+        ]
     family = GaugeMetricFamily(
         "leadflow_hop_latency_seconds",
         "Quantiles of each hop's latency over the last 15 minutes (from stored timestamps).",
@@ -174,14 +187,13 @@ def _latencies(now: datetime) -> Iterable[Metric]:
         "How many hops of the last 15 minutes the quantiles rest on.",
         labels=["hop"],
     )
-    for hop, pairs in hops.items():
-        # The filters exclude rows without an end; the check is for the type checker.
+    for hop_key, hop_pairs in pairs.items():
         values = sorted(
-            max(0.0, (end - start).total_seconds()) for start, end in pairs if end is not None
+            max(0.0, (end - start).total_seconds()) for start, end in hop_pairs if end is not None
         )
-        samples.add_metric([hop], len(values))
+        samples.add_metric([hop_key], len(values))
         if values:
             for q in QUANTILES:
-                family.add_metric([hop, str(q)], quantile(values, q))
+                family.add_metric([hop_key, str(q)], quantile(values, q))
     yield family
     yield samples

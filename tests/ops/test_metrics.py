@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from prometheus_client.parser import text_string_to_metric_families
 
+from handoff.models import HandoffTimeline
 from integrations.models import InboundEvent, InboundStatus
 from integrations.outbound.models import (
     Destination,
@@ -119,6 +120,18 @@ def test_metrics_report_intake_outbox_sla_and_hop_latencies(client):
         met_at=NOW - 70 * minute,
     )
 
+    for mql, (routed, delivered) in {
+        handoff: (30, 3),
+        other: (90, 1),
+        make_mql(): (5, 60),
+    }.items():
+        mql_at = NOW - minute * (20 if delivered == 60 else 4)
+        HandoffTimeline.objects.filter(handoff=mql).update(
+            mql_at=mql_at,
+            assigned_at=mql_at + dt.timedelta(seconds=routed),
+            sfa_delivered_at=mql_at + dt.timedelta(seconds=delivered),
+        )
+
     # Destinations are created after the MQLs so that no outbox row is written for them.
     sfa = Destination.objects.create(
         kind=DestinationKind.WEBHOOK, slug="sfa", name="SFA", base_url="http://127.0.0.1:9/"
@@ -185,10 +198,16 @@ def test_metrics_report_intake_outbox_sla_and_hop_latencies(client):
     assert found[("leadflow_hop_latency_samples", (("hop", hop),))] == 2
     assert found[("leadflow_hop_latency_seconds", (("hop", hop), ("quantile", "0.5")))] == 2
     assert found[("leadflow_hop_latency_seconds", (("hop", hop), ("quantile", "0.9")))] == 6
-    hop = "mql_to_sfa_delivered"
+    # The MQLs of the window (the third MQL, 20 minutes ago, is outside it): MQL → SFA
+    # [1, 3] s, MQL → assigned [30, 90] s; nothing notified yet.
+    hop = "sfa"
     assert found[("leadflow_hop_latency_samples", (("hop", hop),))] == 2
     assert found[("leadflow_hop_latency_seconds", (("hop", hop), ("quantile", "0.5")))] == 1
     assert found[("leadflow_hop_latency_seconds", (("hop", hop), ("quantile", "0.99")))] == 3
+    hop = "routing"
+    assert found[("leadflow_hop_latency_seconds", (("hop", hop), ("quantile", "0.5")))] == 30
+    assert found[("leadflow_hop_latency_seconds", (("hop", hop), ("quantile", "0.9")))] == 90
+    assert found[("leadflow_hop_latency_samples", (("hop", "notify"),))] == 0
     assert found[("leadflow_celery_broker_up", ())] == 1
 
 
