@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -40,7 +39,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from bench.report import emit  # noqa: E402
+from bench.report import emit, latency, p95  # noqa: E402
 from handoff.models import Team, TeamMembership  # noqa: E402
 from leadflow.models import Lead, User  # noqa: E402
 from leadflow.roles import SALES_MANAGER, SALES_REP  # noqa: E402
@@ -174,13 +173,7 @@ def timed(client: Client, url: str, requests: int) -> dict:
         response = client.get(url)
         samples.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, (url, response.status_code)
-    samples.sort()
-    return {
-        "url": url,
-        "p50_ms": round(statistics.median(samples), 1),
-        "p95_ms": round(samples[max(0, int(len(samples) * 0.95) - 1)], 1),
-        "max_ms": round(samples[-1], 1),
-    }
+    return {"url": url, **latency(samples)}
 
 
 CASES = {
@@ -261,8 +254,7 @@ def time_floor(requests: int) -> dict:
             cursor.execute("SELECT count(*) FROM handoff_handoff WHERE status = 'open'")
             cursor.fetchone()
         samples.append((time.perf_counter() - started) * 1000)
-    samples = sorted(samples[1:])  # the first one warms up
-    return {"page_and_count_p95_ms": round(samples[max(0, int(len(samples) * 0.95) - 1)], 1)}
+    return {"page_and_count_p95_ms": round(p95(samples[1:]), 1)}  # the first warms up
 
 
 if __name__ == "__main__":

@@ -10,8 +10,24 @@ named for what it divides (e.g. `publish_vs_floor` = publish seconds / floor sec
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from typing import Any
+
+
+def p95(samples: list[float]) -> float:
+    """The 95th percentile of `samples` as the benches report it (nearest rank below)."""
+    ordered = sorted(samples)
+    return ordered[max(0, int(len(ordered) * 0.95) - 1)]
+
+
+def latency(samples_ms: list[float]) -> dict[str, float]:
+    """{"p50_ms", "p95_ms", "max_ms"} of request times in milliseconds."""
+    return {
+        "p50_ms": round(statistics.median(samples_ms), 1),
+        "p95_ms": round(p95(samples_ms), 1),
+        "max_ms": round(max(samples_ms), 1),
+    }
 
 
 def emit(

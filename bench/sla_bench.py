@@ -49,7 +49,7 @@ from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from bench.report import emit  # noqa: E402
+from bench.report import emit, latency, p95  # noqa: E402
 from bench.seeding import audit, insert_select  # noqa: E402
 from handoff.models import Activity, Handoff, RejectionReason, Team, TeamMembership  # noqa: E402
 from leadflow.models import Company, EngagementEvent, Lead, StageTransition, User  # noqa: E402
@@ -359,12 +359,7 @@ def time_pages(manager: User, requests: int) -> dict:
             response = client.get(url)
             samples.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, response.status_code
-        samples.sort()
-        out[name] = {
-            "p50_ms": round(statistics.median(samples), 1),
-            "p95_ms": round(samples[max(0, int(len(samples) * 0.95) - 1)], 1),
-            "max_ms": round(samples[-1], 1),
-        }
+        out[name] = latency(samples)
     return out
 
 
@@ -406,7 +401,7 @@ def time_floors(requests: int, batch: int, now: dt.datetime) -> dict:
     return {
         "sweep_seconds": round(sweep, 4),
         "sweep_timers_claimed": claimed,
-        "dashboard_p95_ms": round(samples[max(0, int(len(samples) * 0.95) - 1)], 2),
+        "dashboard_p95_ms": round(p95(samples), 2),
         "dashboard_window_handoffs": rows,
     }
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from django.test import Client
 from django.utils import timezone
 
 from bench import sla_bench
-from bench.report import emit
+from bench.report import emit, latency
 from bench.seeding import insert_select
 from handoff.models import HandoffTimeline
 from sla import speed
@@ -77,12 +76,7 @@ def timed(function: Callable[[], object], requests: int) -> dict:
         started = time.perf_counter()
         function()
         samples.append((time.perf_counter() - started) * 1000)
-    samples.sort()
-    return {
-        "p50_ms": round(statistics.median(samples), 1),
-        "p95_ms": round(samples[max(0, int(len(samples) * 0.95) - 1)], 1),
-        "max_ms": round(samples[-1], 1),
-    }
+    return latency(samples)
 
 
 def page(client: Client, url: str) -> Callable[[], object]:
