@@ -55,10 +55,12 @@ class _MetricsApi(APIView):
         if not access.allowed or (self.needs != "any" and not getattr(access, self.needs)):
             raise PermissionDenied
         blank = {
-            name: [EMPTY] for name in ("from", "to", "team") if request.query_params.get(name) == ""
+            name: [str(EMPTY)]
+            for name in ("from", "to", "team")
+            if request.query_params.get(name) == ""
         }
         if blank:  # the pages' forms send "" for "any"; the API's schema calls it invalid
-            raise MalformedInput(EMPTY, code="invalid_params", fields=blank)
+            raise MalformedInput(str(EMPTY), code="invalid_params", fields=blank)
         f = metrics_filter_from(request.query_params, access=access)
         body = {
             "from": f.start,
