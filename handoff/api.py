@@ -21,9 +21,9 @@ from handoff.models import (
     ActivityKind,
     ActivityOutcome,
     Handoff,
-    RejectionReason,
 )
 from leadflow.api.fields import DateTimeField
+from leadflow.errors import DomainError
 from leadflow.models import User
 
 
@@ -104,12 +104,13 @@ class AcceptInput(serializers.Serializer):
 class RejectInput(serializers.Serializer):
     # Optional here on purpose: the service says what is missing, in the same words as
     # the page's form.
-    reason = serializers.SlugRelatedField(
-        slug_field="code",
-        queryset=RejectionReason.objects.all(),
+    # A code, not a related field: which codes exist is a database row's to say, so an
+    # unknown one is the service's refusal (422) with the missing parts, not a 400.
+    reason = serializers.CharField(
         required=False,
         allow_null=True,
         default=None,
+        help_text="A rejection reason's code (Admin → Rejection reasons), e.g. not_reachable.",
     )
     comment = serializers.CharField(required=False, allow_blank=True, default="")
 
@@ -218,13 +219,6 @@ class AvailabilityInput(serializers.Serializer):
     # A time without an offset is read in the site's zone (TIME_ZONE, Asia/Tokyo).
     away_until = DateTimeField(required=False, allow_null=True, default=None)
 
-    def validate(self, attrs: dict) -> dict:
-        if not attrs["away"] and attrs["away_until"] is not None:
-            raise serializers.ValidationError(
-                {"away_until": [_("Only with away: true; leave it out to come back.")]}
-            )
-        return attrs
-
 
 class MyAvailabilityApi(APIView):
     """The caller's own availability (reps only): GET it, PUT away (optionally until a time)
@@ -252,6 +246,11 @@ class MyAvailabilityApi(APIView):
         data = AvailabilityInput(data=request.data)
         data.is_valid(raise_exception=True)
         assigned: list[int] = []
+        if not data.validated_data["away"] and data.validated_data["away_until"] is not None:
+            # Each field valid, the pair not: a rule the schema cannot state (422), in the
+            # code the service uses for an away_until it refuses.
+            message = _("Only with away: true; leave it out to come back.")
+            raise DomainError(message, code="invalid_away_until", fields={"away_until": [message]})
         if data.validated_data["away"]:
             services.rep_set_away(
                 rep=request.user, actor=request.user, until=data.validated_data["away_until"]

@@ -667,19 +667,31 @@ def handoff_reject(
     *,
     handoff: Handoff,
     actor: User,
-    reason: RejectionReason | None,
+    reason: RejectionReason | str | None,
     comment: str,
     at: datetime | None = None,
 ) -> Handoff:
     """Sales does not take the lead: it goes back to marketing (recycled) with the reason.
+
+    `reason` is a row, or its code as an API client sends it: which codes exist is the
+    database's to say, so an unknown one is refused here with the other missing parts
+    (a 422 in the API), not as malformed input.
 
     The reason code and the comment are stored on the handoff and in the transition's
     reason/context, which is what marketing's reports and the outbox read.
     """
     comment = (comment or "").strip()
     errors: dict[str, list[str]] = {}
+    if isinstance(reason, str):
+        code = reason
+        reason = RejectionReason.objects.filter(code=code).first() if code else None
+        if reason is None and code:
+            errors["reason"] = [
+                _("There is no reason “%(code)s”; choose one of the offered reasons.")
+                % {"code": code[:50]}
+            ]
     if reason is None:
-        errors["reason"] = [_("Choose a reason.")]
+        errors.setdefault("reason", [_("Choose a reason.")])
     elif not reason.is_active:
         errors["reason"] = [_("This reason is no longer offered; choose another.")]
     if not comment:

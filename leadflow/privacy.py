@@ -131,7 +131,9 @@ def person_find(*, email: str | None = None, lead_id: int | None = None) -> Pers
     as this person's too.
     """
     if (email is None) == (lead_id is None):
-        raise DomainError(_("Give either an e-mail address or a lead id."), code="invalid_subject")
+        message = _("Give either an e-mail address or a lead id.")
+        # Neither field is wrong by itself: the API's key for a problem of the whole input.
+        raise DomainError(message, code="invalid_subject", fields={"non_field_errors": [message]})
     lead: Lead | None
     emails: set[str] = set()
     if lead_id is not None:

@@ -347,7 +347,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "leadflow.api.pagination.PagePagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "leadflow.api.schema.AutoSchema",  # documents the error answers
     "EXCEPTION_HANDLER": "leadflow.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -360,9 +360,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Request bodies are documented as JSON only. Form and multipart bodies (still parsed,
+    # for the browsable API) carry text and no null, so a schema in JSON types cannot
+    # describe them truly: "null" or "false" in a form is a string, not what it says.
+    "PARSER_WHITELIST": ["leadflow.api.parsers.JSONParser"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "leadflow.api.schema.add_error_responses",
     ],
 }
 

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy
 
 from handoff.models import Team
 from handoff.selectors import access_for
-from leadflow.errors import DomainError
+from leadflow.errors import DomainError, MalformedInput
 from sla.metrics import MAX_RANGE_DAYS, MetricsFilter
 
 DEFAULT_RANGE_DAYS = 28
@@ -26,6 +26,12 @@ DEFAULT_RANGE_DAYS = 28
 # the default start (to - 27 days) overflow, ?to=9999-12-31 the end of day after it (500s).
 FIRST_DAY = dt.date(2000, 1, 1)
 LAST_DAY = dt.date(2099, 12, 31)
+# What the API schema says of ?from= and ?to= (the years FIRST_DAY..LAST_DAY), so a day
+# outside them is input the schema calls invalid (400), not a refusal of a valid one.
+DAY_SCHEMA = {"type": "string", "format": "date", "pattern": r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"}
+# Refusals of well-formed values by a rule (the range between two parameters, which a
+# schema cannot state; a team the caller does not see): the API answers them 422.
+RULE_CODES = frozenset({"range_reversed", "range_too_long", "team_not_visible", "no_such_team"})
 
 
 @dataclass(frozen=True)
@@ -98,20 +104,32 @@ class MetricsFilterForm(forms.Form):
         if "from_" in self.errors or "to" in self.errors:
             return cleaned
         if start > end:
-            self.add_error("from_", _("The range starts after it ends."))
+            self._refuse("from_", _("The range starts after it ends."), "range_reversed")
         elif (end - start).days + 1 > MAX_RANGE_DAYS:
-            self.add_error("from_", _("Choose at most %(days)d days.") % {"days": MAX_RANGE_DAYS})
+            message = _("Choose at most %(days)d days.") % {"days": MAX_RANGE_DAYS}
+            self._refuse("from_", message, "range_too_long")
         team = cleaned.get("team")
         if (
             team is not None
             and self.access.team_ids is not None
             and team not in self.access.team_ids
         ):
-            self.add_error("team", _("You do not see this team."))
+            self._refuse("team", _("You do not see this team."), "team_not_visible")
         elif team is not None and not Team.objects.filter(pk=team).exists():
-            self.add_error("team", _("There is no such team."))
+            self._refuse("team", _("There is no such team."), "no_such_team")
         cleaned["start"], cleaned["end"] = start, end
         return cleaned
+
+    def _refuse(self, name: str, message: str, code: str) -> None:
+        self.add_error(name, forms.ValidationError(message, code=code))
+
+    def only_rules_refused(self) -> bool:
+        """Every value was well formed; only a rule (RULE_CODES) said no."""
+        return all(
+            error.code in RULE_CODES
+            for errors in self.errors.as_data().values()
+            for error in errors
+        )
 
     def errors_by_param(self) -> dict[str, list[str]]:
         return {
@@ -122,12 +140,14 @@ class MetricsFilterForm(forms.Form):
 
 def metrics_filter_from(params, *, access: DashboardAccess) -> MetricsFilter:
     """Read ?from=YYYY-MM-DD&to=YYYY-MM-DD&team=<id> (all optional: the last 4 weeks, every
-    visible team). Bad values raise DomainError (code invalid_params), a 400."""
+    visible team). Bad values raise DomainError (code invalid_params): MalformedInput (the
+    API's 400) when one is not what the schema allows, else a rule's refusal (422)."""
     form = MetricsFilterForm(params, access=access)
     if not form.is_valid():
         fields = form.errors_by_param()
         first = next(iter(fields.values()))[0]
-        raise DomainError(first, code="invalid_params", fields=fields)
+        error = DomainError if form.only_rules_refused() else MalformedInput
+        raise error(first, code="invalid_params", fields=fields)
     data = form.cleaned_data
     team = data.get("team")
     team_ids = frozenset({team}) if team is not None else access.team_ids

@@ -1,7 +1,8 @@
 """The dashboard's figures as JSON under /api/v1/metrics/… — same filters, same access.
 
 ?from=YYYY-MM-DD&to=YYYY-MM-DD&team=<id>, all optional (the last 4 weeks, every visible
-team). Bad parameters answer 400 in the one error shape; reps get 403.
+team). Parameters the schema calls invalid answer 400 in the one error shape, a range
+over 366 days or a team the caller does not see 422; reps get 403.
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from leadflow.api.filters import EMPTY
+from leadflow.errors import MalformedInput
 from sla import metrics, speed
-from sla.access import DashboardAccess, dashboard_access, metrics_filter_from
+from sla.access import DAY_SCHEMA, DashboardAccess, dashboard_access, metrics_filter_from
 from sla.metrics import MetricsFilter
 from sla.selectors import calendar_for
 
 
 class _MetricsApi(APIView):
     needs = "any"  # "sales", "marketing" or "any" of the two
+    # A range over 366 days, or a team the caller does not see (leadflow.api.schema).
+    error_statuses = {"get": (422,)}
 
     def figures(self, f: MetricsFilter, access: DashboardAccess) -> Any:
         raise NotImplementedError
@@ -32,11 +37,11 @@ class _MetricsApi(APIView):
         tags=["metrics"],
         parameters=[
             OpenApiParameter(
-                "from", OpenApiTypes.DATE, description="First day (default: 4 weeks ago)"
+                "from",
+                DAY_SCHEMA,
+                description="First day (default: 4 weeks ago); at most 366 days before `to`",
             ),
-            OpenApiParameter(
-                "to", OpenApiTypes.DATE, description="Last day, included (default: today)"
-            ),
+            OpenApiParameter("to", DAY_SCHEMA, description="Last day, included (default: today)"),
             OpenApiParameter(
                 "team",
                 {"type": "integer", "minimum": 1},
@@ -49,6 +54,13 @@ class _MetricsApi(APIView):
         access = dashboard_access(user=request.user)
         if not access.allowed or (self.needs != "any" and not getattr(access, self.needs)):
             raise PermissionDenied
+        blank = {
+            name: [str(EMPTY)]
+            for name in ("from", "to", "team")
+            if request.query_params.get(name) == ""
+        }
+        if blank:  # the pages' forms send "" for "any"; the API's schema calls it invalid
+            raise MalformedInput(str(EMPTY), code="invalid_params", fields=blank)
         f = metrics_filter_from(request.query_params, access=access)
         body = {
             "from": f.start,

@@ -30,6 +30,7 @@ class LeadViewSet(viewsets.ReadOnlyModelViewSet):
     """Leads the caller may see (a rep: their own; marketing and managers: all)."""
 
     filterset_class = LeadFilter
+    error_statuses = {"merge": (404,)}  # a lead id the caller does not see
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user

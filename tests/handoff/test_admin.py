@@ -108,7 +108,7 @@ def test_the_api_schema_describes_my_availability(admin_client):
 
     operations = schema["paths"]["/api/v1/me/availability/"]
     assert sorted(operations) == ["get", "put"]
-    assert set(operations["put"]["responses"]) == {"200", "400", "401", "403"}
+    assert set(operations["put"]["responses"]) == {"200", "400", "401", "403", "422"}
 
 
 def test_handoff_and_lead_change_pages_cost_the_same_queries_for_1_or_10_rows(admin_client):

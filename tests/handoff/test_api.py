@@ -120,7 +120,7 @@ def test_accept_through_the_api_uses_the_same_rule(setup):
     client = api(alice)
 
     refused = client.post(f"{URL}{handoff.pk}/accept/", {"bant": {"budget": True}}, format="json")
-    assert refused.status_code == 400
+    assert refused.status_code == 422
     message = (
         "To accept as SQL, at least 2 of budget, authority, need and timeline must be yes "
         "(1 checked)."
@@ -148,7 +148,7 @@ def test_accept_through_the_api_uses_the_same_rule(setup):
     again = client.post(
         f"{URL}{handoff.pk}/accept/", {"bant": {"budget": True, "need": True}}, format="json"
     )
-    assert again.status_code == 400
+    assert again.status_code == 422
     assert again.json()["error"]["code"] == "handoff_closed"
 
 
@@ -169,7 +169,7 @@ def test_reject_through_the_api(setup):
     client = api(alice)
 
     refused = client.post(f"{URL}{handoff.pk}/reject/", {}, format="json")
-    assert refused.status_code == 400
+    assert refused.status_code == 422
     assert refused.json()["error"] == {
         "code": "rejection_incomplete",
         "message": "A rejection needs a reason and a comment, so marketing knows what to do next.",
@@ -178,8 +178,12 @@ def test_reject_through_the_api(setup):
     unknown = client.post(
         f"{URL}{handoff.pk}/reject/", {"reason": "bored", "comment": "x"}, format="json"
     )
-    assert unknown.status_code == 400
-    assert "reason" in unknown.json()["error"]["fields"]
+    assert unknown.status_code == 422
+    assert unknown.json()["error"] == {
+        "code": "rejection_incomplete",
+        "message": "A rejection needs a reason and a comment, so marketing knows what to do next.",
+        "fields": {"reason": ["There is no reason “bored”; choose one of the offered reasons."]},
+    }
 
     for _attempt in range(3):  # the SLA: "not reachable" only after 3 attempts
         client.post(
@@ -262,7 +266,7 @@ def test_reassign_is_for_managers(setup):
     )
 
     assert by_rep.status_code == 403
-    assert no_reason.status_code == 400
+    assert no_reason.status_code == 422
     assert no_reason.json()["error"]["fields"] == {
         "reason": ["Say why the handoff moves to another rep."]
     }

@@ -1,6 +1,7 @@
 """GET/PUT /api/v1/me/availability/: the caller's own availability, in the API."""
 
 import datetime as dt
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,6 +16,10 @@ from tests.handoff.helpers import make_mql, make_team, set_profile
 TOKYO = ZoneInfo("Asia/Tokyo")
 NOW = dt.datetime(2026, 11, 30, 10, 0, tzinfo=TOKYO)
 URL = "/api/v1/me/availability/"
+DATETIME_FORMAT = (
+    "Datetime has wrong format. Use one of these formats instead: "
+    "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
+)
 
 
 @pytest.fixture(autouse=True)
@@ -107,14 +112,14 @@ def test_put_back_drains_the_queue_to_the_caller(kanto):
     assert list(Handoff.objects.filter(assigned_to=alice).order_by("pk")) == queued
 
 
-def test_put_in_the_past_is_400_in_the_error_shape(kanto):
+def test_put_in_the_past_is_422_in_the_error_shape(kanto):
     _team, alice, _bob, _manager = kanto
 
     response = api(alice).put(
         URL, {"away": True, "away_until": "2026-11-30T09:00:00+09:00"}, format="json"
     )
 
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.json() == {
         "error": {
             "code": "invalid_away_until",
@@ -132,19 +137,11 @@ def test_put_in_the_past_is_400_in_the_error_shape(kanto):
         ({"away": "maybe"}, {"away": ["Must be a valid boolean."]}),
         (
             {"away": True, "away_until": "next week"},
-            {
-                "away_until": [
-                    "Datetime has wrong format. Use one of these formats instead: "
-                    "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
-                ]
-            },
+            {"away_until": [DATETIME_FORMAT]},
         ),
-        (
-            {"away": False, "away_until": "2026-12-01T18:00:00+09:00"},
-            {"away_until": ["Only with away: true; leave it out to come back."]},
-        ),
+        ({"away": True, "away_until": ""}, {"away_until": [DATETIME_FORMAT]}),
     ],
-    ids=["missing", "not-a-boolean", "not-a-time", "until-when-back"],
+    ids=["missing", "not-a-boolean", "not-a-time", "empty-time"],
 )
 def test_bad_input_is_400_validation_error(kanto, body, fields):
     _team, alice, _bob, _manager = kanto
@@ -154,6 +151,44 @@ def test_bad_input_is_400_validation_error(kanto, body, fields):
     assert response.status_code == 400
     error = response.json()["error"]
     assert (error["code"], error["fields"]) == ("validation_error", fields)
+    assert not RepProfile.objects.filter(user=alice).exists()
+
+
+@pytest.mark.parametrize("form", ["multipart", "urlencoded"])
+def test_an_empty_away_until_in_a_form_is_refused_as_in_json(kanto, form):
+    # DRF read "" in a form as null: "away until set back", where JSON's "" is a 400.
+    _team, alice, _bob, _manager = kanto
+    client = api(alice)
+    body = {"away": "true", "away_until": ""}
+    if form == "multipart":
+        response = client.put(URL, body, format="multipart")
+    else:
+        response = client.put(
+            URL, urlencode(body), content_type="application/x-www-form-urlencoded"
+        )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"away_until": [DATETIME_FORMAT]}
+    assert not RepProfile.objects.filter(user=alice).exists()
+
+
+def test_an_away_until_when_coming_back_is_a_rule_refusal_422(kanto):
+    # Each field valid, the pair not (the schema cannot say so): a 422, not a 400.
+    _team, alice, _bob, _manager = kanto
+
+    response = api(alice).put(
+        URL, {"away": False, "away_until": "2026-12-01T18:00:00+09:00"}, format="json"
+    )
+
+    assert response.status_code == 422
+    message = "Only with away: true; leave it out to come back."
+    assert response.json() == {
+        "error": {
+            "code": "invalid_away_until",
+            "message": message,
+            "fields": {"away_until": [message]},
+        }
+    }
     assert not RepProfile.objects.filter(user=alice).exists()
 
 

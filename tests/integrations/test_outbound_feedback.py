@@ -178,12 +178,12 @@ def test_a_duplicate_event_id_is_applied_once(client, sfa, no_kick):
 
 
 @pytest.mark.django_db
-def test_won_for_an_mql_nobody_accepted_is_a_409(client, sfa, no_kick):
+def test_won_for_an_mql_nobody_accepted_is_a_422(client, sfa, no_kick):
     lead = LeadFactory(stage=Stage.MQL)
 
     response = post(client, "sfdc", feedback(lead, "won"))
 
-    assert response.status_code == 409
+    assert response.status_code == 422
     assert response.json() == {
         "error": {
             "code": "invalid_transition",
@@ -201,7 +201,7 @@ def test_disqualifying_a_customer_is_refused_by_the_lifecycle(client, sfa, no_ki
 
     response = post(client, "sfdc", feedback(lead, "disqualified"))
 
-    assert response.status_code == 409
+    assert response.status_code == 422
     assert response.json()["error"]["message"] == (
         "A lead cannot move from Customer to Disqualified."
     )
@@ -363,12 +363,12 @@ def test_hubspot_feedback_names_the_lead_by_contact_id_never_by_leadflow_id(clie
 
 
 @pytest.mark.django_db
-def test_lost_for_an_mql_nobody_accepted_is_a_409(client, sfa, no_kick):
+def test_lost_for_an_mql_nobody_accepted_is_a_422(client, sfa, no_kick):
     lead = LeadFactory(stage=Stage.MQL)
 
     response = post(client, "sfdc", feedback(lead, "lost", reason="no answer"))
 
-    assert response.status_code == 409
+    assert response.status_code == 422
     lead.refresh_from_db()
     assert lead.stage == Stage.MQL
     assert OutboxMessage.objects.count() == 0

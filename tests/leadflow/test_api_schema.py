@@ -127,3 +127,88 @@ def test_unknown_bant_keys_are_ignored_like_any_unknown_field(db):
         "need": True,
         "timeline": False,
     }
+
+
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [
+        ("/api/v1/handoffs/{id}/accept/", "post"),
+        ("/api/v1/handoffs/{id}/reject/", "post"),
+        ("/api/v1/handoffs/{id}/reassign/", "post"),
+        ("/api/v1/handoffs/{id}/activities/", "post"),
+        ("/api/v1/me/availability/", "put"),
+        ("/api/v1/leads/merge/", "post"),
+        ("/api/v1/privacy/erasures/", "post"),
+        ("/api/v1/privacy/export/", "get"),
+        ("/api/v1/metrics/summary/", "get"),
+        ("/api/v1/metrics/weekly/", "get"),
+    ],
+)
+def test_business_rule_refusals_are_a_documented_422(path, method):
+    refused = SCHEMA["paths"][path][method]["responses"]["422"]
+    assert refused["content"]["application/json"]["schema"] == ERROR_REF
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [
+        ("/api/v1/leads/", "get"),
+        ("/api/v1/handoffs/{id}/", "get"),
+        ("/api/v1/account/token/", "post"),
+    ],
+)
+def test_operations_no_rule_refuses_document_no_422(path, method):
+    assert "422" not in SCHEMA["paths"][path][method]["responses"]
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [
+        ("/api/v1/leads/merge/", "post"),
+        ("/api/v1/privacy/erasures/", "post"),
+        ("/api/v1/privacy/export/", "get"),
+    ],
+)
+def test_lead_ids_in_a_body_or_query_may_be_a_documented_404(path, method):
+    assert (
+        SCHEMA["paths"][path][method]["responses"]["404"]["content"]["application/json"]["schema"]
+        == ERROR_REF
+    )
+
+
+def test_metrics_days_say_which_years_are_taken():
+    for name in ("from", "to"):
+        assert parameter("/api/v1/metrics/summary/", "get", name)["schema"] == {
+            "type": "string",
+            "format": "date",
+            "pattern": r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$",
+        }
+
+
+def test_text_that_may_not_be_blank_says_so():
+    erasure = SCHEMA["components"]["schemas"]["ErasureInput"]["properties"]
+    assert erasure["requested_by"]["pattern"] == r"\S"
+    assert "pattern" not in erasure["note"]  # blank allowed
+    assert (
+        SCHEMA["components"]["schemas"]["RejectInput"]["properties"]["reason"]["pattern"] == r"\S"
+    )
+
+
+def test_request_bodies_are_documented_as_json_only():
+    body = SCHEMA["paths"]["/api/v1/me/availability/"]["put"]["requestBody"]
+    assert list(body["content"]) == ["application/json"]
+
+
+def test_erasures_filter_by_a_whole_lead_id(db):
+    from tests.factories import UserFactory
+
+    admin = UserFactory(username="root", is_superuser=True, is_staff=True)
+    assert parameter("/api/v1/privacy/erasures/", "get", "subject_lead_id")["schema"]["type"] == (
+        "integer"
+    )
+    response = api(admin).get("/api/v1/privacy/erasures/", {"subject_lead_id": "0.5"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"

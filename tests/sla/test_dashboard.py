@@ -98,7 +98,7 @@ def test_a_manager_sees_only_their_teams(client, cohort, manager):  # noqa: F811
         manager.managed_teams.get().pk
     ]
     refused = client.get(f"/api/v1/metrics/summary/?team={other.pk}")
-    assert refused.status_code == 400
+    assert refused.status_code == 422
     assert refused.json() == {
         "error": {
             "code": "invalid_params",
@@ -128,31 +128,37 @@ def test_marketing_sees_its_side_and_not_the_reps(client, cohort, marketer):  # 
 
 
 @pytest.mark.parametrize(
-    ("query", "field", "message"),
+    ("query", "status", "field", "message"),
     [
-        ("from=2026-13-01", "from", "Enter a valid date."),
-        ("from=2026-11-30&to=2026-11-01", "from", "The range starts after it ends."),
-        ("from=2024-01-01&to=2026-11-01", "from", "Choose at most 366 days."),
-        ("to=0001-01-01", "to", "Choose a day between 2000-01-01 and 2099-12-31."),
-        ("to=9999-12-31", "to", "Choose a day between 2000-01-01 and 2099-12-31."),
+        # Malformed (what the schema calls invalid): 400.
+        ("from=2026-13-01", 400, "from", "Enter a valid date."),
+        ("to=0001-01-01", 400, "to", "Choose a day between 2000-01-01 and 2099-12-31."),
+        ("to=9999-12-31", 400, "to", "Choose a day between 2000-01-01 and 2099-12-31."),
         (
             "from=0001-01-01&to=0001-01-02",
+            400,
             "from",
             "Choose a day between 2000-01-01 and 2099-12-31.",
         ),
-        ("to=2026-02-30", "to", "Enter a valid date."),
-        ("team=abc", "team", "Enter a whole number."),
-        ("team=999999", "team", "You do not see this team."),
+        ("to=2026-02-30", 400, "to", "Enter a valid date."),
+        ("team=abc", 400, "team", "Enter a whole number."),
+        ("to=", 400, "to", "Give a value, or leave the parameter out."),
+        ("team=", 400, "team", "Give a value, or leave the parameter out."),
+        # Well formed, refused by a rule (between two parameters, or the caller's teams):
+        # 422.
+        ("from=2026-11-30&to=2026-11-01", 422, "from", "The range starts after it ends."),
+        ("from=2024-01-01&to=2026-11-01", 422, "from", "Choose at most 366 days."),
+        ("team=999999", 422, "team", "You do not see this team."),
     ],
 )
-def test_bad_parameters_answer_400_in_the_error_shape(
-    client, kanto, manager, query, field, message
+def test_bad_parameters_answer_in_the_error_shape(
+    client, kanto, manager, query, status, field, message
 ):
     client.force_login(manager)
 
     response = client.get(f"/api/v1/metrics/weekly/?{query}")
 
-    assert response.status_code == 400
+    assert response.status_code == status
     assert response.json()["error"]["code"] == "invalid_params"
     assert response.json()["error"]["fields"][field] == [message]
 
