@@ -126,6 +126,8 @@ class HandoffViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = HandoffSerializer
     # The pages' filters (handoff.filters), newest first unless ?sort= says otherwise.
     filterset_class = HandoffApiFilter
+    # A rule across well-formed parameters (a range upside down, an unknown figure).
+    error_statuses = {"list": (422,)}
 
     def get_queryset(self) -> QuerySet[Handoff]:
         return selectors.handoffs_visible_to(user=self.request.user).select_related(

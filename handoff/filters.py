@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from handoff.models import Handoff, HandoffStatus
 from handoff.selectors import handoffs_order_by_urgency
 from leadflow.api.filters import MAX_INT, FilterSet, bounded_int_filter, datetime_filter, id_filter
+from leadflow.errors import DomainError
 from leadflow.models import Company, Lead
 from leadflow.normalize import search_fold
 
@@ -230,3 +231,15 @@ class HandoffApiFilter(FilterSet, HandoffListFilter):
     created_after = datetime_filter("created_at", "gte")
     created_before = datetime_filter("created_at", "lte")
     default_sort = "newest"
+
+    def is_valid(self) -> bool:
+        if not self.form.is_valid():
+            return False  # malformed (a wrong type, out of the stated bounds): 400
+        self._check_dates()
+        if self.form.errors:
+            # Each parameter is well-formed and a rule across them refuses (a range upside
+            # down, a day outside 2000–2099, an unknown figure): 422, as for every rule.
+            fields = {name: list(errors) for name, errors in self.form.errors.items()}
+            first = next(iter(fields.values()))[0]
+            raise DomainError(first, code="invalid_params", fields=fields)
+        return True
