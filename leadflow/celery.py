@@ -51,7 +51,14 @@ def broker_queue_length(name: str) -> int | None:
         with app.connection_for_read() as connection:
             # Once, not kombu's default of retrying for as long as the broker is away.
             connection.ensure_connection(max_retries=1)
-            return connection.default_channel.queue_declare(queue=name, passive=True).message_count
+            channel = connection.default_channel
+            if connection.transport.driver_type == "redis":
+                # The lengths of the queue's lists (every priority), through the client
+                # that applies the transport's global_keyprefix. A passive declare looks
+                # for the queue's binding instead, which that prefix hides (kombu 5):
+                # with a prefix, every queue read as empty.
+                return int(channel._size(name))
+            return channel.queue_declare(queue=name, passive=True).message_count
     except ChannelError:
         # Redis drops an empty list, and with it the queue: nothing is waiting.
         return 0

@@ -42,12 +42,14 @@ def queue_depths() -> QueueDepths:
 def _redis_depths(url: str) -> QueueDepths:
     # A scrape must answer quickly even when Redis does not: one second, then "down".
     client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    # kombu puts the transport's global_keyprefix before every key it writes.
+    prefix = str(settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", ""))
     try:
         with client.pipeline(transaction=False) as pipe:
             for name in queue_names():
                 for suffix in _REDIS_PRIORITY_SUFFIXES:
-                    pipe.llen(name + suffix)
-            pipe.hlen("unacked")
+                    pipe.llen(prefix + name + suffix)
+            pipe.hlen(prefix + "unacked")
             counts = pipe.execute()
     except redis.RedisError:
         return QueueDepths(broker_up=False, waiting={}, unacked=None)

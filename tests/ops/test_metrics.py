@@ -288,13 +288,16 @@ def test_queue_depths_of_the_redis_broker(client, settings):
     # Queues of this test's own, so a worker of another test never takes the messages.
     settings.CELERY_TASK_QUEUES = [Queue("metrics-test-a"), Queue("metrics-test-b")]
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    broker.delete("metrics-test-a", "metrics-test-b")
-    broker.rpush("metrics-test-a", b"1", b"2", b"3")
-    broker.rpush("metrics-test-b\x06\x163", b"4")  # a priority-3 message of queue b
+    # kombu's keys carry the transport's prefix (each pytest-xdist process has its own).
+    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
+    a, b = f"{prefix}metrics-test-a", f"{prefix}metrics-test-b"
+    broker.delete(a, b)
+    broker.rpush(a, b"1", b"2", b"3")
+    broker.rpush(b + "\x06\x163", b"4")  # a priority-3 message of queue b
     try:
         found = samples(client.get("/metrics").content.decode())
     finally:
-        broker.delete("metrics-test-a", "metrics-test-b", "metrics-test-b\x06\x163")
+        broker.delete(a, b, b + "\x06\x163")
 
     assert found[("leadflow_celery_queue_waiting", (("queue", "metrics-test-a"),))] == 3
     assert found[("leadflow_celery_queue_waiting", (("queue", "metrics-test-b"),))] == 1
