@@ -130,6 +130,7 @@ def insert_select(
             f" {selected} FROM {source}",
             list(params),
         )
+        cursor.execute("ANALYZE _seed")
         joins = []
         for n, (column, (function, sources)) in enumerate(derived.items()):
             keys = f"_seed_key{n}"
@@ -138,6 +139,9 @@ def insert_select(
                 f" SELECT DISTINCT {', '.join(sources)}, ''::text AS key FROM _seed WITH NO DATA"
             )
             _fill_keys(cursor, keys, sources, function)
+            # Temp tables have no statistics: without them the planner guesses a handful
+            # of rows and joins a million seeded rows to a million keys by nested loop.
+            cursor.execute(f"ANALYZE {keys}")
             on = " AND ".join(f"s.{name} = {keys}.{name}" for name in sources)
             joins.append((column, keys, on))
         columns = [*values, *(column for column, _keys, _on in joins)]
