@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import time_machine
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
 from integrations import signing
@@ -42,16 +42,21 @@ def samples(*parts: str) -> Path:
 
 
 def _clear_cache() -> None:
+    # The backend itself: `django.core.cache.cache` is a proxy, which is never an
+    # instance of RedisCache, so the prefixed path below was never taken and every test
+    # FLUSHDB'd the Redis the other xdist process was using (its rate-limit counters and
+    # CSV previews vanished mid-test).
+    backend = caches["default"]
     prefix = settings.CACHES["default"].get("KEY_PREFIX")
-    if prefix and isinstance(cache, RedisCache):
+    if prefix and isinstance(backend, RedisCache):
         # Under pytest-xdist the processes share the Redis cache, whose clear() is a
         # FLUSHDB: it would reset another process's counters in the middle of its test.
-        client = cache._cache.get_client(write=True)
+        client = backend._cache.get_client(write=True)
         keys = list(client.scan_iter(match=f"{prefix}:*"))
         if keys:
             client.delete(*keys)
     else:
-        cache.clear()
+        backend.clear()
 
 
 @pytest.fixture(autouse=True)
