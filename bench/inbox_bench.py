@@ -40,40 +40,16 @@ from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from bench.report import emit, latency, p95  # noqa: E402
+from bench.sla_bench import wipe  # noqa: E402 - the same tables, the same refusal
 from handoff.models import Team, TeamMembership  # noqa: E402
-from leadflow.models import Lead, User  # noqa: E402
+from leadflow.models import User  # noqa: E402
 from leadflow.roles import SALES_MANAGER, SALES_REP  # noqa: E402
 
 settings.STORAGES = {
     **settings.STORAGES,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-TABLES = [
-    "sla_slatimer",
-    "sla_kpihandoffday",
-    "sla_kpitimerday",
-    "sla_kpistaleday",
-    "handoff_activity",
-    "handoff_assignment",
-    "handoff_handoff",
-    "handoff_teammembership",
-    "handoff_team_managers",
-    "handoff_team",
-    "leadflow_stagetransition",
-    "leadflow_engagementevent",
-    "leadflow_leadexternalid",
-    "leadflow_lead",
-    "leadflow_company",
-]
 REPS = 20
-
-
-def wipe(force: bool) -> None:
-    if not force and Lead.objects.exclude(source__startswith="bench:").exists():
-        sys.exit("The database has leads the bench did not create; pass --wipe to delete them.")
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
-    User.objects.filter(username__startswith="bench-").delete()
 
 
 def seed(n_leads: int, n_open: int, n_closed: int) -> tuple[User, User, float]:

@@ -41,3 +41,14 @@ def make_mql(*, company=None, **lead_fields) -> Handoff:
 def set_profile(rep, **fields) -> RepProfile:
     profile, _created = RepProfile.objects.update_or_create(user=rep, defaults=fields)
     return profile
+
+
+def make_mql_for(rep, others, **lead_fields) -> Handoff:
+    """An MQL that the routing gives to `rep`: the other reps are away while it is routed."""
+    for other in others:
+        set_profile(other, away=True)
+    handoff = make_mql(**lead_fields)
+    for other in others:
+        set_profile(other, away=False)
+    assert handoff.assigned_to == rep
+    return handoff

@@ -12,7 +12,7 @@ from leadflow.errors import DomainError
 from leadflow.normalize import lead_search_key, search_fold
 from sla.models import SlaTimer
 from tests.factories import CompanyFactory
-from tests.handoff.helpers import make_mql, make_team, set_profile
+from tests.handoff.helpers import make_mql_for, make_team, set_profile
 
 UTC = dt.UTC
 
@@ -20,16 +20,6 @@ UTC = dt.UTC
 @pytest.fixture
 def kanto(db):
     return make_team("Kanto", reps=2, default=True)
-
-
-def _to(rep, others, **lead_fields):
-    for other in others:
-        set_profile(other, away=True)
-    handoff = make_mql(**lead_fields)
-    for other in others:
-        set_profile(other, away=False)
-    assert handoff.assigned_to == rep
-    return handoff
 
 
 def _ids(response) -> list[int]:
@@ -54,10 +44,12 @@ def test_search_fold_makes_kana_width_and_punctuation_alike():
 
 def test_hiragana_finds_the_katakana_name_and_full_width_digits_the_phone(client, kanto):
     _team, (alice, bob), manager = kanto
-    yamada = _to(
+    yamada = make_mql_for(
         alice, [bob], last_name_kana="ヤマダ", first_name_kana="ハナコ", phone="03-1234-5678"
     )
-    other = _to(alice, [bob], last_name="鈴木", last_name_kana="スズキ", phone="06-9999-0000")
+    other = make_mql_for(
+        alice, [bob], last_name="鈴木", last_name_kana="スズキ", phone="06-9999-0000"
+    )
     client.force_login(manager)
 
     by_kana = client.get("/inbox/list/", {"q": "やまだ はなこ"})
@@ -71,8 +63,8 @@ def test_hiragana_finds_the_katakana_name_and_full_width_digits_the_phone(client
 
 def test_a_rep_never_sees_another_reps_handoff_through_any_filter(client, kanto):
     team, (alice, bob), _ = kanto
-    mine = _to(alice, [bob], last_name="共通")
-    theirs = _to(bob, [alice], last_name="共通")
+    mine = make_mql_for(alice, [bob], last_name="共通")
+    theirs = make_mql_for(bob, [alice], last_name="共通")
     client.force_login(alice)
 
     for params in (
@@ -91,7 +83,7 @@ def test_a_rep_never_sees_another_reps_handoff_through_any_filter(client, kanto)
 
 def test_sla_states_partition_the_handoffs_by_their_timers(client, kanto, settings):
     _team, (alice, bob), manager = kanto
-    overdue, today, later, met = (_to(alice, [bob]) for _ in range(4))
+    overdue, today, later, met = (make_mql_for(alice, [bob]) for _ in range(4))
     now = dt.datetime.now(UTC)
     SlaTimer.objects.filter(handoff=overdue, kind="first_contact").update(
         due_at=now - dt.timedelta(hours=1)
@@ -117,7 +109,9 @@ def test_sla_states_partition_the_handoffs_by_their_timers(client, kanto, settin
 def test_sort_and_pages_keep_the_state_in_the_url(client, kanto):
     _team, (alice, bob), manager = kanto
     set_profile(alice, max_open_handoffs=100)
-    made = [_to(alice, [bob], company=CompanyFactory(name=f"社{n:02d}")) for n in range(27)]
+    made = [
+        make_mql_for(alice, [bob], company=CompanyFactory(name=f"社{n:02d}")) for n in range(27)
+    ]
     client.force_login(manager)
 
     first = client.get("/inbox/list/", {"sort": "company", "view": "table"})
@@ -164,7 +158,7 @@ def test_bad_parameters_are_a_form_error_on_the_page_and_a_4xx_in_the_api(
 def test_list_page_queries_are_constant_in_rows(client, kanto, count, django_assert_num_queries):
     _team, (alice, bob), manager = kanto
     for _ in range(count):
-        _to(alice, [bob])
+        make_mql_for(alice, [bob])
     client.force_login(manager)
 
     # session, user, roles, managed teams, count, page, filter teams, filter reps
@@ -177,7 +171,7 @@ def test_list_page_queries_are_constant_in_rows(client, kanto, count, django_ass
 def test_api_list_queries_are_constant_in_rows(client, kanto, count, django_assert_num_queries):
     _team, (alice, bob), manager = kanto
     for _ in range(count):
-        _to(alice, [bob])
+        make_mql_for(alice, [bob])
     client.force_login(manager)
 
     # session, user, roles, managed teams, count, page
@@ -188,14 +182,14 @@ def test_api_list_queries_are_constant_in_rows(client, kanto, count, django_asse
 
 def test_the_poll_answers_304_until_something_changes_then_lists_it(client, kanto):
     _team, (alice, bob), _ = kanto
-    _to(alice, [bob])
+    make_mql_for(alice, [bob])
     client.force_login(alice)
     page = client.get("/inbox/")
     params = page.context["live_params"]
 
     quiet = client.get("/inbox/live/", params)
     again = client.get("/inbox/live/", params, HTTP_IF_NONE_MATCH=quiet["ETag"])
-    new = _to(alice, [bob], last_name="新人")
+    new = make_mql_for(alice, [bob], last_name="新人")
     changed = client.get("/inbox/live/", params, HTTP_IF_NONE_MATCH=quiet["ETag"])
 
     assert quiet.status_code == 200 and "live-news" not in quiet.content.decode()
@@ -208,7 +202,7 @@ def test_the_poll_answers_304_until_something_changes_then_lists_it(client, kant
 
 def test_bulk_reassign_writes_one_assignment_each_with_the_reason(client, kanto):
     _team, (alice, bob), manager = kanto
-    first, second = _to(alice, [bob]), _to(alice, [bob])
+    first, second = make_mql_for(alice, [bob]), make_mql_for(alice, [bob])
     client.force_login(manager)
 
     response = client.post(
@@ -233,7 +227,7 @@ def test_bulk_reassign_writes_one_assignment_each_with_the_reason(client, kanto)
 
 def test_bulk_reassign_by_round_robin_and_a_refusal_leaves_the_others_moved(kanto):
     _team, (alice, bob), manager = kanto
-    first, decided = _to(alice, [bob]), _to(alice, [bob])
+    first, decided = make_mql_for(alice, [bob]), make_mql_for(alice, [bob])
     Handoff.objects.filter(pk=decided.pk).update(status="rejected")
 
     result = handoff_bulk_reassign(
@@ -248,7 +242,7 @@ def test_bulk_reassign_by_round_robin_and_a_refusal_leaves_the_others_moved(kant
 
 def test_bulk_reassign_needs_a_reason(kanto):
     _team, (alice, bob), manager = kanto
-    handoff = _to(alice, [bob])
+    handoff = make_mql_for(alice, [bob])
     with pytest.raises(DomainError) as error:
         handoff_bulk_reassign(handoffs=[handoff], to_rep=bob, actor=manager, reason=" ")
     assert error.value.code == "reason_required"

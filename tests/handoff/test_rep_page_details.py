@@ -11,23 +11,12 @@ from django.urls import reverse
 from handoff.models import HandoffStatus
 from leadflow.templatetags.leadflow_tags import tel_href
 from tests.factories import CompanyFactory, LeadFactory
-from tests.handoff.helpers import make_mql, make_team, set_profile
+from tests.handoff.helpers import make_mql_for, make_team
 
 
 @pytest.fixture
 def kanto(db):
     return make_team("Kanto", reps=2, default=True)
-
-
-def _only(rep, others, **lead_fields):
-    """An MQL that goes to `rep`: the other reps are away while it is routed."""
-    for other in others:
-        set_profile(other, away=True)
-    handoff = make_mql(**lead_fields)
-    for other in others:
-        set_profile(other, away=False)
-    assert handoff.assigned_to == rep
-    return handoff
 
 
 @pytest.mark.parametrize(
@@ -46,7 +35,7 @@ def test_a_phone_number_becomes_a_tel_uri_a_phone_dials(typed, href):
 
 def test_the_inbox_card_shows_the_kana_and_a_tappable_phone(client, kanto):
     _team, (alice, bob), _manager = kanto
-    handoff = _only(
+    handoff = make_mql_for(
         alice,
         [bob],
         last_name="山田",
@@ -66,7 +55,9 @@ def test_the_inbox_card_shows_the_kana_and_a_tappable_phone(client, kanto):
 
 def test_the_managers_team_table_shows_the_kana_and_phone_too(client, kanto):
     _team, (alice, bob), manager = kanto
-    _only(alice, [bob], last_name_kana="スズキ", first_name_kana="イチロウ", phone="06-1111-2222")
+    make_mql_for(
+        alice, [bob], last_name_kana="スズキ", first_name_kana="イチロウ", phone="06-1111-2222"
+    )
     client.force_login(manager)
 
     body = client.get(reverse("handoff:inbox")).content.decode()
@@ -79,7 +70,7 @@ def test_the_managers_team_table_shows_the_kana_and_phone_too(client, kanto):
 
 def test_a_lead_without_kana_or_phone_shows_neither(client, kanto):
     _team, (alice, bob), _manager = kanto
-    handoff = _only(alice, [bob], last_name_kana="", first_name_kana="", phone="")
+    handoff = make_mql_for(alice, [bob], last_name_kana="", first_name_kana="", phone="")
     client.force_login(alice)
 
     body = client.get(reverse("handoff:detail", args=[handoff.pk])).content.decode()
@@ -92,7 +83,7 @@ def test_a_lead_without_kana_or_phone_shows_neither(client, kanto):
 def test_the_handoff_page_lists_the_companys_other_people_and_handoffs(client, kanto):
     _team, (alice, bob), _manager = kanto
     company = CompanyFactory(name="株式会社アルプス電工")
-    colleague_lead = _only(
+    colleague_lead = make_mql_for(
         bob, [alice], company=company, last_name="佐藤", first_name="次郎", job_title="部長"
     )
     LeadFactory(
@@ -103,8 +94,8 @@ def test_the_handoff_page_lists_the_companys_other_people_and_handoffs(client, k
         first_name_kana="サブロウ",
         phone="03-9999-0000",
     )
-    mine = _only(alice, [bob], company=company, last_name="伊藤", first_name="由美")
-    earlier_mine = _only(alice, [bob], company=company, last_name="伊藤", first_name="健")
+    mine = make_mql_for(alice, [bob], company=company, last_name="伊藤", first_name="由美")
+    earlier_mine = make_mql_for(alice, [bob], company=company, last_name="伊藤", first_name="健")
     LeadFactory(last_name="別会社", first_name="太郎")  # another company: not listed
     client.force_login(alice)
 
@@ -141,8 +132,8 @@ def test_the_handoff_page_lists_the_companys_other_people_and_handoffs(client, k
 def test_the_company_panel_costs_the_same_queries_for_a_big_company(client, kanto):
     _team, (alice, bob), _manager = kanto
     company = CompanyFactory()
-    mine = _only(alice, [bob], company=company)
-    _only(bob, [alice], company=company)
+    mine = make_mql_for(alice, [bob], company=company)
+    make_mql_for(bob, [alice], company=company)
     url = reverse("handoff:detail", args=[mine.pk])
     client.force_login(alice)
     client.get(url)  # warm caches (routing table, policy)
@@ -150,7 +141,7 @@ def test_the_company_panel_costs_the_same_queries_for_a_big_company(client, kant
     with CaptureQueriesContext(connection) as small:
         client.get(url)
     for _ in range(5):
-        _only(bob, [alice], company=company)
+        make_mql_for(bob, [alice], company=company)
         LeadFactory(company=company)
     with CaptureQueriesContext(connection) as big:
         body = client.get(url).content.decode()
