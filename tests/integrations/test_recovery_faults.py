@@ -355,7 +355,7 @@ def test_a_killed_beat_makes_readyz_503_naming_beat_and_a_restarted_one_200(
     assert (body["checks"]["database"], body["checks"]["broker"]) == ("ok", "ok")
     assert body["checks"]["beat"].startswith("stale: last tick ")
     assert body["checks"]["beat"].endswith(" s ago (limit 6 s)")
-    assert body["beat"]["last_tick_age_seconds"] > 6
+    assert body["beat"]["last_tick_age_seconds"] >= 6  # shown to 0.1 s: 6.04 reads 6.0
 
     processes.beat()
     back_after = _wait_for(
