@@ -213,6 +213,18 @@ A_PAGE_READ = expect(
 A_API_READ = expect(200, anonymous=401, rep_b=404, other_manager=404)
 
 
+# The managers' pages: their teams' per-rep figures (the probe), marketing its side.
+DASHBOARD_PAGE = expect(
+    anonymous=blind(302),
+    marketing=Expect(200),
+    rep_a=Expect(403),  # the probe is rep A's own name, in every page's header
+    rep_b=blind(403),
+    manager=sees(),
+    other_manager=blind(),
+    admin=sees(),
+)
+
+
 def _act_on_a_page(ok: int = 302) -> dict[str, Expect]:
     """Rep A and their manager (and admins) act; marketing sees but may not (403)."""
     return expect(
@@ -565,15 +577,7 @@ MATRIX: list[Row] = [
         "sla:dashboard",
         "GET",
         lambda w: "/dashboard/",
-        expect(
-            anonymous=blind(302),
-            marketing=Expect(200),
-            rep_a=Expect(403),  # the probe is rep A's own name, in every page's header
-            rep_b=blind(403),
-            manager=sees(),
-            other_manager=blind(),
-            admin=sees(),
-        ),
+        DASHBOARD_PAGE,
         api=False,
         probe=lambda w: w.rep_a.username,  # the per-rep table of team A
     ),
@@ -581,15 +585,7 @@ MATRIX: list[Row] = [
         "sla:speed",
         "GET",
         lambda w: "/dashboard/speed/",
-        expect(
-            anonymous=blind(302),
-            marketing=Expect(200),
-            rep_a=Expect(403),  # the probe is rep A's own name, in every page's header
-            rep_b=blind(403),
-            manager=sees(),
-            other_manager=blind(),
-            admin=sees(),
-        ),
+        DASHBOARD_PAGE,
         api=False,
         probe=lambda w: str(w.rep_a),  # the per-rep hops of team A
     ),
