@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from handoff import selectors, services
+from handoff import merging, privacy, routing, selectors
 from leadflow.models import Stage
 
 
 def on_lead_stage_changed(sender, *, transition, lead, **kwargs) -> None:
     if transition.to_stage == Stage.MQL:
-        services.handoff_create_for_mql(lead=lead, transition=transition)
+        routing.handoff_create_for_mql(lead=lead, transition=transition)
 
 
 def on_leads_merging(sender, *, keep, merge, **kwargs) -> None:
-    services.handoff_check_merge(keep=keep, merge=merge)
+    merging.handoff_check_merge(keep=keep, merge=merge)
 
 
 def on_person_erasing(sender, *, person, **kwargs) -> dict[str, int]:
-    return services.handoff_personal_data_erase(lead_ids=person.lead_ids)
+    return privacy.handoff_personal_data_erase(lead_ids=person.lead_ids)
 
 
 def on_person_exporting(sender, *, person, **kwargs) -> dict[str, list]:

@@ -10,7 +10,7 @@ when (`rep_since`): the per-rep tables attribute each outcome to that rep and sh
 many of their timers they got mid-way (inherited), so a rep handed a lead at hour 23
 is seen as such.
 
-Lock order: team → handoff → timer, as in handoff.services (activities lock the handoff,
+Lock order: team → handoff → timer, as in handoff.locks (activities lock the handoff,
 then the timer); the sweep locks only timer rows and waits for nothing else.
 """
 
@@ -30,8 +30,8 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from handoff import routing as handoff_routing
 from handoff import selectors as handoff_selectors
-from handoff import services as handoff_services
 from handoff.models import Activity, Handoff, RejectionReason, Team
 from leadflow.errors import DomainError
 from leadflow.notify import post_webhook, public_url, send_once
@@ -321,7 +321,7 @@ def timer_escalate(*, timer_id: int) -> bool:
                 "obligation": timer.get_kind_display(),
                 "due": timezone.localtime(timer.due_at).strftime("%Y-%m-%d %H:%M"),
             }
-        handoff_services.handoff_reroute(handoff=timer.handoff, reason=reason)
+        handoff_routing.handoff_reroute(handoff=timer.handoff, reason=reason)
     if policy is None or policy.notify_manager:
         _enqueue_on_commit(tasks.escalation_notify_task, timer_id)
     return True

@@ -28,7 +28,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from handoff.services import lead_mark_lost, lead_mark_opportunity, lead_mark_won
 from handoff.timeline import timeline_mark_sfa_delivered
 from integrations.outbound import selectors
 from integrations.outbound.connectors.base import (
@@ -50,7 +49,7 @@ from integrations.outbound.models import (
 )
 from leadflow.errors import DomainError, InvalidTransition, NotFound
 from leadflow.japan import join_words
-from leadflow.lifecycle import lead_transition
+from leadflow.lifecycle import lead_mark_lost, lead_mark_opportunity, lead_mark_won, lead_transition
 from leadflow.models import Lead, LeadExternalId, Stage, StageTransition
 
 logger = logging.getLogger(__name__)

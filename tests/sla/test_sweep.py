@@ -11,7 +11,7 @@ import pytest
 from django.core import mail
 from django.db import connection, connections, transaction
 
-from handoff import services as handoff_services
+from handoff import verdicts as handoff_verdicts
 from handoff.models import Assignment, Handoff
 from sla import services, tasks
 from sla.models import SlaTimer, TimerPolicy
@@ -184,7 +184,7 @@ def test_escalation_leaves_the_handoff_when_nobody_else_can_take_it(
 def test_a_decided_handoff_is_not_rerouted(late, enqueued):
     TimerPolicy.objects.filter(kind="first_contact").update(reassign_on_breach=True)
     timer_id = services.timers_sweep().breached[0]
-    handoff_services.handoff_accept(
+    handoff_verdicts.handoff_accept(
         handoff=late, actor=late.assigned_to, bant={"budget": True, "need": True}
     )
 
