@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from handoff import signals
+from handoff import locks
 from handoff.models import (
     Activity,
     ActivityKind,
@@ -18,6 +18,7 @@ from handoff.models import (
     HandoffStatus,
 )
 from handoff.timeline import timeline_set_first_contact
+from leadflow import reactions
 from leadflow.errors import DomainError
 from leadflow.models import User
 
@@ -48,7 +49,7 @@ def activity_log(
         raise DomainError(first, code="invalid_activity", fields=errors)
 
     with transaction.atomic():
-        locked = Handoff.objects.select_for_update().get(pk=handoff.pk)
+        locked = locks.handoff(handoff.pk)
         if locked.status == HandoffStatus.REJECTED:
             raise DomainError(
                 _("This handoff was rejected; log further contact in marketing's tools."),
@@ -66,6 +67,6 @@ def activity_log(
             locked.first_contact_at = when
             locked.save(update_fields=["first_contact_at"])
             timeline_set_first_contact(handoff_id=locked.pk, at=when)
-        signals.activity_logged.send(sender=Handoff, handoff=locked, activity=activity)
+        reactions.run(reactions.ACTIVITY_LOGGED, handoff=locked, activity=activity)
     handoff.first_contact_at = locked.first_contact_at
     return activity

@@ -18,7 +18,7 @@ from django.db.models import Count, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from handoff import selectors, signals
+from handoff import locks, selectors
 from handoff.models import (
     Assignment,
     AssignmentVia,
@@ -30,6 +30,7 @@ from handoff.models import (
     TeamMembership,
 )
 from handoff.timeline import timeline_mark, timeline_start
+from leadflow import reactions
 from leadflow.errors import DomainError
 from leadflow.models import Lead, StageTransition, User
 from leadflow.transactions import enqueue_on_commit
@@ -130,13 +131,7 @@ def _assign(
     )
     if mark_timeline:
         timeline_mark(handoff_id=handoff.pk, instant="assigned_at", at=at)
-    signals.handoff_assigned.send(
-        sender=Handoff,
-        handoff=handoff,
-        assignment=assignment,
-        previous_rep_id=previous_rep_id,
-        at=at,
-    )
+    reactions.run(reactions.HANDOFF_ASSIGNED, handoff=handoff, assignment=assignment, at=at)
     from handoff.tasks import notify_assignment_task
 
     enqueue_on_commit(notify_assignment_task, assignment.pk)
@@ -179,7 +174,7 @@ def _account_owner_membership(
 def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handoff:
     """Create the handoff of a lead that just became an MQL and route it.
 
-    Runs inside `lead_transition`'s transaction (via the lead_stage_changed receiver), so
+    Runs inside `lead_transition`'s transaction (STAGE_CHANGED[MQL] in leadflow.reactions), so
     the MQL and its handoff commit together. Idempotent per MQL transition.
     """
     at = transition.occurred_at
@@ -206,11 +201,11 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
         # One team lock only: the owner's team when the owner can take it, else the
         # routed one (two team locks taken in either order could deadlock).
         team_id = owner[0].team_id if owner else (routed.pk if routed else None)
-        team = Team.objects.select_for_update(no_key=True).get(pk=team_id) if team_id else None
+        team = locks.team(team_id) if team_id else None
         handoff = Handoff.objects.create(
             lead=lead, mql_transition=transition, team=team, created_at=at
         )
-        signals.handoff_created.send(sender=Handoff, handoff=handoff, at=at)
+        reactions.run(reactions.HANDOFF_CREATED, handoff=handoff, at=at)
         via, reason, membership = AssignmentVia.ROUTING, "", None
         if team is not None and owner is not None and _with_room([owner[0]], at):
             # Looked at again under the lock: another MQL may have filled their room.
@@ -249,13 +244,8 @@ def handoff_assign_from_queue(*, team: Team, actor: User | None = None) -> list[
     """
     at = timezone.now()
     assigned: list[Handoff] = []
-    with transaction.atomic():
-        locked_team = Team.objects.select_for_update(no_key=True).get(pk=team.pk)
-        queued = (
-            Handoff.objects.select_for_update()
-            .filter(team=locked_team, status=HandoffStatus.OPEN, assigned_to__isnull=True)
-            .order_by("created_at", "id")
-        )
+    with transaction.atomic(durable=True):
+        locked_team, queued = locks.team_queue(team.pk)
         for handoff in queued:
             membership = _pick_rep(team=locked_team, at=at)
             if membership is None:
@@ -280,15 +270,9 @@ def handoff_reassign(*, handoff: Handoff, to_rep: User, actor: User, reason: str
     """
     reason = (reason or "").strip()
     at = timezone.now()
-    with transaction.atomic():
-        team_id = Handoff.objects.values_list("team_id", flat=True).get(pk=handoff.pk)
-        if team_id is not None:
-            Team.objects.select_for_update(no_key=True).get(pk=team_id)
-        locked = (
-            Handoff.objects.select_for_update(of=("self",))
-            .select_related("team")
-            .get(pk=handoff.pk)
-        )
+    with transaction.atomic(durable=True):
+        team_id = locks.team_of(handoff.pk)
+        _team, locked = locks.team_then_handoff(handoff.pk, team_id, with_team=True)
         if locked.team_id != team_id:
             raise DomainError(_("The handoff moved to another team meanwhile; reload and retry."))
         if locked.status != HandoffStatus.OPEN:
@@ -324,7 +308,9 @@ def handoff_reassign(*, handoff: Handoff, to_rep: User, actor: User, reason: str
         if locked.assigned_to_id is not None and not reason:
             message = _("Say why the handoff moves to another rep.")
             raise DomainError(message, code="reason_required", fields={"reason": [message]})
-        team = Team.objects.select_for_update(no_key=True).get(pk=membership.team_id)
+        # The same team again when the handoff has one; else the rep's (nothing to order
+        # against: no other transaction locks a handoff without a team after a team).
+        team = locks.team(membership.team_id)
         _assign(
             handoff=locked,
             team=team,
@@ -350,12 +336,12 @@ def handoff_reroute(*, handoff: Handoff, reason: str) -> Handoff | None:
 
 def _reroute(*, handoff: Handoff, reason: str, via: str, by: User | None) -> Handoff | None:
     at = timezone.now()
-    with transaction.atomic():
-        team_id = Handoff.objects.values_list("team_id", flat=True).get(pk=handoff.pk)
+    with transaction.atomic(durable=True):
+        team_id = locks.team_of(handoff.pk)
         if team_id is None:
             return None
-        team = Team.objects.select_for_update(no_key=True).get(pk=team_id)
-        locked = Handoff.objects.select_for_update(of=("self",)).get(pk=handoff.pk)
+        team, locked = locks.team_then_handoff(handoff.pk, team_id)
+        assert team is not None
         if locked.status != HandoffStatus.OPEN or locked.team_id != team_id:
             return None
         membership = _pick_rep(team=team, at=at, exclude_rep_id=locked.assigned_to_id)

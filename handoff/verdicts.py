@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from handoff import selectors, signals
+from handoff import locks, selectors
 from handoff.models import (
     BANT_KEYS,
     Handoff,
@@ -19,6 +19,7 @@ from handoff.models import (
     RejectionReason,
 )
 from handoff.timeline import timeline_mark
+from leadflow import reactions
 from leadflow.errors import DomainError
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Stage, User
@@ -40,9 +41,7 @@ def _clean_bant(bant: Mapping[str, Any]) -> dict[str, bool]:
 
 
 def _lock_open(handoff: Handoff) -> Handoff:
-    locked = (
-        Handoff.objects.select_for_update(of=("self",)).select_related("lead").get(pk=handoff.pk)
-    )
+    locked = locks.handoff(handoff.pk, with_lead=True)
     if locked.status != HandoffStatus.OPEN:
         raise DomainError(
             _("This handoff is already decided (%(status)s).")
@@ -115,7 +114,7 @@ def handoff_accept(
                 *(f"bant_{key}" for key in BANT_KEYS),
             ]
         )
-        signals.handoff_decided.send(sender=Handoff, handoff=locked, at=locked.decided_at)
+        reactions.run(reactions.HANDOFF_DECIDED, handoff=locked, at=locked.decided_at)
         _after_verdict(locked)
     return _copy_back(handoff, locked)
 
@@ -162,7 +161,9 @@ def handoff_reject(
     assert reason is not None
     with transaction.atomic():
         locked = _lock_open(handoff)
-        signals.handoff_rejecting.send(sender=Handoff, handoff=locked, reason=reason)
+        # May refuse, before any write: the SLA's "at least N attempts before 連絡がつかない"
+        # (sla.services.rejection_check).
+        reactions.run(reactions.BEFORE_REJECT, handoff=locked, reason=reason)
         transition = lead_transition(
             lead=locked.lead,
             to_stage=Stage.RECYCLED,
@@ -190,6 +191,6 @@ def handoff_reject(
                 "rejection_comment",
             ]
         )
-        signals.handoff_decided.send(sender=Handoff, handoff=locked, at=locked.decided_at)
+        reactions.run(reactions.HANDOFF_DECIDED, handoff=locked, at=locked.decided_at)
         _after_verdict(locked)
     return _copy_back(handoff, locked)

@@ -16,9 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from leadflow import locks, reactions
 from leadflow.errors import DomainError, InvalidTransition, NotFound
 from leadflow.models import Lead, Stage, StageTransition, User
-from leadflow.signals import lead_stage_changed
 
 S = Stage
 
@@ -85,15 +85,10 @@ def lead_transition(
 
     with transaction.atomic():
         # Ordered, single-row lock; re-reading under it is what makes the check race-free.
-        # With its company: the receivers (routing, the outbox payload) read it. Only the
+        # With its company: the reactions (routing, the outbox payload) read it. Only the
         # lead's row is locked, and NO KEY: a stage move never changes the id, so rows that
         # refer to the lead (duplicate candidates, events) are not held up by it.
-        locked = (
-            Lead.objects.select_for_update(of=("self",), no_key=True)
-            .select_related("company")
-            .filter(pk=lead_id)
-            .first()
-        )
+        locked = locks.lead_for_change(lead_id)
         if locked is None:
             raise NotFound(_("Lead %(id)s does not exist.") % {"id": lead_id})
         from_stage = locked.stage
@@ -123,9 +118,9 @@ def lead_transition(
             reason=reason,
             context=context or {},
         )
-        # Receivers run inside this transaction (e.g. handoff creates the Handoff for a
-        # new MQL), so the stage change and its consequences commit or fail together.
-        lead_stage_changed.send(sender=Lead, transition=record, lead=locked)
+        # Inside this transaction (e.g. handoff creates the Handoff for a new MQL), so the
+        # stage change and its consequences commit or fail together.
+        reactions.run(reactions.STAGE_CHANGED[to_stage], transition=record, lead=locked)
 
     if not isinstance(lead, int):
         lead.stage = locked.stage

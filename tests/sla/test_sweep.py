@@ -18,13 +18,24 @@ from sla.models import SlaTimer, TimerPolicy
 from tests.sla.conftest import at, mql
 
 
+def _record_first_arg(calls: list):
+    def apply_async(args=(), kwargs=None, **options):
+        calls.append(args[0])
+
+    return apply_async
+
+
 @pytest.fixture
 def enqueued(monkeypatch):
     """What the sweep and the escalation hand to Celery, instead of a broker."""
     calls: dict[str, list] = {"escalate": [], "remind": [], "notify": [], "sweep": []}
-    monkeypatch.setattr(tasks.escalate_timers_task, "delay", calls["escalate"].append)
-    monkeypatch.setattr(tasks.remind_timers_task, "delay", calls["remind"].append)
-    monkeypatch.setattr(tasks.escalation_notify_task, "delay", calls["notify"].append)
+    # At apply_async, where both delay() and leadflow.transactions.enqueue_on_commit land.
+    for task, name in [
+        (tasks.escalate_timers_task, "escalate"),
+        (tasks.remind_timers_task, "remind"),
+        (tasks.escalation_notify_task, "notify"),
+    ]:
+        monkeypatch.setattr(task, "apply_async", _record_first_arg(calls[name]))
     monkeypatch.setattr(tasks.sweep_task, "delay", lambda: calls["sweep"].append(True))
     return calls
 
