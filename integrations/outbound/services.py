@@ -31,7 +31,7 @@ from django.utils.translation import gettext as _
 from handoff.services import lead_mark_lost, lead_mark_opportunity, lead_mark_won
 from handoff.timeline import timeline_mark_sfa_delivered
 from integrations.outbound import selectors
-from integrations.outbound.connectors.base import (
+from integrations.outbound.base import (
     DeliveryError,
     DeliveryResult,
     error_from_transport,
@@ -506,7 +506,7 @@ def _deliver_one(
     rng: Callable[[], float],
     stats: DeliveryStats,
 ) -> None:
-    from integrations.outbound.connectors import CONNECTORS
+    from integrations.registry import CONNECTORS
 
     destination = message.destination
     connector = CONNECTORS.get(destination.kind)

@@ -17,7 +17,7 @@ from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
 from integrations import signing
-from integrations.hubspot import signature_v3
+from integrations.hubspot.inbound import signature_v3
 from integrations.models import InboundEvent, Source
 from integrations.outbound.models import Destination, DestinationKind
 from integrations.services import source_create

@@ -149,7 +149,7 @@ def test_the_sfa_call_happens_after_the_commit_with_no_transaction_open(no_kick,
         return services.DeliveryResult(200, "ok")
 
     monkeypatch.setitem(
-        __import__("integrations.outbound.connectors", fromlist=["CONNECTORS"]).CONNECTORS,
+        __import__("integrations.registry", fromlist=["CONNECTORS"]).CONNECTORS,
         "webhook",
         spy,
     )

@@ -510,7 +510,7 @@ def test_the_vendor_call_happens_with_no_transaction_open(no_kick, monkeypatch):
         return services.DeliveryResult(200, "ok")
 
     monkeypatch.setitem(
-        __import__("integrations.outbound.connectors", fromlist=["CONNECTORS"]).CONNECTORS,
+        __import__("integrations.registry", fromlist=["CONNECTORS"]).CONNECTORS,
         "webhook",
         spy,
     )

@@ -21,7 +21,7 @@ import httpx
 from django.utils import timezone
 
 from integrations.outbound import selectors
-from integrations.outbound.connectors.base import (
+from integrations.outbound.base import (
     USER_AGENT,
     DeliveryError,
     DeliveryResult,
