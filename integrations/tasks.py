@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from integrations import privacy, services
-from integrations.outbound.services import outbox_delivery_inline
+from integrations.outbound.inline import outbox_delivery_inline
 
 PRUNE_BATCH = 1000
 

@@ -27,7 +27,7 @@ from integrations.outbound.models import (
     OutboundEvent,
     OutboxMessage,
 )
-from integrations.outbound.services import outbox_replay, outbox_retry_now
+from integrations.outbound.outbox import outbox_replay, outbox_retry_now
 from leadflow.japan import join_words
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.dispatch import receiver
 
-from integrations.outbound.services import outbox_enqueue_for_transition
+from integrations.outbound.outbox import outbox_enqueue_for_transition
 from leadflow.signals import lead_stage_changed
 
 

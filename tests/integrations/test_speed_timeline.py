@@ -10,7 +10,7 @@ import pytest
 
 from handoff.models import Handoff, HandoffTimeline
 from handoff.services import activity_log, assignment_notify, handoff_accept
-from integrations.outbound.services import outbox_deliver_due
+from integrations.outbound.delivery import outbox_deliver_due
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Stage
 from leadflow.services import event_record
