@@ -103,6 +103,9 @@ def source_create(
 
 
 def _enqueue(inbound_event_id: int) -> None:
+    """Queue processing, then record that the broker took it. Scheduled with a plain
+    `transaction.on_commit`, not `leadflow.transactions.enqueue_on_commit`: that one only
+    sends, and the requeue sweep needs `enqueued_at` written after a successful send."""
     from integrations.tasks import process_inbound_event
 
     try:

@@ -37,11 +37,17 @@ from integrations.outbound.models import (
     OutboxMessage,
 )
 from leadflow.models import LeadExternalId
+from leadflow.transactions import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
 # Cap for a vendor's Retry-After, so a misconfigured proxy cannot park a message for weeks.
 MAX_RETRY_AFTER_SECONDS = 24 * 3600
+
+
+def _kick_expires() -> float:
+    # A kick that waited longer than two sweeps is dropped unrun (see kick_delivery).
+    return float(settings.OUTBOX_SWEEP_SECONDS * 2)
 
 
 def kick_delivery() -> None:
@@ -52,7 +58,15 @@ def kick_delivery() -> None:
     # Imported here: tasks import this module.
     from integrations.outbound.tasks import deliver_outbox_task
 
-    deliver_outbox_task.apply_async(expires=float(settings.OUTBOX_SWEEP_SECONDS * 2))
+    deliver_outbox_task.apply_async(expires=_kick_expires())
+
+
+def kick_delivery_on_commit() -> None:
+    """kick_delivery once the caller's transaction commits. Robust: if the broker is down
+    the beat sweep picks the rows up, so the commit's caller never fails for it."""
+    from integrations.outbound.tasks import deliver_outbox_task
+
+    enqueue_on_commit(deliver_outbox_task, robust=True, expires=_kick_expires())
 
 
 # --- Claim ----------------------------------------------------------------------------

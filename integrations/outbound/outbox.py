@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations.outbound import selectors
-from integrations.outbound.delivery import kick_delivery
+from integrations.outbound.delivery import kick_delivery_on_commit
 from integrations.outbound.inline import claim_for_inline, inline_batch
 from integrations.outbound.mapping import build_payload, scores_of, transition_facts
 from integrations.outbound.models import (
@@ -105,9 +105,8 @@ def outbox_enqueue_for_transition(*, transition: StageTransition) -> list[Outbox
         claimed = [row for row in rows if row.claim_token == claimed_token]
         transaction.on_commit(partial(inline.committed, claimed_token, claimed), robust=True)
     if any(row.status == MessageStatus.PENDING for row in rows):
-        # Low latency: a worker starts as soon as the change is committed. If the broker is
-        # down the beat sweep picks the rows up (robust: the commit never fails for it).
-        transaction.on_commit(kick_delivery, robust=True)
+        # Low latency: a worker starts as soon as the change is committed.
+        kick_delivery_on_commit()
     return created
 
 
@@ -166,7 +165,7 @@ def outbox_replay(*, message_ids: Iterable[int], actor: str) -> int:
             )
             count += 1
         if count:
-            transaction.on_commit(kick_delivery, robust=True)
+            kick_delivery_on_commit()
     return count
 
 
@@ -177,5 +176,5 @@ def outbox_retry_now(*, message_ids: Iterable[int]) -> int:
             pk__in=list(message_ids), status=MessageStatus.PENDING
         ).update(next_attempt_at=timezone.now())
         if count:
-            transaction.on_commit(kick_delivery, robust=True)
+            kick_delivery_on_commit()
     return count
