@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handoff import selectors, services
+from handoff import services
 from leadflow.models import Stage
 
 
@@ -13,11 +13,3 @@ def on_lead_stage_changed(sender, *, transition, lead, **kwargs) -> None:
 
 def on_leads_merging(sender, *, keep, merge, **kwargs) -> None:
     services.handoff_check_merge(keep=keep, merge=merge)
-
-
-def on_person_erasing(sender, *, person, **kwargs) -> dict[str, int]:
-    return services.handoff_personal_data_erase(lead_ids=person.lead_ids)
-
-
-def on_person_exporting(sender, *, person, **kwargs) -> dict[str, list]:
-    return {"handoffs": selectors.handoffs_export(lead_ids=person.lead_ids)}

@@ -40,11 +40,11 @@ from handoff.models import (
     TeamMembership,
 )
 from handoff.timeline import timeline_mark, timeline_set_first_contact, timeline_start
+from leadflow.erased import ERASED
 from leadflow.errors import DomainError, InvalidTransition
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Lead, Stage, StageTransition, User
 from leadflow.notify import post_webhook, public_url, send_once
-from leadflow.privacy import ERASED
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,3 @@ class IntegrationsConfig(AppConfig):
     def ready(self) -> None:
         # Stage changes write outbox rows in their own transaction (see the module).
         import integrations.outbound.receivers  # noqa: F401
-        from integrations.privacy import on_person_erasing, on_person_exporting
-        from leadflow.signals import person_erasing, person_exporting
-
-        person_erasing.connect(on_person_erasing, dispatch_uid="integrations.erase_person")
-        person_exporting.connect(on_person_exporting, dispatch_uid="integrations.export_person")

@@ -9,10 +9,3 @@ def on_leads_merged(sender, *, keep, record, **kwargs) -> None:
     # The kept lead now has both histories: score it from all of them (in the merge's
     # transaction, so a merge that fails leaves the old scores).
     services.lead_score_recompute(lead=keep)
-
-
-def on_person_exporting(sender, *, person, **kwargs) -> dict[str, list]:
-    # Scores are kept through an erasure (numbers, no personal data): export only.
-    from scoring.selectors import lead_scores_export
-
-    return {"scores": lead_scores_export(lead_ids=person.lead_ids)}
