@@ -32,7 +32,7 @@ from django.utils.translation import gettext as _
 
 from integrations.base import Item, loads_without_nul
 from integrations.csv_import import CsvProblem, read_rows
-from integrations.mapping import apply_mapping
+from integrations.mapping import lead_data_from_fields
 from integrations.models import (
     InboundEvent,
     InboundItemResult,
@@ -225,7 +225,7 @@ def _apply_item(
     inbound: InboundEvent, source: Source, index: int, item: Item
 ) -> tuple[UpsertResult, bool]:
     try:
-        data = apply_mapping(source.mapping, item.fields)
+        data = lead_data_from_fields(source.mapping, item.fields)
     except ValueProblem as problem:
         raise ValueProblem(str(problem), field=_sender_field(item, problem.field)) from None
     person_id = item.external_id or data.external_id
@@ -659,7 +659,7 @@ def leads_import_csv(
     for line, row in sheet.rows:
         report.rows += 1
         try:
-            lead_data = apply_mapping(mapping, row)
+            lead_data = lead_data_from_fields(mapping, row)
         except ValueProblem as problem:
             report.errors.append((line, str(problem)))
             continue

@@ -17,12 +17,12 @@ from django.utils import timezone
 from integrations.outbound import selectors
 from integrations.outbound.delivery import kick_delivery_on_commit
 from integrations.outbound.inline import claim_for_inline, inline_batch
-from integrations.outbound.mapping import build_payload, scores_of, transition_facts
 from integrations.outbound.models import (
     MessageStatus,
     OutboundEvent,
     OutboxMessage,
 )
+from integrations.outbound.payload import build_payload, scores_of, transition_facts
 from leadflow.models import Stage, StageTransition
 
 # --- Enqueue --------------------------------------------------------------------------
