@@ -3,13 +3,7 @@ from django.utils.translation import gettext_lazy as _
 
 
 class HandoffConfig(AppConfig):
+    # What handoff does after a change of state is listed in leadflow.reactions; its part
+    # of erasing and exporting a person, in privacy/participants.py.
     name = "handoff"
     verbose_name = _("Handoff")
-
-    def ready(self) -> None:
-        from handoff.receivers import on_lead_stage_changed, on_leads_merging
-        from leadflow.signals import lead_stage_changed, leads_merging
-
-        # Runs inside lead_transition's transaction: the MQL and its handoff commit together.
-        lead_stage_changed.connect(on_lead_stage_changed, dispatch_uid="handoff.create_for_mql")
-        leads_merging.connect(on_leads_merging, dispatch_uid="handoff.check_merge")

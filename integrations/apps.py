@@ -3,9 +3,7 @@ from django.utils.translation import gettext_lazy as _
 
 
 class IntegrationsConfig(AppConfig):
+    # What the outbox does after a stage change is in leadflow.reactions; integrations'
+    # part of erasing and exporting a person, in privacy/participants.py.
     name = "integrations"
     verbose_name = _("Integrations")
-
-    def ready(self) -> None:
-        # Stage changes write outbox rows in their own transaction (see the module).
-        import integrations.outbound.receivers  # noqa: F401

@@ -14,7 +14,6 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from handoff.services import lead_mark_lost, lead_mark_opportunity, lead_mark_won
 from integrations.outbound import selectors
 from integrations.outbound.models import (
     Destination,
@@ -24,7 +23,7 @@ from integrations.outbound.models import (
 )
 from leadflow.errors import DomainError, InvalidTransition, NotFound
 from leadflow.japan import join_words
-from leadflow.lifecycle import lead_transition
+from leadflow.lifecycle import lead_mark_lost, lead_mark_opportunity, lead_mark_won, lead_transition
 from leadflow.models import Lead, Stage
 
 # --- Feedback -------------------------------------------------------------------------
@@ -43,7 +42,7 @@ OUTCOME_MOVES: dict[str, tuple[str, frozenset[str] | None]] = {
 def _apply_outcome(
     *, lead: Lead, outcome: str, actor: str, reason: str, context: dict[str, Any]
 ) -> None:
-    """Move the lead the way a rep's own after-SQL action would (handoff's services), so an
+    """Move the lead the way a rep's own after-SQL action would (the lifecycle's), so an
     SFA-reported loss carries its reason to marketing exactly like one logged in LeadFlow."""
     if outcome == FeedbackOutcome.OPPORTUNITY_CREATED:
         lead_mark_opportunity(lead=lead, actor=actor, reason=reason, context=context)

@@ -15,8 +15,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from handoff.privacy import handoff_personal_data_erase
 from handoff.selectors import handoffs_export
-from handoff.services import handoff_personal_data_erase
 from leadflow.models import Lead
 from privacy.core import as_json, core_data_export, core_personal_data_erase
 from privacy.integrations import integrations_data_export, integrations_personal_data_erase

@@ -52,7 +52,7 @@ def events_for_transition(*, from_stage: str, to_stage: str) -> list[str]:
 def outbox_enqueue_for_transition(*, transition: StageTransition) -> list[OutboxMessage]:
     """Write the outbox rows for a stage change, inside the caller's transaction.
 
-    Called from the `lead_stage_changed` receiver while `lead_transition` still holds the
+    Called from STAGE_CHANGED (leadflow.reactions) while `lead_transition` still holds the
     lead's row lock: the rows commit or roll back with the change, and a lead's messages
     get ids in the order of its changes (which delivery relies on for ordering).
     """
