@@ -8,7 +8,7 @@ from handoff.models import (
     Activity,
     Handoff,
 )
-from leadflow.privacy import ERASED
+from leadflow.erased import ERASED
 
 
 def handoff_personal_data_erase(*, lead_ids: Iterable[int]) -> dict[str, int]:

@@ -1,4 +1,13 @@
-"""A source's mapping: which sender field becomes which lead field, and which page,
+"""Field mappings, both directions, in one place.
+
+Inbound, a source's `mapping` (Source.mapping): `source_mapping_default`,
+`source_mapping_problems`, `lead_data_from_fields`, `kind_for_url`, `kind_for_name`.
+Outbound, a destination's `field_mapping` (Destination.field_mapping):
+`destination_mapping_default`, `destination_mapping_problem`, `destination_objects`.
+
+## Inbound
+
+A source's mapping: which sender field becomes which lead field, and which page,
 form or campaign becomes which kind of engagement event.
 
     {
@@ -15,7 +24,22 @@ Targets: `email`, `external_id` (the sender's id for the person), a lead column
 `company.<name|name_kana|domain|employee_count|revenue_band|industry|prefecture>`,
 `prefecture` (same as company.prefecture), `address` (kept as an attribute; its
 prefecture goes to the company), `attributes.<name>` (a custom attribute), or "" to
-ignore the field. Admins edit it as JSON; `validate_mapping` says what is wrong.
+ignore the field. Admins edit it as JSON; `source_mapping_problems` says what is wrong.
+
+## Outbound
+
+A destination's field mapping over the message data (a snapshot of the lead, the
+event and its scores; integrations/outbound/payload.py). It is JSON an operator edits
+in the admin:
+
+    {"Lead": {"LastName": "lead.last_name",
+              "Industry": {"path": "company.industry", "map": {"it": "Technology"}},
+              "LeadSource": {"path": "lead.source", "default": "Web"},
+              "Company": {"value": "constant"}}}
+
+Top-level keys are the destination's objects (Salesforce "Lead"/"Contact"/"Opportunity",
+HubSpot "contact", webhook "lead"). Empty values are left out of what is sent, so a
+field sales filled in by hand in the SFA is not blanked by a lead we know less about.
 """
 
 from __future__ import annotations
@@ -41,6 +65,8 @@ from integrations.normalize import (
 from leadflow.models import EventKind
 from leadflow.normalize import has_nul
 from leadflow.services import COMPANY_FIELDS, LEAD_FIELDS
+
+# --- Inbound: a sender's fields → a lead ---------------------------------------------
 
 SPECIAL_TARGETS = frozenset(
     {
@@ -159,7 +185,7 @@ DEFAULT_FIELDS: dict[str, dict[str, str]] = {
 }
 
 
-def default_mapping(kind: str) -> dict[str, Any]:
+def source_mapping_default(kind: str) -> dict[str, Any]:
     mapping: dict[str, Any] = {
         "fields": copy.deepcopy(DEFAULT_FIELDS.get(kind, _COMMON_FIELDS)),
         # A generic sender's extra fields are its own custom attributes; vendor payloads
@@ -183,8 +209,8 @@ def target_is_valid(target: str) -> bool:
     return group == "attributes" and bool(re.fullmatch(r"[A-Za-z0-9_\-]{1,64}", name))
 
 
-def validate_mapping(mapping: Any) -> list[str]:
-    """Readable problems with a mapping (empty when it is usable)."""
+def source_mapping_problems(mapping: Any) -> list[str]:
+    """Readable problems with a source mapping (empty when it is usable)."""
     if not isinstance(mapping, dict):
         return ["The mapping must be a JSON object."]
     if has_nul(mapping):  # PostgreSQL's jsonb refuses it: saving was a 500
@@ -310,9 +336,10 @@ def _apply_field(
         data.attributes[target] = str(value).strip()
 
 
-def apply_mapping(mapping: dict[str, Any], fields: dict[str, Any]) -> LeadData:
-    """Translate a flat dict of sender fields. Raises ValueProblem for a value that cannot
-    be stored (an e-mail that is not one, an employee count that is not a number)."""
+def lead_data_from_fields(mapping: dict[str, Any], fields: dict[str, Any]) -> LeadData:
+    """Translate a flat dict of sender fields through a source mapping. Raises
+    ValueProblem for a value that cannot be stored (an e-mail that is not one, an
+    employee count that is not a number)."""
     rules: dict[str, str] = mapping.get("fields", {})
     keep_unmapped = bool(mapping.get("keep_unmapped", False))
     data = LeadData()
@@ -363,3 +390,168 @@ def kind_for_name(rules: dict[str, str], *names: Any) -> str:
         if name not in (None, "") and str(name) in rules:
             return rules[str(name)]
     return ""
+
+
+# --- Outbound: a lead → a destination's objects ---------------------------------------
+
+_SF_INDUSTRY = {
+    # LeadFlow industry code → Salesforce standard Industry picklist value.
+    "manufacturing": "Manufacturing",
+    "it": "Technology",
+    "finance": "Finance",
+    "retail": "Retail",
+    "construction": "Construction",
+    "healthcare": "Healthcare",
+    "logistics": "Transportation",
+    "services": "Consulting",
+    "education": "Education",
+    "public": "Government",
+    "other": "Other",
+}
+_SF_STATUS = {
+    # Salesforce's standard Lead Status picklist.
+    "mql": "Open - Not Contacted",
+    "sql": "Working - Contacted",
+    "recycled": "Closed - Not Converted",
+    "disqualified": "Closed - Not Converted",
+}
+_HS_LIFECYCLE = {
+    # HubSpot lifecycle stages only move forward through the API, so the backward moves
+    # (recycled, disqualified) are not mapped; the lead status below carries them.
+    "mql": "marketingqualifiedlead",
+    "sql": "salesqualifiedlead",
+    "opportunity": "opportunity",
+    "customer": "customer",
+}
+_HS_LEAD_STATUS = {
+    "mql": "NEW",
+    "sql": "IN_PROGRESS",
+    "opportunity": "OPEN_DEAL",
+    "recycled": "BAD_TIMING",
+    "disqualified": "UNQUALIFIED",
+}
+
+DESTINATION_DEFAULT_MAPPINGS: dict[str, dict[str, dict[str, Any]]] = {
+    "salesforce": {
+        "Lead": {
+            "LastName": "lead.last_name",
+            "FirstName": "lead.first_name",
+            "Company": "company.name",
+            "Email": "lead.email",
+            "Phone": "lead.phone",
+            "Title": "lead.job_title",
+            "Industry": {"path": "company.industry", "map": _SF_INDUSTRY},
+            "NumberOfEmployees": "company.employee_count",
+            "State": "company.prefecture",
+            "LeadSource": {"path": "lead.source", "default": "Web"},
+            "Status": {"path": "lead.stage", "map": _SF_STATUS},
+            "LeadFlow_Fit_Score__c": "scores.fit",
+            "LeadFlow_Engagement_Score__c": "scores.engagement",
+        },
+        # Once Salesforce has converted the lead, updates go to the contact it became.
+        "Contact": {
+            "LastName": "lead.last_name",
+            "FirstName": "lead.first_name",
+            "Email": "lead.email",
+            "Phone": "lead.phone",
+            "Title": "lead.job_title",
+        },
+    },
+    "hubspot": {
+        "contact": {
+            "email": "lead.email",
+            "firstname": "lead.first_name",
+            "lastname": "lead.last_name",
+            "company": "company.name",
+            "phone": "lead.phone",
+            "jobtitle": "lead.job_title",
+            "lifecyclestage": {"path": "lead.stage", "map": _HS_LIFECYCLE},
+            "hs_lead_status": {"path": "lead.stage", "map": _HS_LEAD_STATUS},
+        },
+    },
+    "webhook": {
+        "lead": {
+            "id": "lead.id",
+            "email": "lead.email",
+            "last_name": "lead.last_name",
+            "first_name": "lead.first_name",
+            "last_name_kana": "lead.last_name_kana",
+            "first_name_kana": "lead.first_name_kana",
+            "company": "company.name",
+            "company_domain": "company.domain",
+            "industry": "company.industry",
+            "employee_count": "company.employee_count",
+            "prefecture": "company.prefecture",
+            "department": "lead.department",
+            "job_title": "lead.job_title",
+            "phone": "lead.phone",
+            "source": "lead.source",
+            "stage": "lead.stage",
+            "owner_email": "lead.owner_email",
+            "fit_score": "scores.fit",
+            "engagement_score": "scores.engagement",
+        },
+    },
+}
+
+
+def destination_mapping_default(kind: str) -> dict[str, dict[str, Any]]:
+    return copy.deepcopy(DESTINATION_DEFAULT_MAPPINGS.get(kind, {}))
+
+
+def destination_mapping_problem(mapping: Any) -> str | None:
+    """A readable problem with an operator-edited destination mapping, or None if usable."""
+    if not isinstance(mapping, dict):
+        return "The mapping must be a JSON object of target objects."
+    if has_nul(mapping):  # PostgreSQL's jsonb refuses it: saving was a 500
+        return "The mapping contains a NUL character (\\u0000), which the database cannot store."
+    for obj, fields in mapping.items():
+        if not isinstance(fields, dict):
+            return f"“{obj}” must map target fields to sources."
+        for target, source in fields.items():
+            if isinstance(source, str):
+                continue
+            if isinstance(source, dict) and ("path" in source or "value" in source):
+                if "path" in source and not isinstance(source["path"], str):
+                    return f"{obj}.{target}: “path” must be a string."
+                if "map" in source and not isinstance(source["map"], dict):
+                    return f"{obj}.{target}: “map” must be an object."
+                continue
+            return f'{obj}.{target}: use a path string, {{"path": ...}} or {{"value": ...}}.'
+    return None
+
+
+def _resolve(data: dict[str, Any], path: str) -> Any:
+    value: Any = data
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _evaluate(source: Any, data: dict[str, Any]) -> Any:
+    if isinstance(source, str):
+        return _resolve(data, source)
+    if "value" in source:
+        return source["value"]
+    value = _resolve(data, source["path"])
+    if "map" in source:
+        value = source["map"].get(str(value)) if value not in (None, "") else None
+    if value in (None, "") and "default" in source:
+        value = source["default"]
+    return value
+
+
+def destination_objects(mapping: dict[str, Any], data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each object's target fields with their values from the message data (see
+    integrations/outbound/payload.py); empty values are left out."""
+    objects: dict[str, dict[str, Any]] = {}
+    for obj, fields in mapping.items():
+        values = {}
+        for target, source in fields.items():
+            value = _evaluate(source, data)
+            if value not in (None, ""):
+                values[target] = value
+        objects[obj] = values
+    return objects

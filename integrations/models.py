@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from integrations.mapping import default_mapping, validate_mapping
+from integrations.mapping import source_mapping_default, source_mapping_problems
 
 
 class SourceKind(models.TextChoices):
@@ -85,7 +85,7 @@ class Source(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         if not self.mapping and self.kind:
-            self.mapping = default_mapping(self.kind)
+            self.mapping = source_mapping_default(self.kind)
         super().save(*args, **kwargs)
         from integrations.selectors import forget_sources
 
@@ -100,8 +100,8 @@ class Source(models.Model):
 
     def clean(self) -> None:
         if not self.mapping and self.kind:
-            self.mapping = default_mapping(self.kind)
-        problems = validate_mapping(self.mapping)
+            self.mapping = source_mapping_default(self.kind)
+        problems = source_mapping_problems(self.mapping)
         if problems:
             raise ValidationError({"mapping": problems})
 

@@ -22,7 +22,7 @@ from leadflow.normalize import nfkc, normalize_email
 
 class ValueProblem(ValueError):
     """A value that cannot be stored; the message names the value for a row report, and
-    `field` the sender's field it came from (set by apply_mapping)."""
+    `field` the sender's field it came from (set by integrations.mapping.lead_data_from_fields)."""
 
     def __init__(self, message: str, field: str = "") -> None:
         super().__init__(message)

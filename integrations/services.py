@@ -32,7 +32,7 @@ from django.utils.translation import gettext as _
 
 from integrations.base import Item, loads_without_nul
 from integrations.csv_import import CsvProblem, read_rows
-from integrations.mapping import apply_mapping
+from integrations.mapping import lead_data_from_fields
 from integrations.models import (
     InboundEvent,
     InboundItemResult,
@@ -103,6 +103,9 @@ def source_create(
 
 
 def _enqueue(inbound_event_id: int) -> None:
+    """Queue processing, then record that the broker took it. Scheduled with a plain
+    `transaction.on_commit`, not `leadflow.transactions.enqueue_on_commit`: that one only
+    sends, and the requeue sweep needs `enqueued_at` written after a successful send."""
     from integrations.tasks import process_inbound_event
 
     try:
@@ -222,7 +225,7 @@ def _apply_item(
     inbound: InboundEvent, source: Source, index: int, item: Item
 ) -> tuple[UpsertResult, bool]:
     try:
-        data = apply_mapping(source.mapping, item.fields)
+        data = lead_data_from_fields(source.mapping, item.fields)
     except ValueProblem as problem:
         raise ValueProblem(str(problem), field=_sender_field(item, problem.field)) from None
     person_id = item.external_id or data.external_id
@@ -656,7 +659,7 @@ def leads_import_csv(
     for line, row in sheet.rows:
         report.rows += 1
         try:
-            lead_data = apply_mapping(mapping, row)
+            lead_data = lead_data_from_fields(mapping, row)
         except ValueProblem as problem:
             report.errors.append((line, str(problem)))
             continue

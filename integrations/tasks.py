@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from integrations import privacy, services
-from integrations.outbound.services import outbox_delivery_inline
+from integrations import retention, services
+from integrations.outbound.inline import outbox_delivery_inline
 
 PRUNE_BATCH = 1000
 
@@ -28,7 +28,7 @@ def prune_inbound_payloads(max_batches: int = 20) -> int:
     over to a fresh task while full batches keep coming (a first run on a big backlog)."""
     total = 0
     for _batch in range(max_batches):
-        pruned = privacy.inbound_payloads_prune(batch_size=PRUNE_BATCH)
+        pruned = retention.inbound_payloads_prune(batch_size=PRUNE_BATCH)
         total += pruned
         if pruned < PRUNE_BATCH:
             return total

@@ -4,8 +4,8 @@ from django.utils.translation import gettext_lazy as _
 
 class PrivacyConfig(AppConfig):
     """Erasure requests and personal-data exports (APPI / GDPR): the record, the admin,
-    the commands and the API. The work itself is `leadflow.privacy` and each app's
-    receivers of its signals; this app depends on leadflow only."""
+    the commands and the API, and the work: privacy/participants.py lists, in order, what
+    each app erases and exports. The one app allowed to import the apps it orchestrates."""
 
     name = "privacy"
     verbose_name = _("Privacy")

@@ -1,4 +1,4 @@
-"""Erasing and exporting a person, with the record; see leadflow.privacy for the work."""
+"""Erasing and exporting a person, with the record; privacy/participants.py does the work."""
 
 from __future__ import annotations
 
@@ -14,15 +14,17 @@ from leadflow.errors import DomainError
 from leadflow.lifecycle import Actor
 from leadflow.models import User
 from leadflow.normalize import normalize_email
-from leadflow.privacy import ERASED_EMAIL_DOMAIN, person_erase, person_export, person_find
 from privacy.models import ErasureRequest
+from privacy.participants import person_erase, person_export
+from privacy.person import ERASED_EMAIL_DOMAIN, person_find
 
 logger = logging.getLogger(__name__)
 
 
 def subject_digest(email: str) -> str:
     """Keyed with SECRET_KEY: a list of digests cannot be reversed by hashing a directory
-    of addresses. (After a SECRET_KEY change, old digests no longer match.)"""
+    of addresses. (After a SECRET_KEY change, old digests no longer match.) The salt names
+    the module this lived in before; it stays, or every recorded digest would stop matching."""
     address = normalize_email(email)
     if not address:
         return ""

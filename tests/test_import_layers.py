@@ -56,11 +56,24 @@ def _lower_app_imports_a_higher_one(tree: Path) -> None:
 
 
 def _siblings_import_each_other(tree: Path) -> None:
-    _append(tree / "privacy" / "services.py", "import integrations.services  # noqa")
+    _append(tree / "sla" / "services.py", "import integrations.services  # noqa")
+
+
+def _an_app_imports_privacy(tree: Path) -> None:
+    # privacy calls the apps' erasure and export; none of them may call back into it.
+    _append(tree / "integrations" / "services.py", "import privacy.participants  # noqa")
 
 
 def _vendor_imports_a_vendor(tree: Path) -> None:
-    _append(tree / "integrations" / "mautic" / "__init__.py", "import integrations.hubspot  # noqa")
+    _append(tree / "integrations" / "mautic" / "inbound.py", "import integrations.hubspot  # noqa")
+
+
+def _connector_imports_another_vendor(tree: Path) -> None:
+    # Across directions too: Salesforce's connector may not borrow the webhook's signing.
+    _append(
+        tree / "integrations" / "salesforce" / "outbound.py",
+        "import integrations.webhook.outbound  # noqa",
+    )
 
 
 def _app_imports_a_private_module(tree: Path) -> None:
@@ -85,12 +98,22 @@ def _app_imports_a_private_module(tree: Path) -> None:
         (
             _siblings_import_each_other,
             "Apps import only the apps below them",
-            "privacy.services -> integrations.services",
+            "sla.services -> integrations.services",
+        ),
+        (
+            _an_app_imports_privacy,
+            "Apps import only the apps below them",
+            "integrations.services -> privacy.participants",
         ),
         (
             _vendor_imports_a_vendor,
             "No vendor package imports another",
-            "integrations.mautic -> integrations.hubspot",
+            "integrations.mautic.inbound -> integrations.hubspot",
+        ),
+        (
+            _connector_imports_another_vendor,
+            "No vendor package imports another",
+            "integrations.salesforce.outbound -> integrations.webhook.outbound",
         ),
         (
             _app_imports_a_private_module,

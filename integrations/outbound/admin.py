@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from integrations.admin_secrets import SecretsAdmin, SecretsForm, clear_field, generate_field
-from integrations.outbound.mapping import default_mapping
+from integrations.mapping import destination_mapping_default
 from integrations.outbound.models import (
     OPEN_STATUSES,
     Destination,
@@ -27,7 +27,7 @@ from integrations.outbound.models import (
     OutboundEvent,
     OutboxMessage,
 )
-from integrations.outbound.services import outbox_replay, outbox_retry_now
+from integrations.outbound.outbox import outbox_replay, outbox_retry_now
 from leadflow.japan import join_words
 
 
@@ -179,7 +179,7 @@ class DestinationAdmin(SecretsAdmin):
     def default_mapping_help(self, obj: Destination | None) -> str:
         if obj is None or not obj.kind:
             return "—"
-        text = json.dumps(default_mapping(obj.kind), indent=2, ensure_ascii=False)
+        text = json.dumps(destination_mapping_default(obj.kind), indent=2, ensure_ascii=False)
         return format_html('<pre class="scroll-short">{}</pre>', text)
 
 

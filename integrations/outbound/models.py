@@ -182,16 +182,16 @@ class Destination(models.Model):
         return self.name
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        from integrations.outbound.mapping import default_mapping
+        from integrations.mapping import destination_mapping_default
 
         if not self.field_mapping and self.kind:
-            self.field_mapping = default_mapping(self.kind)
+            self.field_mapping = destination_mapping_default(self.kind)
         if self.kind == DestinationKind.HUBSPOT and not self.base_url:
             self.base_url = "https://api.hubapi.com"
         super().save(*args, **kwargs)
 
     def clean(self) -> None:
-        from integrations.outbound.mapping import validate_mapping
+        from integrations.mapping import destination_mapping_problem
 
         errors: dict[str, Any] = {}
         if not isinstance(self.events, list) or any(
@@ -202,7 +202,7 @@ class Destination(models.Model):
             }
         elif OutboundEvent.RECYCLED in self.events and not self.marketing_side:
             errors["events"] = _("Only a marketing-side destination receives “recycled” messages.")
-        problem = validate_mapping(self.field_mapping)
+        problem = destination_mapping_problem(self.field_mapping)
         if problem:
             errors["field_mapping"] = problem
         if self.kind == DestinationKind.WEBHOOK and not self.signing_secret:

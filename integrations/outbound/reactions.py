@@ -3,7 +3,7 @@ change writes outbox rows, inside lead_transition's transaction."""
 
 from __future__ import annotations
 
-from integrations.outbound.services import outbox_enqueue_for_transition
+from integrations.outbound.outbox import outbox_enqueue_for_transition
 from leadflow.models import Lead, StageTransition
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from integrations.outbound.services import outbox_deliver_due
+from integrations.outbound.delivery import outbox_deliver_due
 
 
 @shared_task(name="integrations.outbound.deliver_due", ignore_result=True)

@@ -26,8 +26,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from integrations.base import loads_without_nul
 from integrations.bodies import BodyTooLarge, LengthRequired, body_read, length_required
+from integrations.feedback import feedback_record
 from integrations.outbound.models import Destination, FeedbackOutcome
-from integrations.outbound.services import feedback_record
 from integrations.signing import SignatureError, verify
 from leadflow.api.errors import error_response
 from leadflow.datetimes import datetime_problem

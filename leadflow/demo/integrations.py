@@ -35,6 +35,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from integrations.models import Source
+from integrations.outbound.delivery import DeliveryStats, deliver_one
 from integrations.outbound.models import (
     Destination,
     DestinationKind,
@@ -42,12 +43,7 @@ from integrations.outbound.models import (
     OutboundEvent,
     OutboxMessage,
 )
-from integrations.outbound.services import (
-    DeliveryStats,
-    _deliver_one,
-    events_for_transition,
-    outbox_enqueue_for_transition,
-)
+from integrations.outbound.outbox import events_for_transition, outbox_enqueue_for_transition
 from integrations.registry import ADAPTERS
 from integrations.services import inbound_event_process, inbound_event_receive, source_create
 from leadflow.models import Lead, Stage, StageTransition
@@ -321,7 +317,7 @@ def _sfa_webhook() -> int:
         httpx_log.setLevel(logging.WARNING)
         try:
             for message in messages.select_related("destination", "lead").order_by("pk"):
-                _deliver_one(message, client, rng, stats)
+                deliver_one(message, client, rng, stats)
         finally:
             httpx_log.setLevel(level)
         destination.enabled = False

@@ -17,7 +17,7 @@ from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
 from integrations import signing
-from integrations.hubspot import signature_v3
+from integrations.hubspot.inbound import signature_v3
 from integrations.models import InboundEvent, Source
 from integrations.outbound.models import Destination, DestinationKind
 from integrations.services import source_create
@@ -156,10 +156,14 @@ def clock():
 def no_kick(monkeypatch):
     """Record the on-commit delivery kicks instead of sending them to a broker."""
     kicks: list[dict] = []
-    monkeypatch.setattr(
-        "integrations.outbound.tasks.deliver_outbox_task.apply_async",
-        lambda *args, **options: kicks.append(options),
-    )
+
+    def record(args: tuple = (), **options) -> None:
+        # The kick takes no arguments (leadflow.transactions.enqueue_on_commit passes an
+        # empty args); what each test checks is how it is sent: its options.
+        assert args == ()
+        kicks.append(options)
+
+    monkeypatch.setattr("integrations.outbound.tasks.deliver_outbox_task.apply_async", record)
     return kicks
 
 

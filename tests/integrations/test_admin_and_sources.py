@@ -13,7 +13,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from integrations import services
-from integrations.mapping import apply_mapping, default_mapping, validate_mapping
+from integrations.mapping import (
+    lead_data_from_fields,
+    source_mapping_default,
+    source_mapping_problems,
+)
 from integrations.models import InboundEvent, InboundStatus, Source
 from integrations.normalize import (
     ValueProblem,
@@ -39,7 +43,7 @@ def test_add_source_prints_the_public_url(settings):
 
     source = Source.objects.get(slug="mautic-prod")
     assert (source.kind, source.secret, source.enabled) == ("mautic", "abc", True)
-    assert source.mapping == default_mapping("mautic")
+    assert source.mapping == source_mapping_default("mautic")
     assert "URL: https://leadflow.example.co.jp/api/v1/intake/mautic-prod/" in out.getvalue()
     assert "Secret:" not in out.getvalue()
 
@@ -67,7 +71,7 @@ def test_add_source_refuses_an_unknown_kind():
 
 
 def test_mapping_validation_names_each_problem():
-    problems = validate_mapping(
+    problems = source_mapping_problems(
         {
             "fields": {"a": "nowhere", "b": "company.color", "c": "attributes.ok"},
             "url_kinds": [["/pricing", "shopping"]],
@@ -89,8 +93,8 @@ def test_a_mapping_with_a_nul_character_is_refused():
     # PostgreSQL's jsonb cannot store it: saving the source in the admin was a 500.
     problem = "The mapping contains a NUL character (\\u0000), which the database cannot store."
 
-    assert validate_mapping({"fields": {"mail\u0000": "email"}}) == [problem]
-    assert validate_mapping({"url_kinds": [["/p\u0000", "page_view"]]}) == [problem]
+    assert source_mapping_problems({"fields": {"mail\u0000": "email"}}) == [problem]
+    assert source_mapping_problems({"url_kinds": [["/p\u0000", "page_view"]]}) == [problem]
     source = Source(kind="generic", slug="x", secret="s", mapping={"fields": {"a\u0000": "email"}})
     with pytest.raises(ValidationError) as refused:
         source.clean()
@@ -99,7 +103,7 @@ def test_a_mapping_with_a_nul_character_is_refused():
 
 def test_every_default_mapping_is_valid():
     for kind in ("generic", "mautic", "hubspot", "marketo"):
-        assert validate_mapping(default_mapping(kind)) == [], kind
+        assert source_mapping_problems(source_mapping_default(kind)) == [], kind
 
 
 def test_source_clean_refuses_a_bad_mapping():
@@ -111,9 +115,9 @@ def test_source_clean_refuses_a_bad_mapping():
     assert raised.value.message_dict == {"mapping": ["fields.a: “b” is not a target."]}
 
 
-def test_apply_mapping_splits_names_and_derives_prefecture_and_role():
-    data = apply_mapping(
-        default_mapping("generic"),
+def test_lead_data_from_fields_splits_names_and_derives_prefecture_and_role():
+    data = lead_data_from_fields(
+        source_mapping_default("generic"),
         {
             "email": "ＴＡＲＯ@Example.JP",
             "name": "山田 太郎",
@@ -320,7 +324,7 @@ def test_source_admin_adds_a_source_with_default_mapping(superuser_client):
 
     assert response.status_code == 302, response.content
     source = Source.objects.get(slug="hubspot-portal")
-    assert source.mapping == default_mapping("hubspot")
+    assert source.mapping == source_mapping_default("hubspot")
     listing = superuser_client.get("/admin/integrations/source/")
     assert "http://127.0.0.1:8000/api/v1/intake/hubspot-portal/" in listing.content.decode()
 

@@ -228,7 +228,7 @@ def test_an_invalid_email_fails_that_item_only(client):
 
 
 def test_an_adapter_crash_on_an_odd_body_is_a_400_not_a_500(client, monkeypatch):
-    from integrations.generic import ADAPTER
+    from integrations.webhook.inbound import ADAPTER
 
     def explode(payload, *, source):
         raise TypeError("unforeseen")

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from integrations.outbound.connectors.base import parse_retry_after
+from integrations.outbound.base import parse_retry_after
+from integrations.outbound.delivery import outbox_deliver_due
 from integrations.outbound.models import MessageStatus, OutboxMessage
-from integrations.outbound.services import outbox_deliver_due
 from integrations.signing import SignatureError, verify
 from leadflow.lifecycle import lead_transition
 from leadflow.models import LeadExternalId, Stage

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
+from integrations.outbound.delivery import outbox_deliver_due
 from integrations.outbound.models import MessageStatus, OutboxMessage
-from integrations.outbound.services import outbox_deliver_due
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Stage
 from tests.factories import LeadFactory

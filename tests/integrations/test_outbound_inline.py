@@ -12,9 +12,10 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from integrations.models import InboundEvent, InboundStatus
-from integrations.outbound import services
+from integrations.outbound import base, inline
+from integrations.outbound.delivery import outbox_deliver_due
+from integrations.outbound.inline import outbox_delivery_inline
 from integrations.outbound.models import MessageStatus, OutboundEvent, OutboxMessage
-from integrations.outbound.services import outbox_deliver_due, outbox_delivery_inline
 from integrations.tasks import process_inbound_event
 from leadflow.lifecycle import lead_transition
 from leadflow.models import ConfigVersion, Lead, Stage
@@ -33,9 +34,9 @@ from tests.sla.conftest import seeded  # noqa: F401 - fixture
 
 @pytest.fixture(autouse=True)
 def _no_paused_destinations():
-    services._inline_paused_until.clear()
+    inline._inline_paused_until.clear()
     yield
-    services._inline_paused_until.clear()
+    inline._inline_paused_until.clear()
 
 
 def hand_raiser(email: str, *, last_name: str = "山田", company: str = "株式会社サンプル") -> dict:
@@ -146,10 +147,10 @@ def test_the_sfa_call_happens_after_the_commit_with_no_transaction_open(no_kick,
     def spy(*, destination, message, client):
         # What another connection sees at the moment of the call: the committed MQL.
         seen.append((connection.in_atomic_block, Lead.objects.get(pk=lead.pk).stage))
-        return services.DeliveryResult(200, "ok")
+        return base.DeliveryResult(200, "ok")
 
     monkeypatch.setitem(
-        __import__("integrations.outbound.connectors", fromlist=["CONNECTORS"]).CONNECTORS,
+        __import__("integrations.registry", fromlist=["CONNECTORS"]).CONNECTORS,
         "webhook",
         spy,
     )
@@ -209,7 +210,7 @@ def test_a_failing_destination_is_retried_by_the_queue_and_skipped_inline_for_a_
         T0,
     )
     assert len(no_kick) == 1  # the second one went to the delivery queue
-    assert services._inline_paused_until[destination.pk] > 0
+    assert inline._inline_paused_until[destination.pk] > 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -232,7 +233,7 @@ def test_a_slow_destination_is_left_to_the_delivery_queue_for_a_while(no_kick):
         MessageStatus.PENDING,
     ]
     assert len(no_kick) == 1
-    assert destination.pk in services._inline_paused_until
+    assert destination.pk in inline._inline_paused_until
 
 
 @pytest.mark.django_db(transaction=True)
@@ -269,7 +270,7 @@ def test_a_worker_dying_before_the_call_leaves_the_row_to_the_sweep_after_its_le
     def dies(claimed, stats):
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(services, "_deliver_claimed", dies)
+    monkeypatch.setattr(inline, "_deliver_claimed", dies)
     with outbox_delivery_inline():
         lead_transition(lead=lead, to_stage=Stage.MQL, actor="scoring")
 

@@ -11,7 +11,8 @@ from django.core.exceptions import ValidationError
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from integrations.outbound import services
+from integrations.outbound import base, delivery
+from integrations.outbound.delivery import outbox_claim_due, outbox_deliver_due, retry_delay
 from integrations.outbound.models import (
     Destination,
     DestinationKind,
@@ -19,14 +20,7 @@ from integrations.outbound.models import (
     OutboundEvent,
     OutboxMessage,
 )
-from integrations.outbound.services import (
-    events_for_transition,
-    outbox_claim_due,
-    outbox_deliver_due,
-    outbox_replay,
-    outbox_retry_now,
-    retry_delay,
-)
+from integrations.outbound.outbox import events_for_transition, outbox_replay, outbox_retry_now
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Stage
 from tests.factories import CompanyFactory, LeadFactory
@@ -421,15 +415,15 @@ def test_a_slow_worker_whose_lease_was_taken_over_does_not_overwrite_the_result(
     [slow] = outbox_claim_due(limit=10)
     clock.shift(60)
     [fast] = outbox_claim_due(limit=10)
-    services._record_failure(
+    delivery._record_failure(
         fast,
-        services.DeliveryError("permanent", permanent=True),
+        base.DeliveryError("permanent", permanent=True),
         dt.datetime.now(tz=dt.UTC),
         always_one,
     )
 
-    kept = services._record_success(
-        slow, services.DeliveryResult(200, "late ok"), dt.datetime.now(tz=dt.UTC)
+    kept = delivery._record_success(
+        slow, base.DeliveryResult(200, "late ok"), dt.datetime.now(tz=dt.UTC)
     )
 
     message = OutboxMessage.objects.get()
@@ -507,10 +501,10 @@ def test_the_vendor_call_happens_with_no_transaction_open(no_kick, monkeypatch):
 
     def spy(*, destination, message, client):
         seen.append(connection.in_atomic_block)
-        return services.DeliveryResult(200, "ok")
+        return base.DeliveryResult(200, "ok")
 
     monkeypatch.setitem(
-        __import__("integrations.outbound.connectors", fromlist=["CONNECTORS"]).CONNECTORS,
+        __import__("integrations.registry", fromlist=["CONNECTORS"]).CONNECTORS,
         "webhook",
         spy,
     )

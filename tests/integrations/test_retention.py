@@ -11,7 +11,7 @@ from django.db import connections, transaction
 
 from integrations import services, tasks
 from integrations.models import InboundEvent, InboundStatus
-from integrations.privacy import EXPIRED_BODY, inbound_payloads_prune
+from integrations.retention import EXPIRED_BODY, inbound_payloads_prune
 from integrations.services import inbound_event_reprocess, inbound_events_requeue_stale
 from tests.integrations.conftest import make_source
 

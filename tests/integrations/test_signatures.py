@@ -12,7 +12,7 @@ import pytest
 import time_machine
 
 from integrations import signing
-from integrations.hubspot import decode_uri, signature_v1, signature_v2, signature_v3
+from integrations.hubspot.inbound import decode_uri, signature_v1, signature_v2, signature_v3
 from integrations.models import InboundEvent
 from tests.integrations.conftest import (
     OLD_SECRET,

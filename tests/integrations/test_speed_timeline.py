@@ -12,7 +12,7 @@ from handoff.activities import activity_log
 from handoff.models import Handoff, HandoffTimeline
 from handoff.notifications import assignment_notify
 from handoff.verdicts import handoff_accept
-from integrations.outbound.services import outbox_deliver_due
+from integrations.outbound.delivery import outbox_deliver_due
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Stage
 from leadflow.services import event_record

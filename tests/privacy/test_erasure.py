@@ -17,7 +17,7 @@ from integrations.outbound.models import (
     MessageStatus,
     OutboxMessage,
 )
-from integrations.privacy import ERASED_BODY, ERASED_PAYLOAD
+from leadflow.erased import ERASED
 from leadflow.merge import lead_merge
 from leadflow.models import (
     DuplicateCandidate,
@@ -28,8 +28,9 @@ from leadflow.models import (
     Stage,
     StageTransition,
 )
-from leadflow.privacy import ERASED, person_find
+from privacy.integrations import ERASED_BODY, ERASED_PAYLOAD
 from privacy.models import ErasureRequest
+from privacy.person import person_find
 from privacy.services import erasure_execute, erasure_requests_for
 from scoring.models import LeadScore
 from tests.factories import EngagementEventFactory, LeadFactory, UserFactory

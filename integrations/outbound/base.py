@@ -1,8 +1,8 @@
 """What every connector returns or raises, and the HTTP rules they share.
 
 A connector makes the calls for one message and either returns a `DeliveryResult` or
-raises `DeliveryError`. It never writes delivery state: the outbox service records the
-result, so a connector can be called again for the same message without harm.
+raises `DeliveryError`. It never writes delivery state: integrations/outbound/delivery.py
+records the result, so a connector can be called again for the same message without harm.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from integrations.outbound.connectors.base import (
+from integrations.outbound.base import (
     USER_AGENT,
     DeliveryError,
     DeliveryResult,

@@ -1,4 +1,4 @@
-"""Personal data in what senders sent us and what we send on: erasure, export, retention.
+"""Integrations' rows in an erasure or export: what senders sent us and what we send on.
 
 Raw inbound payloads are the least structured copy of a person's data: a request body
 may hold several people, typed form values, tracking URLs. An erasure replaces the
@@ -6,7 +6,8 @@ body of every inbound event that mentions the person (their e-mail anywhere, one
 their external ids as a record id, or the event's processing result naming their lead)
 with a marker and empties its headers; matching errs towards removing too much, since
 the lead and events made from the body already hold what the other people in it need.
-Retention does the same to every payload older than INBOUND_RETENTION_DAYS.
+Retention, which does the same to every payload older than INBOUND_RETENTION_DAYS, is
+integrations' own housekeeping (integrations/retention.py).
 
 The rows themselves stay: their status, source and times are the intake counts, and
 their deduplication key keeps recognising a sender's late redelivery.
@@ -15,24 +16,19 @@ their deduplication key keeps recognising a sender's late redelivery.
 from __future__ import annotations
 
 import json
-import logging
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from integrations.models import InboundEvent, InboundItemResult, InboundStatus, Source
 from integrations.outbound.models import FeedbackEvent, MessageStatus, OutboxMessage
+from integrations.retention import result_without_quotes
 from integrations.secrets import headers_redacted
-from leadflow.privacy import ERASED, Person
-
-logger = logging.getLogger(__name__)
+from leadflow.erased import ERASED
+from privacy.person import Person
 
 ERASED_BODY = json.dumps({"redacted": "erasure request"})
-EXPIRED_BODY = json.dumps({"redacted": "retention period"})
 ERASED_PAYLOAD = {"redacted": "erasure request"}
 
 
@@ -67,11 +63,6 @@ def _mentioning(person: Person) -> list[InboundEvent]:
     return matched
 
 
-def _strip_result(result: dict[str, Any]) -> dict[str, Any]:
-    # Counts stay for the intake figures; errors and notes quote the items' values.
-    return {key: value for key, value in (result or {}).items() if key not in ("errors", "notes")}
-
-
 def inbound_personal_data_erase(*, person: Person) -> dict[str, int]:
     now = timezone.now()
     events = _mentioning(person)
@@ -79,7 +70,7 @@ def inbound_personal_data_erase(*, person: Person) -> dict[str, int]:
     for event in events:
         event.body = ERASED_BODY
         event.headers = {}
-        event.result = _strip_result(event.result)
+        event.result = result_without_quotes(event.result)
         event.redacted_at = now
         if event.reason:
             event.reason = ERASED
@@ -131,7 +122,7 @@ def outbound_personal_data_erase(*, person: Person) -> dict[str, int]:
     }
 
 
-def person_data_export(*, person: Person) -> dict[str, list[dict[str, Any]]]:
+def integrations_data_export(*, person: Person) -> dict[str, list[dict[str, Any]]]:
     inbound = []
     for event in sorted(_mentioning(person), key=lambda e: (e.received_at, e.pk)):
         try:
@@ -179,58 +170,8 @@ def person_data_export(*, person: Person) -> dict[str, list[dict[str, Any]]]:
     return {"inbound_events": inbound, "outbox_messages": outbox, "feedback_events": feedback}
 
 
-# --- retention -------------------------------------------------------------------------
-
-
-def inbound_payloads_prune(*, days: int | None = None, batch_size: int = 1000) -> int:
-    """Replace bodies and headers of inbound events older than the retention period.
-
-    Only events that are finished with (processed, failed, duplicate): one still waiting
-    to be processed after that long is an operations problem to look at, not data to
-    drop, and is logged instead. Returns how many rows were pruned; bounded batches, so
-    the caller re-runs while a full batch came back.
-    """
-    days = settings.INBOUND_RETENTION_DAYS if days is None else days
-    cutoff = timezone.now() - timedelta(days=days)
-    old = InboundEvent.objects.filter(received_at__lt=cutoff, redacted_at__isnull=True)
-    now = timezone.now()
-    with transaction.atomic():
-        rows = list(
-            old.exclude(status=InboundStatus.RECEIVED)
-            .select_for_update()
-            .order_by("received_at")
-            .only("pk", "result")[:batch_size]
-        )
-        for row in rows:
-            row.body, row.headers, row.reason = EXPIRED_BODY, {}, ""
-            row.result = _strip_result(row.result)
-            row.redacted_at = now
-        InboundEvent.objects.bulk_update(
-            rows, ["body", "headers", "reason", "result", "redacted_at"], batch_size=200
-        )
-        InboundItemResult.objects.filter(inbound_event__in=rows).exclude(reason="").update(
-            reason=""
-        )
-        pruned = len(rows)
-    stuck = old.filter(status=InboundStatus.RECEIVED).count()
-    if stuck:
-        logger.warning(
-            "%d inbound event(s) older than %d days were never processed; kept as they are",
-            stuck,
-            days,
-        )
-    return pruned
-
-
-# --- receivers of the core's privacy signals (connected in IntegrationsConfig.ready) ---
-
-
-def on_person_erasing(sender: Any, *, person: Person, **kwargs: Any) -> dict[str, int]:
+def integrations_personal_data_erase(*, person: Person) -> dict[str, int]:
     return {
         **inbound_personal_data_erase(person=person),
         **outbound_personal_data_erase(person=person),
     }
-
-
-def on_person_exporting(sender: Any, *, person: Person, **kwargs: Any) -> dict[str, Any]:
-    return person_data_export(person=person)

@@ -21,7 +21,7 @@ import httpx
 from django.utils import timezone
 
 from integrations.outbound import selectors
-from integrations.outbound.connectors.base import (
+from integrations.outbound.base import (
     USER_AGENT,
     DeliveryError,
     DeliveryResult,
@@ -30,6 +30,7 @@ from integrations.outbound.connectors.base import (
     json_or_none,
 )
 from integrations.outbound.models import Destination, OutboxMessage
+from integrations.outbound.tokens import destination_token_store
 
 SYSTEM_LEAD = "salesforce"
 SYSTEM_CONTACT = "salesforce_contact"
@@ -91,8 +92,6 @@ class _Session:
                 body=body_excerpt(response),
                 info=self.info,
             )
-        from integrations.outbound.services import destination_token_store
-
         destination_token_store(destination=d, token=str(token), at=timezone.now())
         return str(token)
 

@@ -1,11 +1,7 @@
-"""One person's data, found, erased or exported (APPI / GDPR): the core's part and the hub.
+"""The core's rows (leadflow: leads, events, transitions, merges) in an erasure or export.
 
-`person_find` resolves an e-mail address or a lead id to a `Person`: the lead, every
-address it was known by (merges included) and its external ids, which is what other apps
-search their rows for. `person_erase` sends `person_erasing` so every app removes the
-person from its rows, then erases the core's own data, all in one transaction, and
-returns counts (never the data) for the record the `privacy` app keeps. `person_export`
-collects the core's sections and every app's through `person_exporting`.
+One participant of privacy/participants.py, which runs it after every app's erasure (they
+search their rows by the addresses and ids erased here) and before every app's export.
 
 What erasure keeps, so dashboards still count: the lead row (id, stage, owner, company
 link, source, role, timestamps), its stage transitions, events (kind and time), scores
@@ -20,17 +16,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
-from django.utils.translation import gettext as _
 
-from leadflow.errors import DomainError, NotFound
+from leadflow.erased import ERASED
 from leadflow.models import (
     DuplicateCandidate,
     EngagementEvent,
@@ -39,19 +31,7 @@ from leadflow.models import (
     LeadMerge,
     StageTransition,
 )
-from leadflow.normalize import normalize_email
-from leadflow.signals import person_erasing, person_exporting
-
-# What replaces free text that was about the person.
-ERASED = "[erased]"
-ERASED_EMAIL_DOMAIN = "erased.invalid"
-EXPORT_FORMAT = "leadflow-person-export/1"
-
-# Keys in JSON (raw payloads) whose value is a record's id: an external id only counts as
-# a mention there, so a contact id of 77 does not match a score of 77 elsewhere.
-ID_KEYS = frozenset(
-    {"id", "vid", "objectId", "contact_id", "contactId", "leadId", "lead_id", "external_id"}
-)
+from privacy.person import Person, erased_email
 
 # Event properties kept through an erasure: what the person engaged with, not who they are
 # or what they typed. URLs keep scheme, host and path; query strings (utm tags, e-mail
@@ -79,105 +59,7 @@ _EVENT_URL_KEYS = frozenset({"url", "referer", "referrer", "page_url", "href", "
 _FREE_TEXT_CONTEXT_KEYS = ("rejection_comment", "lost_reason", "comment", "note")
 
 
-@dataclass(frozen=True)
-class Person:
-    """Everything by which one person's data can be found (all lower-case e-mails)."""
-
-    lead_ids: tuple[int, ...]
-    emails: tuple[str, ...]
-    external_ids: tuple[tuple[str, str], ...] = ()
-    phones: tuple[str, ...] = ()
-    names: tuple[str, ...] = ()
-
-    @property
-    def external_id_values(self) -> frozenset[str]:
-        return frozenset(value for _system, value in self.external_ids)
-
-    def mentioned_in_text(self, text: str) -> bool:
-        """The e-mail address, phone number or full name appears in `text`."""
-        folded = text.casefold()
-        return any(needle in folded for needle in (*self.emails, *self.phones, *self.names))
-
-    def mentioned_in_json(self, value: Any, *, key: str = "") -> bool:
-        """Anywhere in a JSON document: text that mentions the person, or an external id
-        as the value of an id key."""
-        if isinstance(value, dict):
-            return any(self.mentioned_in_json(v, key=str(k)) for k, v in value.items())
-        if isinstance(value, list):
-            return any(self.mentioned_in_json(v, key=key) for v in value)
-        if isinstance(value, bool) or value is None:
-            return False
-        if key in ID_KEYS and str(value) in self.external_id_values:
-            return True
-        return isinstance(value, str) and self.mentioned_in_text(value)
-
-
-def _name_variants(lead: Lead) -> set[str]:
-    variants = set()
-    for last, first in (
-        (lead.last_name, lead.first_name),
-        (lead.last_name_kana, lead.first_name_kana),
-    ):
-        if last and first:
-            variants |= {f"{last} {first}".casefold(), f"{last}{first}".casefold()}
-    return variants
-
-
-def person_find(*, email: str | None = None, lead_id: int | None = None) -> Person:
-    """The person behind an e-mail address or a lead id.
-
-    An address no lead has (any more) still makes a Person with no lead: raw payloads
-    and messages may mention it even so. Addresses of leads merged into this one count
-    as this person's too.
-    """
-    if (email is None) == (lead_id is None):
-        message = _("Give either an e-mail address or a lead id.")
-        # Neither field is wrong by itself: the API's key for a problem of the whole input.
-        raise DomainError(message, code="invalid_subject", fields={"non_field_errors": [message]})
-    lead: Lead | None
-    emails: set[str] = set()
-    if lead_id is not None:
-        lead = Lead.objects.filter(pk=lead_id).first()
-        if lead is None:
-            raise NotFound(_("Lead %(id)s does not exist.") % {"id": lead_id})
-    else:
-        address = normalize_email(email or "")
-        if "@" not in address:
-            raise DomainError(
-                _("“%(email)s” is not an e-mail address.") % {"email": email},
-                code="invalid_subject",
-                fields={"email": [_("Enter an e-mail address.")]},
-            )
-        emails.add(address)
-        lead = Lead.objects.with_email(address).first()
-        if lead is None:
-            merged = LeadMerge.objects.filter(merged_email__iexact=address).first()
-            lead = merged.kept if merged else None
-    if lead is None:
-        return Person(lead_ids=(), emails=tuple(sorted(emails)))
-    emails.add(lead.email.lower())
-    emails.update(
-        address.lower()
-        for address in LeadMerge.objects.filter(kept=lead).values_list("merged_email", flat=True)
-    )
-    emails = {e for e in emails if e and not e.endswith("@" + ERASED_EMAIL_DOMAIN)}
-    phones = {p for p in (lead.phone.casefold(),) if len(p) >= 6}
-    return Person(
-        lead_ids=(lead.pk,),
-        emails=tuple(sorted(emails)),
-        external_ids=tuple(
-            sorted(LeadExternalId.objects.filter(lead=lead).values_list("system", "external_id"))
-        ),
-        phones=tuple(sorted(phones)),
-        names=tuple(sorted(_name_variants(lead))),
-    )
-
-
 # --- erase ---------------------------------------------------------------------------
-
-
-def erased_email(lead_id: int) -> str:
-    return f"erased-{lead_id}@{ERASED_EMAIL_DOMAIN}"
 
 
 def strip_url(url: str, person: Person) -> str:
@@ -208,7 +90,7 @@ def scrub_event_properties(properties: dict[str, Any], person: Person) -> dict[s
     return kept
 
 
-def _erase_core(person: Person) -> Counter[str]:
+def core_personal_data_erase(person: Person) -> Counter[str]:
     counts: Counter[str] = Counter()
     for lead in Lead.objects.select_for_update().filter(pk__in=person.lead_ids).order_by("pk"):
         lead.email = erased_email(lead.pk)
@@ -288,23 +170,6 @@ def _erase_core(person: Person) -> Counter[str]:
     return counts
 
 
-def person_erase(*, person: Person) -> dict[str, int]:
-    """Remove the person's personal data everywhere, in one transaction; counts per place.
-
-    Apps go first (they search their rows by the addresses and ids the core is about to
-    erase), then the core. A failure anywhere rolls everything back: half an erasure
-    would be recorded as done.
-    """
-    counts: Counter[str] = Counter()
-    with transaction.atomic():
-        # Lock the lead first: an intake update racing the erasure waits, then sees it.
-        list(Lead.objects.select_for_update().filter(pk__in=person.lead_ids))
-        for _receiver, result in person_erasing.send(sender=Person, person=person):
-            counts.update(result or {})
-        counts.update(_erase_core(person))
-    return {key: counts[key] for key in sorted(counts)}
-
-
 # --- export --------------------------------------------------------------------------
 
 
@@ -318,7 +183,7 @@ def _rows(queryset: Iterable[Any], fields: Iterable[str]) -> list[dict[str, Any]
     return [{name: getattr(row, name) for name in names} for row in queryset]
 
 
-def _export_core(person: Person) -> dict[str, Any]:
+def core_data_export(person: Person) -> dict[str, Any]:
     lead = Lead.objects.select_related("company", "owner").filter(pk__in=person.lead_ids).first()
     if lead is None:
         return {"lead": None, "company": None}
@@ -380,21 +245,3 @@ def _export_core(person: Person) -> dict[str, Any]:
             ["lead_a_id", "lead_b_id", "evidence", "status", "detected_at"],
         ),
     }
-
-
-def person_export(*, person: Person) -> dict[str, Any]:
-    """Everything LeadFlow holds about the person, as one JSON-able document."""
-    document: dict[str, Any] = {
-        "format": EXPORT_FORMAT,
-        "generated_at": timezone.now(),
-        "subject": {"lead_ids": list(person.lead_ids), "emails": list(person.emails)},
-        **_export_core(person),
-    }
-    for receiver, sections in person_exporting.send(sender=Person, person=person):
-        if not isinstance(sections, dict):
-            raise TypeError(f"{receiver!r} must return a dict of export sections")
-        for name, value in sections.items():
-            if name in document:
-                raise RuntimeError(f"{receiver!r} exports a section named {name!r} twice")
-            document[name] = value
-    return as_json(document)
