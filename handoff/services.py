@@ -45,6 +45,7 @@ from leadflow.lifecycle import lead_transition
 from leadflow.models import Lead, Stage, StageTransition, User
 from leadflow.notify import post_webhook, public_url, send_once
 from leadflow.privacy import ERASED
+from scoring.services import fit_snapshot_take
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +234,8 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
         handoff = Handoff.objects.create(
             lead=lead, mql_transition=transition, team=team, created_at=at
         )
+        # The fit the lead has now, for backtests that score it as it was at its handoff.
+        fit_snapshot_take(lead=lead, at=at)
         signals.handoff_created.send(sender=Handoff, handoff=handoff, at=at)
         via, reason, membership = AssignmentVia.ROUTING, "", None
         if team is not None and owner is not None and _with_room([owner[0]], at):

@@ -12,7 +12,15 @@ def on_leads_merged(sender, *, keep, record, **kwargs) -> None:
 
 
 def on_person_exporting(sender, *, person, **kwargs) -> dict[str, list]:
-    # Scores are kept through an erasure (numbers, no personal data): export only.
-    from scoring.selectors import lead_scores_export
+    from scoring.selectors import fit_snapshots_export, lead_scores_export
 
-    return {"scores": lead_scores_export(lead_ids=person.lead_ids)}
+    return {
+        "scores": lead_scores_export(lead_ids=person.lead_ids),
+        "fit_snapshots": fit_snapshots_export(lead_ids=person.lead_ids),
+    }
+
+
+def on_person_erasing(sender, *, person, **kwargs) -> dict[str, int]:
+    # Scores are kept through an erasure (numbers, no personal data); the fit snapshots
+    # hold the person's name, e-mail and phone.
+    return services.fit_snapshot_erase(lead_ids=person.lead_ids)
