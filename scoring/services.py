@@ -427,9 +427,18 @@ def _preview_insert_now(
         " published_outcome) SELECT %s, id, df, de, dh, dout, pf, pe, ph, pout FROM x",
         [run.pk],
     )
+    return _inserted(sql)
+
+
+def _inserted(sql) -> int:
+    """Run an INSERT and return how many rows it wrote."""
     with connection.cursor() as cursor:
         cursor.execute(sql.text, sql.params)
-        return cursor.rowcount
+        if cursor.rowcount >= 0:
+            return cursor.rowcount
+        # Python's sqlite3 gives -1 for a statement that starts with WITH.
+        cursor.execute("SELECT changes()")
+        return int(cursor.fetchone()[0])
 
 
 def _preview_insert_history(
@@ -444,9 +453,7 @@ def _preview_insert_history(
         " rejected = 1, snap = 1 FROM bt",
         [run.pk],
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql.text, sql.params)
-        return cursor.rowcount
+    return _inserted(sql)
 
 
 def _preview_summary(run: PreviewRun) -> dict:
