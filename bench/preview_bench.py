@@ -29,8 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadflow.settings")
 os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
 
@@ -58,6 +57,7 @@ from scoring.models import (  # noqa: E402
 from scoring.services import preview_run_start, scoring_model_clone  # noqa: E402
 from scoring.sql import LeadFilter  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent.parent
 PREVIEW_TABLES = [
     "scoring_draftleadscore",
     "scoring_drafthandoffscore",
