@@ -126,8 +126,15 @@ def test_the_job_stores_the_same_backtest_lead_by_lead(history):
 
     stored = preview_from_run(run=run)
     rows = {
-        row.lead_id: (row.fit, row.engagement, row.qualifies, row.published_qualifies)
-        + (row.won, row.rejected, row.fit_from_snapshot)
+        row.lead_id: (
+            row.fit,
+            row.engagement,
+            row.qualifies,
+            row.published_qualifies,
+            row.won,
+            row.rejected,
+            row.fit_from_snapshot,
+        )
         for row in DraftHandoffScore.objects.filter(run=run)
     }
 
