@@ -461,17 +461,8 @@ def scoring_model_changes(
     def contributions(rows: list) -> dict[int, tuple]:
         return {row[0]: (row[12], row[13], row[14], row[15]) for row in rows}
 
-    return _changes_page(
-        base,
-        ", x.pfr, x.pst, x.dfr, x.dst",
-        contributions,
-        d_model,
-        baseline,
-        only=only,
-        search=search,
-        page=page,
-        per_page=per_page,
-    )
+    more = ", x.pfr, x.pst, x.dfr, x.dst"
+    return _changes_page(base, more, contributions, d_model, baseline, only, search, page, per_page)
 
 
 def _check_only(only: str) -> None:
@@ -485,7 +476,6 @@ def _changes_page(
     contributions: Callable[[list], dict[int, tuple]],
     d_model: CompiledModel,
     baseline: CompiledModel,
-    *,
     only: str,
     search: str,
     page: int,
@@ -828,17 +818,7 @@ def preview_run_changes(
             cursor.execute(sql.text, sql.params)
             return {row[0]: tuple(row[1:]) for row in cursor.fetchall()}
 
-    return _changes_page(
-        base,
-        "",
-        contributions,
-        d_model,
-        baseline,
-        only=only,
-        search=search,
-        page=page,
-        per_page=per_page,
-    )
+    return _changes_page(base, "", contributions, d_model, baseline, only, search, page, per_page)
 
 
 def preview_scores_sql(*, model: ScoringModel, at_handoff: bool = False) -> Sql | None:

@@ -18,18 +18,11 @@ from scoring.services import (
     scoring_model_clone,
 )
 from tests.factories import EngagementEventFactory, LeadFactory
-from tests.scoring.conftest import T0, make_model, publish
+from tests.scoring.conftest import T0, make_model, page_views, publish
 
 DAY = dt.timedelta(days=1)
 NOW = T0 + 60 * DAY
 HANDOFF = T0 + 5 * DAY
-
-
-def views(lead, n):
-    for i in range(n):
-        EngagementEventFactory(
-            lead=lead, kind="page_view", occurred_at=T0 + i * dt.timedelta(hours=1)
-        )
 
 
 def hand_over(lead, then: str):
@@ -61,7 +54,7 @@ def history(db):
     leads["d"] = LeadFactory(email="d@example.jp", role="staff")
     leads["f"] = LeadFactory(email="f@example.jp", role="executive")
     for name, n in {"a": 3, "b": 2, "c": 3, "d": 3, "e": 3, "f": 5}.items():
-        views(leads[name], n)
+        page_views(leads[name], n)
     # After the handoff: ten more views each; they must not count in the backtest. (One
     # at the very instant would: it may be the event that made the lead an MQL.)
     for lead in leads.values():

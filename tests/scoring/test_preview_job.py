@@ -31,18 +31,11 @@ from scoring.services import (
     scoring_model_clone,
 )
 from scoring.tasks import preview_run_task
-from tests.factories import EngagementEventFactory, LeadFactory
-from tests.scoring.conftest import T0, make_model, publish
+from tests.factories import LeadFactory
+from tests.scoring.conftest import T0, make_model, page_views, publish
 
 DAY = dt.timedelta(days=1)
 NOW = T0 + 60 * DAY
-
-
-def views(lead, n):
-    for i in range(n):
-        EngagementEventFactory(
-            lead=lead, kind="page_view", occurred_at=T0 + i * dt.timedelta(hours=1)
-        )
 
 
 @pytest.fixture
@@ -61,7 +54,7 @@ def studio(db):
     draft.save()
     leads = {name: LeadFactory(email=f"{name}@example.jp") for name in "abcdef"}
     for name, n in zip("abcdef", (3, 2, 1, 4, 2, 0), strict=True):
-        views(leads[name], n)
+        page_views(leads[name], n)
     lead_transition(lead=leads["a"], to_stage="mql", actor="test", at=T0 + 5 * DAY)
     lead_transition(lead=leads["a"], to_stage="sql", actor="test", at=T0 + 6 * DAY)
     lead_transition(lead=leads["d"], to_stage="mql", actor="test", at=T0 + 5 * DAY)
@@ -278,7 +271,7 @@ def test_compute_again_starts_a_fresh_run_for_the_same_draft(client, marketer, s
     with time_machine.travel(NOW, tick=False):
         client.force_login(marketer)
         first = client.get(url)
-        views(leads["c"], 2)  # c now has 3 views: it qualifies under both
+        page_views(leads["c"], 2)  # c now has 3 views: it qualifies under both
 
         recomputed = client.post(url)
         page = client.get(url)
