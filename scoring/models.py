@@ -578,8 +578,8 @@ class PreviewRun(models.Model):
     scoring a million leads again. A new run deletes the draft's older ones.
 
     The job scores the leads in id order, batch by batch, into DraftLeadScore (now) and
-    DraftHandoffScore (as of each handoff); `cursor` is the last lead id done in the
-    current phase. The totals the page shows are summed once at the end into `summary`.
+    DraftHandoffScore (as of each handoff), in slices that workers take in parallel
+    (PreviewSlice). The totals the page shows are summed once at the end into `summary`.
     """
 
     model = models.ForeignKey(
@@ -602,13 +602,11 @@ class PreviewRun(models.Model):
         _("status"), max_length=20, choices=PreviewStatus.choices, default=PreviewStatus.QUEUED
     )
     as_of = models.DateTimeField(_("scores as of"))
-    phase = models.CharField(_("phase"), max_length=20, default="now")
     # Leads to score now / leads handed to sales (the backtest's), and how many are done.
     total = models.PositiveIntegerField(_("leads"), default=0)
     done = models.PositiveIntegerField(_("scored"), default=0)
     history_total = models.PositiveIntegerField(_("leads handed to sales"), default=0)
     history_done = models.PositiveIntegerField(_("handed leads scored"), default=0)
-    cursor = models.BigIntegerField(_("last lead id"), default=0)
     # Leads created after the run started are not in it: it is a picture as of `as_of`.
     upto = models.BigIntegerField(_("up to lead id"), default=0)
     summary = models.JSONField(_("summary"), default=dict, blank=True)
@@ -648,6 +646,28 @@ class PreviewRun(models.Model):
             return 0
         # Never 100 before the summary is written: the page would offer a result too soon.
         return min(99, (100 * (self.done + self.history_done)) // units)
+
+
+class PreviewSlice(models.Model):
+    """A range of lead ids (lower, upper] of one preview run, scored in id order from
+    `cursor`: first every lead's scores now, then (phase "history") its handed leads as
+    of their handoff. A worker takes an unfinished slice with SELECT ... FOR UPDATE SKIP
+    LOCKED and moves the cursor in the batch's commit, as the rescore's slices do."""
+
+    run = models.ForeignKey(PreviewRun, on_delete=models.CASCADE, related_name="slices")
+    lower = models.BigIntegerField(_("after lead id"))
+    upper = models.BigIntegerField(_("up to lead id"))
+    cursor = models.BigIntegerField(_("last lead id"))
+    phase = models.CharField(_("phase"), max_length=20, default="now")
+    finished = models.BooleanField(_("finished"), default=False)
+
+    class Meta:
+        verbose_name = _("preview slice")
+        verbose_name_plural = _("preview slices")
+        ordering = ["lower"]
+
+    def __str__(self) -> str:
+        return f"({self.lower}, {self.upper}] {self.phase}"
 
 
 class DraftLeadScore(models.Model):

@@ -389,17 +389,23 @@ def now_scores_sql(
     """WITH ... x: every lead (of `leads`) with both models' scores now and its outcome
     under each (columns id, stage, pf, pe, df, de, pout, dout, and `extra` ones from l,
     d, p)."""
-    ctes = _pair_ctes(d_model, baseline, leads=leads or LeadFilter.everyone(), as_of=as_of)
+    leads = leads or LeadFilter.everyone()
+    ctes = _pair_ctes(d_model, baseline, leads=leads, as_of=as_of)
     recycled, recycled_params = policy.last_recycled_sql()
     p_out, p_params = _outcome_sql(baseline, "p", as_of)
     d_out, d_params = _outcome_sql(d_model, "d", as_of)
+    # The leads' filter on l and on the recycles too: a batch of the preview job then
+    # reads its own id range instead of every lead and every recycle.
+    where, where_params = leads.on("l.id")
+    r_where, r_params = leads.on("r0.lead_id")
     base = Sql("WITH ").add(ctes.text, ctes.params)
     base.add(
         f", x AS (SELECT l.id, l.stage, p.fit AS pf, p.engagement AS pe,"
         f" d.fit AS df, d.engagement AS de, {p_out} AS pout, {d_out} AS dout{extra}"
         " FROM leadflow_lead l JOIN d_scores d ON d.lead_id = l.id"
-        f" JOIN p_scores p ON p.lead_id = l.id LEFT JOIN {recycled} r ON r.lead_id = l.id)",
-        [*p_params, *d_params, *recycled_params],
+        f" JOIN p_scores p ON p.lead_id = l.id LEFT JOIN (SELECT * FROM {recycled} r0"
+        f" WHERE {r_where}) r ON r.lead_id = l.id WHERE {where})",
+        [*p_params, *d_params, *recycled_params, *r_params, *where_params],
     )
     return base
 

@@ -24,6 +24,7 @@ every event those transactions committed. (SQLite serialises writers anyway.)
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -50,6 +51,7 @@ from scoring.models import (
     LeadScore,
     ModelStatus,
     PreviewRun,
+    PreviewSlice,
     PreviewStatus,
     RescoreRun,
     RescoreSlice,
@@ -344,7 +346,9 @@ def preview_run_start(
         if enqueue:
             from scoring.tasks import preview_run_task
 
-            enqueue_on_commit(preview_run_task, run.pk)
+            # One task per slice, so the workers score the slices side by side.
+            for _worker in range(settings.SCORING_PREVIEW_WORKERS):
+                enqueue_on_commit(preview_run_task, run.pk)
     return run
 
 
@@ -366,12 +370,14 @@ def preview_run_execute(*, run_id: int, batch_size: int = PREVIEW_BATCH_SIZE) ->
 
 
 def _preview_batch(run_id: int, size: int) -> bool:
-    """One batch in one commit: lock the run, score the next `size` leads into its
-    tables, move the cursor. A batch that fails is done again from the same cursor.
-    False when the run is finished, gone (a newer run of the draft deleted it) or stale
-    (the draft changed under it: its rows would mix two versions)."""
+    """One step in one commit: the run's start (older runs removed, totals counted,
+    slices cut), or one batch of a slice no other worker holds, or the run's end (the
+    summary) once every slice is finished. A batch that fails is done again from the
+    same cursor. False when nothing is left for this caller: the run is finished, gone
+    (a newer run of the draft deleted it), stale (the draft changed under it: its rows
+    would mix two versions), or its last slices are in other workers' hands."""
     with transaction.atomic():
-        run = PreviewRun.objects.select_for_update().filter(pk=run_id).first()
+        run = PreviewRun.objects.filter(pk=run_id).first()
         if run is None or run.status == PreviewStatus.DONE:
             return False
         draft = engine.compiled(run.model_id)
@@ -379,26 +385,38 @@ def _preview_batch(run_id: int, size: int) -> bool:
         compared = None if baseline.id == draft.id else baseline
         if selectors.scoring_model_fingerprint(draft=draft, baseline=compared) != run.fingerprint:
             return False
-        fields = ["phase", "cursor", "done", "history_done", "status"]
         if run.status == PreviewStatus.QUEUED:
-            _preview_begin(run)
-            fields += ["total", "history_total", "started_at"]
+            # Workers that start together wait here for the first one's start.
+            locked = PreviewRun.objects.select_for_update().filter(pk=run_id).first()
+            if locked is not None and locked.status == PreviewStatus.QUEUED:
+                _preview_begin(locked)
+            return locked is not None
+        part = (
+            PreviewSlice.objects.select_for_update(skip_locked=True)
+            .filter(run_id=run_id, finished=False)
+            .order_by("lower")
+            .first()
+        )
+        if part is None:
+            _preview_finish(run_id)
+            return False
         _set_local_work_mem()
-        upper, count = _next_batch(run.cursor, run.upto, size)
-        leads = LeadFilter.id_range(run.cursor, upper)
-        if run.phase == PREVIEW_NOW:
-            run.done += _preview_insert_now(run, draft, baseline, leads) if count else 0
+        upper, count = _next_batch(part.cursor, part.upper, size)
+        leads = LeadFilter.id_range(part.cursor, upper)
+        counter = "done" if part.phase == PREVIEW_NOW else "history_done"
+        if count and part.phase == PREVIEW_NOW:
+            scored = _preview_insert_now(run, draft, baseline, leads)
         else:
-            run.history_done += _preview_insert_history(run, draft, baseline, leads) if count else 0
-        run.cursor = upper
-        if count < size and run.phase == PREVIEW_NOW:
-            run.phase, run.cursor = PREVIEW_HISTORY, 0
+            scored = _preview_insert_history(run, draft, baseline, leads) if count else 0
+        part.cursor = upper
+        if count < size and part.phase == PREVIEW_NOW:
+            part.phase, part.cursor = PREVIEW_HISTORY, part.lower
         elif count < size:
-            run.summary = _preview_summary(run)
-            run.status, run.finished_at = PreviewStatus.DONE, timezone.now()
-            fields += ["summary", "finished_at"]
-        run.save(update_fields=fields)
-    return run.status != PreviewStatus.DONE
+            part.finished = True
+        part.save(update_fields=["cursor", "phase", "finished"])
+        # Last statement of the batch: the run row is locked only until the commit.
+        PreviewRun.objects.filter(pk=run_id).update(**{counter: F(counter) + scored})
+    return True
 
 
 def _preview_begin(run: PreviewRun) -> None:
@@ -413,7 +431,26 @@ def _preview_begin(run: PreviewRun) -> None:
         .distinct()
         .count()
     )
+    bounds = [0, *_slice_bounds(run.total, settings.SCORING_PREVIEW_WORKERS), run.upto]
+    PreviewSlice.objects.bulk_create(
+        PreviewSlice(run=run, lower=lower, upper=upper, cursor=lower)
+        for lower, upper in itertools.pairwise(bounds)
+        if upper > lower
+    )
     run.status, run.started_at = PreviewStatus.RUNNING, timezone.now()
+    run.save(update_fields=["total", "history_total", "status", "started_at"])
+
+
+def _preview_finish(run_id: int) -> None:
+    """Sum the run up once its last slice is finished (by whichever worker sees it)."""
+    run = PreviewRun.objects.select_for_update().filter(pk=run_id).first()
+    if run is None or run.status != PreviewStatus.RUNNING:
+        return
+    if PreviewSlice.objects.filter(run_id=run_id, finished=False).exists():
+        return  # another worker is on the last slice: it finishes the run
+    run.summary = _preview_summary(run)
+    run.status, run.finished_at = PreviewStatus.DONE, timezone.now()
+    run.save(update_fields=["summary", "status", "finished_at"])
 
 
 def _preview_insert_now(

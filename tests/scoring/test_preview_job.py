@@ -196,7 +196,8 @@ def test_a_draft_edited_while_its_job_runs_stops_that_job_and_the_next_one_clear
     _published, draft, _leads = studio
     with time_machine.travel(NOW, tick=False):
         old = preview_run_start(draft=draft, enqueue=False)
-        assert preview_run_step(run_id=old.pk, time_budget=0, batch_size=2) is True
+        assert preview_run_step(run_id=old.pk, time_budget=0, batch_size=2) is True  # start
+        assert preview_run_step(run_id=old.pk, time_budget=0, batch_size=2) is True  # a, b
         _points(draft)
 
         assert preview_run_step(run_id=old.pk, time_budget=60, batch_size=2) is False
@@ -218,9 +219,17 @@ def test_the_task_scores_one_time_budget_then_hands_over_to_itself(studio, monke
     monkeypatch.setattr(preview_run_task, "delay", lambda *args: again.append(args))
     monkeypatch.setattr("scoring.tasks.TIME_BUDGET_SECONDS", 0.0)
 
-    preview_run_task(run.pk)  # one batch (every lead now), then the handed leads to do
+    preview_run_task(run.pk)  # the start: totals and two slices of the six leads
     run.refresh_from_db()
-    assert (again, run.status, run.done, run.percent) == ([(run.pk,)], PreviewStatus.RUNNING, 6, 75)
+    slices = [(p.phase, p.finished) for p in run.slices.all()]
+    assert (again, run.status, run.total, run.history_total) == ([(run.pk,)], "running", 6, 2)
+    assert (run.done, slices) == (0, [("now", False), ("now", False)])
+    again.pop()
+    preview_run_task(run.pk)  # the first slice's four leads now (one batch), then its history
+    run.refresh_from_db()
+    slices = [(p.phase, p.finished) for p in run.slices.all()]
+    assert (again, run.done, run.percent) == ([(run.pk,)], 4, 50)  # 4 of 6 + 2 units
+    assert slices == [("history", False), ("now", False)]
 
     while again:
         again.pop()
@@ -251,7 +260,7 @@ def test_the_preview_page_shows_the_jobs_progress_until_it_is_done(
         with django_capture_on_commit_callbacks() as again:
             reopened = client.get(url)
 
-    assert len(callbacks) == 1 and run.status == PreviewStatus.QUEUED
+    assert len(callbacks) == 2 and run.status == PreviewStatus.QUEUED  # a task per slice
     html = waiting.content.decode()
     assert f'hx-get="{url}progress/" hx-trigger="every 2s"' in html
     assert "Leads scored now: 0 / 0" in html
