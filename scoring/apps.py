@@ -7,9 +7,8 @@ class ScoringConfig(AppConfig):
     verbose_name = _("Scoring")
 
     def ready(self) -> None:
-        from leadflow.signals import leads_merged, person_erasing, person_exporting
-        from scoring.receivers import on_leads_merged, on_person_erasing, on_person_exporting
+        from leadflow.signals import person_erasing, person_exporting
+        from scoring.receivers import on_person_erasing, on_person_exporting
 
-        leads_merged.connect(on_leads_merged, dispatch_uid="scoring.rescore_after_merge")
         person_exporting.connect(on_person_exporting, dispatch_uid="scoring.export_person")
         person_erasing.connect(on_person_erasing, dispatch_uid="scoring.erase_person")

@@ -622,7 +622,7 @@ def _run_create(*, model: ScoringModel, now: datetime, enqueue: bool = True) -> 
         for lower, upper in zip([0, *bounds], [*bounds, None], strict=True)
     )
     for _worker in range(workers if enqueue else 0):
-        transaction.on_commit(partial(rescore_run_task.delay, run.pk))
+        enqueue_on_commit(rescore_run_task, run.pk)
     return run
 
 
