@@ -54,6 +54,28 @@ BENCHES: dict[str, tuple[str, list[str], list[str], dict[str, Check]]] = {
             ),
         },
     ),
+    "preview": (
+        "preview_bench.py",
+        ["--wipe", "--reseed"],
+        [
+            "results.preview_job.seconds",
+            "results.preview_job.worker_peak_rss_mb",
+            "results.reopen.summary_ms",
+            "floor.seconds",
+            "ratio.job_vs_floor",
+        ],
+        {
+            "the job finished": lambda r: r["results"]["preview_job"]["status"] == "done",
+            "every lead scored, as the floor did": lambda r: (
+                r["results"]["preview_job"]["leads"]
+                == r["floor"]["now"]["rows"]
+                == r["size"]["leads"]
+            ),
+            "every handed lead backtested, as the floor did": lambda r: (
+                r["results"]["preview_job"]["handed_leads"] == r["floor"]["handoff"]["rows"] > 0
+            ),
+        },
+    ),
     "speed": (
         "speed_bench.py",
         ["--wipe"],

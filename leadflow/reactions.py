@@ -14,8 +14,9 @@ The use cases, top to bottom (→ means "which runs"):
 - **A lead becomes an MQL** (`lead_transition` to MQL, e.g. scoring crossing the
   threshold): STAGE_CHANGED[MQL] →
   1. `handoff.reactions.on_mql`: the handoff is created → HANDOFF_CREATED (the SLA timers
-     start, the MQL's KPI day is marked), then routed to a rep → HANDOFF_ASSIGNED (the
-     timers follow the rep), or queued, and the managers told after commit;
+     start, the MQL's KPI day is marked, scoring keeps the lead's fit snapshot), then
+     routed to a rep → HANDOFF_ASSIGNED (the timers follow the rep), or queued, and the
+     managers told after commit;
   2. the outbox: a message per SFA connection that subscribes to the stage.
 - **Accepted** (`handoff.verdicts.handoff_accept`): `lead_transition` to SQL →
   STAGE_CHANGED[SQL] (the outbox); then HANDOFF_DECIDED (the verdict and first-contact
@@ -71,7 +72,10 @@ STAGE_CHANGED: dict[str, tuple[str, ...]] = {
 
 # handoff_create_for_mql, the handoff row written, before it is routed.
 # kwargs: handoff, at (when the MQL happened).
-HANDOFF_CREATED: tuple[str, ...] = ("sla.reactions.on_handoff_created",)
+HANDOFF_CREATED: tuple[str, ...] = (
+    "sla.reactions.on_handoff_created",  # the SLA timers start, the KPI day is marked
+    "scoring.reactions.on_handoff_created",  # the lead's fit snapshot, for backtests
+)
 
 # Every assignment of a rep (routing, the queue, a manager, an SLA escalation), under the
 # team's and the handoff's locks. kwargs: handoff, assignment, at.

@@ -331,6 +331,11 @@ CELERY_BEAT_SCHEDULE["integrations.outbound.sweep"] = {
 }
 # Bulk rescores split the leads into this many slices, one Celery task each.
 SCORING_RESCORE_WORKERS = env_int("SCORING_RESCORE_WORKERS", 2, minimum=1)
+# A draft's preview is a background job; with at most this many leads the page runs the
+# same job itself (well under a second) instead of showing its progress.
+SCORING_PREVIEW_INLINE_LEADS = env_int("SCORING_PREVIEW_INLINE_LEADS", 5000, minimum=0)
+# A preview job splits the leads into this many slices, one Celery task each.
+SCORING_PREVIEW_WORKERS = env_int("SCORING_PREVIEW_WORKERS", 2, minimum=1)
 
 # --- REST API -------------------------------------------------------------------------
 REST_FRAMEWORK = {

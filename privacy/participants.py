@@ -21,7 +21,8 @@ from leadflow.models import Lead
 from privacy.core import as_json, core_data_export, core_personal_data_erase
 from privacy.integrations import integrations_data_export, integrations_personal_data_erase
 from privacy.person import Person
-from scoring.selectors import lead_scores_export
+from scoring.selectors import fit_snapshots_export, lead_scores_export
+from scoring.services import fit_snapshot_erase
 
 EXPORT_FORMAT = "leadflow-person-export/1"
 
@@ -30,8 +31,9 @@ Exporter = Callable[[Person], Mapping[str, Any]]
 
 # Erasure, in this order: the apps first, since they search their rows by the addresses
 # and ids the core is about to erase; the core last. Scores are kept through an erasure
-# (numbers, no personal data), so scoring erases nothing.
+# (numbers, no personal data); scoring's fit snapshots hold the name, e-mail and phone.
 ERASERS: tuple[tuple[str, Eraser], ...] = (
+    ("scoring", lambda person: fit_snapshot_erase(lead_ids=person.lead_ids)),
     ("handoff", lambda person: handoff_personal_data_erase(lead_ids=person.lead_ids)),
     ("integrations", lambda person: integrations_personal_data_erase(person=person)),
     ("leadflow", core_personal_data_erase),
@@ -40,7 +42,13 @@ ERASERS: tuple[tuple[str, Eraser], ...] = (
 # Export, in this order: the sections of the document as they appear in it.
 EXPORTERS: tuple[tuple[str, Exporter], ...] = (
     ("leadflow", core_data_export),
-    ("scoring", lambda person: {"scores": lead_scores_export(lead_ids=person.lead_ids)}),
+    (
+        "scoring",
+        lambda person: {
+            "scores": lead_scores_export(lead_ids=person.lead_ids),
+            "fit_snapshots": fit_snapshots_export(lead_ids=person.lead_ids),
+        },
+    ),
     ("handoff", lambda person: {"handoffs": handoffs_export(lead_ids=person.lead_ids)}),
     ("integrations", lambda person: integrations_data_export(person=person)),
 )

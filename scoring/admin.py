@@ -4,6 +4,7 @@ preview and backtest it, publish it, and watch the rescore run."""
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
@@ -18,7 +19,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from leadflow.errors import DomainError
-from leadflow.models import User
+from leadflow.models import Lead, User
 from scoring import engine, policy, selectors, services
 from scoring.models import (
     FIELD_PATHS,
@@ -250,6 +251,11 @@ class ScoringModelAdmin(admin.ModelAdmin):
                 wrap(self.changes_view),
                 name="scoring_scoringmodel_changes",
             ),
+            path(
+                "<int:pk>/preview/progress/",
+                wrap(self.preview_progress_view),
+                name="scoring_scoringmodel_preview_progress",
+            ),
             path("<int:pk>/publish/", wrap(self.publish_view), name="scoring_scoringmodel_publish"),
             *super().get_urls(),
         ]
@@ -291,7 +297,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
             ).exists()
         return super().change_view(request, object_id, form_url, extra_context=extra)
 
-    def _changes(self, request: HttpRequest, draft: ScoringModel) -> selectors.ChangesPage:
+    def _filters(self, request: HttpRequest) -> dict:
         only = request.GET.get("only", selectors.CHANGED)
         if only != selectors.CHANGED and only not in selectors.OUTCOMES:
             only = selectors.CHANGED
@@ -299,9 +305,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
             page = int(request.GET.get("page", "1"))
         except ValueError:
             page = 1
-        return selectors.scoring_model_changes(
-            draft=draft, only=only, search=request.GET.get("q", "")[:100], page=page
-        )
+        return {"only": only, "search": request.GET.get("q", "")[:100], "page": page}
 
     def _changes_context(self, changes: selectors.ChangesPage) -> dict:
         choices: list[tuple[str, str]] = [
@@ -314,26 +318,76 @@ class ScoringModelAdmin(admin.ModelAdmin):
         ]
         return {"changes": changes, "only_choices": choices}
 
+    def _preview_run(self, request: HttpRequest, draft: ScoringModel, fresh: bool = False):
+        """The draft's preview job for its current content, started if there is none.
+        On a small database (SCORING_PREVIEW_INLINE_LEADS) it runs here and now: the
+        same job, done in less time than a page of progress would take."""
+        limit = settings.SCORING_PREVIEW_INLINE_LEADS
+        inline = Lead.objects.values("pk")[: limit + 1].count() <= limit
+        run = services.preview_run_start(
+            draft=draft, actor=_user(request), fresh=fresh, enqueue=not inline
+        )
+        if inline and run.is_active:
+            services.preview_run_execute(run_id=run.pk)
+            run.refresh_from_db()
+        return run
+
     def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The draft's preview: read from its finished job when the draft has not changed
+        since (instant), else a progress panel while the job runs (opening the page starts
+        it). POST computes it again (the leads and events have moved since)."""
         draft = get_object_or_404(ScoringModel, pk=pk)
         if not self.has_view_permission(request, draft):
             raise PermissionDenied
-        preview = selectors.scoring_model_preview(draft=draft)
+        if not draft.is_draft:
+            self.message_user(request, _("Only a draft can be previewed."), messages.ERROR)
+            return HttpResponseRedirect(
+                reverse("admin:scoring_scoringmodel_change", args=[draft.pk])
+            )
+        if request.method == "POST":
+            self._preview_run(request, draft, fresh=True)
+            return HttpResponseRedirect(
+                reverse("admin:scoring_scoringmodel_preview", args=[draft.pk])
+            )
+        run = self._preview_run(request, draft)
         context = self._context(
             request, draft, _("Preview and backtest of v%(v)s") % {"v": draft.version}
         )
-        context["preview"] = preview
+        context["run"] = run
         context["diff"] = selectors.scoring_model_diff(draft=draft)
-        context.update(self._changes_context(self._changes(request, draft)))
+        context["has_published"] = run.baseline_id not in (None, draft.pk)
+        if not run.is_active:
+            context["preview"] = selectors.preview_from_run(run=run)
+            changes = selectors.preview_run_changes(run=run, **self._filters(request))
+            context.update(self._changes_context(changes))
         return TemplateResponse(request, "admin/scoring/scoringmodel/preview.html", context)
 
-    def changes_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        """The changed-leads list alone: searching and paging replace it in place (htmx)
-        without computing the counts and the backtest again."""
+    def preview_progress_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The job's progress panel alone, polled by the preview page while the job runs.
+        Once it is done (or the draft changed, so another job is due) the page reloads
+        itself (HX-Refresh) and reads the result."""
         draft = get_object_or_404(ScoringModel, pk=pk)
         if not self.has_view_permission(request, draft):
             raise PermissionDenied
-        context = {"original": draft, **self._changes_context(self._changes(request, draft))}
+        run = selectors.preview_run_current(draft=draft) if draft.is_draft else None
+        response = TemplateResponse(
+            request, "admin/scoring/scoringmodel/_preview_progress.html", {"run": run}
+        )
+        if run is None or not run.is_active:
+            response["HX-Refresh"] = "true"
+        return response
+
+    def changes_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The changed-leads list alone: searching and paging replace it in place (htmx),
+        read from the draft's finished preview job."""
+        draft = get_object_or_404(ScoringModel, pk=pk)
+        if not self.has_view_permission(request, draft):
+            raise PermissionDenied
+        context: dict = {"original": draft}
+        run = self._preview_run(request, draft) if draft.is_draft else None
+        if run is not None and not run.is_active:
+            changes = selectors.preview_run_changes(run=run, **self._filters(request))
+            context.update(self._changes_context(changes))
         return TemplateResponse(request, "admin/scoring/scoringmodel/_changes.html", context)
 
     def publish_view(self, request: HttpRequest, pk: int) -> HttpResponse:

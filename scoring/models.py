@@ -557,3 +557,232 @@ class RescoreSlice(models.Model):
 
     def __str__(self) -> str:
         return f"({self.lower}, {self.upper or '∞'}]"
+
+
+# --- the preview of a draft, computed by a background job ---------------------------
+
+
+class PreviewStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+
+
+class PreviewRun(models.Model):
+    """One computation of a draft's preview and backtest, kept with the draft.
+
+    `fingerprint` is a digest of everything that changes a score or an outcome (the
+    draft's rules, categories, caps, decay, thresholds, hand-raiser and cool-down, and
+    which model it is compared with): the stored result stands for the draft as long as
+    the draft's fingerprint is this one, so reopening the preview reads it instead of
+    scoring a million leads again. A new run deletes the draft's older ones.
+
+    The job scores the leads in id order, batch by batch, into DraftLeadScore (now) and
+    DraftHandoffScore (as of each handoff), in slices that workers take in parallel
+    (PreviewSlice). The totals the page shows are summed once at the end into `summary`.
+    """
+
+    model = models.ForeignKey(
+        ScoringModel,
+        on_delete=models.CASCADE,
+        related_name="preview_runs",
+        verbose_name=_("draft"),
+    )
+    # The published model the draft was compared with (itself when none was published).
+    baseline = models.ForeignKey(
+        ScoringModel,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("compared with"),
+    )
+    fingerprint = models.CharField(_("fingerprint"), max_length=64)
+    status = models.CharField(
+        _("status"), max_length=20, choices=PreviewStatus.choices, default=PreviewStatus.QUEUED
+    )
+    as_of = models.DateTimeField(_("scores as of"))
+    # Leads to score now / leads handed to sales (the backtest's), and how many are done.
+    total = models.PositiveIntegerField(_("leads"), default=0)
+    done = models.PositiveIntegerField(_("scored"), default=0)
+    history_total = models.PositiveIntegerField(_("leads handed to sales"), default=0)
+    history_done = models.PositiveIntegerField(_("handed leads scored"), default=0)
+    # Leads created after the run started are not in it: it is a picture as of `as_of`.
+    upto = models.BigIntegerField(_("up to lead id"), default=0)
+    summary = models.JSONField(_("summary"), default=dict, blank=True)
+    created_by = models.ForeignKey(
+        "leadflow.User",
+        verbose_name=_("started by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("preview run")
+        verbose_name_plural = _("preview runs")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return gettext("Preview #%(id)s of v%(version)s") % {
+            "id": self.pk,
+            "version": self.model.version,
+        }
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (PreviewStatus.QUEUED, PreviewStatus.RUNNING)
+
+    @property
+    def percent(self) -> int:
+        if self.status == PreviewStatus.DONE:
+            return 100
+        units = self.total + self.history_total
+        if not units:
+            return 0
+        # Never 100 before the summary is written: the page would offer a result too soon.
+        return min(99, (100 * (self.done + self.history_done)) // units)
+
+
+class PreviewSlice(models.Model):
+    """A range of lead ids (lower, upper] of one preview run, scored in id order from
+    `cursor`: first every lead's scores now, then (phase "history") its handed leads as
+    of their handoff. A worker takes an unfinished slice with SELECT ... FOR UPDATE SKIP
+    LOCKED and moves the cursor in the batch's commit, as the rescore's slices do."""
+
+    run = models.ForeignKey(PreviewRun, on_delete=models.CASCADE, related_name="slices")
+    lower = models.BigIntegerField(_("after lead id"))
+    upper = models.BigIntegerField(_("up to lead id"))
+    cursor = models.BigIntegerField(_("last lead id"))
+    phase = models.CharField(_("phase"), max_length=20, default="now")
+    finished = models.BooleanField(_("finished"), default=False)
+
+    class Meta:
+        verbose_name = _("preview slice")
+        verbose_name_plural = _("preview slices")
+        ordering = ["lower"]
+
+    def __str__(self) -> str:
+        return f"({self.lower}, {self.upper}] {self.phase}"
+
+
+class DraftLeadScore(models.Model):
+    """A lead's scores under the draft and under the model it is compared with, as of
+    the preview run, and what publishing would do with it under each (selectors.OUTCOMES;
+    NULL: it does not meet that model's MQL policy).
+
+    No foreign key constraint to the lead: a million rows are written per run and a
+    lead's deletion need not look through them; every read joins the lead, so the rows
+    of a deleted lead drop out, and they go with the run."""
+
+    pk = models.CompositePrimaryKey("run", "lead")
+    run = models.ForeignKey(PreviewRun, on_delete=models.CASCADE, related_name="+")
+    lead = models.ForeignKey(
+        Lead, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    fit = models.IntegerField(_("fit"))
+    engagement = models.IntegerField(_("engagement"))
+    hand_raised_at = models.DateTimeField(_("last hand-raiser event"), null=True)
+    # NULL, not "": SQL compares outcomes with IS NULL, as the live preview does.
+    outcome = models.CharField(_("outcome"), max_length=20, null=True)  # noqa: DJ001
+    published_fit = models.IntegerField(_("published fit"))
+    published_engagement = models.IntegerField(_("published engagement"))
+    published_hand_raised_at = models.DateTimeField(null=True)
+    published_outcome = models.CharField(max_length=20, null=True)  # noqa: DJ001
+
+    class Meta:
+        verbose_name = _("draft lead score")
+        verbose_name_plural = _("draft lead scores")
+
+    def __str__(self) -> str:
+        return f"{self.lead_id}: {self.fit}/{self.engagement}"
+
+
+class DraftHandoffScore(models.Model):
+    """A lead handed to sales, scored under both models as of its handoff (its first move
+    to MQL or SQL: events up to then only, and the fit it had then), with what sales
+    decided later. `fit_from_snapshot` is false for a lead handed over before fit
+    snapshots were kept: its fit is today's."""
+
+    pk = models.CompositePrimaryKey("run", "lead")
+    run = models.ForeignKey(PreviewRun, on_delete=models.CASCADE, related_name="+")
+    lead = models.ForeignKey(
+        Lead, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    handed_at = models.DateTimeField(_("handed to sales"))
+    fit = models.IntegerField(_("fit"))
+    engagement = models.IntegerField(_("engagement"))
+    hand_raised_at = models.DateTimeField(_("last hand-raiser event"), null=True)
+    qualifies = models.BooleanField(_("meets the draft's MQL policy"))
+    published_fit = models.IntegerField(_("published fit"))
+    published_engagement = models.IntegerField(_("published engagement"))
+    published_hand_raised_at = models.DateTimeField(null=True)
+    published_qualifies = models.BooleanField(_("meets the published MQL policy"))
+    won = models.BooleanField(_("became SQL or customer"))
+    rejected = models.BooleanField(_("rejected by sales"))
+    fit_from_snapshot = models.BooleanField(_("fit as it was"))
+
+    class Meta:
+        verbose_name = _("draft handoff score")
+        verbose_name_plural = _("draft handoff scores")
+
+    def __str__(self) -> str:
+        return f"{self.lead_id} at {self.handed_at:%Y-%m-%d}: {self.fit}/{self.engagement}"
+
+
+# --- the fit a lead had when it was handed to sales -----------------------------------
+
+
+def snapshot_column(path: str) -> str:
+    """The FitSnapshot column holding a fit rule's field: `company.industry` →
+    `company_industry`; lead fields and `attributes` keep their names."""
+    return path.replace(".", "_")
+
+
+class FitSnapshot(models.Model):
+    """The lead's scored attributes (every field a fit rule may test, and the custom
+    attributes) at the moment it became an MQL, so a backtest scores it with the fit it
+    had then, whatever was edited since. Taken by `scoring.services.fit_snapshot_take`
+    where the handoff is created; keyed by that moment (the MQL transition's time)."""
+
+    # Indexed by the (lead, taken_at) constraint.
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="+", db_index=False)
+    taken_at = models.DateTimeField(_("taken"))
+    email = models.TextField(blank=True)
+    last_name = models.TextField(blank=True)
+    first_name = models.TextField(blank=True)
+    department = models.TextField(blank=True)
+    job_title = models.TextField(blank=True)
+    role = models.TextField(blank=True)
+    phone = models.TextField(blank=True)
+    source = models.TextField(blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    # Empty when the lead had no company then: live scoring reads NULL there, and no
+    # condition tells an empty string from NULL (equals/one of need a value, is set/is
+    # empty trim, a range needs a number).
+    company_name = models.TextField(blank=True)
+    company_domain = models.TextField(blank=True)
+    company_employee_count = models.PositiveIntegerField(null=True, blank=True)
+    company_revenue_band = models.TextField(blank=True)
+    company_industry = models.TextField(blank=True)
+    company_prefecture = models.TextField(blank=True)
+    company_region = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = _("fit snapshot")
+        verbose_name_plural = _("fit snapshots")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lead", "taken_at"], name="scoring_fitsnapshot_one_per_moment"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return gettext("Fit of lead %(lead)s at %(at)s") % {
+            "lead": self.lead_id,
+            "at": self.taken_at,
+        }

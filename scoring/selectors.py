@@ -7,7 +7,10 @@ backtest. Plain functions of their arguments, so a background job can call them 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,14 +24,20 @@ from leadflow.models import Stage
 from scoring import engine, policy
 from scoring.engine import CompiledModel
 from scoring.models import (
+    COMPANY_FIELD_PATHS,
+    FIELD_PATHS,
     EngagementRule,
     FitCategory,
     FitRule,
+    FitSnapshot,
     LeadScore,
     ModelStatus,
+    PreviewRun,
+    PreviewStatus,
     ScoringModel,
+    snapshot_column,
 )
-from scoring.sql import LeadFilter, Sql, escape_like, scores_cte
+from scoring.sql import Dialect, LeadFilter, Sql, escape_like, scores_cte
 
 # --- explanations -----------------------------------------------------------------------
 
@@ -345,6 +354,9 @@ class Preview:
     lost: int = 0  # under the published model only
     backtest: list[BacktestRow] = field(default_factory=list)
     history_leads: int = 0
+    # Of the history leads, those handed over before fit snapshots were kept: their
+    # backtest uses today's fit.
+    history_today_fit: int = 0
 
     @property
     def changed(self) -> int:
@@ -367,20 +379,33 @@ def _models(draft: ScoringModel) -> tuple[CompiledModel, CompiledModel | None]:
     return engine.compiled(draft), (engine.compiled(published_row) if published_row else None)
 
 
-def _now_sql(d_model: CompiledModel, baseline: CompiledModel, as_of: datetime, extra: str = ""):
-    """WITH ... x: every lead with both models' scores now and its outcome under each
-    (columns id, stage, pf, pe, df, de, pout, dout, and `extra` ones from l, d, p)."""
-    ctes = _pair_ctes(d_model, baseline, leads=LeadFilter.everyone(), as_of=as_of)
+def now_scores_sql(
+    d_model: CompiledModel,
+    baseline: CompiledModel,
+    as_of: datetime,
+    extra: str = "",
+    leads: LeadFilter | None = None,
+):
+    """WITH ... x: every lead (of `leads`) with both models' scores now and its outcome
+    under each (columns id, stage, pf, pe, df, de, pout, dout, and `extra` ones from l,
+    d, p)."""
+    leads = leads or LeadFilter.everyone()
+    ctes = _pair_ctes(d_model, baseline, leads=leads, as_of=as_of)
     recycled, recycled_params = policy.last_recycled_sql()
     p_out, p_params = _outcome_sql(baseline, "p", as_of)
     d_out, d_params = _outcome_sql(d_model, "d", as_of)
+    # The leads' filter on l and on the recycles too: a batch of the preview job then
+    # reads its own id range instead of every lead and every recycle.
+    where, where_params = leads.on("l.id")
+    r_where, r_params = leads.on("r0.lead_id")
     base = Sql("WITH ").add(ctes.text, ctes.params)
     base.add(
         f", x AS (SELECT l.id, l.stage, p.fit AS pf, p.engagement AS pe,"
         f" d.fit AS df, d.engagement AS de, {p_out} AS pout, {d_out} AS dout{extra}"
         " FROM leadflow_lead l JOIN d_scores d ON d.lead_id = l.id"
-        f" JOIN p_scores p ON p.lead_id = l.id LEFT JOIN {recycled} r ON r.lead_id = l.id)",
-        [*p_params, *d_params, *recycled_params],
+        f" JOIN p_scores p ON p.lead_id = l.id LEFT JOIN (SELECT * FROM {recycled} r0"
+        f" WHERE {r_where}) r ON r.lead_id = l.id WHERE {where})",
+        [*p_params, *d_params, *recycled_params, *r_params, *where_params],
     )
     return base
 
@@ -396,20 +421,27 @@ def scoring_model_preview(
     preview = Preview(draft=d_model, published=p_model, as_of=as_of)
     # Without a published model, compare against the draft itself (no changes).
     baseline = p_model or d_model
-    counts = _now_sql(d_model, baseline, as_of).add(
+    counts = now_scores_sql(d_model, baseline, as_of).add(
         " SELECT pout, dout, COUNT(*) FROM x GROUP BY pout, dout"
     )
     with connection.cursor() as cursor:
         cursor.execute(counts.text, counts.params)
-        for p_out, d_out, n in cursor.fetchall():
-            preview.total_leads += n
-            preview.now_published.add(p_out, n)
-            preview.now_draft.add(d_out, n)
-            preview.gained += n if (d_out is not None and p_out is None) else 0
-            preview.lost += n if (p_out is not None and d_out is None) else 0
+        _count_outcomes(preview, cursor.fetchall())
     if backtest:
-        preview.backtest, preview.history_leads = _backtest(d_model, baseline)
+        figures = _backtest(d_model, baseline)
+        preview.backtest, preview.history_leads = _backtest_rows(figures), figures.leads
+        preview.history_today_fit = figures.today_fit
     return preview
+
+
+def _count_outcomes(preview: Preview, rows) -> None:
+    """Add (published outcome, draft outcome, leads) rows to the preview's counts."""
+    for p_out, d_out, n in rows:
+        preview.total_leads += n
+        preview.now_published.add(p_out, n)
+        preview.now_draft.add(d_out, n)
+        preview.gained += n if (d_out is not None and p_out is None) else 0
+        preview.lost += n if (p_out is not None and d_out is None) else 0
 
 
 def scoring_model_changes(
@@ -425,14 +457,41 @@ def scoring_model_changes(
     one model only) or of the leads with one draft outcome (`only=MOVES`: the leads a
     publish moves to MQL), matching `search` (name, kana, e-mail, company), each with
     its scores under both models and the rules that make the difference."""
-    if only != CHANGED and only not in OUTCOMES:
-        raise ValueError(f"Unknown filter {only!r}.")
+    _check_only(only)
     as_of = as_of or timezone.now()
     d_model, p_model = _models(draft)
     baseline = p_model or d_model
-    page, per_page = max(1, page), max(1, per_page)
     extra = ", p.fit_rules AS pfr, p.state AS pst, d.fit_rules AS dfr, d.state AS dst"
-    base = _now_sql(d_model, baseline, as_of, extra)
+    base = now_scores_sql(d_model, baseline, as_of, extra)
+
+    def contributions(rows: list) -> dict[int, tuple]:
+        return {row[0]: (row[12], row[13], row[14], row[15]) for row in rows}
+
+    more = ", x.pfr, x.pst, x.dfr, x.dst"
+    return _changes_page(base, more, contributions, d_model, baseline, only, search, page, per_page)
+
+
+def _check_only(only: str) -> None:
+    if only != CHANGED and only not in OUTCOMES:
+        raise ValueError(f"Unknown filter {only!r}.")
+
+
+def _changes_page(
+    base: Sql,
+    more_columns: str,
+    contributions: Callable[[list], dict[int, tuple]],
+    d_model: CompiledModel,
+    baseline: CompiledModel,
+    only: str,
+    search: str,
+    page: int,
+    per_page: int,
+) -> ChangesPage:
+    """The page of `base` (SQL ending in a CTE x with columns id, stage, pf, pe, df, de,
+    pout, dout, and `more_columns`), filtered, searched and paged. `contributions`
+    gives, for the page's rows, each lead's (published fit_rules, state, draft fit_rules,
+    state): the rules that make the difference."""
+    page, per_page = max(1, page), max(1, per_page)
     where = Sql()
     if only == CHANGED:
         where.add("(x.pout IS NULL) <> (x.dout IS NULL)")
@@ -447,9 +506,8 @@ def scoring_model_changes(
         )
         where.add(f" AND lower({haystack}) LIKE %s ESCAPE '\\'", [f"%{escape_like(needle)}%"])
     columns = (
-        "x.id, l.email, l.last_name, l.first_name, COALESCE(c.name, ''), x.stage,"
-        " x.pf, x.pe, x.df, x.de, x.pout, x.dout, x.pfr, x.pst, x.dfr, x.dst,"
-        " COUNT(*) OVER ()"
+        "x.id, l.email, l.last_name, l.first_name, COALESCE(c.name, ''), l.stage,"
+        f" x.pf, x.pe, x.df, x.de, x.pout, x.dout, COUNT(*) OVER (){more_columns}"
     )
 
     def fetch(number: int) -> list:
@@ -469,27 +527,30 @@ def scoring_model_changes(
     if not rows and page > 1:
         # A page past the end (the leads changed since the link was made): the first.
         page, rows = 1, fetch(1)
-    leads = [
-        ChangedLead(
-            lead_id=row[0],
-            email=row[1],
-            name=f"{row[2]} {row[3]}".strip(),
-            company=row[4],
-            stage=row[5],
-            published_fit=row[6],
-            published_engagement=row[7],
-            draft_fit=row[8],
-            draft_engagement=row[9],
-            published_outcome=row[10],
-            draft_outcome=row[11],
-            rules=_rule_deltas(
-                _contributions(baseline, row[12], row[13]),
-                _contributions(d_model, row[14], row[15]),
-            ),
+    # The stage column above and its count come first: contributions see them shifted.
+    found = contributions([[*row[:12], *row[13:]] for row in rows])
+    leads = []
+    for row in rows:
+        pfr, pst, dfr, dst = found.get(row[0], (None, None, None, None))
+        leads.append(
+            ChangedLead(
+                lead_id=row[0],
+                email=row[1],
+                name=f"{row[2]} {row[3]}".strip(),
+                company=row[4],
+                stage=row[5],
+                published_fit=row[6],
+                published_engagement=row[7],
+                draft_fit=row[8],
+                draft_engagement=row[9],
+                published_outcome=row[10],
+                draft_outcome=row[11],
+                rules=_rule_deltas(
+                    _contributions(baseline, pfr, pst), _contributions(d_model, dfr, dst)
+                ),
+            )
         )
-        for row in rows
-    ]
-    total = rows[0][16] if rows else 0
+    total = rows[0][12] if rows else 0
     return ChangesPage(leads, total, page, per_page, only, search)
 
 
@@ -538,54 +599,265 @@ def _rule_deltas(before: dict[str, tuple[str, int]], after: dict[str, tuple[str,
     return sorted(deltas, key=lambda d: -abs(d.delta))
 
 
-def _backtest(draft: CompiledModel, published: CompiledModel) -> tuple[list[BacktestRow], int]:
-    """Score each decided lead as of its handoff (its first move to MQL or SQL), using only
-    the events up to then, under both models; compare with what sales decided later.
+def _fit_at_handoff_cte() -> str:
+    """CTE fsrc: for each lead of `co` (lead_id, as_of) the fields its fit is scored
+    from, named as on leadflow_lead and leadflow_company (so `scores_cte(fit_from=...)`
+    reads them as `l` and `c`): those of its fit snapshot taken at `as_of` (its handoff)
+    if there is one, else today's. `snap` is 1 for the snapshot. A snapshot replaces the
+    whole row, so a field empty then stays empty."""
+    columns = []
+    for path in (*FIELD_PATHS, "attributes"):
+        name = path.rpartition(".")[2]
+        live = f"c0.{name}" if path in COMPANY_FIELD_PATHS else f"l0.{name}"
+        snapped = f"s.{snapshot_column(path)}"
+        columns.append(f"CASE WHEN s.id IS NULL THEN {live} ELSE {snapped} END AS {name}")
+    return (
+        f"fsrc AS {Dialect().materialized}(SELECT co.lead_id AS id, {', '.join(columns)},"
+        " CASE WHEN s.id IS NULL THEN 0 ELSE 1 END AS snap"
+        " FROM co JOIN leadflow_lead l0 ON l0.id = co.lead_id"
+        " LEFT JOIN leadflow_company c0 ON c0.id = l0.company_id"
+        " LEFT JOIN scoring_fitsnapshot s ON s.lead_id = co.lead_id AND s.taken_at = co.as_of)"
+    )
 
-    Fit uses the lead's current fields: the core keeps no history of attribute values."""
-    history = Sql(
-        "co AS (SELECT lead_id, MIN(occurred_at) AS as_of FROM leadflow_stagetransition"
-        " WHERE to_stage IN (%s, %s) GROUP BY lead_id),"
+
+def handoff_scores_sql(draft: CompiledModel, published: CompiledModel, leads: LeadFilter) -> Sql:
+    """WITH ... bt: each lead (of `leads`) handed to sales, scored under both models as
+    of its handoff (its first move to MQL or SQL), with only the events up to then and
+    the fit it had then (its snapshot, else today's), and what sales decided later.
+    Columns lead_id, as_of, df, de, dh, dq, pf, pe, ph, pq (q: meets the policy, 0/1),
+    won, rejected (0/1), snap (1: fit from the snapshot)."""
+    where, where_params = leads.on("lead_id")
+    sql = Sql(
+        "WITH co AS (SELECT lead_id, MIN(occurred_at) AS as_of FROM leadflow_stagetransition"
+        f" WHERE to_stage IN (%s, %s) AND {where} GROUP BY lead_id),"
         " outcome AS (SELECT lead_id,"
         " MAX(CASE WHEN to_stage IN (%s, %s, %s, %s) THEN 1 ELSE 0 END) AS won,"
         " MAX(CASE WHEN from_stage = %s AND to_stage = %s THEN 1 ELSE 0 END) AS rejected"
-        " FROM leadflow_stagetransition GROUP BY lead_id)",
-        [Stage.MQL, Stage.SQL, *WON_STAGES, Stage.MQL, Stage.RECYCLED],
+        f" FROM leadflow_stagetransition WHERE {where} GROUP BY lead_id), " + _fit_at_handoff_cte(),
+        [
+            Stage.MQL,
+            Stage.SQL,
+            *where_params,
+            *WON_STAGES,
+            Stage.MQL,
+            Stage.RECYCLED,
+            *where_params,
+        ],
     )
-    ctes = _pair_ctes(draft, published, leads=LeadFilter.everyone(), cutoff_cte="co")
+    ctes = _pair_ctes(
+        draft,
+        published,
+        leads=leads,
+        cutoff_cte="co",
+        fit_from="fsrc l JOIN fsrc c ON c.id = l.id",
+    )
     dq, dq_params = _qualifies_sql(draft, "d")
     pq, pq_params = _qualifies_sql(published, "p")
-    sql = Sql("WITH ").add(history.text, history.params).add(", " + ctes.text, ctes.params)
+    sql.add(", " + ctes.text, ctes.params)
     sql.add(
-        f" SELECT COUNT(*), COALESCE(SUM(o.won), 0), COALESCE(SUM(o.rejected), 0),"
-        f" COALESCE(SUM(o.won * {pq}), 0), COALESCE(SUM(o.won * {dq}), 0),"
-        f" COALESCE(SUM(o.rejected * {pq}), 0), COALESCE(SUM(o.rejected * {dq}), 0)"
-        " FROM co JOIN outcome o ON o.lead_id = co.lead_id"
-        " JOIN d_scores d ON d.lead_id = co.lead_id JOIN p_scores p ON p.lead_id = co.lead_id",
-        [*pq_params, *dq_params, *pq_params, *dq_params],
+        ", bt AS (SELECT co.lead_id, co.as_of, d.fit AS df, d.engagement AS de,"
+        f" d.hand_raised_at AS dh, {dq} AS dq, p.fit AS pf, p.engagement AS pe,"
+        f" p.hand_raised_at AS ph, {pq} AS pq, o.won, o.rejected, f.snap"
+        " FROM co JOIN outcome o ON o.lead_id = co.lead_id JOIN fsrc f ON f.id = co.lead_id"
+        " JOIN d_scores d ON d.lead_id = co.lead_id JOIN p_scores p ON p.lead_id = co.lead_id)",
+        [*dq_params, *pq_params],
     )
+    return sql
+
+
+@dataclass(frozen=True)
+class BacktestFigures:
+    """Sums over the leads handed to sales: `leads`; of them `won` (became SQL or
+    customer) and `rejected`; of those, the ones each model would have made MQL; and
+    `today_fit`: handed over before fit snapshots were kept (fit is today's)."""
+
+    leads: int = 0
+    won: int = 0
+    rejected: int = 0
+    won_published: int = 0
+    won_draft: int = 0
+    rejected_published: int = 0
+    rejected_draft: int = 0
+    today_fit: int = 0
+
+
+# The sums of BacktestFigures' fields over a CTE or table of handoff scores: columns
+# won, rejected, pq, dq, snap (0/1 or booleans) named by `col`.
+def backtest_sums_sql(col: Callable[[str], str]) -> str:
+    def one(name: str) -> str:
+        return f"CASE WHEN {col(name)} THEN 1 ELSE 0 END"
+
+    def both(a: str, b: str) -> str:
+        return f"COALESCE(SUM(CASE WHEN {col(a)} AND {col(b)} THEN 1 ELSE 0 END), 0)"
+
+    return (
+        f"COUNT(*), COALESCE(SUM({one('won')}), 0), COALESCE(SUM({one('rejected')}), 0),"
+        f" {both('won', 'pq')}, {both('won', 'dq')},"
+        f" {both('rejected', 'pq')}, {both('rejected', 'dq')},"
+        f" COALESCE(SUM(CASE WHEN {col('snap')} THEN 0 ELSE 1 END), 0)"
+    )
+
+
+def _backtest(draft: CompiledModel, published: CompiledModel) -> BacktestFigures:
+    """Score each decided lead as of its handoff under both models; compare with what
+    sales decided later (see `handoff_scores_sql`)."""
+    sql = handoff_scores_sql(draft, published, LeadFilter.everyone())
+    sql.add(" SELECT " + backtest_sums_sql(lambda name: f"bt.{name} = 1") + " FROM bt")
     with connection.cursor() as cursor:
         cursor.execute(sql.text, sql.params)
-        total, won, rejected, won_p, won_d, rej_p, rej_d = (int(v) for v in cursor.fetchone())
-    rows = [
+        return BacktestFigures(*(int(v) for v in cursor.fetchone()))
+
+
+def _backtest_rows(figures: BacktestFigures) -> list[BacktestRow]:
+    return [
         BacktestRow(
             _("Became SQL or customer"),
             _("Share the model would have made an MQL at handoff. Higher is better."),
-            won,
-            won_p,
-            won_d,
+            figures.won,
+            figures.won_published,
+            figures.won_draft,
             higher_is_better=True,
         ),
         BacktestRow(
             _("Rejected by sales (MQL → recycled)"),
             _("Share the model would still have sent to sales. Lower is better."),
-            rejected,
-            rej_p,
-            rej_d,
+            figures.rejected,
+            figures.rejected_published,
+            figures.rejected_draft,
             higher_is_better=False,
         ),
     ]
-    return rows, total
+
+
+# --- the preview as a job: its stored result ----------------------------------------
+
+# Compiled fields that do not change a score or an outcome: names, labels, lineage keys.
+_NOT_SCORED = {"name", "label", "key", "version", "_by_kind"}
+
+
+def scoring_model_fingerprint(*, draft: CompiledModel, baseline: CompiledModel | None) -> str:
+    """A digest of everything that decides the draft's preview: its rules, categories,
+    caps, decay, thresholds, hand-raiser and cool-down, and the model it is compared
+    with (published models never change, so its id stands for it). Renaming a rule does
+    not change it; any edit that can change a score or an outcome does."""
+
+    def scored(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: scored(v) for k, v in value.items() if k not in _NOT_SCORED}
+        if isinstance(value, list | tuple):
+            return [scored(v) for v in value]
+        return value
+
+    content = {
+        "draft": scored(dataclasses.asdict(draft)),
+        "baseline": baseline.id if baseline is not None else None,
+    }
+    text = json.dumps(content, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def preview_run_fingerprint(*, draft: ScoringModel) -> tuple[str, CompiledModel | None]:
+    """The draft's fingerprint now and the published model it would be compared with."""
+    d_model, p_model = _models(draft)
+    return scoring_model_fingerprint(draft=d_model, baseline=p_model), p_model
+
+
+def preview_run_current(*, draft: ScoringModel) -> PreviewRun | None:
+    """The draft's preview run for its current content (finished or still going), or
+    None: never previewed, or changed since (a rule, a cap, a threshold...) or another
+    model was published since."""
+    fingerprint, _published = preview_run_fingerprint(draft=draft)
+    return PreviewRun.objects.filter(model=draft, fingerprint=fingerprint).order_by("-id").first()
+
+
+def preview_from_run(*, run: PreviewRun) -> Preview:
+    """The preview a finished run stored: the same figures `scoring_model_preview` gives
+    for the draft as of the run (the same SQL wrote the rows), read from its summary."""
+    d_model = engine.compiled(run.model_id)
+    published = (
+        engine.compiled(run.baseline_id)
+        if run.baseline_id is not None and run.baseline_id != run.model_id
+        else None
+    )
+    preview = Preview(draft=d_model, published=published, as_of=run.as_of)
+    _count_outcomes(preview, run.summary.get("outcomes", []))
+    figures = BacktestFigures(**run.summary.get("backtest", {}))
+    preview.backtest, preview.history_leads = _backtest_rows(figures), figures.leads
+    preview.history_today_fit = figures.today_fit
+    return preview
+
+
+def preview_run_changes(
+    *,
+    run: PreviewRun,
+    only: str = CHANGED,
+    search: str = "",
+    page: int = 1,
+    per_page: int = 50,
+) -> ChangesPage:
+    """`scoring_model_changes` over a finished run's stored scores: one indexed read of
+    the run's rows instead of scoring every lead twice. The rules that make the
+    difference are worked out for the page's leads only, as of the run."""
+    _check_only(only)
+    d_model = engine.compiled(run.model_id)
+    baseline = engine.compiled(run.baseline_id or run.model_id)
+    base = Sql(
+        "WITH x AS (SELECT lead_id AS id, published_fit AS pf, published_engagement AS pe,"
+        " fit AS df, engagement AS de, published_outcome AS pout, outcome AS dout"
+        " FROM scoring_draftleadscore WHERE run_id = %s)",
+        [run.pk],
+    )
+
+    def contributions(rows: list) -> dict[int, tuple]:
+        ids = [int(row[0]) for row in rows]
+        if not ids:
+            return {}
+        marks = ", ".join(["%s"] * len(ids))
+        leads = LeadFilter("{col} IN (" + marks + ")", tuple(ids))
+        ctes = _pair_ctes(d_model, baseline, leads=leads, as_of=run.as_of)
+        sql = Sql("WITH ").add(ctes.text, ctes.params)
+        sql.add(
+            " SELECT d.lead_id, p.fit_rules, p.state, d.fit_rules, d.state"
+            " FROM d_scores d JOIN p_scores p ON p.lead_id = d.lead_id"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql.text, sql.params)
+            return {row[0]: tuple(row[1:]) for row in cursor.fetchall()}
+
+    return _changes_page(base, "", contributions, d_model, baseline, only, search, page, per_page)
+
+
+def preview_scores_sql(*, model: ScoringModel, at_handoff: bool = False) -> Sql | None:
+    """SELECT lead_id, fit, engagement, hand_raised_at of every lead under `model` as its
+    latest finished preview job stored them, for other reads to join (calibration):
+
+    * `model` a draft: the draft's scores, if the run is for the draft as it is now;
+    * `model` published (or archived): its scores from the latest finished run that
+      compared a draft with it (published models never change).
+
+    With `at_handoff`, only the leads handed to sales, scored as of their handoff
+    (events up to then, the fit they had then), with four more columns: handed_at, won,
+    rejected (sales' later verdict) and fit_from_snapshot (false: today's fit). None when
+    no such run has finished: start one with `services.preview_run_start`."""
+    runs = PreviewRun.objects.filter(status=PreviewStatus.DONE).order_by("-id")
+    if model.status == ModelStatus.DRAFT:
+        run = runs.filter(model=model).first()
+        if run is None or run.fingerprint != preview_run_fingerprint(draft=model)[0]:
+            return None
+        side = ""
+    else:
+        run = runs.filter(baseline=model).first()
+        if run is None:
+            return None
+        side = "" if run.model_id == model.pk else "published_"
+    table = "scoring_drafthandoffscore" if at_handoff else "scoring_draftleadscore"
+    columns = (
+        f"lead_id, {side}fit AS fit, {side}engagement AS engagement,"
+        f" {side}hand_raised_at AS hand_raised_at"
+    )
+    if at_handoff:
+        columns += ", handed_at, won, rejected, fit_from_snapshot"
+    return Sql(f"SELECT {columns} FROM {table} WHERE run_id = %s", [run.pk])
 
 
 # --- the diff of a draft against the published model -----------------------------------
@@ -855,3 +1127,17 @@ def lead_scores_export(*, lead_ids: list[int] | tuple[int, ...]) -> list[dict]:
         }
         for score in LeadScore.objects.filter(lead_id__in=lead_ids).select_related("model")
     ]
+
+
+def fit_snapshots_export(*, lead_ids: list[int] | tuple[int, ...]) -> list[dict]:
+    """The person's fit snapshots (privacy export): the fields kept at each handoff."""
+    return list(
+        FitSnapshot.objects.filter(lead_id__in=lead_ids)
+        .order_by("taken_at")
+        .values(
+            "lead_id",
+            "taken_at",
+            *(snapshot_column(path) for path in FIELD_PATHS),
+            "attributes",
+        )
+    )

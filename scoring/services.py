@@ -23,11 +23,14 @@ every event those transactions committed. (SQLite serialises writers anyway.)
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -40,17 +43,23 @@ from leadflow.errors import DomainError, InvalidTransition
 from leadflow.lifecycle import lead_transition
 from leadflow.models import EngagementEvent, Lead, Stage, StageTransition, User
 from leadflow.transactions import enqueue_on_commit
-from scoring import engine, policy
+from scoring import engine, policy, selectors
 from scoring.engine import CompiledModel
 from scoring.models import (
+    FIELD_PATHS,
+    FitSnapshot,
     LeadScore,
     ModelStatus,
+    PreviewRun,
+    PreviewSlice,
+    PreviewStatus,
     RescoreRun,
     RescoreSlice,
     RunStatus,
     ScoringModel,
+    snapshot_column,
 )
-from scoring.sql import LeadFilter, upsert_scores
+from scoring.sql import NUMBER_FIELDS, LeadFilter, upsert_scores
 
 logger = logging.getLogger(__name__)
 
@@ -299,6 +308,242 @@ def scoring_model_clone(
             erule.model = draft
             erule.save()
     return draft
+
+
+# --- the preview of a draft, as a background job ------------------------------------
+
+PREVIEW_BATCH_SIZE = 50_000
+PREVIEW_NOW = "now"  # phase 1: every lead's scores now, under both models
+PREVIEW_HISTORY = "history"  # phase 2: the leads handed to sales, as of their handoff
+
+
+def preview_run_start(
+    *, draft: ScoringModel, actor: User | None = None, fresh: bool = False, enqueue: bool = True
+) -> PreviewRun:
+    """The draft's preview job for what the draft is now: the run already finished or
+    going for this content, else a new one, queued after commit. `fresh`: start a new
+    one even if one finished (leads and events have moved since). Returns at once."""
+    if not draft.is_draft:
+        raise DomainError(_("Only a draft can be previewed."), code="model_read_only")
+    with transaction.atomic():
+        # One start at a time per draft: two tabs opening the preview share one job.
+        ScoringModel.objects.select_for_update().filter(pk=draft.pk).first()
+        fingerprint, published = selectors.preview_run_fingerprint(draft=draft)
+        current = (
+            PreviewRun.objects.filter(model=draft, fingerprint=fingerprint).order_by("-id").first()
+        )
+        if current is not None and (current.is_active or not fresh):
+            return current
+        run = PreviewRun.objects.create(
+            model=draft,
+            baseline_id=published.id if published is not None else draft.pk,
+            fingerprint=fingerprint,
+            as_of=timezone.now(),
+            # Leads created after this are not in the picture (the job does not chase them).
+            upto=Lead.objects.aggregate(top=Max("id"))["top"] or 0,
+            created_by=actor,
+        )
+        if enqueue:
+            from scoring.tasks import preview_run_task
+
+            # One task per slice, so the workers score the slices side by side.
+            for _worker in range(settings.SCORING_PREVIEW_WORKERS):
+                enqueue_on_commit(preview_run_task, run.pk)
+    return run
+
+
+def preview_run_step(
+    *, run_id: int, time_budget: float, batch_size: int = PREVIEW_BATCH_SIZE
+) -> bool:
+    """Score batches of the run for about `time_budget` seconds; True while work remains."""
+    deadline = time.monotonic() + time_budget
+    while _preview_batch(run_id, batch_size):
+        if time.monotonic() >= deadline:
+            return True
+    return False
+
+
+def preview_run_execute(*, run_id: int, batch_size: int = PREVIEW_BATCH_SIZE) -> None:
+    """Run the whole job here (tests, benches, small databases)."""
+    while _preview_batch(run_id, batch_size):
+        pass
+
+
+def _preview_batch(run_id: int, size: int) -> bool:
+    """One step in one commit: the run's start (older runs removed, totals counted,
+    slices cut), or one batch of a slice no other worker holds, or the run's end (the
+    summary) once every slice is finished. A batch that fails is done again from the
+    same cursor. False when nothing is left for this caller: the run is finished, gone
+    (a newer run of the draft deleted it), stale (the draft changed under it: its rows
+    would mix two versions), or its last slices are in other workers' hands."""
+    with transaction.atomic():
+        run = PreviewRun.objects.filter(pk=run_id).first()
+        if run is None or run.status == PreviewStatus.DONE:
+            return False
+        draft = engine.compiled(run.model_id)
+        baseline = engine.compiled(run.baseline_id or run.model_id)
+        compared = None if baseline.id == draft.id else baseline
+        if selectors.scoring_model_fingerprint(draft=draft, baseline=compared) != run.fingerprint:
+            return False
+        if run.status == PreviewStatus.QUEUED:
+            # Workers that start together wait here for the first one's start.
+            locked = PreviewRun.objects.select_for_update().filter(pk=run_id).first()
+            if locked is not None and locked.status == PreviewStatus.QUEUED:
+                _preview_begin(locked)
+            return locked is not None
+        part = (
+            PreviewSlice.objects.select_for_update(skip_locked=True)
+            .filter(run_id=run_id, finished=False)
+            .order_by("lower")
+            .first()
+        )
+        if part is None:
+            _preview_finish(run_id)
+            return False
+        _set_local_work_mem()
+        upper, count = _next_batch(part.cursor, part.upper, size)
+        leads = LeadFilter.id_range(part.cursor, upper)
+        counter = "done" if part.phase == PREVIEW_NOW else "history_done"
+        if count and part.phase == PREVIEW_NOW:
+            scored = _preview_insert_now(run, draft, baseline, leads)
+        else:
+            scored = _preview_insert_history(run, draft, baseline, leads) if count else 0
+        part.cursor = upper
+        if count < size and part.phase == PREVIEW_NOW:
+            part.phase, part.cursor = PREVIEW_HISTORY, part.lower
+        elif count < size:
+            part.finished = True
+        part.save(update_fields=["cursor", "phase", "finished"])
+        # Last statement of the batch: the run row is locked only until the commit.
+        PreviewRun.objects.filter(pk=run_id).update(**{counter: F(counter) + scored})
+    return True
+
+
+def _preview_begin(run: PreviewRun) -> None:
+    # The draft's older runs are out of date, and runs of models published since are of
+    # no use: a million rows each, removed here rather than in a page request.
+    PreviewRun.objects.filter(model_id=run.model_id, pk__lt=run.pk).delete()
+    PreviewRun.objects.exclude(model__status=ModelStatus.DRAFT).delete()
+    run.total = Lead.objects.filter(pk__lte=run.upto).count()
+    run.history_total = (
+        StageTransition.objects.filter(to_stage__in=(Stage.MQL, Stage.SQL), lead_id__lte=run.upto)
+        .values("lead_id")
+        .distinct()
+        .count()
+    )
+    bounds = [0, *_slice_bounds(run.total, settings.SCORING_PREVIEW_WORKERS), run.upto]
+    PreviewSlice.objects.bulk_create(
+        PreviewSlice(run=run, lower=lower, upper=upper, cursor=lower)
+        for lower, upper in itertools.pairwise(bounds)
+        if upper > lower
+    )
+    run.status, run.started_at = PreviewStatus.RUNNING, timezone.now()
+    run.save(update_fields=["total", "history_total", "status", "started_at"])
+
+
+def _preview_finish(run_id: int) -> None:
+    """Sum the run up once its last slice is finished (by whichever worker sees it)."""
+    run = PreviewRun.objects.select_for_update().filter(pk=run_id).first()
+    if run is None or run.status != PreviewStatus.RUNNING:
+        return
+    if PreviewSlice.objects.filter(run_id=run_id, finished=False).exists():
+        return  # another worker is on the last slice: it finishes the run
+    run.summary = _preview_summary(run)
+    run.status, run.finished_at = PreviewStatus.DONE, timezone.now()
+    run.save(update_fields=["summary", "status", "finished_at"])
+
+
+def _preview_insert_now(
+    run: PreviewRun, draft: CompiledModel, baseline: CompiledModel, leads: LeadFilter
+) -> int:
+    extra = ", d.hand_raised_at AS dh, p.hand_raised_at AS ph"
+    sql = selectors.now_scores_sql(draft, baseline, run.as_of, extra, leads)
+    sql.add(
+        " INSERT INTO scoring_draftleadscore (run_id, lead_id, fit, engagement, hand_raised_at,"
+        " outcome, published_fit, published_engagement, published_hand_raised_at,"
+        " published_outcome) SELECT %s, id, df, de, dh, dout, pf, pe, ph, pout FROM x",
+        [run.pk],
+    )
+    return _inserted(sql)
+
+
+def _inserted(sql) -> int:
+    """Run an INSERT and return how many rows it wrote."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql.text, sql.params)
+        if cursor.rowcount >= 0:
+            return cursor.rowcount
+        # Python's sqlite3 gives -1 for a statement that starts with WITH.
+        cursor.execute("SELECT changes()")
+        return int(cursor.fetchone()[0])
+
+
+def _preview_insert_history(
+    run: PreviewRun, draft: CompiledModel, baseline: CompiledModel, leads: LeadFilter
+) -> int:
+    sql = selectors.handoff_scores_sql(draft, baseline, leads)
+    sql.add(
+        " INSERT INTO scoring_drafthandoffscore (run_id, lead_id, handed_at, fit, engagement,"
+        " hand_raised_at, qualifies, published_fit, published_engagement,"
+        " published_hand_raised_at, published_qualifies, won, rejected, fit_from_snapshot)"
+        " SELECT %s, lead_id, as_of, df, de, dh, dq = 1, pf, pe, ph, pq = 1, won = 1,"
+        " rejected = 1, snap = 1 FROM bt",
+        [run.pk],
+    )
+    return _inserted(sql)
+
+
+def _preview_summary(run: PreviewRun) -> dict:
+    """The totals the page shows, summed once over the run's rows."""
+    names = {
+        "won": "won",
+        "rejected": "rejected",
+        "pq": "published_qualifies",
+        "dq": "qualifies",
+        "snap": "fit_from_snapshot",
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT published_outcome, outcome, COUNT(*) FROM scoring_draftleadscore"
+            " WHERE run_id = %s GROUP BY published_outcome, outcome",
+            [run.pk],
+        )
+        outcomes = [list(row) for row in cursor.fetchall()]
+        cursor.execute(
+            # Fixed column names only; the run id is a parameter.
+            f"SELECT {selectors.backtest_sums_sql(names.__getitem__)}"  # noqa: S608
+            " FROM scoring_drafthandoffscore WHERE run_id = %s",
+            [run.pk],
+        )
+        figures = selectors.BacktestFigures(*(int(v) for v in cursor.fetchone()))
+    return {"outcomes": outcomes, "backtest": dataclasses.asdict(figures)}
+
+
+# --- the fit a lead had when it was handed to sales -----------------------------------
+
+
+def fit_snapshot_take(*, lead: Lead, at: datetime) -> None:
+    """Keep the lead's scored attributes (every field a fit rule may test, and its
+    custom attributes) as they are at `at`, the moment it became an MQL, for the
+    backtest to score it as it was. Call it where the handoff is created, in that
+    transaction (the lead is locked there). Idempotent per lead and moment."""
+    values: dict[str, Any] = {}
+    for path in FIELD_PATHS:
+        value = engine.read_field(lead, path)
+        # Without a company: blank (see FitSnapshot), NULL only for the number.
+        values[snapshot_column(path)] = value if value is not None or path in NUMBER_FIELDS else ""
+    attributes = lead.attributes if isinstance(lead.attributes, dict) else {}
+    FitSnapshot.objects.bulk_create(
+        [FitSnapshot(lead=lead, taken_at=at, attributes=attributes, **values)],
+        ignore_conflicts=True,
+    )
+
+
+def fit_snapshot_erase(*, lead_ids: Iterable[int]) -> dict[str, int]:
+    """An erased person's fit snapshots hold their name, e-mail and phone: they go (the
+    backtest then scores those leads with today's, erased, fields)."""
+    deleted, _rows = FitSnapshot.objects.filter(lead_id__in=list(lead_ids)).delete()
+    return {"scoring.FitSnapshot": deleted}
 
 
 def _validation_problems(model: ScoringModel) -> list[str]:

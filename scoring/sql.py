@@ -224,12 +224,17 @@ def scores_cte(
     leads: LeadFilter,
     as_of: datetime | None = None,
     cutoff_cte: str | None = None,
+    fit_from: str | None = None,
 ) -> Sql:
     """CTEs (without the leading WITH) ending in `{prefix}scores`:
     (lead_id, fit, fit_rules, engagement, state, last_event_at, hand_raised_at).
 
     Scores are as of `as_of`, or, with `cutoff_cte` (a CTE name with columns lead_id,
-    as_of), as of each lead's own time using only the events up to then (backtests)."""
+    as_of), as of each lead's own time using only the events up to then (backtests).
+
+    `fit_from` replaces the FROM of the fit: a clause naming `l` (with `id`, the lead
+    fields and `attributes`) and `c` (the company fields) as the leads and companies do;
+    the backtest passes the fields each lead had at its handoff (scoring.snapshots)."""
     d = Dialect()
     p = prefix
     out = Sql()
@@ -243,10 +248,8 @@ def scores_cte(
         text = f"CAST({x} AS TEXT)" if is_number else x
         out.add(f", {x} AS f{i}, {d.lower(text)} AS g{i}", [*x_params, *x_params])
     where, where_params = leads.on("l.id")
-    out.add(
-        f" FROM leadflow_lead l LEFT JOIN leadflow_company c ON c.id = l.company_id WHERE {where}",
-        where_params,
-    )
+    source = fit_from or "leadflow_lead l LEFT JOIN leadflow_company c ON c.id = l.company_id"
+    out.add(f" FROM {source} WHERE {where}", where_params)
     if cutoff_cte:
         out.add(f" AND l.id IN (SELECT lead_id FROM {cutoff_cte})")
     out.add(f"), {p}fitm AS {d.materialized}(SELECT lead_id")

@@ -20,3 +20,11 @@ def rescore_run_task(run_id: int) -> None:
     if services.rescore_run_step(run_id=run_id, time_budget=TIME_BUDGET_SECONDS):
         # Outside any transaction here: every batch has committed.
         rescore_run_task.delay(run_id)
+
+
+@shared_task(acks_late=True)
+def preview_run_task(run_id: int) -> None:
+    """Continue a draft's preview job from its cursor; re-enqueue itself while work
+    remains. Safe to deliver twice: each batch locks the run and moves its cursor."""
+    if services.preview_run_step(run_id=run_id, time_budget=TIME_BUDGET_SECONDS):
+        preview_run_task.delay(run_id)

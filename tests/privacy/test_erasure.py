@@ -124,6 +124,7 @@ def test_erasure_removes_the_person_everywhere_and_keeps_the_counts(person):
         "leadflow.LeadExternalId": 1,
         "leadflow.LeadMerge.snapshot": 0,
         "leadflow.StageTransition.reason": 1,
+        "scoring.FitSnapshot": 1,  # taken at its MQL: its name, e-mail and phone then
     }
     stored = json.dumps(
         list(ErasureRequest.objects.values()), default=str, ensure_ascii=False

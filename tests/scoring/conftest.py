@@ -39,6 +39,15 @@ def make_model(
     return model
 
 
+def page_views(lead, n: int, start: dt.datetime = T0) -> None:
+    """`n` page views of `lead`, an hour apart from `start`."""
+    from tests.factories import EngagementEventFactory
+
+    for i in range(n):
+        at = start + i * dt.timedelta(hours=1)
+        EngagementEventFactory(lead=lead, kind="page_view", occurred_at=at)
+
+
 def publish(model: ScoringModel):
     run = scoring_model_publish(model=model)
     model.refresh_from_db()
