@@ -20,6 +20,7 @@ histogram, which is small (scores are whole points), so moving a threshold costs
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from django.db import connection
 from django.utils.translation import gettext as _
@@ -151,7 +152,7 @@ class Band:
 def bands(edges: tuple[int, ...], threshold: int) -> list[Band]:
     cuts = sorted(set(edges) | {threshold})
     out = [Band(None, cuts[0])]
-    out += [Band(low, high) for low, high in zip(cuts, cuts[1:], strict=False)]
+    out += [Band(low, high) for low, high in pairwise(cuts)]
     out.append(Band(cuts[-1], None))
     return out
 
@@ -371,4 +372,3 @@ def explorer_data(calibration: Calibration, fit: int, engagement: int) -> dict:
         "over_engagement": series(over_e, "engagement"),
         "over_fit": series(over_f, "fit"),
     }
-

@@ -611,9 +611,7 @@ def scoring_model_accept_suggestion(
     or archived model, a new draft cloned from it, so the published model never changes.
     Returns the draft and its edited rule."""
     if not -1000 <= points <= 1000:
-        raise DomainError(
-            _("Points must be between -1000 and 1000."), code="invalid_points"
-        )
+        raise DomainError(_("Points must be between -1000 and 1000."), code="invalid_points")
     with transaction.atomic():
         draft = model if model.is_draft else scoring_model_clone(source=model, actor=actor)
         rule = draft.engagement_rules.filter(key=rule_key).first()

@@ -56,8 +56,15 @@ def _reject(lead, code: str) -> None:
 @pytest.fixture
 def history(db):
     published = make_model(
-        fit=[{"label": "経営層", "field": "role", "operator": "equals", "value": "executive",
-              "points": 40}],
+        fit=[
+            {
+                "label": "経営層",
+                "field": "role",
+                "operator": "equals",
+                "value": "executive",
+                "points": 40,
+            }
+        ],
         engagement=[
             {"label": "Webページ閲覧", "kind": "page_view", "points": 10},
             {"label": "セミナー参加", "kind": "seminar_attendance", "points": 30},
@@ -175,14 +182,21 @@ def test_the_grid_groups_leads_by_score_and_marks_thin_groups(history):
     assert in_mql_corner
     # G1 + G2: 60 leads, 30 SQL (50 %), 12 won (20 %), 6 + 24 = 30 rejected (50 %).
     assert (g1_g2.leads, g1_g2.sql_rate, g1_g2.won_rate, g1_g2.rejected_rate) == (
-        60, 50.0, 20.0, 50.0,
+        60,
+        50.0,
+        20.0,
+        50.0,
     )
     g5, _corner = rows["40–49"][0]
     assert (g5.leads, g5.enough) == (4, False)  # not enough data
     g3, corner = rows["< 10"][0]
     assert not corner
     assert (g3.leads, g3.sql_rate, g3.won_rate, g3.rejected_rate, g3.enough) == (
-        20, 10.0, 0.0, 90.0, True,
+        20,
+        10.0,
+        0.0,
+        90.0,
+        True,
     )
 
 
@@ -218,9 +232,19 @@ def test_verdicts_by_rule_and_the_suggestions(history):
     lower, raise_ = f.suggestions
     # G1 was rejected as "no budget" 18/30 = 60 % against 24/84 for all: 2.1×.
     # 10 points / 2.1 = 4.76 → 5.
-    assert (lower.kind, lower.rule_label, lower.before, lower.after) == (LOWER, "Webページ閲覧", 10, 5)
+    assert (lower.kind, lower.rule_label, lower.before, lower.after) == (
+        LOWER,
+        "Webページ閲覧",
+        10,
+        5,
+    )
     assert lower.ratio == pytest.approx(2.1)
-    assert (lower.group_hits, lower.group_leads, lower.all_hits, lower.all_leads) == (18, 30, 24, 84)
+    assert (lower.group_hits, lower.group_leads, lower.all_hits, lower.all_leads) == (
+        18,
+        30,
+        24,
+        84,
+    )
     assert lower.reason == "No budget"
     assert lower.text == (
         "Leads whose engagement at handoff was ≥ 70 % Webページ閲覧 were rejected as "
@@ -282,7 +306,10 @@ def test_without_decided_leads_every_figure_is_empty(db):
     model = make_model(engagement=[{"kind": "page_view", "points": 10}])
     c = calibration_for(model)
     assert (c.total.leads, c.handed_over, c.current.precision, c.current.recall) == (
-        0, 0, None, None,
+        0,
+        0,
+        None,
+        None,
     )
     assert c.deciles() == []
     assert feedback_for(model).suggestions == []

@@ -343,9 +343,7 @@ class Command(BaseCommand):
         for step in path:
             at = min(at + dt.timedelta(days=rng.randint(1, 4), hours=rng.randint(1, 8)), now)
             if step == Stage.MQL:
-                lead_transition(
-                    lead=lead, to_stage=step, actor=mql_actor, at=at, reason=mql_reason
-                )
+                lead_transition(lead=lead, to_stage=step, actor=mql_actor, at=at, reason=mql_reason)
                 handoff = Handoff.objects.get(lead=lead, status="open")
                 mql_at = at
                 continue
