@@ -34,9 +34,9 @@
     var data = JSON.parse(source.textContent);
     Chart.defaults.animation = false;  // figures, not a show; also keeps screenshots stable
     Chart.defaults.maintainAspectRatio = false;
-    var byEngagement = document.getElementById("chart-over-engagement");
+    var byEngagement = document.querySelector("#threshold-explorer canvas[data-chart=over-engagement]");
     if (byEngagement) curve(byEngagement, data.over_engagement, data.labels, data.labels.engagement, data.chosen.engagement);
-    var byFit = document.getElementById("chart-over-fit");
+    var byFit = document.querySelector("#threshold-explorer canvas[data-chart=over-fit]");
     if (byFit) curve(byFit, data.over_fit, data.labels, data.labels.fit, data.chosen.fit);
     var panel = document.getElementById("threshold-explorer");
     if (panel) panel.setAttribute("data-drawn", "true");

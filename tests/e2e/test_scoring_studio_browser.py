@@ -34,7 +34,10 @@ def test_a_marketer_tunes_a_rule_on_sales_verdicts_and_publishes_it(
     page = browser_page
     base = live_server.url
     errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on(
+        "console",
+        lambda m: errors.append(f"{page.url}: {m.text[:80]} {m.location}") if m.type == "error" else None,
+    )
 
     page.goto(f"{base}/admin/login/?next=/admin/scoring/scoringmodel/{published.pk}/change/")
     page.fill("#id_username", marketer.username)
@@ -85,7 +88,8 @@ def test_a_marketer_tunes_a_rule_on_sales_verdicts_and_publishes_it(
     # The threshold explorer: the curves are drawn; moving the fit threshold to 0 redraws
     # them over the same leads (the draft: G2 at 60 and G1 at 30 engagement).
     expect(page.locator("#threshold-explorer[data-drawn=true]")).to_be_attached()
-    assert page.evaluate("!!Chart.getChart('chart-over-engagement')")
+    curve = "Chart.getChart(document.querySelector('canvas[data-chart=over-engagement]'))"
+    assert page.evaluate(f"!!{curve}")
     page.fill("#explore-engagement", "0")
     page.locator("#explore-engagement").dispatch_event("change")
     # fit ≥ 30 and engagement ≥ 0: G1, G2 and G5 = 64 leads, 30 of them SQL.
@@ -93,7 +97,7 @@ def test_a_marketer_tunes_a_rule_on_sales_verdicts_and_publishes_it(
     expect(page.locator("#explorer-point")).to_contain_text("46.9% (30/64)")
     expect(page.locator("#explorer-engagement tr.chosen th")).to_have_text("0")
     expect(page.locator("#threshold-explorer[data-drawn=true]")).to_be_attached()
-    assert page.evaluate("Chart.getChart('chart-over-engagement').data.datasets[0].data[0]") == 64
+    assert page.evaluate(f"{curve}.data.datasets[0].data[0]") == 64
     page.screenshot(path=str(screenshots / "scoring-calibration.png"), full_page=True)
 
     # Publish, then watch the rescore finish on the page that refreshes itself.
