@@ -36,7 +36,7 @@ def test_a_marketer_tunes_a_rule_on_sales_verdicts_and_publishes_it(
     errors: list[str] = []
     page.on(
         "console",
-        lambda m: errors.append(f"{page.url}: {m.text[:80]} {m.location}") if m.type == "error" else None,
+        lambda m: errors.append(f"{page.url}: {m.text[:80]}") if m.type == "error" else None,
     )
 
     page.goto(f"{base}/admin/login/?next=/admin/scoring/scoringmodel/{published.pk}/change/")
