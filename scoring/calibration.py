@@ -85,12 +85,14 @@ def history_ctes() -> Sql:
 
 def scores_for(model: CompiledModel, *, prefix: str) -> Sql:
     """CTEs (without WITH) ending in `{prefix}scores` (lead_id, fit, engagement,
-    hand_raised_at, last_event_at, ...) and `{prefix}per_rule` (lead_id, rule_id, n, v:
-    the rule's decayed points): each lead of `co` scored under `model` as of its handoff,
-    with only the events it had by then. Needs `history_ctes()` before it.
+    hand_raised_at, ...) and `{prefix}per_rule` (lead_id, rule_id, n, v: the rule's
+    decayed points): each lead of `co` scored under `model` as of its handoff, with only
+    the events it had by then. Needs `history_ctes()` before it.
 
-    The one place the calibration and the suggestions get a model's per-lead scores: when
-    the preview job keeps them in a table, this is what reads that table instead."""
+    The one place the calibration and the suggestions get a model's per-lead scores. The
+    calibration reads only lead_id, fit, engagement and hand_raised_at of `{prefix}scores`,
+    which is what the preview job's stored per-handoff scores hold: switching to them is
+    this function. The suggestions also need `{prefix}per_rule`."""
     return scores_cte(model, prefix=prefix, leads=LeadFilter.everyone(), cutoff_cte="co")
 
 
@@ -318,17 +320,17 @@ def calibration_for(model: ScoringModel | CompiledModel) -> Calibration:
     # Events after the handoff but none scored before it: the lead's history at handoff is
     # missing (an import of old handoffs, events back-filled later), not zero.
     sql.add(
-        ", late AS (SELECT DISTINCT e.lead_id FROM leadflow_engagementevent e"
-        " JOIN co ON co.lead_id = e.lead_id AND e.occurred_at > co.as_of)"
+        ", seen AS (SELECT e.lead_id, MAX(CASE WHEN e.occurred_at <= co.as_of THEN 1 ELSE 0 END)"
+        " AS before FROM leadflow_engagementevent e JOIN co ON co.lead_id = e.lead_id"
+        " GROUP BY e.lead_id)"
         ", cal AS (SELECT co.lead_id, s.fit, s.engagement,"
         " CASE WHEN s.hand_raised_at IS NULL THEN 0 ELSE 1 END AS hr,"
         " o.is_sql, o.won, o.rejected,"
-        " CASE WHEN s.last_event_at IS NULL AND late.lead_id IS NOT NULL THEN 1 ELSE 0 END"
-        " AS missing,"
+        " CASE WHEN seen.before = 0 THEN 1 ELSE 0 END AS missing,"
         f" NTILE({DECILES}) OVER (ORDER BY s.fit + s.engagement, co.lead_id) AS decile"
         " FROM co JOIN outcome o ON o.lead_id = co.lead_id"
         " JOIN s_scores s ON s.lead_id = co.lead_id"
-        " LEFT JOIN late ON late.lead_id = co.lead_id WHERE o.decided = 1)"
+        " LEFT JOIN seen ON seen.lead_id = co.lead_id WHERE o.decided = 1)"
         " SELECT fit, engagement, hr, decile, COUNT(*), SUM(is_sql), SUM(won), SUM(rejected),"
         " SUM(missing) FROM cal GROUP BY fit, engagement, hr, decile"
         " UNION ALL SELECT NULL, NULL, NULL, NULL, COUNT(*), 0, 0, 0, 0 FROM co"
