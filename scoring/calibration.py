@@ -118,20 +118,21 @@ class Counts:
     def enough(self) -> bool:
         return self.leads >= MIN_GROUP
 
-    def _rate(self, n: int) -> float | None:
+    def rate(self, n: int) -> float | None:
+        """`n` as a percentage of the group's leads."""
         return 100.0 * n / self.leads if self.leads else None
 
     @property
     def sql_rate(self) -> float | None:
-        return self._rate(self.sql)
+        return self.rate(self.sql)
 
     @property
     def won_rate(self) -> float | None:
-        return self._rate(self.won)
+        return self.rate(self.won)
 
     @property
     def rejected_rate(self) -> float | None:
-        return self._rate(self.rejected)
+        return self.rate(self.rejected)
 
 
 @dataclass(frozen=True)

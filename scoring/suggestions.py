@@ -9,8 +9,9 @@ Over the decided leads, scored as of their handoff like the calibration (`scores
 * a suggestion to lower the rule when the leads it carried were rejected for one reason at
   least twice as often as all decided leads (its points divided by that ratio: "3× as
   often: 3 → 1"), or to raise it when they were won at least twice as often (its points
-  times the ratio, at most tripled). Only groups of `MIN_GROUP` leads or more, and only
-  from at least `MIN_VERDICTS` such verdicts, so one unlucky week does not move a rule.
+  times the ratio, at most tripled). Only groups of `calibration.MIN_GROUP` leads or
+  more, and only from at least `MIN_VERDICTS` such verdicts, so one unlucky week does not
+  move a rule.
 """
 
 # SQL here is assembled from scoring.sql fragments and bound parameters only.
@@ -26,7 +27,7 @@ from django.utils.translation import gettext as _
 
 from leadflow.models import Stage
 from scoring import engine
-from scoring.calibration import MIN_GROUP, history_ctes, scores_for
+from scoring.calibration import Counts, history_ctes, scores_for
 from scoring.engine import CEngagementRule, CompiledModel
 from scoring.models import ScoringModel
 from scoring.sql import Dialect, Sql, round_sql
@@ -40,32 +41,11 @@ RAISE = "raise"
 
 
 @dataclass
-class Verdicts:
-    leads: int = 0
-    sql: int = 0
-    won: int = 0
+class Verdicts(Counts):
+    """A calibration group's counts, and the leads lost after SQL and rejected per reason."""
+
     lost: int = 0
-    rejected: int = 0
     reasons: dict[str, int] = field(default_factory=dict)  # reason code → leads
-
-    def rate(self, n: int) -> float | None:
-        return 100.0 * n / self.leads if self.leads else None
-
-    @property
-    def rejected_rate(self) -> float | None:
-        return self.rate(self.rejected)
-
-    @property
-    def won_rate(self) -> float | None:
-        return self.rate(self.won)
-
-    @property
-    def sql_rate(self) -> float | None:
-        return self.rate(self.sql)
-
-    @property
-    def enough(self) -> bool:
-        return self.leads >= MIN_GROUP
 
     def reason_lines(self, labels: dict[str, str]) -> list[tuple[str, int, float | None]]:
         """(reason label, leads, % of these leads), most frequent first."""

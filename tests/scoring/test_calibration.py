@@ -259,7 +259,7 @@ def test_verdicts_by_rule_and_the_suggestions(history):
 @pytest.mark.django_db
 def test_a_group_under_twenty_leads_makes_no_suggestion(history, monkeypatch):
     # With a 31-lead minimum neither G1 nor G2 (30 each) is enough.
-    monkeypatch.setattr("scoring.suggestions.MIN_GROUP", 31)
+    monkeypatch.setattr("scoring.calibration.MIN_GROUP", 31)
     assert feedback_for(history).suggestions == []
 
 

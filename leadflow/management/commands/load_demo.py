@@ -244,24 +244,16 @@ class Command(BaseCommand):
                     for _time in range(times):
                         # One per day at most for each kind: caps are per day.
                         at = start + dt.timedelta(days=n % history.LEAD_UP_DAYS, hours=n % 9)
-                        rows.append(
-                            EngagementEvent(
-                                lead=lead,
-                                kind=kind,
-                                occurred_at=at,
-                                properties=properties,
-                                source="demo",
-                                external_id=f"demo-past-{lead.pk}-{n}",
-                            )
-                        )
+                        rows.append(self._event(lead, kind, at, properties, f"past-{lead.pk}-{n}"))
                         n += 1
                 EngagementEvent.objects.bulk_create(rows, ignore_conflicts=True)
                 verdict = history.VERDICTS[profile][i % 10]
-                path = {
+                paths: dict[str, list[str]] = {
                     "won": [Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER],
                     "sql": [Stage.MQL, Stage.SQL],
                     "lost": [Stage.MQL, Stage.SQL, LOST],
-                }.get(verdict, [Stage.MQL, Stage.RECYCLED])
+                }
+                path = paths.get(verdict, [Stage.MQL, Stage.RECYCLED])
                 rejection = None
                 if path[-1] == Stage.RECYCLED:
                     rejection = (verdict, history.COMMENTS[verdict])
@@ -288,17 +280,20 @@ class Command(BaseCommand):
         for i in range(first, first + n_events):
             at = start + dt.timedelta(seconds=rng.uniform(0, span))
             kind, props = self._random_event(rng, hot)
-            events.append(
-                EngagementEvent(
-                    lead=lead,
-                    kind=kind,
-                    occurred_at=at,
-                    properties=props,
-                    source="demo",
-                    external_id=f"demo-{lead.pk}-{i}",
-                )
-            )
+            events.append(self._event(lead, kind, at, props, f"{lead.pk}-{i}"))
         EngagementEvent.objects.bulk_create(events, ignore_conflicts=True)
+
+    @staticmethod
+    def _event(lead: Lead, kind: str, at: dt.datetime, properties: dict, key: str):
+        # The external id makes a second load_demo skip the events it already made.
+        return EngagementEvent(
+            lead=lead,
+            kind=kind,
+            occurred_at=at,
+            properties=properties,
+            source="demo",
+            external_id=f"demo-{key}",
+        )
 
     @staticmethod
     def _random_event(rng: random.Random, hot: bool) -> tuple[str, dict]:
