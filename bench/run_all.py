@@ -54,22 +54,6 @@ BENCHES: dict[str, tuple[str, list[str], list[str], dict[str, Check]]] = {
             ),
         },
     ),
-    "calibration": (
-        "calibration_bench.py",
-        ["--wipe"],
-        [
-            "results.calibration_seconds",
-            "results.feedback_seconds",
-            "results.explorer_redraw_ms",
-            "floor.seconds",
-            "ratio.calibration_vs_floor",
-        ],
-        {
-            "every fifth lead handed over and decided": lambda r: (
-                r["size"]["handed_over"] == r["size"]["decided"] == r["size"]["leads"] // 5
-            ),
-        },
-    ),
     "speed": (
         "speed_bench.py",
         ["--wipe"],
@@ -179,6 +163,22 @@ BENCHES: dict[str, tuple[str, list[str], list[str], dict[str, Check]]] = {
                 + r["floor"]["bare_view"]["non_2xx"]
                 + r["floor"]["bare_view"]["socket_errors"]
                 == 0
+            ),
+        },
+    ),
+    "calibration": (
+        "calibration_bench.py",
+        ["--wipe"],
+        [
+            "results.calibration_seconds",
+            "results.feedback_seconds",
+            "results.explorer_redraw_ms",
+            "floor.seconds",
+            "ratio.calibration_vs_floor",
+        ],
+        {
+            "every fifth lead handed over and decided": lambda r: (
+                r["size"]["handed_over"] == r["size"]["decided"] == r["size"]["leads"] // 5
             ),
         },
     ),

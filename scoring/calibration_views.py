@@ -195,7 +195,7 @@ def accept_view(model_admin, request: HttpRequest, pk: int) -> HttpResponse:
         return _bad_request(BadInput("invalid_points", _("Points must be a whole number.")))
     actor = request.user if isinstance(request.user, User) else None
     try:
-        draft, rule = services.scoring_model_accept_suggestion(
+        draft = services.scoring_model_accept_suggestion(
             model=model, rule_key=rule_key, points=points, actor=actor
         )
     except DomainError as error:
@@ -207,6 +207,6 @@ def accept_view(model_admin, request: HttpRequest, pk: int) -> HttpResponse:
             "Draft v%(v)s: %(rule)s now gives %(points)s points. Nothing is published; "
             "preview the draft before publishing it."
         )
-        % {"v": draft.version, "rule": rule, "points": points},
+        % {"v": draft.version, "rule": draft.engagement_rules.get(key=rule_key), "points": points},
     )
     return HttpResponseRedirect(reverse("admin:scoring_scoringmodel_change", args=[draft.pk]))

@@ -42,7 +42,6 @@ from leadflow.models import EngagementEvent, Lead, Stage, StageTransition, User
 from scoring import engine, policy
 from scoring.engine import CompiledModel
 from scoring.models import (
-    EngagementRule,
     LeadScore,
     ModelStatus,
     RescoreRun,
@@ -605,11 +604,11 @@ def _promote_leads(model: CompiledModel, lead_ids: list[int], now: datetime) -> 
 
 def scoring_model_accept_suggestion(
     *, model: ScoringModel, rule_key: str, points: int, actor: User | None = None
-) -> tuple[ScoringModel, EngagementRule]:
+) -> ScoringModel:
     """A marketer accepts a suggestion (scoring.suggestions): the engagement rule with
     lineage key `rule_key` gets `points` in a draft. On a draft, that draft; on a published
     or archived model, a new draft cloned from it, so the published model never changes.
-    Returns the draft and its edited rule."""
+    Returns the draft."""
     if not -1000 <= points <= 1000:
         raise DomainError(_("Points must be between -1000 and 1000."), code="invalid_points")
     with transaction.atomic():
@@ -630,4 +629,4 @@ def scoring_model_accept_suggestion(
         }
         draft.notes = f"{draft.notes}\n{note}".strip()
         draft.save(update_fields=["notes", "updated_at"])
-    return draft, rule
+    return draft

@@ -267,9 +267,10 @@ def test_a_group_under_twenty_leads_makes_no_suggestion(history, monkeypatch):
 def test_accepting_on_the_published_model_creates_a_draft(history, marketer):
     suggestion = feedback_for(history).suggestions[0]
 
-    draft, rule = scoring_model_accept_suggestion(
+    draft = scoring_model_accept_suggestion(
         model=history, rule_key=suggestion.rule_key, points=suggestion.after, actor=marketer
     )
+    rule = draft.engagement_rules.get(key=suggestion.rule_key)
 
     assert draft.status == ModelStatus.DRAFT and draft.based_on_id == history.pk
     assert (rule.model_id, rule.points) == (draft.pk, 5)
@@ -278,7 +279,7 @@ def test_accepting_on_the_published_model_creates_a_draft(history, marketer):
     assert history.engagement_rules.get(kind="page_view").points == 10  # untouched
     assert "Webページ閲覧 10 → 5 points" in draft.notes
     # A second acceptance on the draft edits that draft, no new one.
-    again, _rule = scoring_model_accept_suggestion(
+    again = scoring_model_accept_suggestion(
         model=draft, rule_key=suggestion.rule_key, points=4, actor=marketer
     )
     assert again.pk == draft.pk
