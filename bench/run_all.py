@@ -188,6 +188,22 @@ BENCHES: dict[str, tuple[str, list[str], list[str], dict[str, Check]]] = {
             ),
         },
     ),
+    "calibration": (
+        "calibration_bench.py",
+        ["--wipe"],
+        [
+            "results.calibration_seconds",
+            "results.feedback_seconds",
+            "results.explorer_redraw_ms",
+            "floor.seconds",
+            "ratio.calibration_vs_floor",
+        ],
+        {
+            "every fifth lead handed over and decided": lambda r: (
+                r["size"]["handed_over"] == r["size"]["decided"] == r["size"]["leads"] // 5
+            ),
+        },
+    ),
 }
 
 

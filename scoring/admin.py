@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from leadflow.errors import DomainError
 from leadflow.models import Lead, User
 from scoring import engine, policy, selectors, services
+from scoring.calibration_views import calibration_urls
 from scoring.models import (
     FIELD_PATHS,
     EngagementRule,
@@ -257,6 +258,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
                 name="scoring_scoringmodel_preview_progress",
             ),
             path("<int:pk>/publish/", wrap(self.publish_view), name="scoring_scoringmodel_publish"),
+            *calibration_urls(self),
             *super().get_urls(),
         ]
 

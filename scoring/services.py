@@ -846,3 +846,33 @@ def _promote_leads(model: CompiledModel, lead_ids: list[int], now: datetime) -> 
             )
         moved += moved_now is not None
     return moved
+
+
+def scoring_model_accept_suggestion(
+    *, model: ScoringModel, rule_key: str, points: int, actor: User | None = None
+) -> ScoringModel:
+    """A marketer accepts a suggestion (scoring.suggestions): the engagement rule with
+    lineage key `rule_key` gets `points` in a draft. On a draft, that draft; on a published
+    or archived model, a new draft cloned from it, so the published model never changes.
+    Returns the draft."""
+    if not -1000 <= points <= 1000:
+        raise DomainError(_("Points must be between -1000 and 1000."), code="invalid_points")
+    with transaction.atomic():
+        draft = model if model.is_draft else scoring_model_clone(source=model, actor=actor)
+        rule = draft.engagement_rules.filter(key=rule_key).first()
+        if rule is None:
+            raise DomainError(
+                _("The draft has no such engagement rule; it may have been removed."),
+                code="rule_not_found",
+            )
+        before = rule.points
+        rule.points = points
+        rule.save(update_fields=["points"])
+        note = _("Suggestion accepted: %(rule)s %(before)s → %(after)s points.") % {
+            "rule": rule,
+            "before": before,
+            "after": points,
+        }
+        draft.notes = f"{draft.notes}\n{note}".strip()
+        draft.save(update_fields=["notes", "updated_at"])
+    return draft

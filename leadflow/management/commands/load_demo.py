@@ -17,7 +17,7 @@ from django.utils import timezone
 from handoff.activities import activity_log
 from handoff.models import Handoff, RejectionReason, RoutingRule, Team, TeamMembership
 from handoff.verdicts import handoff_accept, handoff_reject
-from leadflow.demo import data
+from leadflow.demo import data, history
 from leadflow.demo.integrations import load_integrations
 from leadflow.lifecycle import lead_mark_lost, lead_mark_opportunity, lead_mark_won, lead_transition
 from leadflow.models import Company, EngagementEvent, Lead, LeadExternalId, Stage, User
@@ -55,6 +55,7 @@ class Command(BaseCommand):
             self._teams(users)
             companies = self._companies()
             created = self._leads(rng, companies, users)
+            created += self._past(rng, companies, users)
         if created:
             # Score every lead from its history under the published model, as a rescore
             # after an import would (known leads that qualify become MQLs and get routed).
@@ -178,29 +179,115 @@ class Command(BaseCommand):
                     LeadExternalId.objects.create(
                         lead=lead, system="mautic", external_id=f"demo-{number}"
                     )
-                self._events(rng, lead, created_at, now, hot=bool(path))
-                self._walk(rng, lead, path, created_at, now, manager=users["manager"])
+                if path:
+                    # What made it an MQL comes before the MQL: hot events in the lead's
+                    # first days, the walk after them, and some cooler ones until today.
+                    lead_up = min(created_at + dt.timedelta(days=3), now)
+                    self._events(rng, lead, created_at, lead_up, hot=True)
+                    self._events(rng, lead, lead_up, now, hot=False, first=100)
+                    self._walk(rng, lead, path, lead_up, now, manager=users["manager"])
+                else:
+                    self._events(rng, lead, created_at, now, hot=False)
                 created += 1
         return created
 
-    def _events(self, rng, lead: Lead, start: dt.datetime, now: dt.datetime, *, hot: bool) -> None:
+    def _past(self, rng, companies: list[Company], users: dict[str, User]) -> int:
+        """Leads handed to sales months ago, each with the events that made it an MQL
+        before its handoff and sales' verdict (leadflow.demo.history)."""
+        now = timezone.now()
+        created = 0
+        total = sum(spec[0] for spec in history.PROFILES.values())
+        number = 0
+        oldest, newest = history.SPAN_DAYS
+        for profile, (count, events, actor, why, min_size) in history.PROFILES.items():
+            fitting = [c for c in companies if (c.employee_count or 0) >= min_size]
+            for i in range(count):
+                number += 1
+                company = fitting[(i * 7 + number) % len(fitting)]
+                last = data.LAST_NAMES[(number * 3) % len(data.LAST_NAMES)]
+                first = data.FIRST_NAMES[(number * 5) % len(data.FIRST_NAMES)]
+                email = f"{first[2]}.{last[2]}.{profile}{i}@{company.domain}"
+                if Lead.objects.with_email(email).exists():
+                    continue
+                # Scored MQLs are decision makers; a trade show brings every kind of card.
+                positions = data.POSITIONS if not min_size else data.POSITIONS[:7]
+                department, title, role = positions[(i * 3 + number) % len(positions)]
+                # Oldest first, evenly over the span, so every month has some verdicts.
+                days_ago = oldest - (oldest - newest) * (number - 1) / max(1, total - 1)
+                handoff_at = now - dt.timedelta(days=days_ago, hours=rng.randint(0, 8))
+                start = handoff_at - dt.timedelta(days=history.LEAD_UP_DAYS)
+                lead = Lead.objects.create(
+                    email=email,
+                    last_name=last[0],
+                    first_name=first[0],
+                    last_name_kana=last[1],
+                    first_name_kana=first[1],
+                    company=company,
+                    department=department,
+                    job_title=title,
+                    role=role,
+                    phone=f"06-{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}",
+                    source="mautic" if profile != "trade_show" else "csv:展示会2026",
+                    stage=Stage.KNOWN,
+                )
+                Lead.objects.filter(pk=lead.pk).update(
+                    created_at=start - dt.timedelta(days=1), stage_changed_at=start
+                )
+                rows, n = [], 0
+                for kind, properties, times in events:
+                    for _time in range(times):
+                        # One per day at most for each kind: caps are per day.
+                        at = start + dt.timedelta(days=n % history.LEAD_UP_DAYS, hours=n % 9)
+                        rows.append(self._event(lead, kind, at, properties, f"past-{lead.pk}-{n}"))
+                        n += 1
+                EngagementEvent.objects.bulk_create(rows, ignore_conflicts=True)
+                verdict = history.VERDICTS[profile][i % 10]
+                paths: dict[str, list[str]] = {
+                    "won": [Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER],
+                    "sql": [Stage.MQL, Stage.SQL],
+                    "lost": [Stage.MQL, Stage.SQL, LOST],
+                }
+                path = paths.get(verdict, [Stage.MQL, Stage.RECYCLED])
+                rejection = None
+                if path[-1] == Stage.RECYCLED:
+                    rejection = (verdict, history.COMMENTS[verdict])
+                self._walk(
+                    rng,
+                    lead,
+                    path,
+                    handoff_at - dt.timedelta(hours=12),
+                    now,
+                    manager=users["manager"],
+                    rejection=rejection,
+                    mql_actor=actor,
+                    mql_reason=why,
+                )
+                created += 1
+        return created
+
+    def _events(
+        self, rng, lead: Lead, start: dt.datetime, now: dt.datetime, *, hot: bool, first: int = 0
+    ) -> None:
         span = (now - start).total_seconds()
         events = []
         n_events = rng.randint(12, 30) if hot else rng.randint(1, 10)
-        for i in range(n_events):
+        for i in range(first, first + n_events):
             at = start + dt.timedelta(seconds=rng.uniform(0, span))
             kind, props = self._random_event(rng, hot)
-            events.append(
-                EngagementEvent(
-                    lead=lead,
-                    kind=kind,
-                    occurred_at=at,
-                    properties=props,
-                    source="demo",
-                    external_id=f"demo-{lead.pk}-{i}",
-                )
-            )
+            events.append(self._event(lead, kind, at, props, f"{lead.pk}-{i}"))
         EngagementEvent.objects.bulk_create(events, ignore_conflicts=True)
+
+    @staticmethod
+    def _event(lead: Lead, kind: str, at: dt.datetime, properties: dict, key: str):
+        # The external id makes a second load_demo skip the events it already made.
+        return EngagementEvent(
+            lead=lead,
+            kind=kind,
+            occurred_at=at,
+            properties=properties,
+            source="demo",
+            external_id=f"demo-{key}",
+        )
 
     @staticmethod
     def _random_event(rng: random.Random, hot: bool) -> tuple[str, dict]:
@@ -224,21 +311,28 @@ class Command(BaseCommand):
             return "email_click", {"campaign": rng.choice(data.EMAILS), "url": "/products/leadflow"}
         return "form_submit", {"form": "資料請求フォーム"}
 
-    def _walk(self, rng, lead: Lead, path: list[str], start, now, *, manager: User) -> None:
-        """Walk the lead through the journey with the same services people use."""
+    def _walk(
+        self,
+        rng,
+        lead: Lead,
+        path: list[str],
+        start,
+        now,
+        *,
+        manager: User,
+        rejection: tuple[str, str] | None = None,
+        mql_actor: str = "scoring",
+        mql_reason: str = "fit ≥ 30 and engagement ≥ 50",
+    ) -> None:
+        """Walk the lead through the journey with the same services people use; a
+        rejection is `rejection` (code, comment) or a random one."""
         at = start
         handoff = None
         mql_at = start
         for step in path:
             at = min(at + dt.timedelta(days=rng.randint(1, 4), hours=rng.randint(1, 8)), now)
             if step == Stage.MQL:
-                lead_transition(
-                    lead=lead,
-                    to_stage=step,
-                    actor="scoring",
-                    at=at,
-                    reason="fit ≥ 30 and engagement ≥ 50",
-                )
+                lead_transition(lead=lead, to_stage=step, actor=mql_actor, at=at, reason=mql_reason)
                 handoff = Handoff.objects.get(lead=lead, status="open")
                 mql_at = at
                 continue
@@ -252,7 +346,7 @@ class Command(BaseCommand):
                 )
                 continue
             rep = handoff.assigned_to or manager
-            code, comment = rng.choice(data.REJECTIONS)
+            code, comment = rejection or rng.choice(data.REJECTIONS)
             if step in (Stage.SQL, Stage.RECYCLED):
                 # The SLA allows "not reachable" only after 3 attempts.
                 attempts = 3 if step == Stage.RECYCLED and code == "not_reachable" else None
