@@ -211,7 +211,7 @@ def test_a_rescore_run_scores_in_batches_shows_progress_and_moves_new_mqls():
     run = publish(model)
 
     with time_machine.travel(T0 + dt.timedelta(hours=1), tick=False):
-        assert rescore_run_step(run_id=run.pk, time_budget=0, batch_size=2) is True
+        assert rescore_run_step(run_id=run.pk, time_budget=0, batch_size=2, stage_size=2) is True
         run.refresh_from_db()
         assert (run.status, run.done, run.total, run.percent) == (RunStatus.RUNNING, 2, 5, 40)
         rescore_run_task(run.pk)  # the task finishes it (budget not reached)

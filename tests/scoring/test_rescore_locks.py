@@ -58,7 +58,7 @@ def test_intake_scoring_a_lead_while_a_rescore_batch_promotes_it_does_not_deadlo
             locked.set()
             connections.close_all()
 
-    original = services.upsert_scores
+    original = services.upsert_staged
 
     def upsert_then_let_intake_wait(*args, **kwargs):
         written = original(*args, **kwargs)  # the batch now holds the lead's score row
@@ -66,7 +66,7 @@ def test_intake_scoring_a_lead_while_a_rescore_batch_promotes_it_does_not_deadlo
         time.sleep(1)  # intake is waiting for that row by now
         return written
 
-    monkeypatch.setattr(services, "upsert_scores", upsert_then_let_intake_wait)
+    monkeypatch.setattr(services, "upsert_staged", upsert_then_let_intake_wait)
     thread = threading.Thread(target=intake)
     thread.start()
     try:
@@ -91,7 +91,7 @@ def test_a_rescore_batch_does_not_hold_the_team_lock_it_routed_with(monkeypatch)
     team = Team.objects.create(name="east", is_default=True)
     run = publish(model)
     batch_committed: list[bool] = []
-    original = services._promote_leads
+    original = services.hand_off_new_mqls
 
     def promote_then_check_the_team(*args, **kwargs):
         moved = original(*args, **kwargs)
@@ -113,7 +113,7 @@ def test_a_rescore_batch_does_not_hold_the_team_lock_it_routed_with(monkeypatch)
             thread.join(timeout=30)
         return moved
 
-    monkeypatch.setattr(services, "_promote_leads", promote_then_check_the_team)
+    monkeypatch.setattr(services, "hand_off_new_mqls", promote_then_check_the_team)
     services.rescore_run_step(run_id=run.pk)
 
     assert batch_committed == [True]
