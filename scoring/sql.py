@@ -63,9 +63,12 @@ class Dialect:
         )
 
     def lower(self, x: str) -> str:
-        # ASCII-only on both: SQLite's lower() is, PostgreSQL's is locale-aware.
+        # ASCII-only on both: SQLite's lower() is; PostgreSQL's is locale-aware, except
+        # under the "C" collation, where it changes A-Z alone. (translate() with the 26
+        # letters did the same some 25 times slower: ~10 µs a value, once per fit field
+        # per lead and per page-view event, the largest part of a rescore's time.)
         if self.pg:
-            return f"translate({x}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
+            return f'lower(({x}) COLLATE "C")'
         return f"lower({x})"
 
     def trim(self, x: str) -> str:
