@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from enum import Enum
 from functools import partial
@@ -458,14 +459,8 @@ def _slice_claim(run_id: int) -> int | None:
     advisory lock: it outlives the chunk's transactions, and dies with the connection
     of a crashed worker), or None when the run has nothing left for it: then the run
     is finished here if every slice is done (the last worker to finish closes it)."""
-    with transaction.atomic():
-        _publish_lock(exclusive=False)
-        run = RescoreRun.objects.select_related("model").get(pk=run_id)
-        if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
-            return None
-        now = timezone.now()
-        if run.model.status != ModelStatus.PUBLISHED:
-            _run_close(run_id, RunStatus.SUPERSEDED, now)
+    with _run_transaction(run_id) as (run, now):
+        if run is None:
             return None
         open_slices = (
             RescoreSlice.objects.select_for_update(skip_locked=True)
@@ -494,25 +489,28 @@ def _slice_release(part_id: int) -> None:
             cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_SLICE_LOCK_KEY, part_id])
 
 
-def _run_current(run_id: int, now: datetime) -> RescoreRun | None:
-    """The run, locked by nothing, if it is still to be worked on under a published
-    model (a superseded model closes it). Call under the shared publish lock."""
-    run = RescoreRun.objects.select_related("model").get(pk=run_id)
-    if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
-        return None
-    if run.model.status != ModelStatus.PUBLISHED:
-        _run_close(run_id, RunStatus.SUPERSEDED, now)
-        return None
-    return run
+@contextmanager
+def _run_transaction(run_id: int) -> Iterator[tuple[RescoreRun | None, datetime]]:
+    """One transaction of a run's work, under the shared publish lock: yields the run
+    (locked by nothing) and the time, or None for the run once it is over or its model
+    is no longer the published one (which closes it as superseded)."""
+    with transaction.atomic():
+        _publish_lock(exclusive=False)
+        now = timezone.now()
+        run = RescoreRun.objects.select_related("model").get(pk=run_id)
+        if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+            yield None, now
+        elif run.model.status != ModelStatus.PUBLISHED:
+            _run_close(run_id, RunStatus.SUPERSEDED, now)
+            yield None, now
+        else:
+            yield run, now
 
 
 def _slice_chunk(run_id: int, part_id: int, batch_size: int, stage_size: int) -> _Chunk:
     """Stage the next chunk of a slice this worker holds and write it batch by batch."""
     table = f"scoring_stage_{part_id}"
-    with transaction.atomic():
-        _publish_lock(exclusive=False)
-        staged_at = timezone.now()
-        run = _run_current(run_id, staged_at)
+    with _run_transaction(run_id) as (run, staged_at):
         if run is None:
             return _Chunk.STOP
         part = RescoreSlice.objects.get(pk=part_id)
@@ -527,10 +525,7 @@ def _slice_chunk(run_id: int, part_id: int, batch_size: int, stage_size: int) ->
         cursor_at = part.cursor
         while cursor_at < end:
             candidates: list[int] = []
-            with transaction.atomic():
-                _publish_lock(exclusive=False)
-                now = timezone.now()
-                run = _run_current(run_id, now)
+            with _run_transaction(run_id) as (run, now):
                 if run is None:
                     return _Chunk.STOP
                 part = RescoreSlice.objects.select_for_update().get(pk=part_id)
