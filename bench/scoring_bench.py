@@ -54,7 +54,7 @@ from bench.seeding import audit, insert_select  # noqa: E402
 from leadflow.models import Company, EngagementEvent, Lead  # noqa: E402
 from leadflow.services import event_record  # noqa: E402
 from scoring import services  # noqa: E402
-from scoring.models import ModelStatus, RescoreRun, ScoringModel  # noqa: E402
+from scoring.models import LeadScore, ModelStatus, RescoreRun, ScoringModel  # noqa: E402
 from scoring.services import (  # noqa: E402
     lead_score_event,
     rescore_run_execute,
@@ -405,13 +405,16 @@ def rescore(run: RescoreRun, workers: int, batch_size: int, n_leads: int) -> dic
     }
 
 
-def bench_rescore(workers: int, batch_size: int, n_leads: int) -> dict:
+def bench_rescore(workers: int, batch_size: int, n_leads: int, publish_only: bool) -> dict:
     """1. Initial scoring of never-scored leads (many known leads become MQL).
     2. What publishing does: a clone with a 5-point lower engagement threshold is
     published and every lead rescored (only the newly qualifying leads move)."""
     published = ScoringModel.objects.get(status=ModelStatus.PUBLISHED)
-    initial_run = rescore_run_start(model=published, enqueue=False)
-    initial = rescore(initial_run, workers, batch_size, n_leads)
+    if publish_only:
+        initial = {"skipped": "--publish-only: the leads were scored by the last run"}
+    else:
+        initial_run = rescore_run_start(model=published, enqueue=False)
+        initial = rescore(initial_run, workers, batch_size, n_leads)
     draft = scoring_model_clone(source=published, name="bench")
     draft.engagement_threshold -= 5
     draft.save()
@@ -469,6 +472,11 @@ def main() -> None:
         "--reuse", action="store_true", help="keep rows seeded earlier at the same size"
     )
     parser.add_argument("--seed-only", action="store_true", help="seed (or reset), then stop")
+    parser.add_argument(
+        "--publish-only",
+        action="store_true",
+        help="keep the last run's scores and stages; time only the publish of a further clone",
+    )
     parser.add_argument("--worker", type=int, metavar="RUN_ID", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
@@ -482,7 +490,11 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     size = (args.leads, args.events_per_lead, args.known_share)
     started = time.perf_counter()
-    if args.reuse and seeded_size() == size:
+    if args.publish_only:
+        if not (seeded_size() == size and LeadScore.objects.exists()):
+            sys.exit("--publish-only needs a database a run at this size scored (--reuse).")
+        audited = {"reused": "as the last run left it"}
+    elif args.reuse and seeded_size() == size:
         reset_seeded(args.known_share)
         audited = {"reused": True}
     else:
@@ -495,7 +507,7 @@ def main() -> None:
         print(json.dumps({"seed_seconds": round(seed_seconds, 2), "audited": audited}))
         return
     settings.SCORING_RESCORE_WORKERS = args.workers
-    rescored = bench_rescore(args.workers, args.batch_size, args.leads)
+    rescored = bench_rescore(args.workers, args.batch_size, args.leads, args.publish_only)
     incremental = bench_incremental(args.incremental, random.Random(7))
     floor = floor_publish(ScoringModel.objects.get(status=ModelStatus.PUBLISHED))
     publish = rescored["publish_rescore"]["seconds"]

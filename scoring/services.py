@@ -462,13 +462,15 @@ def _slice_claim(run_id: int) -> int | None:
     with _run_transaction(run_id) as (run, now):
         if run is None:
             return None
+        # No row locks here: FOR UPDATE over the open slices would lock them all for
+        # this claim, so a second worker claiming at the same moment skipped every one
+        # and left the whole run to the first. The advisory lock is the claim.
         open_slices = (
-            RescoreSlice.objects.select_for_update(skip_locked=True)
-            .filter(run_id=run_id, finished=False)
+            RescoreSlice.objects.filter(run_id=run_id, finished=False)
             .order_by("lower")
             .values_list("pk", flat=True)
         )
-        for part_id in open_slices:
+        for part_id in list(open_slices):
             if _slice_lock(part_id):
                 return part_id
         _run_finish(run_id, now)
