@@ -419,7 +419,7 @@ def bench_rescore(workers: int, batch_size: int, n_leads: int, publish_only: boo
     draft.engagement_threshold -= 5
     draft.save()
     # The bench is the worker here: publishing must not also queue Celery tasks.
-    rescore_run_task.delay = lambda *args, **kwargs: None
+    rescore_run_task.apply_async = lambda *args, **kwargs: None
     run = scoring_model_publish(model=draft)
     publish = rescore(run, workers, batch_size, n_leads)
     return {"initial_scoring": initial, "publish_rescore": publish}

@@ -325,7 +325,7 @@ def test_a_second_worker_claims_the_other_slice_while_the_first_is_still_claimin
     model = make_model(engagement=[{"kind": "email_click", "points": 30}])
     ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).update(status=ModelStatus.ARCHIVED)
     LeadFactory.create_batch(4)
-    monkeypatch.setattr(rescore_run_task, "delay", lambda *args, **kwargs: None)
+    monkeypatch.setattr(rescore_run_task, "apply_async", lambda *args, **kwargs: None)
     run = publish(model)  # two slices (SCORING_RESCORE_WORKERS = 2)
     first_slice, second_slice = run.slices.order_by("lower").values_list("pk", flat=True)
     claimed, release = threading.Event(), threading.Event()
