@@ -37,10 +37,16 @@ BENCHES: dict[str, tuple[str, list[str], list[str], dict[str, Check]]] = {
             "results.initial_scoring.seconds",
             "results.publish_rescore.seconds",
             "results.incremental_p95_ms",
+            "results.publish_rescore.worker_peak_rss_mb",
             "floor.seconds",
             "ratio.publish_vs_floor",
         ],
         {
+            "intake processed every event during the publish rescore": lambda r: (
+                0
+                < r["results"]["publish_rescore"]["intake_during_rescore"]["events"]
+                == r["results"]["publish_rescore"]["intake_during_rescore"]["processed"]
+            ),
             "every lead scored": lambda r: (
                 r["results"]["publish_rescore"]["leads"] == r["size"]["leads"]
             ),

@@ -27,8 +27,10 @@ import dataclasses
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
+from enum import Enum
 from functools import partial
 from typing import Any
 
@@ -59,14 +61,26 @@ from scoring.models import (
     ScoringModel,
     snapshot_column,
 )
-from scoring.sql import NUMBER_FIELDS, LeadFilter, upsert_scores
+from scoring.sql import (
+    NUMBER_FIELDS,
+    LeadFilter,
+    drop_staged,
+    stage_scores,
+    upsert_scores,
+    upsert_staged,
+)
 
 logger = logging.getLogger(__name__)
 
 ACTOR = "scoring"
+# Leads written per transaction of a bulk rescore, and leads staged (scored in one
+# statement into a temporary table, see rescore_run_step) per chunk.
 BATCH_SIZE = 20_000
+STAGE_SIZE = 250_000
 # Arbitrary constant naming "the published scoring model" for pg advisory locks.
 _PUBLISH_LOCK_KEY = 7_301_001
+# The same for "a rescore slice" (a session advisory lock, with the slice's id).
+_SLICE_LOCK_KEY = 7_301_002
 
 
 def _publish_lock(*, exclusive: bool) -> None:
@@ -604,6 +618,11 @@ def rescore_run_start(*, model: ScoringModel, enqueue: bool = True) -> RescoreRu
             raise DomainError(
                 _("Only the published model can rescore leads."), code="not_published"
             )
+        # As publishing does: wait for every transaction scoring now. One that began
+        # before the run and committed after its chunk was staged would write a row
+        # stamped before the run, which the run then overwrites with a state older
+        # than that row.
+        _publish_lock(exclusive=True)
         return _run_create(model=model, now=timezone.now(), enqueue=enqueue)
 
 
@@ -644,76 +663,160 @@ def _slice_bounds(total: int, workers: int) -> list[int]:
 
 
 def rescore_run_step(
-    *, run_id: int, time_budget: float | None = None, batch_size: int = BATCH_SIZE
+    *,
+    run_id: int,
+    time_budget: float | None = None,
+    batch_size: int = BATCH_SIZE,
+    stage_size: int = STAGE_SIZE,
 ) -> bool:
-    """Score batches of one run, each in its own transaction, until the run is done or
-    `time_budget` seconds have passed. Returns True while work remains for this caller.
+    """Score one run's leads until the run is done or `time_budget` seconds have passed
+    (checked between chunks: a chunk once staged is written to its end). Returns True
+    while work remains for this caller.
 
-    Several workers can call this for the same run at once: each batch takes a slice no
-    one else holds (SKIP LOCKED), scores the next `batch_size` leads of it and moves
-    that slice's cursor in the same commit. So it is safe to run twice, and after a
-    crash the batch that was lost is simply scored again.
+    A worker claims a slice no one else holds (`_slice_claim`), then goes through it a
+    chunk at a time: it computes the scores of the next `stage_size` leads in one
+    statement into a temporary table (`scoring.sql.stage_scores`: the events table is
+    read once per chunk rather than once per batch), then writes them `batch_size` leads
+    per transaction, each moving the slice's cursor in its commit. So several workers
+    share a run, no batch holds more than its own leads' rows, and after a crash the
+    batch that was lost is simply done again.
 
-    The leads a batch makes MQLs are moved after its commit, one transaction each. In the
-    batch they would be locked after their scores (intake locks a lead, then its score:
-    a deadlock), and each move routes the MQL under its team's lock, which every other
-    MQL of that team then waited for until the whole batch committed. A crash between the
-    commit and the moves loses nothing: the run's end promotes whoever still qualifies."""
+    The leads a batch makes MQLs are handed on after its commit (`hand_off_new_mqls`). In
+    the batch they would be locked after their scores (intake locks a lead, then its
+    score: a deadlock), and each move routes the MQL under its team's lock, which every
+    other MQL of that team then waited for until the whole batch committed. A crash
+    between the commit and the hand-off loses nothing: the run's end promotes whoever
+    still qualifies."""
     started = time.monotonic()
     while True:
-        candidates: list[int] = []
-        with transaction.atomic():
-            _publish_lock(exclusive=False)
-            run = RescoreRun.objects.select_related("model").get(pk=run_id)
-            if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
-                return False
-            now = timezone.now()
-            if run.model.status != ModelStatus.PUBLISHED:
-                _run_close(run_id, RunStatus.SUPERSEDED, now)
-                return False
-            part = (
-                RescoreSlice.objects.select_for_update(skip_locked=True)
-                .filter(run_id=run_id, finished=False)
-                .order_by("lower")
-                .first()
-            )
-            if part is None:
-                # Nothing left to take: finish if every slice is done (others may still
-                # be on theirs; the last one to finish closes the run).
-                _run_finish(run_id, now)
-                return False
-            model = engine.compiled(run.model_id)
-            upper, count = _next_batch(part.cursor, part.upper, batch_size)
-            if count == 0:
-                part.finished = True
-                part.save(update_fields=["finished"])
-                continue
-            _set_local_work_mem()
-            upsert_scores(
-                model,
-                leads=LeadFilter.id_range(part.cursor, upper),
-                now=now,
-                skip_fresh_since=run.created_at,
-            )
-            candidates = _promotion_candidates(model, now, after=part.cursor, upto=upper)
-            part.cursor = upper
-            part.save(update_fields=["cursor"])
-            # Last statement of the batch: the run row is locked only until the commit.
-            RescoreRun.objects.filter(pk=run_id).update(
-                done=F("done") + count,
-                status=RunStatus.RUNNING,
-                started_at=Coalesce(F("started_at"), Value(now)),
-            )
-        moved = _promote_leads(model, candidates, now)
-        if moved:
-            RescoreRun.objects.filter(pk=run_id).update(moved_to_mql=F("moved_to_mql") + moved)
+        part_id = _slice_claim(run_id)
+        if part_id is None:
+            return False
+        try:
+            state = _slice_chunk(run_id, part_id, batch_size, stage_size)
+        finally:
+            _slice_release(part_id)
+        if state is _Chunk.STOP:
+            return False
         if time_budget is not None and time.monotonic() - started >= time_budget:
             return True
 
 
-def rescore_run_execute(*, run_id: int, batch_size: int = BATCH_SIZE) -> None:
+class _Chunk(Enum):
+    DONE = "done"  # the chunk (or the slice) is written; go on
+    STOP = "stop"  # the run is over or superseded
+
+
+def _slice_claim(run_id: int) -> int | None:
+    """The id of an unfinished slice of the run that this worker now holds (a session
+    advisory lock: it outlives the chunk's transactions, and dies with the connection
+    of a crashed worker), or None when the run has nothing left for it: then the run
+    is finished here if every slice is done (the last worker to finish closes it)."""
+    with _run_transaction(run_id) as (run, now):
+        if run is None:
+            return None
+        # No row locks here: FOR UPDATE over the open slices would lock them all for
+        # this claim, so a second worker claiming at the same moment skipped every one
+        # and left the whole run to the first. The advisory lock is the claim.
+        open_slices = (
+            RescoreSlice.objects.filter(run_id=run_id, finished=False)
+            .order_by("lower")
+            .values_list("pk", flat=True)
+        )
+        for part_id in list(open_slices):
+            if _slice_lock(part_id):
+                return part_id
+        _run_finish(run_id, now)
+    return None
+
+
+def _slice_lock(part_id: int) -> bool:
+    if connection.vendor != "postgresql":
+        return True  # SQLite: one writer at a time anyway
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_SLICE_LOCK_KEY, part_id])
+        return cursor.fetchone()[0]
+
+
+def _slice_release(part_id: int) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_SLICE_LOCK_KEY, part_id])
+
+
+@contextmanager
+def _run_transaction(run_id: int) -> Iterator[tuple[RescoreRun | None, datetime]]:
+    """One transaction of a run's work, under the shared publish lock: yields the run
+    (locked by nothing) and the time, or None for the run once it is over or its model
+    is no longer the published one (which closes it as superseded)."""
+    with transaction.atomic():
+        _publish_lock(exclusive=False)
+        now = timezone.now()
+        run = RescoreRun.objects.select_related("model").get(pk=run_id)
+        if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+            yield None, now
+        elif run.model.status != ModelStatus.PUBLISHED:
+            _run_close(run_id, RunStatus.SUPERSEDED, now)
+            yield None, now
+        else:
+            yield run, now
+
+
+def _slice_chunk(run_id: int, part_id: int, batch_size: int, stage_size: int) -> _Chunk:
+    """Stage the next chunk of a slice this worker holds and write it batch by batch."""
+    table = f"scoring_stage_{part_id}"
+    with _run_transaction(run_id) as (run, staged_at):
+        if run is None:
+            return _Chunk.STOP
+        part = RescoreSlice.objects.get(pk=part_id)
+        end, count = _next_batch(part.cursor, part.upper, stage_size)
+        if count == 0:
+            RescoreSlice.objects.filter(pk=part_id).update(finished=True)
+            return _Chunk.DONE
+        model = engine.compiled(run.model_id)
+        _set_local_work_mem()
+        stage_scores(model, table=table, leads=LeadFilter.id_range(part.cursor, end), now=staged_at)
+    try:
+        cursor_at = part.cursor
+        while cursor_at < end:
+            candidates: list[int] = []
+            with _run_transaction(run_id) as (run, now):
+                if run is None:
+                    return _Chunk.STOP
+                part = RescoreSlice.objects.select_for_update().get(pk=part_id)
+                if part.cursor != cursor_at:
+                    return _Chunk.DONE  # moved by someone else: stage again from there
+                upper, count = _next_batch(cursor_at, end, batch_size)
+                upsert_staged(
+                    model,
+                    table=table,
+                    leads=LeadFilter.id_range(cursor_at, upper),
+                    computed_at=staged_at,
+                    skip_fresh_since=run.created_at,
+                )
+                candidates = _promotion_candidates(model, now, after=cursor_at, upto=upper)
+                part.cursor = upper
+                part.save(update_fields=["cursor"])
+                # Last statement of the batch: the run row is locked only until the commit.
+                RescoreRun.objects.filter(pk=run_id).update(
+                    done=F("done") + count,
+                    status=RunStatus.RUNNING,
+                    started_at=Coalesce(F("started_at"), Value(now)),
+                )
+            cursor_at = upper
+            moved = hand_off_new_mqls(model, candidates, now)
+            if moved:
+                RescoreRun.objects.filter(pk=run_id).update(moved_to_mql=F("moved_to_mql") + moved)
+    finally:
+        drop_staged(table)
+    return _Chunk.DONE
+
+
+def rescore_run_execute(
+    *, run_id: int, batch_size: int = BATCH_SIZE, stage_size: int = STAGE_SIZE
+) -> None:
     """Run a rescore to the end in this process (bench, management shell)."""
-    while rescore_run_step(run_id=run_id, batch_size=batch_size):
+    while rescore_run_step(run_id=run_id, batch_size=batch_size, stage_size=stage_size):
         pass
 
 
@@ -733,7 +836,7 @@ def _run_finish(run_id: int, now: datetime) -> None:
     moved = _sweep_stale(model, now)
     # Leads a batch scored but whose move was lost (a worker that died right after the
     # batch's commit): normally none, so this is one small query.
-    moved += _promote_leads(model, _promotion_candidates(model, now), now)
+    moved += hand_off_new_mqls(model, _promotion_candidates(model, now), now)
     RescoreRun.objects.filter(pk=run_id).update(
         status=RunStatus.DONE,
         finished_at=now,
@@ -770,7 +873,7 @@ def _sweep_stale(model: CompiledModel, now: datetime) -> int:
     )
     for lead_id in stale:
         upsert_scores(model, leads=LeadFilter.one(lead_id), now=now)
-    return _promote_leads(model, stale, now)
+    return hand_off_new_mqls(model, stale, now)
 
 
 def _promotion_candidates(
@@ -778,7 +881,7 @@ def _promotion_candidates(
 ) -> list[int]:
     """Leads (of one batch's id range, or all) that the MQL policy moves now: stage,
     thresholds, hand-raiser, the cool-down after a recycle, all in `policy.mql_reason_sql`,
-    the same SQL the draft preview counts with. `_promote_leads` re-checks each under its
+    the same SQL the draft preview counts with. `hand_off_new_mqls` re-checks each under its
     lock (the lead may have moved on since)."""
     recycled, recycled_params = policy.last_recycled_sql()
     reason, reason_params = policy.mql_reason_sql(
@@ -811,7 +914,12 @@ def _promotion_candidates(
         return [row[0] for row in cursor.fetchall()]
 
 
-def _promote_leads(model: CompiledModel, lead_ids: list[int], now: datetime) -> int:
+def hand_off_new_mqls(model: CompiledModel, lead_ids: list[int], now: datetime) -> int:
+    """Move the leads a rescore found crossing into MQL (`_promotion_candidates`), after
+    the batch that scored them committed; returns how many moved. The one place a
+    rescore hands its new MQLs on: today each takes the per-lead path (its own
+    transaction, the policy re-checked under its lock, the lifecycle move with routing,
+    timers, outbox and KPI marks); a bulk qualification replaces this function whole."""
     if not lead_ids:
         return 0
     recycled = dict(

@@ -37,6 +37,10 @@ CASES = [
     ("attributes.budget", "is_empty", "", None, None, {"attributes": {}}, {}, True),
     ("attributes.vip", "equals", "TRUE", None, None, {"attributes": {"vip": True}}, {}, True),
     ("attributes.vip", "equals", "true", None, None, {"attributes": {"vip": False}}, {}, False),
+    # Letter case is ASCII's alone, in Python and both SQLs: É and Ｍ keep theirs.
+    ("job_title", "equals", "ÉMILE", None, None, {"job_title": "Émile"}, {}, True),
+    ("job_title", "equals", "ÉMILE", None, None, {"job_title": "émile"}, {}, False),
+    ("job_title", "contains", "ｍ", None, None, {"job_title": "ＭＧＲ"}, {}, False),
     ("job_title", "is_empty", "", None, None, {"job_title": ""}, {}, True),
     ("job_title", "is_set", "", None, None, {"job_title": "部長"}, {}, True),
     ("company.region", "one_of", "kanto\nkinki", None, None, {}, {"prefecture": "東京都"}, True),

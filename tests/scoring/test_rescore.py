@@ -211,7 +211,7 @@ def test_a_rescore_run_scores_in_batches_shows_progress_and_moves_new_mqls():
     run = publish(model)
 
     with time_machine.travel(T0 + dt.timedelta(hours=1), tick=False):
-        assert rescore_run_step(run_id=run.pk, time_budget=0, batch_size=2) is True
+        assert rescore_run_step(run_id=run.pk, time_budget=0, batch_size=2, stage_size=2) is True
         run.refresh_from_db()
         assert (run.status, run.done, run.total, run.percent) == (RunStatus.RUNNING, 2, 5, 40)
         rescore_run_task(run.pk)  # the task finishes it (budget not reached)
@@ -311,3 +311,45 @@ def test_two_workers_share_a_run_without_sharing_a_batch(monkeypatch):
     assert LeadScore.objects.filter(model=model).count() == 40
     assert StageTransition.objects.filter(to_stage=Stage.MQL).count() == 20
     assert not run.slices.filter(finished=False).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_second_worker_claims_the_other_slice_while_the_first_is_still_claiming(monkeypatch):
+    import threading
+
+    from django.db import connections, transaction
+
+    from scoring import services
+
+    model = make_model(engagement=[{"kind": "email_click", "points": 30}])
+    ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).update(status=ModelStatus.ARCHIVED)
+    LeadFactory.create_batch(4)
+    monkeypatch.setattr(rescore_run_task, "apply_async", lambda *args, **kwargs: None)
+    run = publish(model)  # two slices (SCORING_RESCORE_WORKERS = 2)
+    first_slice, second_slice = run.slices.order_by("lower").values_list("pk", flat=True)
+    claimed, release = threading.Event(), threading.Event()
+    first: list[int | None] = []
+
+    def first_worker() -> None:
+        try:
+            # Its claim's transaction is still open when the second worker claims.
+            with transaction.atomic():
+                first.append(services._slice_claim(run.pk))
+                claimed.set()
+                assert release.wait(timeout=30)
+        finally:
+            claimed.set()
+            connections.close_all()
+
+    thread = threading.Thread(target=first_worker)
+    thread.start()
+    try:
+        assert claimed.wait(timeout=30)
+        second = services._slice_claim(run.pk)
+    finally:
+        release.set()
+        thread.join(timeout=30)
+    services._slice_release(second_slice)
+
+    assert (first, second) == ([first_slice], second_slice)

@@ -3,6 +3,7 @@ and a rescore batch does not hold a team's routing lock while it works."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -12,7 +13,7 @@ from django.db import connection, connections, transaction
 from handoff.models import Handoff, Team
 from leadflow.models import Lead, Stage, StageTransition
 from scoring import services
-from scoring.models import ModelStatus, RunStatus, ScoringModel
+from scoring.models import LeadScore, ModelStatus, RunStatus, ScoringModel
 from scoring.tasks import rescore_run_task
 from tests.factories import EngagementEventFactory, LeadFactory
 from tests.scoring.conftest import T0, make_model, publish
@@ -58,7 +59,7 @@ def test_intake_scoring_a_lead_while_a_rescore_batch_promotes_it_does_not_deadlo
             locked.set()
             connections.close_all()
 
-    original = services.upsert_scores
+    original = services.upsert_staged
 
     def upsert_then_let_intake_wait(*args, **kwargs):
         written = original(*args, **kwargs)  # the batch now holds the lead's score row
@@ -66,7 +67,7 @@ def test_intake_scoring_a_lead_while_a_rescore_batch_promotes_it_does_not_deadlo
         time.sleep(1)  # intake is waiting for that row by now
         return written
 
-    monkeypatch.setattr(services, "upsert_scores", upsert_then_let_intake_wait)
+    monkeypatch.setattr(services, "upsert_staged", upsert_then_let_intake_wait)
     thread = threading.Thread(target=intake)
     thread.start()
     try:
@@ -91,7 +92,7 @@ def test_a_rescore_batch_does_not_hold_the_team_lock_it_routed_with(monkeypatch)
     team = Team.objects.create(name="east", is_default=True)
     run = publish(model)
     batch_committed: list[bool] = []
-    original = services._promote_leads
+    original = services.hand_off_new_mqls
 
     def promote_then_check_the_team(*args, **kwargs):
         moved = original(*args, **kwargs)
@@ -113,8 +114,73 @@ def test_a_rescore_batch_does_not_hold_the_team_lock_it_routed_with(monkeypatch)
             thread.join(timeout=30)
         return moved
 
-    monkeypatch.setattr(services, "_promote_leads", promote_then_check_the_team)
+    monkeypatch.setattr(services, "hand_off_new_mqls", promote_then_check_the_team)
     services.rescore_run_step(run_id=run.pk)
 
     assert batch_committed == [True]
     assert Handoff.objects.get(lead=lead).team == team
+
+
+def test_an_inbound_event_is_processed_while_a_rescore_writes_and_the_rescore_keeps_it(
+    monkeypatch,
+):
+    # Two leads staged in one chunk, written one per batch. While the first batch holds
+    # its lead's score row, intake receives and processes an event for the second lead
+    # (already staged, without that event): it must not wait for the rescore, and the
+    # second batch must not write the staged (older) score over the one intake wrote.
+    from integrations.models import InboundEvent, InboundStatus
+    from integrations.services import (
+        inbound_event_process,
+        inbound_event_receive,
+        source_create,
+    )
+
+    model, first = _qualifying_model_and_lead(monkeypatch)
+    second = LeadFactory(role="executive", email="second@example.jp")
+    EngagementEventFactory(lead=second, kind="email_click", occurred_at=T0)
+    EngagementEventFactory.create_batch(1, lead=first, kind="email_click", occurred_at=T0)
+    source = source_create(kind="generic", slug="rescore-intake", secret="s" * 32)
+    run = publish(model)
+    outcome: dict[str, object] = {}
+    original = services.upsert_staged
+
+    def intake() -> None:
+        try:
+            _fail_fast()
+            body = {
+                "id": "during-rescore",
+                "type": "email_click",
+                "occurred_at": T0.isoformat(),
+                "lead": {"email": "second@example.jp"},
+            }
+            inbound, _created = inbound_event_receive(
+                source=source, body=json.dumps(body), headers={}, dedup_key="during-rescore"
+            )
+            inbound_event_process(inbound_event_id=inbound.pk, time_budget=None)
+            outcome["status"] = InboundEvent.objects.get(pk=inbound.pk).status
+        except BaseException as error:
+            outcome["error"] = error
+        finally:
+            connections.close_all()
+
+    def write_then_take_intake(*args, **kwargs):
+        written = original(*args, **kwargs)
+        if "status" not in outcome and "error" not in outcome:
+            # This batch holds the first lead's score row until it commits.
+            thread = threading.Thread(target=intake)
+            thread.start()
+            thread.join(timeout=30)
+        return written
+
+    monkeypatch.setattr(services, "upsert_staged", write_then_take_intake)
+    services.rescore_run_step(run_id=run.pk, batch_size=1, stage_size=2)
+
+    assert outcome == {"status": InboundStatus.PROCESSED}
+    run.refresh_from_db()
+    assert (run.status, run.done) == (RunStatus.DONE, 2)
+    # first: 3 clicks x 25, staged and written by the rescore; second: 2 clicks x 25
+    # (one staged, one from intake), written by intake and kept by the rescore.
+    assert LeadScore.objects.get(lead=first).engagement == 75
+    assert LeadScore.objects.get(lead=second).engagement == 50
+    assert set(Lead.objects.values_list("stage", flat=True)) == {Stage.MQL}
+    assert StageTransition.objects.filter(to_stage=Stage.MQL).count() == 2
