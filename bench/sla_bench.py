@@ -56,7 +56,7 @@ from leadflow.models import Company, EngagementEvent, Lead, StageTransition, Use
 from leadflow.roles import SALES_MANAGER, SALES_REP  # noqa: E402
 from sla.kpis import kpi_days_mark_stale, kpi_days_rebuild, kpi_days_refresh_all  # noqa: E402
 from sla.models import KpiStaleDay, SlaTimer, TimerStatus  # noqa: E402
-from sla.services import timers_sweep  # noqa: E402
+from sla.services import next_due_values, timers_sweep  # noqa: E402
 
 # No collectstatic for a bench: serve from the folders, without the manifest.
 settings.STORAGES = {
@@ -265,6 +265,8 @@ def seed(n_leads: int, n_events: int, n_open: int, n_closed: int, n_due: int) ->
                             ORDER BY id LIMIT %s)""",
             [now, n_due],
         )
+    # The lists' stored urgency, as sla.services keeps it after every timer change.
+    Handoff.objects.update(**next_due_values())
     insert_select(
         Activity,
         {

@@ -12,10 +12,8 @@ class SlaConfig(AppConfig):
         from django.dispatch import Signal
 
         from handoff import signals
-        from handoff.selectors import urgency_ordering_register
         from leadflow import signals as lead_signals
         from sla import receivers
-        from sla.selectors import handoffs_order_by_due
 
         connections: list[tuple[Signal, Callable[..., None]]] = [
             (signals.handoff_created, receivers.on_handoff_created),
@@ -28,8 +26,6 @@ class SlaConfig(AppConfig):
         ]
         for signal, receiver in connections:
             signal.connect(receiver, dispatch_uid=f"sla.{receiver.__name__}")
-        # The inbox shows the most urgent first: the nearest SLA due time.
-        urgency_ordering_register(handoffs_order_by_due)
         # The handoff lists' SLA states and the dashboard's drill-downs.
         from handoff.filters import list_condition_register
         from sla.kpis import KPI_LABELS, handoff_kpi_condition
