@@ -64,7 +64,7 @@ def test_search_filter_sort_and_the_next_page_list_the_expected_handoffs(
     page_at,
     viewport,
 ):
-    _team, (alice, _bob), manager = make_team("Kanto", reps=2, default=True)
+    _team, (_alice, _bob), manager = make_team("Kanto", reps=2, default=True)
     yamada = [make_mql(last_name="山田", last_name_kana="ヤマダ") for _ in range(28)]
     make_mql(last_name="佐藤", last_name_kana="サトウ")  # another name: not found
     decided = yamada.pop(0)  # a 山田 no longer open: the status filter leaves it out
