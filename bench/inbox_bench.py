@@ -49,7 +49,7 @@ from django.utils import timezone  # noqa: E402
 
 from bench.report import emit, latency, p95  # noqa: E402
 from bench.seeding import audit, indexes_deferred, insert_select  # noqa: E402
-from bench.sla_bench import people, wipe  # noqa: E402 - the same tables, the same refusal
+from bench.sla_bench import COMPANIES, people, wipe  # noqa: E402 - the same tables and refusal
 from handoff.models import Handoff, HandoffStatus, Team  # noqa: E402
 from leadflow.models import Company, Lead, StageTransition, User  # noqa: E402
 from sla.kpis import kpi_days_rebuild, kpi_days_refresh_all  # noqa: E402
@@ -79,19 +79,10 @@ def seed(n_leads: int, n_open: int, n_closed: int) -> dict:
     with connection.cursor() as c:
         c.execute("SELECT setseed(0.42)")
     with indexes_deferred(Company, Lead, StageTransition, Handoff, SlaTimer) as rebuilt:
+        # With a kana, so a company search has something to find besides the name.
         insert_select(
             Company,
-            {
-                "name": "'ベンチ株式会社' || g",
-                "name_kana": "'ベンチ'",
-                "domain": "'bench' || g || '.invalid'",
-                "employee_count": "10",
-                "revenue_band": "''",
-                "industry": "'manufacturing'",
-                "prefecture": "'東京都'",
-                "created_at": "%s",
-                "updated_at": "%s",
-            },
+            {**COMPANIES, "name_kana": "'ベンチ'"},
             "generate_series(1, %s) AS g",
             [now, now, n_companies],
         )

@@ -108,6 +108,20 @@ def people() -> tuple[list[User], User]:
     return reps, manager
 
 
+# The seeded companies, numbered by g (params: created_at, updated_at).
+COMPANIES = {
+    "name": "'ベンチ株式会社' || g",
+    "name_kana": "''",
+    "domain": "'bench' || g || '.invalid'",
+    "employee_count": "10 + g %% 5000",
+    "revenue_band": "''",
+    "industry": "'manufacturing'",
+    "prefecture": "'東京都'",
+    "created_at": "%s",
+    "updated_at": "%s",
+}
+
+
 def seed(n_leads: int, n_events: int, n_open: int, n_closed: int, n_due: int) -> dict:
     reps, manager = people()
     rep_ids = [rep.pk for rep in reps]
@@ -121,22 +135,7 @@ def seed(n_leads: int, n_events: int, n_open: int, n_closed: int, n_due: int) ->
     n_companies = max(1, n_leads // 10)
     with connection.cursor() as c:
         c.execute("SELECT setseed(0.42)")
-    insert_select(
-        Company,
-        {
-            "name": "'ベンチ株式会社' || g",
-            "name_kana": "''",
-            "domain": "'bench' || g || '.invalid'",
-            "employee_count": "10 + g %% 5000",
-            "revenue_band": "''",
-            "industry": "'manufacturing'",
-            "prefecture": "'東京都'",
-            "created_at": "%s",
-            "updated_at": "%s",
-        },
-        "generate_series(1, %s) AS g",
-        [now, now, n_companies],
-    )
+    insert_select(Company, COMPANIES, "generate_series(1, %s) AS g", [now, now, n_companies])
     insert_select(
         Lead,
         {

@@ -1,6 +1,6 @@
-"""Lead.has_handoff, and the trigram index the handoff lists search: over the leads that
-have a handoff only (a partial index), so a common name is a few thousand matches to
-check instead of a fifth of a million leads. The flag is filled and kept by handoff's
+"""Lead.has_handoff, and the indexes the handoff lists search and filter by source: over
+the leads that have a handoff only (partial indexes), so a common name is a few thousand
+matches to check instead of a fifth of a million leads. The flag is filled and kept by handoff's
 migration 0008 (it needs the handoff table); this one only adds the column and index."""
 
 from django.db import migrations, models
@@ -32,6 +32,14 @@ class Migration(migrations.Migration):
             model_name="lead",
             name="has_handoff",
             field=models.BooleanField(db_default=False, default=False, editable=False),
+        ),
+        migrations.AddIndex(
+            model_name="lead",
+            index=models.Index(
+                condition=models.Q(("has_handoff", True)),
+                fields=["source"],
+                name="lead_handoff_source_idx",
+            ),
         ),
         migrations.RunPython(create_index, drop_index),
     ]
