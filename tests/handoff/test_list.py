@@ -248,3 +248,19 @@ def test_bulk_reassign_needs_a_reason(kanto):
         handoff_bulk_reassign(handoffs=[handoff], to_rep=bob, actor=manager, reason=" ")
     assert error.value.code == "reason_required"
     assert Handoff.objects.get(pk=handoff.pk).assigned_to == alice
+
+
+def test_the_source_filter_lists_exactly_that_sources_handoffs_on_the_page_and_the_api(
+    client, kanto
+):
+    _team, (alice, bob), manager = kanto
+    web = [make_mql_for(alice, [bob], source="web") for _ in range(2)]
+    make_mql_for(alice, [bob], source="expo")
+    client.force_login(manager)
+
+    page = client.get("/inbox/list/", {"source": "web", "sort": "newest"})
+    api = client.get("/api/v1/handoffs/", {"source": "web", "sort": "newest"}).json()
+
+    assert _ids(page) == [web[1].pk, web[0].pk]
+    assert [row["id"] for row in api["results"]] == [web[1].pk, web[0].pk]
+    assert _ids(client.get("/inbox/list/", {"source": "seminar"})) == []
