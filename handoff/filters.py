@@ -84,18 +84,19 @@ def search_condition(term: str) -> Q:
 
     Among the leads that have a handoff only (Lead.has_handoff): on PostgreSQL the lead
     side is a scan of a trigram index over those alone (lead_handoff_search_trgm_idx), so
-    a common name is thousands of candidates, not a fifth of every lead. Both sides end
-    as a set of lead ids tested against handoff.lead_id (hashed, no join to the leads),
-    and the list still reads its page in the order of its own index."""
+    a common name is thousands of candidates, not a fifth of every lead. Both sides are
+    one UNION of lead ids tested against handoff.lead_id: PostgreSQL estimates it (an OR
+    of two subqueries it cannot), so a rare term fetches its few handoffs by lead and a
+    common one hashes the ids; no join to the leads either way."""
     folded = search_fold(term)
     if not folded:
         return Q()
-    with_handoffs = Lead.objects.filter(has_handoff=True)
-    return Q(lead_id__in=with_handoffs.filter(search_key__contains=folded).values("pk")) | Q(
-        lead_id__in=with_handoffs.filter(
-            company_id__in=Company.objects.filter(search_key__contains=folded).values("pk")
-        ).values("pk")
-    )
+    with_handoffs = Lead.objects.filter(has_handoff=True).order_by()
+    by_lead = with_handoffs.filter(search_key__contains=folded).values("pk")
+    by_company = with_handoffs.filter(
+        company_id__in=Company.objects.filter(search_key__contains=folded).values("pk")
+    ).values("pk")
+    return Q(lead_id__in=by_lead.union(by_company))
 
 
 def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:

@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
             model_name="lead",
             index=models.Index(
                 condition=models.Q(("has_handoff", True)),
-                fields=["source"],
+                fields=["source", "id"],
                 name="lead_handoff_source_idx",
             ),
         ),
