@@ -10,8 +10,9 @@ import re
 
 import pytest
 
-from handoff import services
+from handoff.activities import activity_log
 from handoff.models import Assignment, Handoff
+from handoff.verdicts import handoff_accept, handoff_reject
 from sla.kpis import kpi_days_refresh_all
 from tests.handoff.helpers import make_mql, make_mql_for, make_team
 from tests.sla.conftest import seeded  # noqa: F401 - fixture
@@ -68,9 +69,7 @@ def test_search_filter_sort_and_the_next_page_list_the_expected_handoffs(
     yamada = [make_mql(last_name="山田", last_name_kana="ヤマダ") for _ in range(28)]
     make_mql(last_name="佐藤", last_name_kana="サトウ")  # another name: not found
     decided = yamada.pop(0)  # a 山田 no longer open: the status filter leaves it out
-    services.handoff_reject(
-        handoff=decided, actor=decided.assigned_to, reason="timing", comment="来期"
-    )
+    handoff_reject(handoff=decided, actor=decided.assigned_to, reason="timing", comment="来期")
     newest_first = [h.pk for h in reversed(yamada)]  # 27 open 山田, newest MQL first
     page = page_at(live_server.url, manager, viewport, "/inbox/list/")
 
@@ -135,8 +134,8 @@ def test_a_kpi_card_opens_the_list_of_exactly_the_handoffs_it_counted(
 ):
     _team, (alice, bob), manager = make_team("Kanto", reps=2, default=True)
     handoffs = [make_mql_for(alice, [bob]) for _ in range(3)]
-    services.activity_log(handoff=handoffs[0], actor=alice, kind="call", outcome="reached")
-    services.handoff_accept(handoff=handoffs[0], actor=alice, bant={"budget": True, "need": True})
+    activity_log(handoff=handoffs[0], actor=alice, kind="call", outcome="reached")
+    handoff_accept(handoff=handoffs[0], actor=alice, bant={"budget": True, "need": True})
     kpi_days_refresh_all()
     page = page_at(live_server.url, manager, LAPTOP, "/dashboard/")
 

@@ -8,8 +8,9 @@ import importlib
 import pytest
 from django.db import connection
 
+from handoff.activities import activity_log
 from handoff.models import Handoff
-from handoff.services import activity_log, handoff_reject
+from handoff.verdicts import handoff_reject
 from leadflow.lifecycle import lead_transition
 from leadflow.merge import lead_merge
 from leadflow.models import Lead, Stage
