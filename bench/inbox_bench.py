@@ -49,7 +49,12 @@ from django.utils import timezone  # noqa: E402
 
 from bench.report import emit, latency, p95  # noqa: E402
 from bench.seeding import audit, indexes_deferred, insert_select  # noqa: E402
-from bench.sla_bench import COMPANIES, people, wipe  # noqa: E402 - the same tables and refusal
+from bench.sla_bench import (  # noqa: E402 - the same tables, rows and refusal
+    COMPANIES,
+    handoff_of_transition,
+    people,
+    wipe,
+)
 from handoff.models import Handoff, HandoffStatus, Team  # noqa: E402
 from leadflow.models import Company, Lead, StageTransition, User  # noqa: E402
 from sla.kpis import kpi_days_rebuild, kpi_days_refresh_all  # noqa: E402
@@ -60,7 +65,6 @@ settings.STORAGES = {
     **settings.STORAGES,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-REPS = 20  # bench.sla_bench.people() makes as many
 SURNAMES = "(ARRAY['山田','佐藤','鈴木','田中','高橋'])[1 + g %% 5]"
 SURNAMES_KANA = "(ARRAY['ヤマダ','サトウ','スズキ','タナカ','タカハシ'])[1 + g %% 5]"
 
@@ -134,10 +138,7 @@ def seed(n_leads: int, n_open: int, n_closed: int) -> dict:
         insert_select(
             Handoff,
             {
-                "lead_id": "t.lead_id",
-                "mql_transition_id": "t.id",
-                "team_id": f"(ARRAY{team_ids})[1 + t.lead_id %% 2]",
-                "assigned_to_id": f"(ARRAY{rep_ids})[1 + t.lead_id %% {REPS}]",
+                **handoff_of_transition(team_ids, rep_ids),
                 "status": "CASE WHEN t.lead_id <= %s THEN 'open' ELSE 'accepted' END",
                 "created_at": "t.occurred_at",
                 "assigned_at": "t.occurred_at",

@@ -122,6 +122,17 @@ COMPANIES = {
 }
 
 
+def handoff_of_transition(team_ids: list[int], rep_ids: list[int]) -> dict[str, str]:
+    """A seeded handoff's lead, MQL transition (`t`), team and rep: alternating teams,
+    the reps in turn."""
+    return {
+        "lead_id": "t.lead_id",
+        "mql_transition_id": "t.id",
+        "team_id": f"(ARRAY{team_ids})[1 + t.lead_id %% 2]",
+        "assigned_to_id": f"(ARRAY{rep_ids})[1 + t.lead_id %% {len(rep_ids)}]",
+    }
+
+
 def seed(n_leads: int, n_events: int, n_open: int, n_closed: int, n_due: int) -> dict:
     reps, manager = people()
     rep_ids = [rep.pk for rep in reps]
@@ -200,10 +211,7 @@ def seed(n_leads: int, n_events: int, n_open: int, n_closed: int, n_due: int) ->
     insert_select(
         Handoff,
         {
-            "lead_id": "t.lead_id",
-            "mql_transition_id": "t.id",
-            "team_id": f"(ARRAY{team_ids})[1 + t.lead_id %% 2]",
-            "assigned_to_id": f"(ARRAY{rep_ids})[1 + t.lead_id %% {REPS}]",
+            **handoff_of_transition(team_ids, rep_ids),
             "status": "CASE WHEN t.lead_id <= %s THEN 'open'"
             " WHEN t.lead_id %% 2 = 0 THEN 'accepted' ELSE 'rejected' END",
             "created_at": "t.occurred_at",
