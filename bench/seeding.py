@@ -21,7 +21,8 @@ Both seeds run in CI at smoke size (`.ci/bench_smoke.sh`), so a drift fails ther
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import connection, models, transaction
@@ -196,3 +197,35 @@ def audit(model: type[models.Model], sample: int = 20) -> int:
                 " Compute it as the app does (bench/seeding.py DERIVED)."
             )
     return len(rows)
+
+
+@contextmanager
+def indexes_deferred(*seeded: type[models.Model]) -> Iterator[list[str]]:
+    """Drop the plain (non-unique) indexes of the seeded models' tables for a bulk seed and
+    build them again afterwards, also when the seed fails. PostgreSQL only.
+
+    Building an index is one sort of the finished table; keeping it while a million rows
+    go in is a million inserts into each, and a trigram GIN index (the lead's search key)
+    is the slowest of all to fill row by row. Unique indexes stay: they are rules the
+    seed must keep, not only speed. Yields the names of the indexes it rebuilds."""
+    tables = [model._meta.db_table for model in seeded]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT ci.relname, pg_get_indexdef(ci.oid) FROM pg_index x"
+            " JOIN pg_class ci ON ci.oid = x.indexrelid"
+            " JOIN pg_class ct ON ct.oid = x.indrelid"
+            " WHERE ct.relname = ANY(%s) AND NOT x.indisunique AND NOT x.indisprimary"
+            " ORDER BY ci.relname",
+            [tables],
+        )
+        definitions = cursor.fetchall()
+        for name, _definition in definitions:
+            cursor.execute(f'DROP INDEX "{name}"')
+    try:
+        yield [name for name, _definition in definitions]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET maintenance_work_mem = '256MB'")
+            for _name, definition in definitions:
+                cursor.execute(definition)
+            cursor.execute("RESET maintenance_work_mem")

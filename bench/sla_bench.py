@@ -56,7 +56,7 @@ from leadflow.models import Company, EngagementEvent, Lead, StageTransition, Use
 from leadflow.roles import SALES_MANAGER, SALES_REP  # noqa: E402
 from sla.kpis import kpi_days_mark_stale, kpi_days_rebuild, kpi_days_refresh_all  # noqa: E402
 from sla.models import KpiStaleDay, SlaTimer, TimerStatus  # noqa: E402
-from sla.services import timers_sweep  # noqa: E402
+from sla.services import next_due_values, timers_sweep  # noqa: E402
 
 # No collectstatic for a bench: serve from the folders, without the manifest.
 settings.STORAGES = {
@@ -108,6 +108,31 @@ def people() -> tuple[list[User], User]:
     return reps, manager
 
 
+# The seeded companies, numbered by g (params: created_at, updated_at).
+COMPANIES = {
+    "name": "'ベンチ株式会社' || g",
+    "name_kana": "''",
+    "domain": "'bench' || g || '.invalid'",
+    "employee_count": "10 + g %% 5000",
+    "revenue_band": "''",
+    "industry": "'manufacturing'",
+    "prefecture": "'東京都'",
+    "created_at": "%s",
+    "updated_at": "%s",
+}
+
+
+def handoff_of_transition(team_ids: list[int], rep_ids: list[int]) -> dict[str, str]:
+    """A seeded handoff's lead, MQL transition (`t`), team and rep: alternating teams,
+    the reps in turn."""
+    return {
+        "lead_id": "t.lead_id",
+        "mql_transition_id": "t.id",
+        "team_id": f"(ARRAY{team_ids})[1 + t.lead_id %% 2]",
+        "assigned_to_id": f"(ARRAY{rep_ids})[1 + t.lead_id %% {len(rep_ids)}]",
+    }
+
+
 def seed(n_leads: int, n_events: int, n_open: int, n_closed: int, n_due: int) -> dict:
     reps, manager = people()
     rep_ids = [rep.pk for rep in reps]
@@ -121,22 +146,7 @@ def seed(n_leads: int, n_events: int, n_open: int, n_closed: int, n_due: int) ->
     n_companies = max(1, n_leads // 10)
     with connection.cursor() as c:
         c.execute("SELECT setseed(0.42)")
-    insert_select(
-        Company,
-        {
-            "name": "'ベンチ株式会社' || g",
-            "name_kana": "''",
-            "domain": "'bench' || g || '.invalid'",
-            "employee_count": "10 + g %% 5000",
-            "revenue_band": "''",
-            "industry": "'manufacturing'",
-            "prefecture": "'東京都'",
-            "created_at": "%s",
-            "updated_at": "%s",
-        },
-        "generate_series(1, %s) AS g",
-        [now, now, n_companies],
-    )
+    insert_select(Company, COMPANIES, "generate_series(1, %s) AS g", [now, now, n_companies])
     insert_select(
         Lead,
         {
@@ -201,10 +211,7 @@ def seed(n_leads: int, n_events: int, n_open: int, n_closed: int, n_due: int) ->
     insert_select(
         Handoff,
         {
-            "lead_id": "t.lead_id",
-            "mql_transition_id": "t.id",
-            "team_id": f"(ARRAY{team_ids})[1 + t.lead_id %% 2]",
-            "assigned_to_id": f"(ARRAY{rep_ids})[1 + t.lead_id %% {REPS}]",
+            **handoff_of_transition(team_ids, rep_ids),
             "status": "CASE WHEN t.lead_id <= %s THEN 'open'"
             " WHEN t.lead_id %% 2 = 0 THEN 'accepted' ELSE 'rejected' END",
             "created_at": "t.occurred_at",
@@ -265,6 +272,8 @@ def seed(n_leads: int, n_events: int, n_open: int, n_closed: int, n_due: int) ->
                             ORDER BY id LIMIT %s)""",
             [now, n_due],
         )
+    # The lists' stored urgency, as sla.services keeps it after every timer change.
+    Handoff.objects.update(**next_due_values())
     insert_select(
         Activity,
         {

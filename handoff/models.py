@@ -296,6 +296,13 @@ class Handoff(models.Model):
         related_name="handoffs",
     )
     rejection_comment = models.TextField(_("rejection comment"), blank=True)
+    # The next SLA deadline not yet met and its obligation (empty: none running). Stored
+    # so the lists sort "most urgent first" on an index instead of a subquery per row;
+    # sla.services writes it wherever a timer starts or is met (handoff_next_due_refresh).
+    next_due_at = models.DateTimeField(_("next deadline"), null=True, blank=True, editable=False)
+    next_due_kind = models.CharField(
+        max_length=20, blank=True, default="", db_default="", editable=False
+    )
 
     class Meta:
         verbose_name = _("handoff")
@@ -319,6 +326,12 @@ class Handoff(models.Model):
                 include=["first_contact_at", "team"],
                 condition=models.Q(first_contact_at__isnull=False),
                 name="handoff_contacted_idx",
+            ),
+            # "Most urgent first" (handoff.selectors.URGENCY_ORDER), whatever the filters:
+            # the list reads the first page off it, and pages by offset along it.
+            models.Index(
+                fields=["next_due_at", "assigned_at", "created_at", "id"],
+                name="handoff_urgency_idx",
             ),
         ]
 

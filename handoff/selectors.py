@@ -7,11 +7,11 @@ marketing reads everything, nobody else sees anything. Pages and the API both us
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Case, Exists, OuterRef, Prefetch, Q, QuerySet, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
@@ -222,28 +222,17 @@ def reassign_candidates(*, handoff: Handoff) -> QuerySet[User]:
 # --- inbox -----------------------------------------------------------------------------
 
 
-UrgencyOrdering = Callable[[QuerySet[Handoff]], QuerySet[Handoff]]
-_urgency_ordering: UrgencyOrdering | None = None
-
-
-def urgency_ordering_register(ordering: UrgencyOrdering | None) -> None:
-    """Let the app that knows the deadlines (sla) decide what "most urgent" means.
-
-    handoff does not time anything and must not import sla; sla registers its ordering
-    (nearest SLA due time first) from its AppConfig.ready(). The function must keep the
-    queryset one query (annotations, no extra round trips): inbox query counts are tested.
-    """
-    global _urgency_ordering
-    _urgency_ordering = ordering
+# "Most urgent first": the nearest SLA deadline not yet met (an overdue one is nearest of
+# all; sla.services stores it as next_due_at), then the longest-waiting assignment (queued
+# ones by creation). handoff_urgency_idx has these columns in this order, so a list reads
+# its first page off the index. This replaces an ordering sla used to register into this
+# module at startup (a subquery per row, and a mutable global).
+URGENCY_ORDER = (F("next_due_at").asc(nulls_last=True), "assigned_at", "created_at", "id")
 
 
 def handoffs_order_by_urgency(queryset: QuerySet[Handoff]) -> QuerySet[Handoff]:
-    """Most urgent first: the registered ordering (sla's due times) when there is one, else
-    the longest-waiting assignment first (queued ones by creation). The only place the
-    inbox order is decided."""
-    if _urgency_ordering is not None:
-        return _urgency_ordering(queryset)
-    return queryset.order_by("assigned_at", "created_at", "id")
+    """Most urgent first (URGENCY_ORDER). The only place the inbox order is decided."""
+    return queryset.order_by(*URGENCY_ORDER)
 
 
 def with_inbox_details(queryset: QuerySet[Handoff]) -> QuerySet[Handoff]:

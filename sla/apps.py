@@ -8,11 +8,6 @@ class SlaConfig(AppConfig):
 
     def ready(self) -> None:
         # What the SLA does after a change of a handoff or lead is in leadflow.reactions.
-        from handoff.selectors import urgency_ordering_register
-        from sla.selectors import handoffs_order_by_due
-
-        # The inbox shows the most urgent first: the nearest SLA due time.
-        urgency_ordering_register(handoffs_order_by_due)
         # The handoff lists' SLA states and the dashboard's drill-downs.
         from handoff.filters import list_condition_register
         from sla.kpis import KPI_LABELS, handoff_kpi_condition

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from handoff.models import Handoff
 from leadflow.config import config_cached
 from sla.calendar import Calendar, Closure
 from sla.models import WEEKDAY_FIELDS, BusinessCalendar, SlaSettings, SlaTimer, TimerPolicy
@@ -65,19 +64,6 @@ def timer_policy_for(kind: str) -> TimerPolicy | None:
     return TimerPolicy.objects.filter(kind=kind).first()
 
 
-def handoffs_order_by_due(queryset: QuerySet[Handoff]) -> QuerySet[Handoff]:
-    """The inbox's "most urgent first": the nearest due time of a timer not yet met (an
-    overdue one is nearest of all), then the longest-waiting assignment. Registered into
-    handoff.selectors at startup; one correlated subquery on (handoff, kind), same query."""
-    next_due = SlaTimer.objects.filter(handoff_id=OuterRef("pk"), met_at__isnull=True).order_by(
-        "due_at"
-    )
-    return queryset.annotate(
-        sla_due_at=Subquery(next_due.values("due_at")[:1]),
-        sla_due_kind=Subquery(next_due.values("kind")[:1]),
-    ).order_by(F("sla_due_at").asc(nulls_last=True), "assigned_at", "created_at", "id")
-
-
 def handoff_sla_state_condition(state: str, now: dt.datetime) -> Q | None:
     """The SLA states of the handoff lists, a partition of the handoffs that have timers
     (None: no such state):
@@ -86,19 +72,20 @@ def handoff_sla_state_condition(state: str, now: dt.datetime) -> Q | None:
     - due_today: not overdue, and a timer not met is due before midnight (TIME_ZONE);
     - on_time: timers still running, none due today;
     - met: every timer met (on time or late), none running.
+
+    The first three read the stored next deadline (Handoff.next_due_at, the earliest
+    unmet due time, kept by sla.services): a range on handoff_urgency_idx, not a
+    subquery per row.
     """
-    timers = SlaTimer.objects.filter(handoff_id=OuterRef("pk"))
-    unmet = timers.filter(met_at__isnull=True)
     tomorrow = dt.datetime.combine(
         timezone.localdate(now) + dt.timedelta(days=1),
         dt.time(0),
         tzinfo=timezone.get_default_timezone(),
     )
-    overdue = Q(Exists(unmet.filter(due_at__lte=now)))
-    due_by_midnight = Q(Exists(unmet.filter(due_at__lt=tomorrow)))
     return {
-        "overdue": overdue,
-        "due_today": ~overdue & due_by_midnight,
-        "on_time": Q(Exists(unmet)) & ~due_by_midnight,
-        "met": Q(Exists(timers)) & ~Q(Exists(unmet)),
+        "overdue": Q(next_due_at__lte=now),
+        "due_today": Q(next_due_at__gt=now, next_due_at__lt=tomorrow),
+        "on_time": Q(next_due_at__gte=tomorrow),
+        "met": Q(next_due_at__isnull=True)
+        & Q(Exists(SlaTimer.objects.filter(handoff_id=OuterRef("pk")))),
     }.get(state)

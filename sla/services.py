@@ -25,6 +25,8 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -127,7 +129,30 @@ def timers_start(*, handoff: Handoff, at: datetime) -> list[SlaTimer]:
             )
         )
     SlaTimer.objects.bulk_create(timers, ignore_conflicts=True)
+    handoff_next_due_refresh(handoff_ids=[handoff.pk])
     return timers
+
+
+def handoff_next_due_refresh(*, handoff_ids: Iterable[int]) -> None:
+    """Store on each handoff its next deadline not yet met (Handoff.next_due_at, the
+    lists' "most urgent first") and its obligation. Called by every service here that
+    starts or meets a timer, in its transaction; one UPDATE whatever the number.
+
+    A breach does not change it: a breached timer is still unmet, and the overdue
+    deadline stays the most urgent one until someone meets it."""
+    Handoff.objects.filter(pk__in=list(handoff_ids)).update(**next_due_values())
+
+
+def next_due_values() -> dict[str, Any]:
+    """Handoff.next_due_at/next_due_kind as SQL over the handoff's timers, for an UPDATE of
+    any set of handoffs (the bench seeds fill theirs with it too)."""
+    unmet = SlaTimer.objects.filter(handoff_id=OuterRef("pk"), met_at__isnull=True).order_by(
+        "due_at", "id"
+    )
+    return {
+        "next_due_at": Subquery(unmet.values("due_at")[:1]),
+        "next_due_kind": Coalesce(Subquery(unmet.values("kind")[:1]), Value("")),
+    }
 
 
 def timers_reassign(*, handoff: Handoff, rep_id: int, at: datetime) -> int:
@@ -166,6 +191,8 @@ def _meet(*, handoff_id: int, kinds: Iterable[str], at: datetime) -> list[SlaTim
             fields += ["breached_at", "escalated_at"]
         timer.save(update_fields=fields)
         changed.append(timer)
+    if changed:
+        handoff_next_due_refresh(handoff_ids=[handoff_id])
     return changed
 
 

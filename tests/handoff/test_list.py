@@ -12,7 +12,7 @@ from leadflow.errors import DomainError
 from leadflow.normalize import lead_search_key, search_fold
 from sla.models import SlaTimer
 from tests.factories import CompanyFactory
-from tests.handoff.helpers import make_mql_for, make_team, set_profile
+from tests.handoff.helpers import make_mql_for, make_team, retime, set_profile
 
 UTC = dt.UTC
 
@@ -85,15 +85,16 @@ def test_sla_states_partition_the_handoffs_by_their_timers(client, kanto, settin
     _team, (alice, bob), manager = kanto
     overdue, today, later, met = (make_mql_for(alice, [bob]) for _ in range(4))
     now = dt.datetime.now(UTC)
-    SlaTimer.objects.filter(handoff=overdue, kind="first_contact").update(
-        due_at=now - dt.timedelta(hours=1)
+    retime(
+        SlaTimer.objects.filter(handoff=overdue, kind="first_contact"),
+        due_at=now - dt.timedelta(hours=1),
     )
-    SlaTimer.objects.filter(handoff=today).update(due_at=now + dt.timedelta(seconds=30))
-    SlaTimer.objects.filter(handoff=later).update(due_at=now + dt.timedelta(days=3))
-    SlaTimer.objects.filter(handoff=overdue, kind="verdict").update(
-        due_at=now + dt.timedelta(days=3)
+    retime(SlaTimer.objects.filter(handoff=today), due_at=now + dt.timedelta(seconds=30))
+    retime(SlaTimer.objects.filter(handoff=later), due_at=now + dt.timedelta(days=3))
+    retime(
+        SlaTimer.objects.filter(handoff=overdue, kind="verdict"), due_at=now + dt.timedelta(days=3)
     )
-    SlaTimer.objects.filter(handoff=met).update(met_at=now, status="met")
+    retime(SlaTimer.objects.filter(handoff=met), met_at=now, status="met")
     client.force_login(manager)
 
     def state(value):
@@ -247,3 +248,19 @@ def test_bulk_reassign_needs_a_reason(kanto):
         handoff_bulk_reassign(handoffs=[handoff], to_rep=bob, actor=manager, reason=" ")
     assert error.value.code == "reason_required"
     assert Handoff.objects.get(pk=handoff.pk).assigned_to == alice
+
+
+def test_the_source_filter_lists_exactly_that_sources_handoffs_on_the_page_and_the_api(
+    client, kanto
+):
+    _team, (alice, bob), manager = kanto
+    web = [make_mql_for(alice, [bob], source="web") for _ in range(2)]
+    make_mql_for(alice, [bob], source="expo")
+    client.force_login(manager)
+
+    page = client.get("/inbox/list/", {"source": "web", "sort": "newest"})
+    api = client.get("/api/v1/handoffs/", {"source": "web", "sort": "newest"}).json()
+
+    assert _ids(page) == [web[1].pk, web[0].pk]
+    assert [row["id"] for row in api["results"]] == [web[1].pk, web[0].pk]
+    assert _ids(client.get("/inbox/list/", {"source": "seminar"})) == []

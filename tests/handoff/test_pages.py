@@ -7,7 +7,7 @@ from handoff.selectors import LeadScores, ScoreLine
 from leadflow.models import Lead, Stage
 from leadflow.roles import MARKETING
 from tests.factories import EngagementEventFactory, UserFactory
-from tests.handoff.helpers import make_mql, make_team, set_profile
+from tests.handoff.helpers import make_mql, make_team, retime, set_profile
 
 
 @pytest.fixture
@@ -65,12 +65,15 @@ def test_inbox_order_is_the_nearest_sla_deadline_first(client, kanto):
     _team, (alice, _bob), _ = kanto
     handoffs = _mine(alice, 3)
     Activity.objects.create(handoff=handoffs[0], kind="call", outcome="reached", by=alice)
-    SlaTimer.objects.filter(handoff=handoffs[0], kind="first_contact").update(
-        met_at=handoffs[0].created_at, status="met"
+    retime(
+        SlaTimer.objects.filter(handoff=handoffs[0], kind="first_contact"),
+        met_at=handoffs[0].created_at,
+        status="met",
     )
     first_contact = SlaTimer.objects.get(handoff=handoffs[1], kind="first_contact")
-    SlaTimer.objects.filter(handoff=handoffs[2], kind="first_contact").update(
-        due_at=first_contact.due_at.replace(year=2020)
+    retime(
+        SlaTimer.objects.filter(handoff=handoffs[2], kind="first_contact"),
+        due_at=first_contact.due_at.replace(year=2020),
     )
     client.force_login(alice)
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from handoff.models import Activity, HandoffStatus
 from sla.models import SlaTimer
-from tests.handoff.helpers import make_team
+from tests.handoff.helpers import make_team, retime
 from tests.handoff.test_pages import _mine
 
 UTC = dt.UTC
@@ -29,10 +29,11 @@ def _due(body: str) -> list[str]:
 
 def _set_due(handoff, kind, due_at):
     """Make `kind` the handoff's next deadline, due at `due_at` (the other one later)."""
-    SlaTimer.objects.filter(handoff=handoff).exclude(kind=kind).update(
-        due_at=dt.datetime(2099, 12, 31, tzinfo=UTC)
+    retime(
+        SlaTimer.objects.filter(handoff=handoff).exclude(kind=kind),
+        due_at=dt.datetime(2099, 12, 31, tzinfo=UTC),
     )
-    SlaTimer.objects.filter(handoff=handoff, kind=kind).update(due_at=due_at)
+    retime(SlaTimer.objects.filter(handoff=handoff, kind=kind), due_at=due_at)
 
 
 def test_inbox_cards_show_the_next_deadline_in_tokyo_time_and_mark_overdue(client, kanto):
@@ -57,8 +58,10 @@ def test_after_the_first_contact_the_next_deadline_is_the_verdict(client, kanto)
     _team, (alice, _bob), _ = kanto
     (handoff,) = _mine(alice, 1)
     Activity.objects.create(handoff=handoff, kind="call", outcome="reached", by=alice)
-    SlaTimer.objects.filter(handoff=handoff, kind="first_contact").update(
-        met_at=handoff.created_at, status="met"
+    retime(
+        SlaTimer.objects.filter(handoff=handoff, kind="first_contact"),
+        met_at=handoff.created_at,
+        status="met",
     )
     _set_due(handoff, "verdict", dt.datetime(2099, 1, 16, 9, 0, tzinfo=UTC))
     client.force_login(alice)
@@ -119,8 +122,9 @@ def test_after_logging_the_first_contact_in_place_the_page_shows_the_verdict_dea
     _team, (alice, _bob), _ = kanto
     (handoff,) = _mine(alice, 1)
     _set_due(handoff, "first_contact", dt.datetime(2099, 1, 15, 0, 30, tzinfo=UTC))
-    SlaTimer.objects.filter(handoff=handoff, kind="verdict").update(
-        due_at=dt.datetime(2099, 1, 16, 9, 0, tzinfo=UTC)
+    retime(
+        SlaTimer.objects.filter(handoff=handoff, kind="verdict"),
+        due_at=dt.datetime(2099, 1, 16, 9, 0, tzinfo=UTC),
     )
     client.force_login(alice)
 
