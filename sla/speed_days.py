@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import models
 from django.db.models import Max, Min, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
@@ -208,8 +209,8 @@ def speed_days_recompute(days: list[dt.date]) -> None:
     )
 
 
-def speed_days(model: type, start: dt.date, end: dt.date, team_ids: Any) -> QuerySet:
-    rows = model.objects.filter(day__gte=start, day__lte=end)
+def speed_days(model: type[models.Model], start: dt.date, end: dt.date, team_ids: Any) -> QuerySet:
+    rows = model._default_manager.filter(day__gte=start, day__lte=end)
     if team_ids is not None:
         rows = rows.filter(team_id__in=team_ids)
     return rows
