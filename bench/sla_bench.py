@@ -72,6 +72,7 @@ TABLES = [
     "sla_speedhopday",
     "sla_speedrephopday",
     "sla_speeddelayday",
+    "sla_speedarrivalhour",
     "handoff_timelinestaleday",
     "sla_digestdelivery",
     "handoff_activity",

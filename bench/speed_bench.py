@@ -94,7 +94,9 @@ def fill_speed_days() -> dict:
         speed_days_recompute(days)
     seconds = time.perf_counter() - started
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE sla_speedhopday, sla_speedrephopday, sla_speeddelayday")
+        cursor.execute(
+            "ANALYZE sla_speedhopday, sla_speedrephopday, sla_speeddelayday, sla_speedarrivalhour"
+        )
     return {"speed_days": len(days), "speed_days_recompute_seconds": round(seconds, 1)}
 
 

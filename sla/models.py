@@ -564,3 +564,21 @@ class SpeedDelayDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} team={self.team_id} {self.delay}"
+
+
+class SpeedArrivalHour(models.Model):
+    """How many MQLs one team received in one local hour of one day (the forecast's
+    same-weekday-and-hour history)."""
+
+    day = models.DateField(_("MQL day"))
+    hour = models.PositiveSmallIntegerField(_("hour"))
+    team = _derived_fk("handoff.Team", _("team"))
+    mqls = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("speed-to-lead hour (arrivals)")
+        verbose_name_plural = _("speed-to-lead hours (arrivals)")
+        indexes = [models.Index(fields=["day", "team"], name="sla_speedarrival_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.hour}:00 team={self.team_id}"

@@ -26,13 +26,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet
-from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
+from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from handoff.models import Handoff, HandoffStatus, HandoffTimeline, RepProfile
+from handoff.models import HandoffStatus, HandoffTimeline, RepProfile
 from sla.calendar import Calendar, add_business_days, business_time_between
 from sla.kpis import kpi_refreshed_at
 from sla.metrics import MetricsFilter
@@ -44,6 +43,7 @@ from sla.speed_days import (
     HOPS,
     NO_CONTACT,
     Hop,
+    arrival_slots,
     delay_counts,
     hop_histograms,
 )
@@ -287,23 +287,11 @@ def forecast(
     open_handoffs = Q(handoff__status=HandoffStatus.OPEN)
     if f.team_ids is not None:
         open_handoffs &= Q(handoff__team_id__in=f.team_ids)
-    history_start = now - dt.timedelta(weeks=weeks)
-    arrivals = Handoff.objects.filter(created_at__gte=history_start, created_at__lt=now)
-    if f.team_ids is not None:
-        arrivals = arrivals.filter(team_id__in=f.team_ids)
+    # The last `weeks` weeks of whole local hours before this one: each weekday-and-hour
+    # slot `weeks` times, summed per day and hour by the recomputation (sla.speed_days).
     tz = timezone.get_default_timezone()
-    # Counted per local weekday and hour in the database (one grouped query over the
-    # `handoff_created_idx` range), not row by row here: weeks of MQLs are many rows.
-    slots: dict[tuple[int, int], int] = {
-        (row["weekday"] - 1, row["hour"]): row["n"]  # ISO weekday 1 = Monday = weekday 0
-        for row in arrivals.annotate(
-            weekday=ExtractIsoWeekDay("created_at", tzinfo=tz),
-            hour=ExtractHour("created_at", tzinfo=tz),
-        )
-        .values("weekday", "hour")
-        .annotate(n=Count("pk"))
-        .order_by()
-    }
+    this_hour = timezone.localtime(now, tz).replace(minute=0, second=0, microsecond=0)
+    slots = arrival_slots(this_hour - dt.timedelta(weeks=weeks), this_hour, f.team_ids)
     result = []
     for window in windows:
         timers = list(

@@ -30,13 +30,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import models
-from django.db.models import Max, Min, Q, QuerySet, Sum
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models.functions import TruncHour
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-from handoff.models import HandoffStatus, HandoffTimeline
+from handoff.models import Handoff, HandoffStatus, HandoffTimeline
 from leadflow.models import Stage
-from sla.models import SpeedDelayDay, SpeedHopDay, SpeedRepHopDay
+from sla.models import SpeedArrivalHour, SpeedDelayDay, SpeedHopDay, SpeedRepHopDay
 
 
 @dataclass(frozen=True)
@@ -94,13 +95,13 @@ def delay_bucket(delay: dt.timedelta | None) -> str:
     return BUCKETS[-1][0]
 
 
-def _in_days(days: Iterable[dt.date]) -> Q:
+def _in_days(field: str, days: Iterable[dt.date]) -> Q:
     tz = timezone.get_default_timezone()
     condition = Q()
     for day in days:
         start = dt.datetime.combine(day, dt.time(0), tzinfo=tz)
         end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=tz)
-        condition |= Q(mql_at__gte=start, mql_at__lt=end)
+        condition |= Q(**{f"{field}__gte": start, f"{field}__lt": end})
     return condition
 
 
@@ -121,7 +122,7 @@ def speed_days_recompute(days: list[dt.date]) -> None:
     won_stages = {Stage.CUSTOMER, Stage.ADVOCATE}
     decided_statuses = {HandoffStatus.ACCEPTED, HandoffStatus.REJECTED}
     rows = (
-        HandoffTimeline.objects.filter(_in_days(days))
+        HandoffTimeline.objects.filter(_in_days("mql_at", days))
         .values_list(
             *INSTANT_FIELDS,
             "source",
@@ -158,8 +159,22 @@ def speed_days_recompute(days: list[dt.date]) -> None:
             counts[2] += 1
             if stage in won_stages:
                 counts[3] += 1
-    for model in (SpeedHopDay, SpeedRepHopDay, SpeedDelayDay):
-        model.objects.filter(day__in=days).delete()
+    # Arrivals per local hour, from the handoffs (those from before timelines count too).
+    arrivals = (
+        Handoff.objects.filter(_in_days("created_at", days))
+        .annotate(hour=TruncHour("created_at", tzinfo=timezone.get_default_timezone()))
+        .values("hour", "team_id")
+        .annotate(n=Count("pk"))
+        .values_list("hour", "team_id", "n")
+        .order_by()
+    )
+    arrival_rows = [
+        SpeedArrivalHour(day=hour.date(), hour=hour.hour, team_id=team, mqls=n)
+        for hour, team, n in arrivals
+    ]
+    for model in (SpeedHopDay, SpeedRepHopDay, SpeedDelayDay, SpeedArrivalHour):
+        model._default_manager.filter(day__in=days).delete()
+    SpeedArrivalHour.objects.bulk_create(arrival_rows, batch_size=2000)
     SpeedHopDay.objects.bulk_create(
         (
             SpeedHopDay(
@@ -316,10 +331,30 @@ def delay_counts(start: dt.date, end: dt.date, team_ids: Any) -> dict[str, dict[
     return counts
 
 
+def arrival_slots(
+    start: dt.datetime, end: dt.datetime, team_ids: Any
+) -> dict[tuple[int, int], int]:
+    """{(weekday, hour): MQLs} over the local hours that begin in [start, end)."""
+    tz = timezone.get_default_timezone()
+    slots: dict[tuple[int, int], int] = defaultdict(int)
+    rows = speed_days(
+        SpeedArrivalHour, timezone.localdate(start, tz), timezone.localdate(end, tz), team_ids
+    )
+    for day, hour, n in (
+        rows.values("day", "hour")
+        .annotate(n=Sum("mqls"))
+        .values_list("day", "hour", "n")
+        .order_by()
+    ):
+        if start <= dt.datetime.combine(day, dt.time(hour), tzinfo=tz) < end:
+            slots[(day.weekday(), hour)] += n
+    return dict(slots)
+
+
 def speed_days_present() -> set[dt.date]:
     """The days that have speed-to-lead rows (the nightly rebuild recomputes them too:
     MQLs since deleted leave rows behind until then)."""
     days: set[dt.date] = set()
-    for model in (SpeedHopDay, SpeedDelayDay):
-        days |= set(model.objects.order_by().values_list("day", flat=True).distinct())
+    for model in (SpeedHopDay, SpeedDelayDay, SpeedArrivalHour):
+        days |= set(model._default_manager.order_by().values_list("day", flat=True).distinct())
     return days

@@ -5,19 +5,17 @@ from django.conf import settings
 from django.db import migrations, models
 
 
-def mark_timeline_days(apps, schema_editor):
-    """Backfill: every day that already has timelines is recomputed by the first refresh
-    after the upgrade (beat, within a minute, seven days a run; `kpi_days_refresh_all`
-    at once), which fills the new speed-to-lead rows, as 0005 did for the KPI days."""
+def mark_mql_days(apps, schema_editor):
+    """Backfill: every day that already has MQLs is recomputed by the first refresh after
+    the upgrade (beat, within a minute, seven days a run; `kpi_days_refresh_all` at
+    once), which fills the new speed-to-lead rows, as 0005 did for the KPI days."""
     from django.db.models.functions import TruncDate
     from django.utils import timezone
 
-    HandoffTimeline = apps.get_model("handoff", "HandoffTimeline")
+    Handoff = apps.get_model("handoff", "Handoff")
     KpiStaleDay = apps.get_model("sla", "KpiStaleDay")
     days = (
-        HandoffTimeline.objects.annotate(
-            day=TruncDate("mql_at", tzinfo=timezone.get_default_timezone())
-        )
+        Handoff.objects.annotate(day=TruncDate("created_at", tzinfo=timezone.get_default_timezone()))
         .order_by()
         .values_list("day", flat=True)
         .distinct()
@@ -90,5 +88,20 @@ class Migration(migrations.Migration):
                 'indexes': [models.Index(fields=['day', 'team'], name='sla_speedrephop_day_idx')],
             },
         ),
-        migrations.RunPython(mark_timeline_days, migrations.RunPython.noop),
+        migrations.CreateModel(
+            name='SpeedArrivalHour',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('day', models.DateField(verbose_name='MQL day')),
+                ('hour', models.PositiveSmallIntegerField(verbose_name='hour')),
+                ('mqls', models.PositiveIntegerField(default=0)),
+                ('team', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='handoff.team', verbose_name='team')),
+            ],
+            options={
+                'verbose_name': 'speed-to-lead hour (arrivals)',
+                'verbose_name_plural': 'speed-to-lead hours (arrivals)',
+                'indexes': [models.Index(fields=['day', 'team'], name='sla_speedarrival_day_idx')],
+            },
+        ),
+        migrations.RunPython(mark_mql_days, migrations.RunPython.noop),
     ]

@@ -251,6 +251,7 @@ def test_the_forecast_on_a_week_with_a_holiday():
     _timer(met, TimerKind.VERDICT, dt.datetime(2027, 1, 12, 10, 0, tzinfo=JST), met_at=FRIDAY)
     f = MetricsFilter(start=dt.date(2027, 1, 8), end=dt.date(2027, 1, 8))
 
+    recompute()
     result = speed.forecast(f, calendar=calendar_for())
 
     next_24h, next_day = result["windows"]
