@@ -507,6 +507,9 @@ class SpeedHopDay(models.Model):
     """One bucket of one hop's durations, over the MQLs of one day, team and source."""
 
     day = models.DateField(_("MQL day"))
+    # 1: the MQLs of `day`; 7: the sum of the rows of the ISO week that begins on `day` (a
+    # Monday), which a range holding the whole week reads instead of its seven days.
+    days = models.PositiveSmallIntegerField(_("days"), default=1)
     team = _derived_fk("handoff.Team", _("team"))
     source = models.CharField(_("source"), max_length=100, blank=True)
     hop = models.CharField(_("hop"), max_length=20)
@@ -528,6 +531,9 @@ class SpeedRepHopDay(models.Model):
     """One bucket of one hop's durations, over the MQLs of one day, team and rep."""
 
     day = models.DateField(_("MQL day"))
+    # 1: the MQLs of `day`; 7: the sum of the rows of the ISO week that begins on `day` (a
+    # Monday), which a range holding the whole week reads instead of its seven days.
+    days = models.PositiveSmallIntegerField(_("days"), default=1)
     team = _derived_fk("handoff.Team", _("team"))
     rep = _derived_fk(settings.AUTH_USER_MODEL, _("rep"))
     hop = models.CharField(_("hop"), max_length=20)

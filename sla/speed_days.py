@@ -222,6 +222,56 @@ def speed_days_recompute(days: list[dt.date]) -> None:
         ),
         batch_size=2000,
     )
+    # The weeks of these days, summed again from their day rows (now the new ones).
+    _roll_up_weeks(sorted({day - dt.timedelta(days=day.weekday()) for day in days}))
+
+
+# The dimensions of each hop table besides the day: what a week's rows are summed by.
+HOP_TABLES: tuple[tuple[type[models.Model], tuple[str, ...]], ...] = (
+    (SpeedHopDay, ("team_id", "source", "hop", "bucket")),
+    (SpeedRepHopDay, ("team_id", "rep_id", "hop", "bucket")),
+)
+WEEK = 7
+
+
+def _roll_up_weeks(mondays: list[dt.date]) -> None:
+    """Replace the week rows of these weeks by the sums of their day rows."""
+    for model, dimensions in HOP_TABLES:
+        manager = model._default_manager
+        manager.filter(days=WEEK, day__in=mondays).delete()
+        for monday in mondays:
+            manager.bulk_create(
+                (
+                    model(day=monday, days=WEEK, **row)
+                    for row in manager.filter(
+                        days=1, day__gte=monday, day__lte=monday + dt.timedelta(days=WEEK - 1)
+                    )
+                    .values(*dimensions)
+                    .annotate(n=Sum("n"), shortest=Min("shortest"), longest=Max("longest"))
+                    .order_by()
+                ),
+                batch_size=2000,
+            )
+
+
+def _hop_rows(model: type[models.Model], start: dt.date, end: dt.date, team_ids: Any) -> QuerySet:
+    """The rows that sum to [start, end]: the whole ISO weeks inside it by their week
+    rows, the days before and after them by their own."""
+    first = start + dt.timedelta(days=(WEEK - start.weekday()) % WEEK)  # its first Monday
+    whole_weeks = ((end - first).days + 1) // WEEK
+    last = first + dt.timedelta(days=WEEK * (whole_weeks - 1))  # its last whole week's Monday
+    if last < first:  # no whole week inside
+        span = Q(days=1, day__gte=start, day__lte=end)
+    else:
+        span = (
+            Q(days=1, day__gte=start, day__lt=first)
+            | Q(days=WEEK, day__gte=first, day__lte=last)
+            | Q(days=1, day__gt=last + dt.timedelta(days=WEEK - 1), day__lte=end)
+        )
+    rows = model._default_manager.filter(span)
+    if team_ids is not None:
+        rows = rows.filter(team_id__in=team_ids)
+    return rows
 
 
 def speed_days(model: type[models.Model], start: dt.date, end: dt.date, team_ids: Any) -> QuerySet:
@@ -293,7 +343,7 @@ def hop_histograms(
 
     merged = dict(n=Sum("n"), shortest=Min("shortest"), longest=Max("longest"))
     for team, source, hop, bucket, n, shortest, longest in (
-        speed_days(SpeedHopDay, start, end, team_ids)
+        _hop_rows(SpeedHopDay, start, end, team_ids)
         .values("team_id", "source", "hop", "bucket")
         .annotate(**merged)
         .values_list("team_id", "source", "hop", "bucket", "n", "shortest", "longest")
@@ -303,7 +353,7 @@ def hop_histograms(
         of("source", source)[hop].add(bucket, n, shortest, longest)
         of("team", team)[hop].add(bucket, n, shortest, longest)
     for rep, hop, bucket, n, shortest, longest in (
-        speed_days(SpeedRepHopDay, start, end, team_ids)
+        _hop_rows(SpeedRepHopDay, start, end, team_ids)
         .values("rep_id", "hop", "bucket")
         .annotate(**merged)
         .values_list("rep_id", "hop", "bucket", "n", "shortest", "longest")
@@ -355,6 +405,11 @@ def speed_days_present() -> set[dt.date]:
     """The days that have speed-to-lead rows (the nightly rebuild recomputes them too:
     MQLs since deleted leave rows behind until then)."""
     days: set[dt.date] = set()
-    for model in (SpeedHopDay, SpeedDelayDay, SpeedArrivalHour):
-        days |= set(model._default_manager.order_by().values_list("day", flat=True).distinct())
+    # The day rows only: a week's rows are summed again whenever one of its days is.
+    for rows in (
+        SpeedHopDay.objects.filter(days=1),
+        SpeedDelayDay.objects.all(),
+        SpeedArrivalHour.objects.all(),
+    ):
+        days |= set(rows.order_by().values_list("day", flat=True).distinct())
     return days

@@ -11,10 +11,10 @@ import time_machine
 from handoff.models import Handoff, HandoffStatus, HandoffTimeline
 from leadflow.models import Lead, Stage
 from leadflow.roles import MARKETING
-from sla import speed
+from sla import speed, speed_days
 from sla.kpis import kpi_days_rebuild, kpi_days_refresh_all
 from sla.metrics import MetricsFilter
-from sla.models import SlaTimer, TimerKind
+from sla.models import SlaTimer, SpeedHopDay, TimerKind
 from sla.selectors import calendar_for
 from tests.factories import UserFactory
 from tests.handoff.helpers import make_mql, make_team, set_profile
@@ -360,6 +360,46 @@ def test_a_quantile_inside_a_bucket_is_its_middle_and_within_five_percent():
     # middle (100 + 101) / 2 = 100.5 against the exact 100.2 (0.3 % off, under 5 %);
     # p90 rank ⌈2.7⌉ = 3 is its last: exactly 101.
     assert routing == {"n": 3, "median_seconds": 100.5, "p90_seconds": 101.0}
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_range_holding_whole_weeks_reads_their_week_rows():
+    _team, (rep,), _manager = make_team("Kanto", reps=1, default=True)
+    # NOW is Tuesday 2026-11-10. Routed in 60 s on Sunday 11-01, 120 s and 180 s in the
+    # week of Monday 11-02, 240 s on Monday 11-09.
+    for day, seconds_to_assign in ((1, 60), (3, 120), (8, 180), (9, 240)):
+        with_timeline(
+            dt.datetime(2026, 11, day, 10, 0, tzinfo=JST), rep=rep, assigned_at=seconds_to_assign
+        )
+
+    recompute()
+    # Sunday 11-01 to Monday 11-09: the days 11-01 and 11-09 by their own rows, the week of
+    # 11-02 by its week row (its two days summed at the recomputation).
+    figures = speed.hop_figures(MetricsFilter(start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 9)))
+    week = SpeedHopDay.objects.get(days=7, hop="routing", bucket=speed_days.hop_bucket(120))
+
+    assert (week.day, week.n, week.shortest, week.longest) == (
+        dt.date(2026, 11, 2),
+        1,
+        120.0,
+        120.0,
+    )
+    # Every week with MQLs has its rows, by its Monday (whether a range reads them or not).
+    assert sorted(SpeedHopDay.objects.filter(days=7).values_list("day", "n")) == [
+        (dt.date(2026, 10, 26), 1),
+        (dt.date(2026, 11, 2), 1),
+        (dt.date(2026, 11, 2), 1),
+        (dt.date(2026, 11, 9), 1),
+    ]
+    # [60, 120, 180, 240]: median rank 2 → 120, p90 rank 4 → 240; n counts each MQL once.
+    assert figures["overall"]["routing"] == {"n": 4, "median_seconds": 120.0, "p90_seconds": 240.0}
+    by_rep = figures["groups"]["rep"][rep.pk]["routing"]
+    assert by_rep == {"n": 4, "median_seconds": 120.0, "p90_seconds": 240.0}
+    # The week alone, Monday to Sunday, and a part of it.
+    whole = speed.hop_figures(MetricsFilter(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 8)))
+    part = speed.hop_figures(MetricsFilter(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 7)))
+    assert whole["overall"]["routing"] == {"n": 2, "median_seconds": 120.0, "p90_seconds": 180.0}
+    assert part["overall"]["routing"] == {"n": 1, "median_seconds": 120.0, "p90_seconds": 120.0}
 
 
 @time_machine.travel(NOW, tick=False)
