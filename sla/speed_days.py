@@ -254,7 +254,7 @@ def _roll_up_weeks(mondays: list[dt.date]) -> None:
             )
 
 
-def _hop_rows(model: type[models.Model], start: dt.date, end: dt.date, team_ids: Any) -> QuerySet:
+def hop_rows(model: type[models.Model], start: dt.date, end: dt.date, team_ids: Any) -> QuerySet:
     """The rows that sum to [start, end]: the whole ISO weeks inside it by their week
     rows, the days before and after them by their own."""
     first = start + dt.timedelta(days=(WEEK - start.weekday()) % WEEK)  # its first Monday
@@ -343,7 +343,7 @@ def hop_histograms(
 
     merged = dict(n=Sum("n"), shortest=Min("shortest"), longest=Max("longest"))
     for team, source, hop, bucket, n, shortest, longest in (
-        _hop_rows(SpeedHopDay, start, end, team_ids)
+        hop_rows(SpeedHopDay, start, end, team_ids)
         .values("team_id", "source", "hop", "bucket")
         .annotate(**merged)
         .values_list("team_id", "source", "hop", "bucket", "n", "shortest", "longest")
@@ -353,7 +353,7 @@ def hop_histograms(
         of("source", source)[hop].add(bucket, n, shortest, longest)
         of("team", team)[hop].add(bucket, n, shortest, longest)
     for rep, hop, bucket, n, shortest, longest in (
-        _hop_rows(SpeedRepHopDay, start, end, team_ids)
+        hop_rows(SpeedRepHopDay, start, end, team_ids)
         .values("rep_id", "hop", "bucket")
         .annotate(**merged)
         .values_list("rep_id", "hop", "bucket", "n", "shortest", "longest")
