@@ -499,3 +499,21 @@ class HandoffTimeline(models.Model):
 
     def __str__(self) -> str:
         return f"{self.handoff_id} @ {self.mql_at:%Y-%m-%d %H:%M}"
+
+
+class TimelineStaleDay(models.Model):
+    """ "The timelines of this MQL day changed": appended by handoff.timeline when it
+    writes an instant that no other change of the handoff announces (the rep notified, the
+    first view, the SFA delivery), read and removed by the SLA app's per-day recomputation
+    of the speed-to-lead figures (sla.kpis), as its own marks are. Append-only, like
+    those: no hot row to lock."""
+
+    day = models.DateField(_("MQL day"), db_index=True)
+    marked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("changed timeline day")
+        verbose_name_plural = _("changed timeline days")
+
+    def __str__(self) -> str:
+        return str(self.day)

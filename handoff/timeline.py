@@ -3,16 +3,20 @@ once, when it first happens.
 
 Every write is a conditional UPDATE (`... WHERE <instant> IS NULL`), so a redelivered
 task, a second notification channel or a second view changes nothing: the first instant
-stays. The figures built from these rows are in sla.speed.
+stays. The figures built from these rows are in sla.speed, pre-summed per MQL day: a write
+that changed a row marks its day for recomputation (`TimelineStaleDay`, in the same
+transaction), the creation of a row is marked by the SLA app with the new handoff's.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
-from handoff.models import Handoff, HandoffTimeline
+from handoff.models import Handoff, HandoffTimeline, TimelineStaleDay
 from leadflow.models import EngagementEvent, User
 
 # An MQL counts as made by an MA event when the newest event of the lead was recorded
@@ -52,25 +56,44 @@ def timeline_start(*, handoff: Handoff, at: datetime) -> HandoffTimeline:
     )
 
 
+def _changed(rows: Q, changed: int) -> bool:
+    """After an UPDATE of the timelines `rows`: mark the MQL day of what it changed (the
+    callers hold both in one transaction, `_atomic`)."""
+    if changed:
+        TimelineStaleDay.objects.bulk_create(
+            TimelineStaleDay(day=timezone.localdate(mql_at))
+            for mql_at in set(HandoffTimeline.objects.filter(rows).values_list("mql_at", flat=True))
+        )
+    return bool(changed)
+
+
+def _atomic() -> transaction.Atomic:
+    """The instant and its day's mark commit together; inside the caller's transaction
+    (the usual case) without a savepoint, so no extra queries."""
+    return transaction.atomic(savepoint=False)
+
+
 def timeline_mark(*, handoff_id: int, instant: str, at: datetime) -> bool:
     """Record `instant` of the handoff if it has not happened yet; True when it was now."""
     if instant not in INSTANTS:
         raise ValueError(f"{instant} is not a timeline instant")
-    return bool(
-        HandoffTimeline.objects.filter(
+    with _atomic():
+        changed = HandoffTimeline.objects.filter(
             handoff_id=handoff_id, **{f"{instant}__isnull": True}
         ).update(**{instant: at})
-    )
+        return _changed(Q(handoff_id=handoff_id), changed)
 
 
 def timeline_set_first_contact(*, handoff_id: int, at: datetime) -> bool:
     """The earliest activity is the first contact, as on the handoff: an activity logged
     later but dated earlier (a call written up afterwards) moves it back."""
-    return bool(
-        HandoffTimeline.objects.filter(handoff_id=handoff_id)
-        .filter(Q(first_contact_at__isnull=True) | Q(first_contact_at__gt=at))
-        .update(first_contact_at=at)
-    )
+    with _atomic():
+        changed = (
+            HandoffTimeline.objects.filter(handoff_id=handoff_id)
+            .filter(Q(first_contact_at__isnull=True) | Q(first_contact_at__gt=at))
+            .update(first_contact_at=at)
+        )
+        return _changed(Q(handoff_id=handoff_id), changed)
 
 
 def handoff_mark_opened(*, handoff: Handoff, user: User, at: datetime) -> bool:
@@ -83,8 +106,8 @@ def handoff_mark_opened(*, handoff: Handoff, user: User, at: datetime) -> bool:
 
 def timeline_mark_sfa_delivered(*, mql_transition_id: int, at: datetime) -> bool:
     """The MQL reached the SFA: the first destination's delivery is the instant."""
-    return bool(
-        HandoffTimeline.objects.filter(
+    with _atomic():
+        changed = HandoffTimeline.objects.filter(
             handoff__mql_transition_id=mql_transition_id, sfa_delivered_at__isnull=True
         ).update(sfa_delivered_at=at)
-    )
+        return _changed(Q(handoff__mql_transition_id=mql_transition_id), changed)

@@ -142,9 +142,10 @@ class MetricsOverdueApi(_MetricsApi):
 
 
 class MetricsSpeedApi(_MetricsApi):
-    """Speed to lead: hop medians/p90 (overall, per source and team, per rep for sales),
-    first-contact delay buckets with MQL → SQL and SQL → won (95 % Wilson intervals), and
-    for sales the deadlines about to break."""
+    """Speed to lead: hop medians/p90 (overall, per source and team, per rep for sales;
+    read from per-day histograms, within `hops.error_percent` % of the exact values, as of
+    `hops.as_of`), first-contact delay buckets with MQL → SQL and SQL → won (95 % Wilson
+    intervals), and for sales the deadlines about to break."""
 
     def figures(self, f, access):
         hops = speed.hop_figures(f)

@@ -40,10 +40,11 @@ from django.db.models.lookups import GreaterThanOrEqual
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from handoff.models import Activity, Handoff, HandoffStatus
+from handoff.models import Activity, Handoff, HandoffStatus, TimelineStaleDay
 from leadflow.models import Stage
 from sla.models import KpiHandoffDay, KpiStaleDay, KpiState, KpiTimerDay, SlaTimer
 from sla.selectors import sla_settings_get
+from sla.speed_days import speed_days_present, speed_days_recompute
 
 # Days recomputed per transaction (a day of 20,000 MQLs takes about a second on PostgreSQL).
 DAYS_PER_REFRESH = 7
@@ -103,6 +104,7 @@ def kpi_days_rebuild() -> int:
     )
     days |= set(KpiHandoffDay.objects.order_by().values_list("day", flat=True).distinct())
     days |= set(KpiTimerDay.objects.order_by().values_list("day", flat=True).distinct())
+    days |= speed_days_present()
     return kpi_days_mark_stale(moments=days)
 
 
@@ -268,6 +270,7 @@ def kpi_days_recompute(days: list[dt.date], *, now: dt.datetime) -> None:
     KpiTimerDay.objects.filter(day__in=days).delete()
     KpiHandoffDay.objects.bulk_create(handoffs, batch_size=1000)
     KpiTimerDay.objects.bulk_create(timers, batch_size=1000)
+    speed_days_recompute(days)  # the speed-to-lead figures of the same days
 
 
 @dataclass(frozen=True)
@@ -297,14 +300,26 @@ def kpi_days_refresh(
         marks = list(
             KpiStaleDay.objects.order_by("day", "id").values_list("id", "day")[:MARKS_PER_REFRESH]
         )
-        days = sorted({day for _, day in marks})[:max_days]
+        # The timeline's own marks (handoff.timeline: instants no other change announces).
+        timeline_marks = list(
+            TimelineStaleDay.objects.order_by("day", "id").values_list("id", "day")[
+                :MARKS_PER_REFRESH
+            ]
+        )
+        days = sorted({day for _, day in marks} | {day for _, day in timeline_marks})[:max_days]
         chosen = set(days)
         read = [mark_id for mark_id, day in marks if day in chosen]
+        timeline_read = [mark_id for mark_id, day in timeline_marks if day in chosen]
         if days:
             kpi_days_recompute(days, now=now)
             # Exactly the marks read: one committed meanwhile stays for the next run.
             KpiStaleDay.objects.filter(id__in=read).delete()
-        more = len(read) < len(marks) or len(marks) == MARKS_PER_REFRESH
+            TimelineStaleDay.objects.filter(id__in=timeline_read).delete()
+        more = (
+            len(read) < len(marks)
+            or len(timeline_read) < len(timeline_marks)
+            or MARKS_PER_REFRESH in (len(marks), len(timeline_marks))
+        )
         KpiState.objects.update_or_create(pk=1, defaults={"refreshed_at": now})
     return RefreshResult(days=days, more=more)
 

@@ -494,3 +494,97 @@ class KpiState(models.Model):
 
     def __str__(self) -> str:
         return f"KPIs as of {self.refreshed_at}"
+
+
+# Speed to lead, pre-summed per MQL day by the same recomputation (sla.speed_days): the
+# hop durations as log-spaced histograms (each bucket with its shortest and longest
+# duration, so a quantile read from it is within the bucket's bounds), and the
+# first-contact delay outcomes. Two hop tables, by team × source and by team × rep: one
+# table by team × rep × source would hold a row for almost every MQL of a quiet day.
+
+
+class SpeedHopDay(models.Model):
+    """One bucket of one hop's durations, over the MQLs of one day, team and source."""
+
+    day = models.DateField(_("MQL day"))
+    # 1: the MQLs of `day`; 7: the sum of the rows of the ISO week that begins on `day` (a
+    # Monday), which a range holding the whole week reads instead of its seven days.
+    days = models.PositiveSmallIntegerField(_("days"), default=1)
+    team = _derived_fk("handoff.Team", _("team"))
+    source = models.CharField(_("source"), max_length=100, blank=True)
+    hop = models.CharField(_("hop"), max_length=20)
+    bucket = models.PositiveSmallIntegerField(_("bucket"))
+    n = models.PositiveIntegerField(default=0)
+    shortest = models.FloatField(_("shortest (s)"))
+    longest = models.FloatField(_("longest (s)"))
+
+    class Meta:
+        verbose_name = _("speed-to-lead day (hops by source)")
+        verbose_name_plural = _("speed-to-lead days (hops by source)")
+        indexes = [models.Index(fields=["day", "team"], name="sla_speedhop_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day} team={self.team_id} {self.source} {self.hop}[{self.bucket}]"
+
+
+class SpeedRepHopDay(models.Model):
+    """One bucket of one hop's durations, over the MQLs of one day, team and rep."""
+
+    day = models.DateField(_("MQL day"))
+    # 1: the MQLs of `day`; 7: the sum of the rows of the ISO week that begins on `day` (a
+    # Monday), which a range holding the whole week reads instead of its seven days.
+    days = models.PositiveSmallIntegerField(_("days"), default=1)
+    team = _derived_fk("handoff.Team", _("team"))
+    rep = _derived_fk(settings.AUTH_USER_MODEL, _("rep"))
+    hop = models.CharField(_("hop"), max_length=20)
+    bucket = models.PositiveSmallIntegerField(_("bucket"))
+    n = models.PositiveIntegerField(default=0)
+    shortest = models.FloatField(_("shortest (s)"))
+    longest = models.FloatField(_("longest (s)"))
+
+    class Meta:
+        verbose_name = _("speed-to-lead day (hops by rep)")
+        verbose_name_plural = _("speed-to-lead days (hops by rep)")
+        indexes = [models.Index(fields=["day", "team"], name="sla_speedrephop_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day} team={self.team_id} rep={self.rep_id} {self.hop}[{self.bucket}]"
+
+
+class SpeedDelayDay(models.Model):
+    """The MQLs of one day and team in one first-contact delay bucket, and their outcomes
+    as of the last recomputation."""
+
+    day = models.DateField(_("MQL day"))
+    team = _derived_fk("handoff.Team", _("team"))
+    delay = models.CharField(_("first-contact delay"), max_length=10)
+    mqls = models.PositiveIntegerField(default=0)
+    decided = models.PositiveIntegerField(default=0)
+    accepted = models.PositiveIntegerField(default=0)
+    won = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("speed-to-lead day (delays)")
+        verbose_name_plural = _("speed-to-lead days (delays)")
+        indexes = [models.Index(fields=["day", "team"], name="sla_speeddelay_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day} team={self.team_id} {self.delay}"
+
+
+class SpeedArrivalHour(models.Model):
+    """How many MQLs one team received in one local hour of one day (the forecast's
+    same-weekday-and-hour history)."""
+
+    day = models.DateField(_("MQL day"))
+    hour = models.PositiveSmallIntegerField(_("hour"))
+    team = _derived_fk("handoff.Team", _("team"))
+    mqls = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("speed-to-lead hour (arrivals)")
+        verbose_name_plural = _("speed-to-lead hours (arrivals)")
+        indexes = [models.Index(fields=["day", "team"], name="sla_speedarrival_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.hour}:00 team={self.team_id}"

@@ -8,7 +8,10 @@ Definitions (the page and the API print the same words):
   chain: the MA event → received by LeadFlow → processed → MQL → assigned → opened by the
   rep → first contact → verdict; beside it, assigned → rep notified and MQL → in the SFA.
 - Median and p90 are nearest-rank quantiles (the value at rank ⌈q·n⌉ of the sorted
-  durations; PostgreSQL's PERCENTILE_DISC), clock time.
+  durations), clock time, read from per-day histograms (sla.speed_days): within 5 %
+  of the exact value, and exact when the rank is the shortest or longest duration of
+  its bucket. They and the delay buckets are as of the last per-day recomputation (a
+  minute behind at most while beat runs), as the dashboard's KPIs are.
 - First-contact delay = first contact − MQL, clock time, in buckets: within 5 minutes,
   within 1 hour, within 24 hours, later; "no contact logged" for verdicts given without.
 - MQL → SQL by delay = accepted ÷ decided (MQLs with a verdict) in the bucket; SQL → won
@@ -20,64 +23,35 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet
-from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
+from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from handoff.models import Handoff, HandoffStatus, HandoffTimeline, RepProfile
-from leadflow.models import Stage
+from handoff.models import HandoffStatus, HandoffTimeline, RepProfile
 from sla.calendar import Calendar, add_business_days, business_time_between
+from sla.kpis import kpi_refreshed_at
 from sla.metrics import MetricsFilter
 from sla.models import SlaTimer, TimerStatus
+from sla.speed_days import (
+    BUCKETS,
+    ERROR_PERCENT,
+    HOP_KEYS,
+    HOPS,
+    NO_CONTACT,
+    Hop,
+    arrival_slots,
+    delay_counts,
+    hop_histograms,
+)
 
 WILSON_Z = 1.96  # 95 %
 MIN_OUTCOMES = 20  # fewer decided MQLs in a bucket: "not enough data"
 
-
-@dataclass(frozen=True)
-class Hop:
-    key: str
-    label: Any  # a lazy translation
-    start: str  # HandoffTimeline field
-    end: str
-
-
-HOPS = (
-    Hop("ma_sync", gettext_lazy("MA tool → LeadFlow"), "event_occurred_at", "received_at"),
-    Hop("intake", gettext_lazy("Received → processed"), "received_at", "processed_at"),
-    Hop("qualify", gettext_lazy("Processed → MQL"), "processed_at", "mql_at"),
-    Hop("routing", gettext_lazy("MQL → assigned"), "mql_at", "assigned_at"),
-    Hop("pickup", gettext_lazy("Assigned → opened by the rep"), "assigned_at", "opened_at"),
-    Hop("contact", gettext_lazy("Opened → first contact"), "opened_at", "first_contact_at"),
-    Hop("verdict", gettext_lazy("First contact → verdict"), "first_contact_at", "decided_at"),
-    Hop("notify", gettext_lazy("Assigned → rep notified"), "assigned_at", "notified_at"),
-    Hop("sfa", gettext_lazy("MQL → in the SFA"), "mql_at", "sfa_delivered_at"),
-)
-HOP_KEYS = tuple(hop.key for hop in HOPS)
-INSTANT_FIELDS = tuple(sorted({hop.start for hop in HOPS} | {hop.end for hop in HOPS}))
-
-# (key, label, upper bound of the first-contact delay; None = no bound)
-BUCKETS = (
-    ("5m", gettext_lazy("within 5 minutes"), dt.timedelta(minutes=5)),
-    ("1h", gettext_lazy("within 1 hour"), dt.timedelta(hours=1)),
-    ("24h", gettext_lazy("within 24 hours"), dt.timedelta(hours=24)),
-    ("later", gettext_lazy("after 24 hours"), None),
-)
-NO_CONTACT = "none"
-
-GROUPINGS = {
-    "source": "source",
-    "team": "handoff__team_id",
-    "rep": "handoff__assigned_to_id",
-}
+GROUPINGS = ("source", "team", "rep")
 
 
 def quantile(sorted_values: list[float], q: float) -> float:
@@ -108,165 +82,50 @@ def _duration(hop: Hop) -> ExpressionWrapper:
     return ExpressionWrapper(F(hop.end) - F(hop.start), output_field=DurationField())
 
 
-def _python_hops(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    durations: dict[str, list[float]] = {hop.key: [] for hop in HOPS}
-    for row in rows:
-        for hop in HOPS:
-            start, end = row[hop.start], row[hop.end]
-            if start is not None and end is not None:
-                durations[hop.key].append(max(0.0, (end - start).total_seconds()))
-    result = {}
-    for key, values in durations.items():
-        values.sort()
-        result[key] = {
-            "n": len(values),
-            "median_seconds": quantile(values, 0.5) if values else None,
-            "p90_seconds": quantile(values, 0.9) if values else None,
-        }
-    return result
+def _sorted_groups(groups: dict[Any, Any]) -> dict[Any, Any]:
+    return dict(sorted(groups.items(), key=lambda item: (item[0] is None, str(item[0]))))
 
 
 def hop_figures(f: MetricsFilter) -> dict[str, Any]:
-    """Median and p90 of each hop, overall and per source, team and rep.
-
-    PostgreSQL: one query over the range's timelines, GROUPING SETS for the four
-    groupings, and one PERCENTILE_DISC of both quantiles per hop (one sort each);
-    elsewhere (SQLite, the local run) the rows are read once and the same nearest-rank
-    quantiles taken here.
-    """
-    rows = timelines(f)
-    groups: dict[str, dict[Any, Any]] = {name: {} for name in GROUPINGS}
-    if connection.vendor == "postgresql":
-        overall: dict[str, dict[str, Any]] = {}
-        for grouping, key, figures in _postgresql_hops(f):
-            if grouping is None:
-                overall = figures
-            else:
-                groups[grouping][key] = figures
-        for name in groups:
-            groups[name] = dict(
-                sorted(groups[name].items(), key=lambda item: (item[0] is None, str(item[0])))
-            )
-        if not overall:
-            overall = _python_hops([])
-    else:
-        fetched = list(rows.values(*INSTANT_FIELDS, *GROUPINGS.values()))
-        overall = _python_hops(fetched)
-        for name, field in GROUPINGS.items():
-            by_key: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-            for row in fetched:
-                by_key[row[field]].append(row)
-            groups[name] = {
-                key: _python_hops(members)
-                for key, members in sorted(
-                    by_key.items(), key=lambda item: (item[0] is None, str(item[0]))
-                )
+    """Median and p90 of each hop, overall and per source, team and rep, read from the
+    per-day histograms (sla.speed_days: within ERROR_PERCENT of the exact nearest-rank
+    figure, as of the last recomputation)."""
+    overall_histograms, group_histograms = hop_histograms(f.start, f.end, f.team_ids)
+    overall = {key: histogram.figures() for key, histogram in overall_histograms.items()}
+    groups = {
+        name: _sorted_groups(
+            {
+                key: {hop: histogram.figures() for hop, histogram in hops.items()}
+                for key, hops in group_histograms[name].items()
             }
+        )
+        for name in GROUPINGS
+    }
     slowest = max(
         (key for key in HOP_KEYS if overall[key]["median_seconds"] is not None),
         key=lambda key: overall[key]["median_seconds"],
         default=None,
     )
-    return {"overall": overall, "groups": groups, "slowest": slowest}
-
-
-def _postgresql_hops(f: MetricsFilter) -> list[tuple[str | None, Any, dict[str, Any]]]:
-    """(grouping or None for overall, its key, the hop figures) for every group."""
-    columns = {"source": "t.source", "team": "h.team_id", "rep": "h.assigned_to_id"}
-    selects = []
-    for hop in HOPS:
-        # Negative durations (clocks of two machines) count as 0, as in _python_hops;
-        # a hop without both instants is NULL, which the percentile leaves out (GREATEST
-        # alone would turn it into 0: it ignores NULLs).
-        both = f"t.{hop.start} IS NOT NULL AND t.{hop.end} IS NOT NULL"
-        seconds = (
-            f"CASE WHEN {both} THEN"
-            f" GREATEST(0.0, date_part('epoch', t.{hop.end} - t.{hop.start})) END"
-        )
-        selects.append(
-            f"count(*) FILTER (WHERE {both}),"
-            f" percentile_disc(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY {seconds})"
-        )
-    where = "t.mql_at >= %s AND t.mql_at < %s"
-    params: list[Any] = [f.start_at, f.end_at]
-    if f.team_ids is not None:
-        where += " AND h.team_id = ANY(%s)"
-        params.append(sorted(f.team_ids))
-    # Identifiers come only from HOPS and `columns` above; values are parameters.
-    sql = (
-        "SELECT "  # noqa: S608
-        + ", ".join(f"GROUPING({column})" for column in columns.values())
-        + ", "
-        + ", ".join(columns.values())
-        + ", "
-        + ", ".join(selects)
-        + " FROM handoff_handofftimeline t JOIN handoff_handoff h ON h.id = t.handoff_id"
-        + f" WHERE {where} GROUP BY GROUPING SETS ((), "
-        + ", ".join(f"({column})" for column in columns.values())
-        + ")"
-    )
-    result = []
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for row in cursor.fetchall():
-            flags, keys, figures = row[:3], row[3:6], row[6:]
-            hops = {}
-            for index, hop in enumerate(HOPS):
-                n, quantiles = figures[2 * index], figures[2 * index + 1]
-                hops[hop.key] = {
-                    "n": n,
-                    "median_seconds": float(quantiles[0]) if n else None,
-                    "p90_seconds": float(quantiles[1]) if n else None,
-                }
-            grouping = next(
-                (name for name, flag in zip(columns, flags, strict=True) if flag == 0), None
-            )
-            key = keys[list(columns).index(grouping)] if grouping else None
-            result.append((grouping, key, hops))
-    return result
-
-
-def _bucket_of(delay: dt.timedelta | None) -> str:
-    if delay is None:
-        return NO_CONTACT
-    for key, _label, bound in BUCKETS:
-        if bound is None or delay <= bound:
-            return key
-    return BUCKETS[-1][0]
+    return {
+        "overall": overall,
+        "groups": groups,
+        "slowest": slowest,
+        "error_percent": ERROR_PERCENT,
+        "as_of": kpi_refreshed_at(),
+    }
 
 
 def delay_outcomes(f: MetricsFilter) -> dict[str, Any]:
-    """First-contact delay buckets: how many MQLs, and MQL → SQL and SQL → won by bucket.
-    One query: four FILTERed counts per bucket over the range's timelines."""
-    delay = ExpressionWrapper(F("first_contact_at") - F("mql_at"), output_field=DurationField())
-    decided = Q(handoff__status__in=(HandoffStatus.ACCEPTED, HandoffStatus.REJECTED))
-    accepted = Q(handoff__status=HandoffStatus.ACCEPTED)
-    won = accepted & Q(handoff__lead__stage__in=(Stage.CUSTOMER, Stage.ADVOCATE))
-    selections: dict[str, Q] = {}
-    previous: dt.timedelta | None = None
-    for key, _label, bound in BUCKETS:
-        in_bucket = Q(first_contact_at__isnull=False)
-        if previous is not None:
-            in_bucket &= Q(delay__gt=previous)
-        if bound is not None:
-            in_bucket &= Q(delay__lte=bound)
-        selections[key] = in_bucket
-        previous = bound
-    selections[NO_CONTACT] = Q(first_contact_at__isnull=True)
-    counts: dict[str, Any] = {}
-    for key, selected in selections.items():
-        counts[f"{key}__total"] = Count("pk", filter=selected)
-        counts[f"{key}__decided"] = Count("pk", filter=selected & decided)
-        counts[f"{key}__accepted"] = Count("pk", filter=selected & accepted)
-        counts[f"{key}__won"] = Count("pk", filter=selected & won)
-    values = timelines(f).annotate(delay=delay).aggregate(**counts)
+    """First-contact delay buckets: how many MQLs, and MQL → SQL and SQL → won by bucket,
+    summed from the per-day counts (sla.speed_days)."""
+    counts = delay_counts(f.start, f.end, f.team_ids)
     labels: dict[str, Any] = {key: label for key, label, _bound in BUCKETS}
     labels[NO_CONTACT] = gettext_lazy("no contact logged")
-    contacted = sum(values[f"{key}__total"] for key, _label, _bound in BUCKETS)
+    contacted = sum(counts[key]["mqls"] for key, _label, _bound in BUCKETS)
     buckets = []
     for key, label in labels.items():
-        total, decided_n = values[f"{key}__total"], values[f"{key}__decided"]
-        accepted_n, won_n = values[f"{key}__accepted"], values[f"{key}__won"]
+        total, decided_n = counts[key]["mqls"], counts[key]["decided"]
+        accepted_n, won_n = counts[key]["accepted"], counts[key]["won"]
         buckets.append(
             {
                 "key": key,
@@ -422,31 +281,22 @@ def forecast(
     weekday-and-hour slots over the last `weeks` weeks."""
     now = now or timezone.now()
     windows = forecast_windows(now, calendar)
-    handoffs = Handoff.objects.filter(status=HandoffStatus.OPEN)
+    # The open handoffs as a join, not `handoff__in` a subquery: the timers are read in
+    # due order on their index and the first `limit` found end the scan (a subquery of
+    # 100,000 open handoffs was hashed whole first).
+    open_handoffs = Q(handoff__status=HandoffStatus.OPEN)
     if f.team_ids is not None:
-        handoffs = handoffs.filter(team_id__in=f.team_ids)
-    history_start = now - dt.timedelta(weeks=weeks)
-    arrivals = Handoff.objects.filter(created_at__gte=history_start, created_at__lt=now)
-    if f.team_ids is not None:
-        arrivals = arrivals.filter(team_id__in=f.team_ids)
+        open_handoffs &= Q(handoff__team_id__in=f.team_ids)
+    # The last `weeks` weeks of whole local hours before this one: each weekday-and-hour
+    # slot `weeks` times, summed per day and hour by the recomputation (sla.speed_days).
     tz = timezone.get_default_timezone()
-    # Counted per local weekday and hour in the database (one grouped query over the
-    # `handoff_created_idx` range), not row by row here: weeks of MQLs are many rows.
-    slots: dict[tuple[int, int], int] = {
-        (row["weekday"] - 1, row["hour"]): row["n"]  # ISO weekday 1 = Monday = weekday 0
-        for row in arrivals.annotate(
-            weekday=ExtractIsoWeekDay("created_at", tzinfo=tz),
-            hour=ExtractHour("created_at", tzinfo=tz),
-        )
-        .values("weekday", "hour")
-        .annotate(n=Count("pk"))
-        .order_by()
-    }
+    this_hour = timezone.localtime(now, tz).replace(minute=0, second=0, microsecond=0)
+    slots = arrival_slots(this_hour - dt.timedelta(weeks=weeks), this_hour, f.team_ids)
     result = []
     for window in windows:
         timers = list(
             SlaTimer.objects.filter(
-                handoff__in=handoffs,
+                open_handoffs,
                 status=TimerStatus.PENDING,
                 met_at__isnull=True,
                 due_at__gte=max(window.start, now),

@@ -466,6 +466,8 @@ def speed_to_lead(request: HttpRequest) -> HttpResponse:
             if group in hops["groups"]
         ],
         hop_list=speed.HOPS,
+        error_percent=hops["error_percent"],
+        as_of=hops["as_of"],
         delays=speed.delay_outcomes(f),
         drill=next((hop for hop in speed.HOPS if hop.key == drill), None),
         drill_rows=speed.hop_handoffs(f, drill) if drill else [],

@@ -7,15 +7,19 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.utils import timezone
 
 from handoff.activities import activity_log
-from handoff.models import Handoff, HandoffTimeline
+from handoff.models import Handoff, HandoffTimeline, TimelineStaleDay
 from handoff.notifications import assignment_notify
 from handoff.verdicts import handoff_accept
 from integrations.outbound.delivery import outbox_deliver_due
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Stage
 from leadflow.services import event_record
+from sla import speed
+from sla.kpis import kpi_days_refresh_all
+from sla.metrics import MetricsFilter
 from tests.factories import LeadFactory
 from tests.handoff.helpers import make_team
 from tests.integrations.conftest import T0, deliver, make_source, make_webhook, post
@@ -100,6 +104,18 @@ def test_each_instant_is_stored_once_by_the_service_that_makes_it(
     assert timeline.first_contact_at == T0 + dt.timedelta(seconds=400)
     assert timeline.decided_at == T0 + dt.timedelta(seconds=4080)
     assert timeline.sfa_delivered_at == T0 + dt.timedelta(seconds=4085)
+
+    # Each write that changed the timeline marked its MQL day for the per-day figures:
+    # the e-mail, the first view, the first contact twice (set, then moved back), the
+    # verdict, the SFA; the redelivered task, the second view and delivery marked nothing.
+    day = timezone.localdate(T0)
+    assert list(TimelineStaleDay.objects.values_list("day", flat=True)) == [day] * 6
+    kpi_days_refresh_all()
+    assert not TimelineStaleDay.objects.exists()
+    overall = speed.hop_figures(MetricsFilter(start=day, end=day))["overall"]
+    assert overall["pickup"] == {"n": 1, "median_seconds": 120.0, "p90_seconds": 120.0}
+    assert overall["contact"] == {"n": 1, "median_seconds": 280.0, "p90_seconds": 280.0}
+    assert overall["sfa"] == {"n": 1, "median_seconds": 4085.0, "p90_seconds": 4085.0}
 
 
 def test_a_redelivered_webhook_leaves_the_timeline_as_it_was(client, clock, no_kick):

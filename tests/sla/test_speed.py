@@ -11,9 +11,10 @@ import time_machine
 from handoff.models import Handoff, HandoffStatus, HandoffTimeline
 from leadflow.models import Lead, Stage
 from leadflow.roles import MARKETING
-from sla import speed
+from sla import speed, speed_days
+from sla.kpis import kpi_days_rebuild, kpi_days_refresh_all
 from sla.metrics import MetricsFilter
-from sla.models import SlaTimer, TimerKind
+from sla.models import SlaTimer, SpeedHopDay, TimerKind
 from sla.selectors import calendar_for
 from tests.factories import UserFactory
 from tests.handoff.helpers import make_mql, make_team, set_profile
@@ -44,6 +45,13 @@ def with_timeline(mql_at: dt.datetime, *, rep=None, source="zapier", **offsets) 
         **fields,
     )
     return handoff
+
+
+def recompute() -> None:
+    """What beat does within a minute: the figures read the per-day rows (sla.speed_days),
+    and `with_timeline` writes past the services that mark the days."""
+    kpi_days_rebuild()
+    kpi_days_refresh_all()
 
 
 # --- quantiles and intervals ------------------------------------------------------------
@@ -83,6 +91,7 @@ def test_hop_medians_and_p90_overall_and_per_group():
     # Outside the day: counted nowhere.
     with_timeline(NOW - dt.timedelta(days=2), rep=rep2, assigned_at=9999)
 
+    recompute()
     figures = speed.hop_figures(DAY)
 
     overall = figures["overall"]
@@ -142,6 +151,7 @@ def test_delay_buckets_count_mqls_and_rate_sql_and_won_with_wilson_intervals():
     _decide(c, HandoffStatus.ACCEPTED)
     _decide(e, HandoffStatus.REJECTED)
 
+    recompute()
     result = speed.delay_outcomes(DAY)
 
     rows = {bucket["key"]: bucket for bucket in result["buckets"]}
@@ -184,6 +194,7 @@ def test_the_verdict_says_when_intervals_do_not_overlap():
         handoff = with_timeline(t, rep=rep, first_contact_at=2 * 86400)
         _decide(handoff, HandoffStatus.ACCEPTED if number < 2 else HandoffStatus.REJECTED)
 
+    recompute()
     result = speed.delay_outcomes(DAY)
 
     # 18/20: p = 0.9, centre (0.9 + 0.09604)/1.19208 = 0.83555,
@@ -240,6 +251,7 @@ def test_the_forecast_on_a_week_with_a_holiday():
     _timer(met, TimerKind.VERDICT, dt.datetime(2027, 1, 12, 10, 0, tzinfo=JST), met_at=FRIDAY)
     f = MetricsFilter(start=dt.date(2027, 1, 8), end=dt.date(2027, 1, 8))
 
+    recompute()
     result = speed.forecast(f, calendar=calendar_for())
 
     next_24h, next_day = result["windows"]
@@ -269,12 +281,15 @@ def test_the_speed_page_and_its_drill_down(client):
     slow = with_timeline(t, rep=rep, assigned_at=60, opened_at=3660)
     client.force_login(manager)
 
+    recompute()
     page = client.get("/dashboard/speed/?from=2026-11-10&to=2026-11-10")
     drill = client.get("/dashboard/speed/?from=2026-11-10&to=2026-11-10&hop=pickup")
 
     assert page.status_code == 200
     html = page.content.decode()
     assert 'data-hop="pickup" class="slowest"' in html
+    assert "each is within ±5 % of the exact value" in html
+    assert "Figures as of 2026/11/10 12:00" in html  # the recomputation's clock (pinned)
     assert drill.status_code == 200
     assert f'data-handoff="{slow.pk}"' in drill.content.decode()
     assert client.get("/dashboard/speed/?hop=bogus").status_code == 404
@@ -286,6 +301,7 @@ def test_the_speed_api_gives_marketing_no_per_rep_figures_and_no_forecast(client
     _team, (rep,), manager = make_team("Kanto", reps=1, default=True)
     with_timeline(NOW - dt.timedelta(hours=1), rep=rep, assigned_at=60)
 
+    recompute()
     client.force_login(manager)
     sales = client.get("/api/v1/metrics/speed/?from=2026-11-10&to=2026-11-10").json()
     client.force_login(UserFactory(username="mkt", roles=[MARKETING]))
@@ -319,22 +335,97 @@ def test_the_handoff_page_timeline_shows_clock_and_business_time(client):
     assert client.get(f"/inbox/handoffs/{handoff.pk}/speed/").status_code == 404
 
 
-@pytest.mark.postgres
 @time_machine.travel(NOW, tick=False)
-def test_postgresql_quantiles_are_the_python_ones():
-    _team, (rep1, rep2), _manager = make_team("Kanto", reps=2, default=True)
-    t = NOW - dt.timedelta(hours=3)
-    for number, (rep, source) in enumerate([(rep1, "a"), (rep2, "b")] * 7):
+def test_a_quantile_inside_a_bucket_is_its_middle_and_within_five_percent():
+    _team, (rep,), _manager = make_team("Kanto", reps=1, default=True)
+    t = NOW - dt.timedelta(hours=2)
+    # 1.1^120 = 92,709 ms and 1.1^121 = 101,980 ms: 100 s, 100.2 s and 101 s share bucket
+    # 121; 30 s is in bucket 109 (1.1^108 = 29,540 ms, 1.1^109 = 32,494 ms).
+    quick = with_timeline(t, rep=rep, assigned_at=30)
+    for seconds_to_assign in (100, 100.2, 101):
+        with_timeline(t, rep=rep, assigned_at=seconds_to_assign)
+
+    recompute()
+    routing = speed.hop_figures(DAY)["overall"]["routing"]
+
+    # Median rank ⌈0.5·4⌉ = 2: the first of bucket 121, its shortest → exactly 100 s.
+    # p90 rank ⌈0.9·4⌉ = 4: the last of it, its longest → exactly 101 s.
+    assert routing == {"n": 4, "median_seconds": 100.0, "p90_seconds": 101.0}
+
+    Handoff.objects.filter(pk=quick.pk).delete()
+    recompute()
+    routing = speed.hop_figures(DAY)["overall"]["routing"]
+
+    # [100, 100.2, 101]: median rank 2 is inside bucket 121 (ranks 1–3), read as its
+    # middle (100 + 101) / 2 = 100.5 against the exact 100.2 (0.3 % off, under 5 %);
+    # p90 rank ⌈2.7⌉ = 3 is its last: exactly 101.
+    assert routing == {"n": 3, "median_seconds": 100.5, "p90_seconds": 101.0}
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_range_holding_whole_weeks_reads_their_week_rows():
+    _team, (rep,), _manager = make_team("Kanto", reps=1, default=True)
+    # NOW is Tuesday 2026-11-10. Routed in 60 s on Sunday 11-01, 120 s and 180 s in the
+    # week of Monday 11-02, 240 s on Monday 11-09.
+    for day, seconds_to_assign in ((1, 60), (3, 120), (8, 180), (9, 240)):
         with_timeline(
-            t,
-            rep=rep,
-            source=source,
-            assigned_at=17 * number + 5,
-            opened_at=(17 * number + 5) + 31 * (number % 5) + 1,
-            first_contact_at=None if number % 3 == 0 else 4000 + 13 * number,
+            dt.datetime(2026, 11, day, 10, 0, tzinfo=JST), rep=rep, assigned_at=seconds_to_assign
         )
 
-    sql = speed.hop_figures(DAY)
-    rows = list(speed.timelines(DAY).values(*speed.INSTANT_FIELDS, *speed.GROUPINGS.values()))
+    recompute()
+    # Sunday 11-01 to Monday 11-09: the days 11-01 and 11-09 by their own rows, the week of
+    # 11-02 by its week row (its two days summed at the recomputation).
+    figures = speed.hop_figures(MetricsFilter(start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 9)))
+    week = SpeedHopDay.objects.get(days=7, hop="routing", bucket=speed_days.hop_bucket(120))
 
-    assert sql["overall"] == speed._python_hops(rows)
+    assert (week.day, week.n, week.shortest, week.longest) == (
+        dt.date(2026, 11, 2),
+        1,
+        120.0,
+        120.0,
+    )
+    # Every week with MQLs has its rows, by its Monday (whether a range reads them or not).
+    assert sorted(SpeedHopDay.objects.filter(days=7).values_list("day", "n")) == [
+        (dt.date(2026, 10, 26), 1),
+        (dt.date(2026, 11, 2), 1),
+        (dt.date(2026, 11, 2), 1),
+        (dt.date(2026, 11, 9), 1),
+    ]
+    # [60, 120, 180, 240]: median rank 2 → 120, p90 rank 4 → 240; n counts each MQL once.
+    assert figures["overall"]["routing"] == {"n": 4, "median_seconds": 120.0, "p90_seconds": 240.0}
+    by_rep = figures["groups"]["rep"][rep.pk]["routing"]
+    assert by_rep == {"n": 4, "median_seconds": 120.0, "p90_seconds": 240.0}
+    # The week alone, Monday to Sunday, and a part of it.
+    whole = speed.hop_figures(MetricsFilter(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 8)))
+    part = speed.hop_figures(MetricsFilter(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 7)))
+    assert whole["overall"]["routing"] == {"n": 2, "median_seconds": 120.0, "p90_seconds": 180.0}
+    assert part["overall"]["routing"] == {"n": 1, "median_seconds": 120.0, "p90_seconds": 120.0}
+
+
+@time_machine.travel(NOW, tick=False)
+def test_bucketed_quantiles_stay_within_the_stated_error_of_the_exact_ones():
+    _team, (rep1, rep2), _manager = make_team("Kanto", reps=2, default=True)
+    t = NOW - dt.timedelta(hours=3)
+    # 60 routing times from 0.4 ms to about 9 hours, spread over two reps and sources.
+    durations = [0.0004 * 1.29**number for number in range(60)]
+    for number, value in enumerate(durations):
+        rep, source = [(rep1, "a"), (rep2, "b"), (rep1, "b")][number % 3]
+        with_timeline(t, rep=rep, source=source, assigned_at=value)
+
+    recompute()
+    figures = speed.hop_figures(DAY)
+
+    def close(bucketed: float, exact: float) -> bool:  # within 5 %, or 0.5 ms below 1 ms
+        return abs(bucketed - exact) <= max(exact * speed.ERROR_PERCENT / 100, 0.0005)
+
+    exact = sorted(durations)
+    routing = figures["overall"]["routing"]
+    assert routing["n"] == 60
+    assert close(routing["median_seconds"], speed.quantile(exact, 0.5))
+    assert close(routing["p90_seconds"], speed.quantile(exact, 0.9))
+    of_b = sorted(value for number, value in enumerate(durations) if number % 3 != 0)
+    by_b = figures["groups"]["source"]["b"]["routing"]
+    assert by_b["n"] == 40
+    assert close(by_b["median_seconds"], speed.quantile(of_b, 0.5))
+    assert close(by_b["p90_seconds"], speed.quantile(of_b, 0.9))
+    assert figures["error_percent"] == 5.0

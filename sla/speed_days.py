@@ -1,0 +1,415 @@
+"""Speed to lead, pre-summed per MQL day: what /dashboard/speed/ and its API read instead
+of sorting every timeline of the range (at 100,000 MQLs a range took seconds).
+
+- The hops' durations are kept as histograms with log-spaced buckets: a bucket spans
+  durations within a factor of RATIO (10 %) of each other, and keeps how many fell in it
+  and the shortest and longest of them (`SpeedHopDay` by team × source, `SpeedRepHopDay`
+  by team × rep). A quantile is the nearest-rank one (rank ⌈q·n⌉, as before) read from
+  the bucket that holds that rank: the bucket's shortest duration when the rank is its
+  first, its longest when it is its last, else the middle of the two. The true value
+  lies between them, so the figure is within ERROR_PERCENT (5 %) of it — exact when the
+  rank falls on a bucket's first or last duration (a bucket of one or two durations, or
+  of equal ones). Below a millisecond everything shares one bucket (within 0.5 ms).
+- The first-contact delay buckets, with their MQLs' outcomes (`SpeedDelayDay`).
+
+A day is recomputed whole from its timelines by the dashboard's per-day recomputation
+(sla.kpis: the same marks, the same beat task, the same nightly rebuild), so these figures
+are as of its last run, as the dashboard's are. Changes that the KPI marks already follow
+(an MQL, an assignment, an activity, a verdict, a lead won) mark the day there; the
+instants only the timeline knows of (the rep notified, the first view, the SFA delivery)
+mark it through `handoff.TimelineStaleDay` (handoff.timeline).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+from django.utils.translation import gettext_lazy
+
+from handoff.models import Handoff, HandoffStatus, HandoffTimeline
+from leadflow.models import Stage
+from sla.models import SpeedArrivalHour, SpeedDelayDay, SpeedHopDay, SpeedRepHopDay
+
+
+@dataclass(frozen=True)
+class Hop:
+    key: str
+    label: Any  # a lazy translation
+    start: str  # HandoffTimeline field
+    end: str
+
+
+HOPS = (
+    Hop("ma_sync", gettext_lazy("MA tool → LeadFlow"), "event_occurred_at", "received_at"),
+    Hop("intake", gettext_lazy("Received → processed"), "received_at", "processed_at"),
+    Hop("qualify", gettext_lazy("Processed → MQL"), "processed_at", "mql_at"),
+    Hop("routing", gettext_lazy("MQL → assigned"), "mql_at", "assigned_at"),
+    Hop("pickup", gettext_lazy("Assigned → opened by the rep"), "assigned_at", "opened_at"),
+    Hop("contact", gettext_lazy("Opened → first contact"), "opened_at", "first_contact_at"),
+    Hop("verdict", gettext_lazy("First contact → verdict"), "first_contact_at", "decided_at"),
+    Hop("notify", gettext_lazy("Assigned → rep notified"), "assigned_at", "notified_at"),
+    Hop("sfa", gettext_lazy("MQL → in the SFA"), "mql_at", "sfa_delivered_at"),
+)
+HOP_KEYS = tuple(hop.key for hop in HOPS)
+INSTANT_FIELDS = tuple(sorted({hop.start for hop in HOPS} | {hop.end for hop in HOPS}))
+
+# (key, label, upper bound of the first-contact delay; None = no bound)
+BUCKETS = (
+    ("5m", gettext_lazy("within 5 minutes"), dt.timedelta(minutes=5)),
+    ("1h", gettext_lazy("within 1 hour"), dt.timedelta(hours=1)),
+    ("24h", gettext_lazy("within 24 hours"), dt.timedelta(hours=24)),
+    ("later", gettext_lazy("after 24 hours"), None),
+)
+NO_CONTACT = "none"
+
+# Histogram buckets: 0 holds durations under a millisecond; bucket k ≥ 1 holds those of
+# RATIO^(k-1) to RATIO^k milliseconds (a year is bucket 253).
+RATIO = 1.1
+# The middle of a bucket is within 100·(RATIO − 1)/2 % of any duration in it.
+ERROR_PERCENT = 5.0
+_LOG_RATIO = math.log(RATIO)
+
+
+def hop_bucket(seconds: float) -> int:
+    milliseconds = seconds * 1000
+    if milliseconds < 1:
+        return 0
+    return 1 + math.floor(math.log(milliseconds) / _LOG_RATIO)
+
+
+def delay_bucket(delay: dt.timedelta | None) -> str:
+    if delay is None:
+        return NO_CONTACT
+    for key, _label, bound in BUCKETS:
+        if bound is None or delay <= bound:
+            return key
+    return BUCKETS[-1][0]
+
+
+def _in_days(field: str, days: Iterable[dt.date]) -> Q:
+    tz = timezone.get_default_timezone()
+    condition = Q()
+    for day in days:
+        start = dt.datetime.combine(day, dt.time(0), tzinfo=tz)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=tz)
+        condition |= Q(**{f"{field}__gte": start, f"{field}__lt": end})
+    return condition
+
+
+def _add(histogram: list[Any], seconds: float) -> None:
+    histogram[0] += 1
+    histogram[1] = min(histogram[1], seconds)
+    histogram[2] = max(histogram[2], seconds)
+
+
+def speed_days_recompute(days: list[dt.date]) -> None:
+    """Replace the speed-to-lead rows of these days (call inside a transaction): one read
+    of their timelines with the handoff's team, rep, status and the lead's stage."""
+    if not days:
+        return
+    by_source: dict[tuple, list[Any]] = defaultdict(lambda: [0, math.inf, -math.inf])
+    by_rep: dict[tuple, list[Any]] = defaultdict(lambda: [0, math.inf, -math.inf])
+    delays: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    won_stages = {Stage.CUSTOMER, Stage.ADVOCATE}
+    decided_statuses = {HandoffStatus.ACCEPTED, HandoffStatus.REJECTED}
+    rows = (
+        HandoffTimeline.objects.filter(_in_days("mql_at", days))
+        .values_list(
+            *INSTANT_FIELDS,
+            "source",
+            "handoff__team_id",
+            "handoff__assigned_to_id",
+            "handoff__status",
+            "handoff__lead__stage",
+        )
+        .order_by()
+    )
+    mql_index = INSTANT_FIELDS.index("mql_at")
+    contact_index = INSTANT_FIELDS.index("first_contact_at")
+    hop_indexes = [
+        (hop.key, INSTANT_FIELDS.index(hop.start), INSTANT_FIELDS.index(hop.end)) for hop in HOPS
+    ]
+    for row in rows.iterator(chunk_size=5000):
+        source, team, rep, status, stage = row[len(INSTANT_FIELDS) :]
+        mql_at = row[mql_index]
+        day = timezone.localdate(mql_at)
+        for key, start, end in hop_indexes:
+            if row[start] is None or row[end] is None:
+                continue
+            # Negative durations (the clocks of two machines) count as 0.
+            seconds = max(0.0, (row[end] - row[start]).total_seconds())
+            bucket = hop_bucket(seconds)
+            _add(by_source[(day, team, source or "", key, bucket)], seconds)
+            _add(by_rep[(day, team, rep, key, bucket)], seconds)
+        contact = row[contact_index]
+        counts = delays[(day, team, delay_bucket(contact - mql_at if contact else None))]
+        counts[0] += 1
+        if status in decided_statuses:
+            counts[1] += 1
+        if status == HandoffStatus.ACCEPTED:
+            counts[2] += 1
+            if stage in won_stages:
+                counts[3] += 1
+    # Arrivals per local hour, from the handoffs (those from before timelines count too).
+    arrivals = (
+        Handoff.objects.filter(_in_days("created_at", days))
+        .annotate(hour=TruncHour("created_at", tzinfo=timezone.get_default_timezone()))
+        .values("hour", "team_id")
+        .annotate(n=Count("pk"))
+        .values_list("hour", "team_id", "n")
+        .order_by()
+    )
+    arrival_rows = [
+        SpeedArrivalHour(day=hour.date(), hour=hour.hour, team_id=team, mqls=n)
+        for hour, team, n in arrivals
+    ]
+    for model in (SpeedHopDay, SpeedRepHopDay, SpeedDelayDay, SpeedArrivalHour):
+        model._default_manager.filter(day__in=days).delete()
+    SpeedArrivalHour.objects.bulk_create(arrival_rows, batch_size=2000)
+    SpeedHopDay.objects.bulk_create(
+        (
+            SpeedHopDay(
+                day=day,
+                team_id=team,
+                source=source,
+                hop=hop,
+                bucket=bucket,
+                n=n,
+                shortest=shortest,
+                longest=longest,
+            )
+            for (day, team, source, hop, bucket), (n, shortest, longest) in by_source.items()
+        ),
+        batch_size=2000,
+    )
+    SpeedRepHopDay.objects.bulk_create(
+        (
+            SpeedRepHopDay(
+                day=day,
+                team_id=team,
+                rep_id=rep,
+                hop=hop,
+                bucket=bucket,
+                n=n,
+                shortest=shortest,
+                longest=longest,
+            )
+            for (day, team, rep, hop, bucket), (n, shortest, longest) in by_rep.items()
+        ),
+        batch_size=2000,
+    )
+    SpeedDelayDay.objects.bulk_create(
+        (
+            SpeedDelayDay(
+                day=day,
+                team_id=team,
+                delay=delay,
+                mqls=mqls,
+                decided=decided,
+                accepted=accepted,
+                won=won,
+            )
+            for (day, team, delay), (mqls, decided, accepted, won) in delays.items()
+        ),
+        batch_size=2000,
+    )
+    # The weeks of these days, summed again from their day rows (now the new ones).
+    _roll_up_weeks(sorted({day - dt.timedelta(days=day.weekday()) for day in days}))
+
+
+# The dimensions of each hop table besides the day: what a week's rows are summed by.
+HOP_TABLES: tuple[tuple[type[models.Model], tuple[str, ...]], ...] = (
+    (SpeedHopDay, ("team_id", "source", "hop", "bucket")),
+    (SpeedRepHopDay, ("team_id", "rep_id", "hop", "bucket")),
+)
+WEEK = 7
+
+
+def _roll_up_weeks(mondays: list[dt.date]) -> None:
+    """Replace the week rows of these weeks by the sums of their day rows."""
+    for model, dimensions in HOP_TABLES:
+        manager = model._default_manager
+        manager.filter(days=WEEK, day__in=mondays).delete()
+        for monday in mondays:
+            manager.bulk_create(
+                (
+                    model(day=monday, days=WEEK, **row)
+                    for row in manager.filter(
+                        days=1, day__gte=monday, day__lte=monday + dt.timedelta(days=WEEK - 1)
+                    )
+                    .values(*dimensions)
+                    .annotate(n=Sum("n"), shortest=Min("shortest"), longest=Max("longest"))
+                    .order_by()
+                ),
+                batch_size=2000,
+            )
+
+
+def hop_rows(model: type[models.Model], start: dt.date, end: dt.date, team_ids: Any) -> QuerySet:
+    """The rows that sum to [start, end]: the whole ISO weeks inside it by their week
+    rows, the days before and after them by their own."""
+    first = start + dt.timedelta(days=(WEEK - start.weekday()) % WEEK)  # its first Monday
+    whole_weeks = ((end - first).days + 1) // WEEK
+    last = first + dt.timedelta(days=WEEK * (whole_weeks - 1))  # its last whole week's Monday
+    if last < first:  # no whole week inside
+        span = Q(days=1, day__gte=start, day__lte=end)
+    else:
+        span = (
+            Q(days=1, day__gte=start, day__lt=first)
+            | Q(days=WEEK, day__gte=first, day__lte=last)
+            | Q(days=1, day__gt=last + dt.timedelta(days=WEEK - 1), day__lte=end)
+        )
+    rows = model._default_manager.filter(span)
+    if team_ids is not None:
+        rows = rows.filter(team_id__in=team_ids)
+    return rows
+
+
+def speed_days(model: type[models.Model], start: dt.date, end: dt.date, team_ids: Any) -> QuerySet:
+    rows = model._default_manager.filter(day__gte=start, day__lte=end)
+    if team_ids is not None:
+        rows = rows.filter(team_id__in=team_ids)
+    return rows
+
+
+# --- reading a quantile from merged buckets ---------------------------------------------
+
+
+class Histogram:
+    """The merged buckets of one hop over some days and groups."""
+
+    __slots__ = ("buckets",)
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, list[Any]] = {}
+
+    def add(self, bucket: int, n: int, shortest: float, longest: float) -> None:
+        mine = self.buckets.get(bucket)
+        if mine is None:
+            self.buckets[bucket] = [n, shortest, longest]
+        else:
+            mine[0] += n
+            mine[1] = min(mine[1], shortest)
+            mine[2] = max(mine[2], longest)
+
+    def figures(self) -> dict[str, Any]:
+        ordered = sorted(self.buckets.items())
+        total = sum(n for _bucket, (n, _s, _l) in ordered)
+        return {
+            "n": total,
+            "median_seconds": _quantile(ordered, total, 0.5),
+            "p90_seconds": _quantile(ordered, total, 0.9),
+        }
+
+
+def _quantile(ordered: list[tuple[int, list[Any]]], total: int, q: float) -> float | None:
+    if not total:
+        return None
+    rank = max(1, math.ceil(q * total))
+    below = 0
+    for _bucket, (n, shortest, longest) in ordered:
+        if rank <= below + n:
+            if rank == below + 1:
+                return float(shortest)
+            if rank == below + n:
+                return float(longest)
+            return (shortest + longest) / 2
+        below += n
+    raise AssertionError("a rank within the total lies in a bucket")
+
+
+def hop_histograms(
+    start: dt.date, end: dt.date, team_ids: Any
+) -> tuple[dict[str, Histogram], dict[str, dict[Any, dict[str, Histogram]]]]:
+    """(overall, {grouping: {key: {hop: Histogram}}}) over the days' rows: two grouped
+    reads, the days summed in the database, the groupings rolled up here."""
+    overall = {key: Histogram() for key in HOP_KEYS}
+    groups: dict[str, dict[Any, dict[str, Histogram]]] = {"source": {}, "team": {}, "rep": {}}
+
+    def of(grouping: str, key: Any) -> dict[str, Histogram]:
+        found = groups[grouping].get(key)
+        if found is None:
+            found = groups[grouping][key] = {hop: Histogram() for hop in HOP_KEYS}
+        return found
+
+    merged = dict(n=Sum("n"), shortest=Min("shortest"), longest=Max("longest"))
+    for team, source, hop, bucket, n, shortest, longest in (
+        hop_rows(SpeedHopDay, start, end, team_ids)
+        .values("team_id", "source", "hop", "bucket")
+        .annotate(**merged)
+        .values_list("team_id", "source", "hop", "bucket", "n", "shortest", "longest")
+        .order_by()
+    ):
+        overall[hop].add(bucket, n, shortest, longest)
+        of("source", source)[hop].add(bucket, n, shortest, longest)
+        of("team", team)[hop].add(bucket, n, shortest, longest)
+    for rep, hop, bucket, n, shortest, longest in (
+        hop_rows(SpeedRepHopDay, start, end, team_ids)
+        .values("rep_id", "hop", "bucket")
+        .annotate(**merged)
+        .values_list("rep_id", "hop", "bucket", "n", "shortest", "longest")
+        .order_by()
+    ):
+        of("rep", rep)[hop].add(bucket, n, shortest, longest)
+    return overall, groups
+
+
+def delay_counts(start: dt.date, end: dt.date, team_ids: Any) -> dict[str, dict[str, int]]:
+    """{delay bucket: {mqls, decided, accepted, won}} over the days' rows (every bucket)."""
+    counts = {
+        key: {"mqls": 0, "decided": 0, "accepted": 0, "won": 0}
+        for key in (*(key for key, _label, _bound in BUCKETS), NO_CONTACT)
+    }
+    for row in (
+        speed_days(SpeedDelayDay, start, end, team_ids)
+        .values("delay")
+        .annotate(
+            mqls=Sum("mqls"), decided=Sum("decided"), accepted=Sum("accepted"), won=Sum("won")
+        )
+        .order_by()
+    ):
+        counts[row["delay"]] = {key: row[key] for key in ("mqls", "decided", "accepted", "won")}
+    return counts
+
+
+def arrival_slots(
+    start: dt.datetime, end: dt.datetime, team_ids: Any
+) -> dict[tuple[int, int], int]:
+    """{(weekday, hour): MQLs} over the local hours that begin in [start, end)."""
+    tz = timezone.get_default_timezone()
+    slots: dict[tuple[int, int], int] = defaultdict(int)
+    rows = speed_days(
+        SpeedArrivalHour, timezone.localdate(start, tz), timezone.localdate(end, tz), team_ids
+    )
+    for day, hour, n in (
+        rows.values("day", "hour")
+        .annotate(n=Sum("mqls"))
+        .values_list("day", "hour", "n")
+        .order_by()
+    ):
+        if start <= dt.datetime.combine(day, dt.time(hour), tzinfo=tz) < end:
+            slots[(day.weekday(), hour)] += n
+    return dict(slots)
+
+
+def speed_days_present() -> set[dt.date]:
+    """The days that have speed-to-lead rows (the nightly rebuild recomputes them too:
+    MQLs since deleted leave rows behind until then)."""
+    days: set[dt.date] = set()
+    # The day rows only: a week's rows are summed again whenever one of its days is.
+    for rows in (
+        SpeedHopDay.objects.filter(days=1),
+        SpeedDelayDay.objects.all(),
+        SpeedArrivalHour.objects.all(),
+    ):
+        days |= set(rows.order_by().values_list("day", flat=True).distinct())
+    return days
