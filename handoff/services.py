@@ -23,7 +23,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from handoff import selectors, signals
+from handoff import claims, hours, selectors, signals
 from handoff.models import (
     BANT_KEYS,
     Activity,
@@ -94,17 +94,22 @@ def _with_room(members: list[TeamMembership], at: datetime) -> list[TeamMembersh
 
 
 def _pick_rep(
-    *, team: Team, at: datetime, exclude_rep_id: int | None = None
+    *,
+    team: Team,
+    at: datetime,
+    exclude_rep_id: int | None = None,
+    exclude_rep_ids: Iterable[int] = (),
 ) -> TeamMembership | None:
-    """The next rep in the team's round robin who is here and has room. Caller holds the
-    team's row lock."""
+    """The next rep in the team's round robin who is here, has room and works now (or
+    starts first, at night). Caller holds the team's row lock."""
     members = list(
         TeamMembership.objects.filter(team=team, is_active=True, rep__is_active=True)
-        .exclude(rep_id=exclude_rep_id or 0)
+        .exclude(rep_id__in=[exclude_rep_id or 0, *exclude_rep_ids])
         .select_related("rep__rep_profile")
         .order_by()
     )
-    available = _with_room(members, at)
+    # Working hours (#19): who works now, else who starts first (handoff.hours).
+    available = hours.working_or_first(team=team, members=_with_room(members, at), at=at)
     if not available:
         return None
     return min(
@@ -153,6 +158,8 @@ def _assign(
     )
     if mark_timeline:
         timeline_mark(handoff_id=handoff.pk, instant="assigned_at", at=at)
+    # Claim or pass on (#19): the new rep's claim window (handoff.claims).
+    claims.claim_window_open(assignment=assignment, team=team, at=at)
     signals.handoff_assigned.send(
         sender=Handoff,
         handoff=handoff,
@@ -191,9 +198,12 @@ def _account_owner_membership(
         ),
         key=lambda m: (m.team_id != routed_id, m.pk),
     )
-    available = _with_room(memberships, at)
+    # Working hours (#19): an owner who is off while colleagues work gives way.
+    available = [
+        m for m in _with_room(memberships, at) if hours.owner_may_take(membership=m, at=at)
+    ]
     if not available:
-        return None  # away, at capacity or in no team: the normal rules decide
+        return None  # away, off, at capacity or in no team: the normal rules decide
     with translation.override(settings.LANGUAGE_CODE):
         reason = str(selectors.ACCOUNT_OWNER_REASONS[how])
     return available[0], reason
@@ -279,6 +289,8 @@ def handoff_assign_from_queue(*, team: Team, actor: User | None = None) -> list[
             .filter(team=locked_team, status=HandoffStatus.OPEN, assigned_to__isnull=True)
             .order_by("created_at", "id")
         )
+        # Claim or pass on (#19): out of passes, it waits for a manager, not the drain.
+        queued = claims.exclude_held(queued)
         for handoff in queued:
             membership = _pick_rep(team=locked_team, at=at)
             if membership is None:
@@ -564,6 +576,8 @@ def activity_log(
             locked.save(update_fields=["first_contact_at"])
             timeline_set_first_contact(handoff_id=locked.pk, at=when)
         signals.activity_logged.send(sender=Handoff, handoff=locked, activity=activity)
+        # Claim or pass on (#19): any activity of the holder's claims the handoff.
+        claims.claim_on_activity(handoff=locked, actor=actor, at=now)
     handoff.first_contact_at = locked.first_contact_at
     return activity
 

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST, require_safe
 
-from handoff import list_views, selectors, services, timeline
+from handoff import claims, list_views, selectors, services, timeline
 from handoff.forms import (
     AcceptForm,
     ActivityForm,
@@ -199,7 +199,11 @@ def _detail_context(request: HttpRequest, handoff: Handoff, **bound: forms.Form)
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     handoff = _visible_or_404(request, pk)
     # Speed to lead: the holder's first look at the page is when they picked it up.
-    timeline.handoff_mark_opened(handoff=handoff, user=cast(User, request.user), at=timezone.now())
+    now = timezone.now()
+    timeline.handoff_mark_opened(handoff=handoff, user=cast(User, request.user), at=now)
+    # Claim or pass on (#19): the holder opening the page claims it.
+    if claims.claim_on_open(handoff=handoff, user=cast(User, request.user), at=now):
+        messages.success(request, _("You claimed this MQL."))
     return render(request, "handoff/detail.html", _detail_context(request, handoff))
 
 
