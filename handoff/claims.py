@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -115,6 +115,12 @@ def claim_acknowledge(*, handoff: Handoff, actor: User) -> HandoffClaim:
                 code="nothing_to_claim",
             )
     return claim
+
+
+def with_claim_due(queryset: QuerySet[Handoff]) -> QuerySet[Handoff]:
+    """`claim_due_at`: when the pending claim window ends (None: nothing to claim)."""
+    pending = HandoffClaim.objects.filter(handoff=OuterRef("pk"), status=ClaimStatus.PENDING)
+    return queryset.annotate(claim_due_at=Subquery(pending.values("due_at")[:1]))
 
 
 def held_for_managers() -> QuerySet[HandoffClaim]:
@@ -239,9 +245,10 @@ def _notify_managers(*, handoff: Handoff, at: datetime) -> None:
     enqueue_on_commit(notify_queued_task, notice.pk)
 
 
-# --- figures -------------------------------------------------------------------------------
-
-
-def claims_between(start: datetime, end: datetime) -> QuerySet[HandoffClaim]:
-    """Windows opened in [start, end)."""
-    return HandoffClaim.objects.filter(Q(started_at__gte=start) & Q(started_at__lt=end))
+def claims_of(*, handoff: Handoff) -> list[HandoffClaim]:
+    """The handoff's windows, newest first (the handoff page)."""
+    return list(
+        HandoffClaim.objects.filter(handoff_id=handoff.pk)
+        .select_related("rep", "passed_to")
+        .order_by("-started_at", "-id")
+    )

@@ -189,6 +189,8 @@ def _detail_context(request: HttpRequest, handoff: Handoff, **bound: forms.Form)
         and handoff.status == HandoffStatus.ACCEPTED
         and handoff.lead.stage in (Stage.SQL, Stage.OPPORTUNITY),
         "company_history": selectors.company_history(user=request.user, handoff=handoff),
+        # Claim or pass on (#19): the windows, newest first.
+        "claim_rows": claims.claims_of(handoff=handoff),
         **selectors.handoff_timeline(handoff=handoff),
         **_forms_for(handoff, **bound),
     }
@@ -399,6 +401,20 @@ def team_assign_queue(request: HttpRequest, team_id: int) -> HttpResponse:
             request,
             _("Nobody in %(team)s can take a handoff now (away or at capacity).") % {"team": team},
         )
+    return redirect("handoff:inbox")
+
+
+@require_POST
+@login_required
+def claim(request: HttpRequest, pk: int) -> HttpResponse:
+    """Claim or pass on (#19): the rep acknowledges a new MQL from the inbox ("mine")."""
+    handoff = _visible_or_404(request, pk)
+    try:
+        claims.claim_acknowledge(handoff=handoff, actor=_actor(request))
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("Claimed: %(lead)s is yours.") % {"lead": _lead_name(handoff)})
     return redirect("handoff:inbox")
 
 
