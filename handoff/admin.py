@@ -10,6 +10,7 @@ from handoff.models import (
     Activity,
     Assignment,
     Handoff,
+    HandoffClaim,
     HandoffPolicy,
     QueueNotice,
     RejectionReason,
@@ -32,7 +33,14 @@ class TeamMembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_default", "account_owner_first", "member_count")
+    list_display = (
+        "name",
+        "is_default",
+        "account_owner_first",
+        "claim_required",
+        "claim_window_minutes",
+        "member_count",
+    )
     filter_horizontal = ("managers",)
     inlines = (TeamMembershipInline,)
     actions = ("assign_queued",)
@@ -235,4 +243,24 @@ class ActivityAdmin(admin.ModelAdmin):
     readonly_fields = ("handoff", "kind", "outcome", "note", "by", "at", "created_at")
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(HandoffClaim)
+class HandoffClaimAdmin(admin.ModelAdmin):
+    """Claims and passes as an audit trail: read-only, written only by handoff.claims."""
+
+    list_display = ("handoff", "rep", "status", "claimed_via", "started_at", "due_at", "passed_to")
+    list_filter = ("status", "claimed_via")
+    list_select_related = ("handoff__lead", "rep", "passed_to")
+    date_hierarchy = "started_at"
+    raw_id_fields = ("handoff",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -409,6 +409,8 @@ def team_assign_queue(request: HttpRequest, team_id: int) -> HttpResponse:
 def claim(request: HttpRequest, pk: int) -> HttpResponse:
     """Claim or pass on (#19): the rep acknowledges a new MQL from the inbox ("mine")."""
     handoff = _visible_or_404(request, pk)
+    if not selectors.can_act(user=request.user, handoff=handoff):
+        raise PermissionDenied  # it can see it (marketing), not act
     try:
         claims.claim_acknowledge(handoff=handoff, actor=_actor(request))
     except DomainError as error:

@@ -400,3 +400,47 @@ def test_a_claim_racing_a_pass_has_exactly_one_winner(time_machine):
 
     assert connection.vendor == "postgresql"
     assert len(outcomes) == 6
+
+
+def test_the_dashboard_and_its_api_show_time_to_claim_and_passes_per_rep(
+    team, time_machine, client
+):
+    kanto, (rep1, rep2, rep3), manager = team
+    first = _new_mql(team, time_machine)  # rep1 lets it pass at 10:15, rep2 claims at 10:20
+    second = _new_mql(team, time_machine, at(2, 11))  # rep1 claims at 11:04
+    time_machine.move_to(at(2, 10, 15), tick=False)
+    claims.claims_sweep()
+    time_machine.move_to(at(2, 10, 20), tick=False)
+    claims.claim_acknowledge(handoff=first, actor=rep2)
+    time_machine.move_to(at(2, 11, 4), tick=False)
+    claims.claim_acknowledge(handoff=second, actor=rep1)
+    client.force_login(manager)
+
+    body = client.get("/api/v1/metrics/claims/?from=2026-11-01&to=2026-11-02").json()["results"]
+
+    assert body == {
+        "reps": [
+            {
+                "rep_id": rep1.pk,
+                "rep": str(rep1),
+                "windows": 2,
+                "claimed": 1,
+                "let_pass": 1,
+                "received": 0,
+                "median_minutes": 4.0,
+            },
+            {
+                "rep_id": rep2.pk,
+                "rep": str(rep2),
+                "windows": 1,
+                "claimed": 1,
+                "let_pass": 0,
+                "received": 1,
+                "median_minutes": 5.0,
+            },
+        ],
+        "median_minutes": 4.5,
+        "passes": 1,
+    }
+    page = client.get("/dashboard/?from=2026-11-01&to=2026-11-02").content.decode()
+    assert "Median time to claim: 4.5 min. 1 MQL passed on for want of a claim." in page
