@@ -45,7 +45,7 @@ os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret-" + "x" * 40)
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 os.environ.setdefault("LEADFLOW_SECURE_COOKIES", "0")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -104,7 +104,9 @@ def wipe(force: bool) -> None:
 
 
 def setup(reps: int, window: int) -> tuple[Team, set[int], set[int]]:
-    calendar, _ = BusinessCalendar.objects.get_or_create(is_default=True, defaults={"name": "bench"})
+    calendar, _ = BusinessCalendar.objects.get_or_create(
+        is_default=True, defaults={"name": "bench"}
+    )
     calendar.closures.all().delete()
     for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"):
         setattr(calendar, day, True)
@@ -164,7 +166,10 @@ def claim_loop(claiming: set[int], done: threading.Event, claimed: list[int]) ->
             )
             for handoff_id, rep_id in pending:
                 if claims.claim_make(
-                    handoff_id=handoff_id, rep_id=rep_id, via=ClaimVia.ACKNOWLEDGED, at=timezone.now()
+                    handoff_id=handoff_id,
+                    rep_id=rep_id,
+                    via=ClaimVia.ACKNOWLEDGED,
+                    at=timezone.now(),
                 ):
                     claimed.append(handoff_id)
             done.wait(0.5 if len(pending) < 500 else 0)
@@ -183,7 +188,12 @@ def sweep_once(skew: dt.timedelta) -> dict:
         queued += len(result.queued)
         if not result.more:
             break
-    return {"seconds": time.perf_counter() - started, "passed": passed, "queued": queued, "batches": batches}
+    return {
+        "seconds": time.perf_counter() - started,
+        "passed": passed,
+        "queued": queued,
+        "batches": batches,
+    }
 
 
 def floor_update(batch: int, skew: dt.timedelta) -> dict:
@@ -328,9 +338,7 @@ def main() -> None:
         floor={
             "window_s": window.total_seconds(),
             "bare_update_median_s": round(floor_median, 4),
-            "bare_update_windows_median": statistics.median(
-                run["floor_windows"] for run in sweeps
-            ),
+            "bare_update_windows_median": statistics.median(run["floor_windows"] for run in sweeps),
         },
         floor_note=(
             "window_s: the claim window, before which no pass can come; bare_update: before"

@@ -198,6 +198,16 @@ class QueueNoticeInline(_HistoryInline):
     fields = ("created_at", "email_sent_at", "slack_sent_at")
 
 
+class ClaimInline(_HistoryInline):
+    # Claim or pass on (#19): who had to claim it by when, and what happened.
+    model = HandoffClaim
+    fk_name = "handoff"
+    fields = ("started_at", "rep", "due_at", "status", "claimed_via", "resolved_at", "passed_to")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("rep", "passed_to")
+
+
 class ActivityInline(_HistoryInline):
     model = Activity
     fields = ("at", "kind", "outcome", "by", "note")
@@ -225,7 +235,7 @@ class HandoffAdmin(admin.ModelAdmin):
     search_fields = ("lead__email", "lead__last_name", "lead__company__name")
     list_select_related = ("lead", "team", "assigned_to")
     date_hierarchy = "created_at"
-    inlines = (AssignmentInline, QueueNoticeInline, ActivityInline)
+    inlines = (AssignmentInline, ClaimInline, QueueNoticeInline, ActivityInline)
     readonly_fields = [f.name for f in Handoff._meta.fields]
 
     def has_add_permission(self, request) -> bool:
@@ -243,24 +253,4 @@ class ActivityAdmin(admin.ModelAdmin):
     readonly_fields = ("handoff", "kind", "outcome", "note", "by", "at", "created_at")
 
     def has_add_permission(self, request) -> bool:
-        return False
-
-
-@admin.register(HandoffClaim)
-class HandoffClaimAdmin(admin.ModelAdmin):
-    """Claims and passes as an audit trail: read-only, written only by handoff.claims."""
-
-    list_display = ("handoff", "rep", "status", "claimed_via", "started_at", "due_at", "passed_to")
-    list_filter = ("status", "claimed_via")
-    list_select_related = ("handoff__lead", "rep", "passed_to")
-    date_hierarchy = "started_at"
-    raw_id_fields = ("handoff",)
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -226,7 +226,6 @@ class HandoffViewSet(viewsets.ReadOnlyModelViewSet):
         activity = services.activity_log(handoff=handoff, actor=request.user, **data.validated_data)
         return Response(ActivitySerializer(activity).data, status=status.HTTP_201_CREATED)
 
-
     @extend_schema(methods=["GET"], responses=ClaimSerializer(many=True))
     @extend_schema(methods=["POST"], request=None, responses=ClaimSerializer)
     # Claim or pass on (#19): the windows, oldest first; POST claims the caller's pending one.

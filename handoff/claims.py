@@ -104,7 +104,9 @@ def claim_acknowledge(*, handoff: Handoff, actor: User) -> HandoffClaim:
     with transaction.atomic():
         locked = Handoff.objects.select_for_update(of=("self",)).get(pk=handoff.pk)
         if locked.assigned_to_id != actor.pk:
-            raise DomainError(_("Only the rep who holds this handoff can claim it."), code="not_yours")
+            raise DomainError(
+                _("Only the rep who holds this handoff can claim it."), code="not_yours"
+            )
         if locked.status != HandoffStatus.OPEN:
             raise DomainError(_("This handoff is already decided."), code="handoff_closed")
         claim_make(handoff_id=locked.pk, rep_id=actor.pk, via=ClaimVia.ACKNOWLEDGED, at=at)

@@ -557,7 +557,9 @@ class HandoffClaim(models.Model):
     status = models.CharField(
         _("status"), max_length=20, choices=ClaimStatus.choices, default=ClaimStatus.PENDING
     )
-    claimed_via = models.CharField(_("claimed by"), max_length=20, choices=ClaimVia.choices, blank=True)
+    claimed_via = models.CharField(
+        _("claimed by"), max_length=20, choices=ClaimVia.choices, blank=True
+    )
     resolved_at = models.DateTimeField(_("when"), null=True, blank=True)
     passed_to = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -26,12 +26,10 @@ def _windows(f: MetricsFilter):
     return rows
 
 
-def _minutes(delta: dt.timedelta | None) -> float | None:
-    return None if delta is None else round(delta.total_seconds() / 60, 1)
-
-
-def _median(values: list[dt.timedelta]) -> dt.timedelta | None:
-    return statistics.median(values) if values else None
+def _median_minutes(values: list[dt.timedelta]) -> float | None:
+    if not values:
+        return None
+    return round(statistics.median(value.total_seconds() for value in values) / 60, 1)
 
 
 def claim_figures(f: MetricsFilter) -> dict[str, Any]:
@@ -63,13 +61,13 @@ def claim_figures(f: MetricsFilter) -> dict[str, Any]:
             "claimed": row["claimed"],
             "let_pass": row["let_pass"],
             "received": row["received"],
-            "median_minutes": _minutes(_median(durations.get(rep_id, []))),
+            "median_minutes": _median_minutes(durations.get(rep_id, [])),
         }
         for rep_id, row in counts.items()
     ]
     every = [value for values in durations.values() for value in values]
     return {
         "reps": sorted(reps, key=lambda row: row["rep"]),
-        "median_minutes": _minutes(_median(every)),
+        "median_minutes": _median_minutes(every),
         "passes": sum(row["let_pass"] for row in reps),
     }

@@ -10,21 +10,13 @@ import pytest
 
 from handoff import claims
 from handoff.models import ClaimStatus, ClaimVia, Handoff, HandoffClaim
+from tests.e2e.helpers import log_in
 from tests.handoff.helpers import make_mql_for, make_team
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "pw-for-tests"  # tests.factories.UserFactory's
 JST = dt.timezone(dt.timedelta(hours=9))
 MONDAY_10 = dt.datetime(2026, 11, 2, 10, 0, tzinfo=JST)  # inside business hours
-
-
-def _log_in(page, base_url, username):
-    page.goto(f"{base_url}/accounts/login/?next=/inbox/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("form.stacked button[type=submit]")
-    page.wait_for_url(f"{base_url}/inbox/")
 
 
 def test_a_rep_claims_one_mql_and_the_other_passes_to_a_colleague(
@@ -43,7 +35,7 @@ def test_a_rep_claims_one_mql_and_the_other_passes_to_a_colleague(
 
     context = chromium.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    _log_in(page, base, rep1.username)
+    log_in(page, base, rep1.username)
     card = page.locator(f"#handoff-{claimed.pk}")
     assert card.locator(".claim-form .warn").inner_text() == (
         "11/02 10:15 までに取得しないと次の営業担当へ回送されます。"
@@ -66,7 +58,7 @@ def test_a_rep_claims_one_mql_and_the_other_passes_to_a_colleague(
 
     context = chromium.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    _log_in(page, base, rep2.username)
+    log_in(page, base, rep2.username)
     passed = page.locator(f"#handoff-{left.pk}")
     assert passed.locator(".claim-form .warn").inner_text() == (
         "11/02 10:31 までに取得しないと次の営業担当へ回送されます。"

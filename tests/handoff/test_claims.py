@@ -104,9 +104,7 @@ def test_a_team_without_claims_gets_no_window_and_the_sweep_passes_nothing(team,
     assert Handoff.objects.get(pk=handoff.pk).assigned_to == team[1][0]
 
 
-def test_opening_the_page_claims_it_and_is_the_timelines_opened_instant(
-    team, time_machine, client
-):
+def test_opening_the_page_claims_it_and_is_the_timelines_opened_instant(team, time_machine, client):
     handoff = _new_mql(team, time_machine)
     time_machine.move_to(at(2, 10, 7), tick=False)
     client.force_login(team[1][0])
@@ -405,7 +403,7 @@ def test_a_claim_racing_a_pass_has_exactly_one_winner(time_machine):
 def test_the_dashboard_and_its_api_show_time_to_claim_and_passes_per_rep(
     team, time_machine, client
 ):
-    kanto, (rep1, rep2, rep3), manager = team
+    _kanto, (rep1, rep2, _rep3), manager = team
     first = _new_mql(team, time_machine)  # rep1 lets it pass at 10:15, rep2 claims at 10:20
     second = _new_mql(team, time_machine, at(2, 11))  # rep1 claims at 11:04
     time_machine.move_to(at(2, 10, 15), tick=False)

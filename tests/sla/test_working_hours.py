@@ -63,7 +63,7 @@ def test_a_rep_who_starts_later_is_skipped_until_they_start(team, time_machine):
 
 
 def test_a_rep_who_works_saturdays_takes_saturdays_mqls(team, time_machine):
-    _kanto, (rep1, rep2), _ = team
+    _kanto, (_rep1, rep2), _ = team
     hours(rep2, days=(0, 1, 2, 3, 4, 5))
 
     handoff = mql_at(time_machine, at(7, 10))
@@ -91,7 +91,10 @@ def test_a_company_closure_is_off_for_everyone(team, time_machine):
     _kanto, (rep1, rep2), _ = team
     calendar = BusinessCalendar.objects.get(is_default=True)
     CalendarClosure.objects.create(
-        calendar=calendar, name="創立記念日", start_date=dt.date(2026, 11, 5), end_date=dt.date(2026, 11, 5)
+        calendar=calendar,
+        name="創立記念日",
+        start_date=dt.date(2026, 11, 5),
+        end_date=dt.date(2026, 11, 5),
     )
     hours(rep1, starts=dt.time(10, 0))
 
@@ -124,7 +127,7 @@ def test_with_everyone_on_the_calendar_a_night_mql_follows_the_round_robin(team,
 
 
 def test_a_team_that_waits_keeps_night_mqls_queued_until_someone_starts(team, time_machine):
-    kanto, (rep1, rep2), _ = team
+    kanto, (_rep1, rep2), _ = team
     kanto.after_hours = AfterHours.WAIT_FOR_OPENING
     kanto.save()
     hours(rep2, starts=dt.time(8, 0))
@@ -195,7 +198,10 @@ def test_changed_hours_apply_to_the_next_mql_at_once(team, time_machine):
         ({"weekdays": ["mon"]}, "Use weekday numbers from 0 (Monday) to 6."),
         ({"weekdays": [True]}, "Use weekday numbers from 0 (Monday) to 6."),
         ({"weekdays": [1, 1]}, "A weekday is listed twice."),
-        ({"starts_at": dt.time(18), "ends_at": dt.time(9)}, "Working hours must end after they start."),
+        (
+            {"starts_at": dt.time(18), "ends_at": dt.time(9)},
+            "Working hours must end after they start.",
+        ),
     ],
 )
 def test_working_hours_are_checked(team, fields, message):
@@ -208,7 +214,7 @@ def test_working_hours_are_checked(team, fields, message):
 
 
 def test_hours_that_make_no_calendar_fall_back_to_the_calendar(team, time_machine):
-    _kanto, (rep1, rep2), _ = team
+    _kanto, (rep1, _rep2), _ = team
     hours(rep1, starts=dt.time(19, 0))  # after the calendar's 18:00 closing, no end given
 
     assert mql_at(time_machine, at(2, 10)).assigned_to == rep1
