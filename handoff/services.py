@@ -29,6 +29,7 @@ from handoff.models import (
     Activity,
     ActivityKind,
     ActivityOutcome,
+    AfterHours,
     Assignment,
     AssignmentVia,
     Handoff,
@@ -93,6 +94,15 @@ def _with_room(members: list[TeamMembership], at: datetime) -> list[TeamMembersh
     return available
 
 
+def _members(team: Team, *, exclude: Iterable[int] = ()) -> list[TeamMembership]:
+    return list(
+        TeamMembership.objects.filter(team=team, is_active=True, rep__is_active=True)
+        .exclude(rep_id__in=list(exclude))
+        .select_related("rep__rep_profile")
+        .order_by()
+    )
+
+
 def _pick_rep(
     *,
     team: Team,
@@ -102,12 +112,7 @@ def _pick_rep(
 ) -> TeamMembership | None:
     """The next rep in the team's round robin who is here, has room and works now (or
     starts first, at night). Caller holds the team's row lock."""
-    members = list(
-        TeamMembership.objects.filter(team=team, is_active=True, rep__is_active=True)
-        .exclude(rep_id__in=[exclude_rep_id or 0, *exclude_rep_ids])
-        .select_related("rep__rep_profile")
-        .order_by()
-    )
+    members = _members(team, exclude=[exclude_rep_id or 0, *exclude_rep_ids])
     # Working hours (#19): who works now, else who starts first (handoff.hours).
     available = hours.working_or_first(team=team, members=_with_room(members, at), at=at)
     if not available:
@@ -260,6 +265,14 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
                 at=at,
                 mark_timeline=False,
             )
+        elif (
+            team is not None
+            and team.after_hours == AfterHours.WAIT_FOR_OPENING
+            and _with_room(_members(team), at)
+        ):
+            # Working hours (#19): reps with room, all off now, and the team keeps such MQLs
+            # until someone starts: the queue drain hands it out then, nobody is alarmed.
+            pass
         else:
             # Nobody could take it: it waits in the queue, and the managers must hear of
             # it (a queued MQL is the one nobody's clock reminds anybody of). With nobody

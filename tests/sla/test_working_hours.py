@@ -18,6 +18,7 @@ from handoff.models import (
     Handoff,
     HandoffClaim,
     QueueNotice,
+    RepProfile,
     TeamMembership,
 )
 from handoff.tasks import assign_from_queue_task
@@ -134,6 +135,7 @@ def test_a_team_that_waits_keeps_night_mqls_queued_until_someone_starts(team, ti
 
     handoff = mql_at(time_machine, at(4, 22))
     assert handoff.is_queued
+    assert QueueNotice.objects.count() == 0  # it waits by the team's choice: nobody is told
     time_machine.move_to(at(5, 7, 59), tick=False)
     assert assign_from_queue_task(kanto.pk) == 0
     time_machine.move_to(at(5, 8, 0), tick=False)
@@ -142,6 +144,19 @@ def test_a_team_that_waits_keeps_night_mqls_queued_until_someone_starts(team, ti
     handoff.refresh_from_db()
     assert handoff.assigned_to == rep2
     assert handoff.assignments.get().via == AssignmentVia.QUEUE
+
+
+def test_a_waiting_team_whose_reps_are_all_away_still_tells_the_managers(team, time_machine):
+    kanto, reps, _ = team
+    kanto.after_hours = AfterHours.WAIT_FOR_OPENING
+    kanto.save()
+    for rep in reps:
+        RepProfile.objects.create(user=rep, away=True)
+
+    handoff = mql_at(time_machine, at(4, 22))
+
+    assert handoff.is_queued
+    assert QueueNotice.objects.filter(handoff=handoff).count() == 1
 
 
 def test_a_pass_skips_reps_who_are_off_now(time_machine, db):
