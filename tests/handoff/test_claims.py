@@ -442,3 +442,39 @@ def test_the_dashboard_and_its_api_show_time_to_claim_and_passes_per_rep(
     }
     page = client.get("/dashboard/?from=2026-11-01&to=2026-11-02").content.decode()
     assert "Median time to claim: 4.5 min. 1 MQL passed on for want of a claim." in page
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_sweeps_at_once_pass_each_window_once(time_machine):
+    kanto, reps, _manager = make_team("Sweeps", reps=2, default=True)
+    kanto.claim_required = True
+    kanto.save()
+    handoffs = []
+    for minute in range(4):
+        time_machine.move_to(at(2, 10, minute), tick=False)
+        handoffs.append(make_mql_for(reps[0], reps[1:]))
+    time_machine.move_to(at(2, 10, 30), tick=False)
+    start = threading.Barrier(2)
+    results: list[claims.ClaimSweepResult] = []
+
+    def sweep():
+        try:
+            start.wait()
+            results.append(claims.claims_sweep())
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    passed = sorted(results[0].passed + results[1].passed)
+    assert passed == sorted(h.pk for h in handoffs)
+    assert set(HandoffClaim.objects.filter(rep=reps[0]).values_list("status", flat=True)) == {
+        ClaimStatus.PASSED
+    }
+    assert Assignment.objects.filter(via=AssignmentVia.PASSED).count() == 4
+    assert set(Handoff.objects.values_list("assigned_to", flat=True)) == {reps[1].pk}
