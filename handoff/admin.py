@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from handoff import services
+from handoff import routing
 from handoff.models import (
     Activity,
     Assignment,
@@ -53,7 +53,7 @@ class TeamAdmin(admin.ModelAdmin):
     def assign_queued(self, request, queryset) -> None:
         total = 0
         for team in queryset.order_by("pk"):
-            total += len(services.handoff_assign_from_queue(team=team, actor=request.user))
+            total += len(routing.handoff_assign_from_queue(team=team, actor=request.user))
         self.message_user(
             request,
             ngettext("%(n)d queued handoff assigned.", "%(n)d queued handoffs assigned.", total)

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from handoff import claims, selectors, services
+from handoff import activities, availability, claims, routing, selectors, verdicts
 from handoff.filters import HandoffApiFilter
 from handoff.models import (
     Activity,
@@ -175,7 +175,7 @@ class HandoffViewSet(viewsets.ReadOnlyModelViewSet):
         handoff = self._actable()
         data = AcceptInput(data=request.data)
         data.is_valid(raise_exception=True)
-        services.handoff_accept(
+        verdicts.handoff_accept(
             handoff=handoff, actor=request.user, bant=data.validated_data["bant"]
         )
         return self._fresh(handoff)
@@ -186,7 +186,7 @@ class HandoffViewSet(viewsets.ReadOnlyModelViewSet):
         handoff = self._actable()
         data = RejectInput(data=request.data)
         data.is_valid(raise_exception=True)
-        services.handoff_reject(
+        verdicts.handoff_reject(
             handoff=handoff,
             actor=request.user,
             reason=data.validated_data["reason"],
@@ -200,7 +200,7 @@ class HandoffViewSet(viewsets.ReadOnlyModelViewSet):
         handoff = self._actable(manage=True)
         data = ReassignInput(data=request.data)
         data.is_valid(raise_exception=True)
-        services.handoff_reassign(
+        routing.handoff_reassign(
             handoff=handoff,
             to_rep=data.validated_data["rep"],
             actor=request.user,
@@ -223,7 +223,9 @@ class HandoffViewSet(viewsets.ReadOnlyModelViewSet):
         handoff = self._actable()
         data = ActivityInput(data=request.data)
         data.is_valid(raise_exception=True)
-        activity = services.activity_log(handoff=handoff, actor=request.user, **data.validated_data)
+        activity = activities.activity_log(
+            handoff=handoff, actor=request.user, **data.validated_data
+        )
         return Response(ActivitySerializer(activity).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(methods=["GET"], responses=ClaimSerializer(many=True))
@@ -292,11 +294,11 @@ class MyAvailabilityApi(APIView):
             message = _("Only with away: true; leave it out to come back.")
             raise DomainError(message, code="invalid_away_until", fields={"away_until": [message]})
         if data.validated_data["away"]:
-            services.rep_set_away(
+            availability.rep_set_away(
                 rep=request.user, actor=request.user, until=data.validated_data["away_until"]
             )
         else:
-            comeback = services.rep_set_back(rep=request.user, actor=request.user)
+            comeback = availability.rep_set_back(rep=request.user, actor=request.user)
             assigned = [handoff.pk for handoff in comeback.assigned]
         return Response(
             AvailabilityChangeSerializer(

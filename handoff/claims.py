@@ -26,9 +26,10 @@ from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from handoff import selectors
+from handoff import locks, selectors
 from handoff.hours import working_hours
 from handoff.models import (
+    Activity,
     Assignment,
     AssignmentVia,
     ClaimStatus,
@@ -51,9 +52,9 @@ DEFAULT_BATCH = 200
 
 
 def claim_window_open(*, assignment: Assignment, team: Team, at: datetime) -> HandoffClaim | None:
-    """A new assignment of the handoff (called by handoff.services._assign, under the team
-    and handoff locks): a window still pending for an earlier rep is overtaken, and a new
-    one opens when the team requires claims."""
+    """A new assignment of the handoff (HANDOFF_ASSIGNED, under the team and handoff
+    locks): a window still pending for an earlier rep is overtaken, and a new one opens
+    when the team requires claims."""
     HandoffClaim.objects.filter(
         handoff_id=assignment.handoff_id, status=ClaimStatus.PENDING
     ).update(status=ClaimStatus.SUPERSEDED, resolved_at=at)
@@ -90,8 +91,8 @@ def claim_on_open(*, handoff: Handoff, user: User, at: datetime) -> bool:
 
 
 def claim_on_activity(*, handoff: Handoff, actor: User, at: datetime) -> bool:
-    """An activity was logged (handoff.services.activity_log, under the handoff lock): any
-    activity of the holder's, whatever it is dated, claims it now."""
+    """An activity was logged (ACTIVITY_LOGGED, under the handoff lock): any activity of
+    the holder's, whatever it is dated, claims it now."""
     if handoff.assigned_to_id != actor.pk:
         return False
     return claim_make(handoff_id=handoff.pk, rep_id=actor.pk, via=ClaimVia.ACTIVITY, at=at)
@@ -123,6 +124,18 @@ def with_claim_due(queryset: QuerySet[Handoff]) -> QuerySet[Handoff]:
     """`claim_due_at`: when the pending claim window ends (None: nothing to claim)."""
     pending = HandoffClaim.objects.filter(handoff=OuterRef("pk"), status=ClaimStatus.PENDING)
     return queryset.annotate(claim_due_at=Subquery(pending.values("due_at")[:1]))
+
+
+# --- reactions (leadflow.reactions) ----------------------------------------------------------
+
+
+def on_handoff_assigned(*, handoff: Handoff, assignment: Assignment, at: datetime) -> None:
+    assert handoff.team is not None  # an assignment always puts the handoff in a team
+    claim_window_open(assignment=assignment, team=handoff.team, at=at)
+
+
+def on_activity_logged(*, handoff: Handoff, activity: Activity) -> None:
+    claim_on_activity(handoff=handoff, actor=activity.by, at=activity.created_at)
 
 
 def held_for_managers() -> QuerySet[HandoffClaim]:
@@ -175,15 +188,13 @@ def _reason(minutes: int) -> str:
 def claim_pass(*, claim_id: int, handoff_id: int, team_id: int | None, now: datetime) -> str | None:
     """Pass one due window on; the outcome (a ClaimStatus), or None when another worker or
     a claim got there first."""
-    from handoff import services  # services calls claim_window_open from _assign
+    from handoff import routing  # routing's assignments open windows here
 
-    with transaction.atomic():
-        team = (
-            Team.objects.select_for_update(no_key=True).filter(pk=team_id).first()
-            if team_id is not None
-            else None
-        )
-        handoff = Handoff.objects.select_for_update(of=("self",)).get(pk=handoff_id)
+    # Never inside another transaction: a caller's would hold the team lock for its whole
+    # length (the sweep runs each pass on its own).
+    with transaction.atomic(durable=True):
+        team, handoff = locks.team_then_handoff(handoff_id, team_id)
+        # The window last, with SKIP LOCKED: a claim in flight holds it, and wins.
         claim = (
             HandoffClaim.objects.select_for_update(skip_locked=True)
             .filter(pk=claim_id, status=ClaimStatus.PENDING, due_at__lte=now)
@@ -206,11 +217,11 @@ def claim_pass(*, claim_id: int, handoff_id: int, team_id: int | None, now: date
         claim.resolved_at = now
         membership = None
         if passes < team.claim_max_passes:
-            membership = services._pick_rep(team=team, at=now, exclude_rep_ids=let_pass)
+            membership = routing._pick_rep(team=team, at=now, exclude_rep_ids=let_pass)
         if membership is not None:
             claim.status, claim.passed_to = ClaimStatus.PASSED, membership.rep
             claim.save(update_fields=["status", "passed_to", "reason", "resolved_at"])
-            services._assign(
+            routing._assign(
                 handoff=handoff,
                 team=team,
                 membership=membership,

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST, require_safe
 
-from handoff import selectors, services
+from handoff import routing, selectors
 from handoff.filters import kpi_choices
 from handoff.listing import Mark, changes_since, handoff_list, mark_now
 from handoff.models import Handoff, Team, TeamMembership
@@ -180,7 +180,7 @@ def bulk_reassign(request: HttpRequest) -> HttpResponse:
     choice = form.cleaned_data["rep"]
     to_rep = None if choice == ROUND_ROBIN else next(r for r in reps if str(r.pk) == choice)
     try:
-        result = services.handoff_bulk_reassign(
+        result = routing.handoff_bulk_reassign(
             handoffs=handoffs,
             to_rep=to_rep,
             actor=cast(User, request.user),

@@ -1,6 +1,7 @@
 """The handoff of one MQL to one sales rep, and what the rep does with it.
 
-State changes go through `handoff.services`; this module only describes the rows.
+State changes go through the services (`handoff.routing`, `verdicts`, `activities` …);
+this module only describes the rows.
 """
 
 from __future__ import annotations

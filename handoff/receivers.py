@@ -1,22 +1,13 @@
-"""Reactions of the handoff app to core domain signals: explicit service calls, no logic."""
+"""Handoff's part of erasing and exporting a person (the core's privacy signals). What
+handoff does after a change of state is in `leadflow.reactions`."""
 
 from __future__ import annotations
 
-from handoff import selectors, services
-from leadflow.models import Stage
-
-
-def on_lead_stage_changed(sender, *, transition, lead, **kwargs) -> None:
-    if transition.to_stage == Stage.MQL:
-        services.handoff_create_for_mql(lead=lead, transition=transition)
-
-
-def on_leads_merging(sender, *, keep, merge, **kwargs) -> None:
-    services.handoff_check_merge(keep=keep, merge=merge)
+from handoff import privacy, selectors
 
 
 def on_person_erasing(sender, *, person, **kwargs) -> dict[str, int]:
-    return services.handoff_personal_data_erase(lead_ids=person.lead_ids)
+    return privacy.handoff_personal_data_erase(lead_ids=person.lead_ids)
 
 
 def on_person_exporting(sender, *, person, **kwargs) -> dict[str, list]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from handoff import services
+from handoff import notifications, routing
 from handoff.models import HandoffStatus, Team
 
 
@@ -15,7 +15,7 @@ from handoff.models import HandoffStatus, Team
     max_retries=6,
 )
 def notify_assignment_task(assignment_id: int) -> dict[str, bool]:
-    return services.assignment_notify(assignment_id=assignment_id)
+    return notifications.assignment_notify(assignment_id=assignment_id)
 
 
 @shared_task(acks_late=True)
@@ -23,7 +23,7 @@ def assign_from_queue_task(team_id: int) -> int:
     team = Team.objects.filter(pk=team_id).first()
     if team is None:
         return 0
-    return len(services.handoff_assign_from_queue(team=team))
+    return len(routing.handoff_assign_from_queue(team=team))
 
 
 @shared_task(acks_late=True)
@@ -44,4 +44,4 @@ def assign_all_queues_task() -> int:
     max_retries=6,
 )
 def notify_queued_task(notice_id: int) -> dict[str, bool]:
-    return services.queue_notice_notify(notice_id=notice_id)
+    return notifications.queue_notice_notify(notice_id=notice_id)

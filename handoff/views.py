@@ -22,7 +22,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST, require_safe
 
-from handoff import claims, list_views, selectors, services, timeline
+from handoff import activities, claims, list_views, routing, selectors, timeline, verdicts
+from handoff import availability as rep_availability
 from handoff.forms import (
     AcceptForm,
     ActivityForm,
@@ -34,6 +35,7 @@ from handoff.forms import (
 )
 from handoff.listing import handoff_list
 from handoff.models import Handoff, HandoffStatus, Team
+from leadflow import lifecycle
 from leadflow.errors import DomainError
 from leadflow.models import Stage, User
 
@@ -269,7 +271,7 @@ def _action(
 @login_required
 def activity_create(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(handoff: Handoff, form: ActivityForm) -> str:
-        activity = services.activity_log(
+        activity = activities.activity_log(
             handoff=handoff,
             actor=_actor(request),
             kind=form.cleaned_data["kind"],
@@ -293,7 +295,7 @@ def activity_create(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def accept(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(handoff: Handoff, form: AcceptForm) -> str:
-        services.handoff_accept(handoff=handoff, actor=_actor(request), bant=form.bant())
+        verdicts.handoff_accept(handoff=handoff, actor=_actor(request), bant=form.bant())
         return _("Accepted: %(lead)s is now an SQL.") % {"lead": _lead_name(handoff)}
 
     return _action(
@@ -310,7 +312,7 @@ def accept(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def reject(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(handoff: Handoff, form: RejectForm) -> str:
-        services.handoff_reject(
+        verdicts.handoff_reject(
             handoff=handoff,
             actor=_actor(request),
             reason=form.cleaned_data["reason"],
@@ -335,7 +337,7 @@ def reject(request: HttpRequest, pk: int) -> HttpResponse:
 def reassign(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(handoff: Handoff, form: ReassignForm) -> str:
         rep = form.cleaned_data["rep"]
-        services.handoff_reassign(
+        routing.handoff_reassign(
             handoff=handoff, to_rep=rep, actor=_actor(request), reason=form.cleaned_data["reason"]
         )
         return _("Assigned to %(rep)s.") % {"rep": rep}
@@ -362,11 +364,11 @@ def stage_change(request: HttpRequest, pk: int) -> HttpResponse:
         to = form.cleaned_data["to"]
         reason = form.cleaned_data["reason"]
         if to == StageForm.OPPORTUNITY:
-            services.lead_mark_opportunity(lead=handoff.lead, actor=_actor(request), reason=reason)
+            lifecycle.lead_mark_opportunity(lead=handoff.lead, actor=_actor(request), reason=reason)
         elif to == StageForm.WON:
-            services.lead_mark_won(lead=handoff.lead, actor=_actor(request), reason=reason)
+            lifecycle.lead_mark_won(lead=handoff.lead, actor=_actor(request), reason=reason)
         else:
-            services.lead_mark_lost(lead=handoff.lead, actor=_actor(request), reason=reason)
+            lifecycle.lead_mark_lost(lead=handoff.lead, actor=_actor(request), reason=reason)
         handoff.lead.refresh_from_db(fields=["stage"])
         return _("The lead is now: %(stage)s.") % {"stage": handoff.lead.get_stage_display()}
 
@@ -385,7 +387,7 @@ def stage_change(request: HttpRequest, pk: int) -> HttpResponse:
 def team_assign_queue(request: HttpRequest, team_id: int) -> HttpResponse:
     teams = selectors.managed_teams(user=request.user)
     team = get_object_or_404(teams, pk=team_id)
-    assigned = services.handoff_assign_from_queue(team=team, actor=_actor(request))
+    assigned = routing.handoff_assign_from_queue(team=team, actor=_actor(request))
     if assigned:
         messages.success(
             request,
@@ -445,7 +447,7 @@ def availability(request: HttpRequest) -> HttpResponse:
     drained = False
     if action == "back":
         try:
-            comeback = services.rep_set_back(rep=user, actor=user)
+            comeback = rep_availability.rep_set_back(rep=user, actor=user)
         except DomainError as error:  # e.g. taken out of their last team meanwhile
             add_domain_error(form, error)
         else:
@@ -463,7 +465,7 @@ def availability(request: HttpRequest) -> HttpResponse:
     elif action == "away":
         if form.is_valid():
             try:
-                profile = services.rep_set_away(
+                profile = rep_availability.rep_set_away(
                     rep=user, actor=user, until=form.cleaned_data["away_until"]
                 )
             except DomainError as error:

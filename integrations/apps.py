@@ -7,8 +7,7 @@ class IntegrationsConfig(AppConfig):
     verbose_name = _("Integrations")
 
     def ready(self) -> None:
-        # Stage changes write outbox rows in their own transaction (see the module).
-        import integrations.outbound.receivers  # noqa: F401
+        # What the outbox does after a stage change is in leadflow.reactions.
         from integrations.privacy import on_person_erasing, on_person_exporting
         from leadflow.signals import person_erasing, person_exporting
 

@@ -16,9 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from leadflow.errors import InvalidTransition, NotFound
+from leadflow import locks, reactions
+from leadflow.errors import DomainError, InvalidTransition, NotFound
 from leadflow.models import Lead, Stage, StageTransition, User
-from leadflow.signals import lead_stage_changed
 
 S = Stage
 
@@ -85,15 +85,10 @@ def lead_transition(
 
     with transaction.atomic():
         # Ordered, single-row lock; re-reading under it is what makes the check race-free.
-        # With its company: the receivers (routing, the outbox payload) read it. Only the
+        # With its company: the reactions (routing, the outbox payload) read it. Only the
         # lead's row is locked, and NO KEY: a stage move never changes the id, so rows that
         # refer to the lead (duplicate candidates, events) are not held up by it.
-        locked = (
-            Lead.objects.select_for_update(of=("self",), no_key=True)
-            .select_related("company")
-            .filter(pk=lead_id)
-            .first()
-        )
+        locked = locks.lead_for_change(lead_id)
         if locked is None:
             raise NotFound(_("Lead %(id)s does not exist.") % {"id": lead_id})
         from_stage = locked.stage
@@ -123,11 +118,115 @@ def lead_transition(
             reason=reason,
             context=context or {},
         )
-        # Receivers run inside this transaction (e.g. handoff creates the Handoff for a
-        # new MQL), so the stage change and its consequences commit or fail together.
-        lead_stage_changed.send(sender=Lead, transition=record, lead=locked)
+        # Inside this transaction (e.g. handoff creates the Handoff for a new MQL), so the
+        # stage change and its consequences commit or fail together.
+        reactions.run(reactions.STAGE_CHANGED[to_stage], transition=record, lead=locked)
 
     if not isinstance(lead, int):
         lead.stage = locked.stage
         lead.stage_changed_at = locked.stage_changed_at
     return record
+
+
+# --- after SQL: the pipeline (by the rep, or SFA feedback as actor "sfa:x") ---------------
+
+
+def _move_after_sql(
+    *,
+    lead: Lead,
+    to_stage: str,
+    allowed_from: tuple[str, ...],
+    actor: User | str,
+    reason: str,
+    context: dict[str, Any] | None,
+    refusal: str,
+    at: datetime | None = None,
+) -> StageTransition:
+    current = Lead.objects.values_list("stage", flat=True).get(pk=lead.pk)
+    if current not in allowed_from:
+        raise InvalidTransition(refusal % {"stage": Stage(current).label})
+    # The handoff that made the lead an SQL: its acceptance wrote its id into the SQL
+    # transition (the core reads its own audit row; it knows nothing of handoffs).
+    handoff_id = (
+        StageTransition.objects.filter(lead_id=lead.pk, to_stage=Stage.SQL)
+        .order_by("-occurred_at", "-id")
+        .values_list("context__handoff_id", flat=True)
+        .first()
+    )
+    full_context = {"handoff_id": handoff_id, **(context or {})}
+    # expected_from: if someone moved the lead since we read it, refuse instead of guessing.
+    return lead_transition(
+        lead=lead,
+        to_stage=to_stage,
+        actor=actor,
+        reason=reason,
+        context=full_context,
+        expected_from=current,
+        at=at,
+    )
+
+
+def lead_mark_opportunity(
+    *,
+    lead: Lead,
+    actor: User | str,
+    reason: str = "",
+    context: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> StageTransition:
+    """An SQL became a deal in the pipeline (by the rep, or SFA feedback as actor "sfa:x")."""
+    return _move_after_sql(
+        lead=lead,
+        to_stage=Stage.OPPORTUNITY,
+        allowed_from=(Stage.SQL,),
+        actor=actor,
+        reason=reason,
+        context=context,
+        refusal=_("Only an SQL can become an opportunity; this lead is %(stage)s."),
+        at=at,
+    )
+
+
+def lead_mark_won(
+    *,
+    lead: Lead,
+    actor: User | str,
+    reason: str = "",
+    context: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> StageTransition:
+    return _move_after_sql(
+        lead=lead,
+        to_stage=Stage.CUSTOMER,
+        allowed_from=(Stage.SQL, Stage.OPPORTUNITY),
+        actor=actor,
+        reason=reason,
+        context=context,
+        refusal=_("Only an SQL or an opportunity can be won; this lead is %(stage)s."),
+        at=at,
+    )
+
+
+def lead_mark_lost(
+    *,
+    lead: Lead,
+    actor: User | str,
+    reason: str,
+    context: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> StageTransition:
+    """A lost SQL or opportunity goes back to marketing for nurture, with the lost reason."""
+    reason = (reason or "").strip()
+    if not reason:
+        message = _("Say why the deal was lost; marketing uses it for nurture.")
+        raise DomainError(message, code="reason_required", fields={"reason": [message]})
+    return _move_after_sql(
+        lead=lead,
+        to_stage=Stage.RECYCLED,
+        allowed_from=(Stage.SQL, Stage.OPPORTUNITY),
+        actor=actor,
+        reason=reason,
+        context={"lost_reason": reason, **(context or {})},
+        refusal=_("Only an SQL or an opportunity can be lost; this lead is %(stage)s."),
+        at=at,
+    )

@@ -18,10 +18,10 @@ from django.db import models, transaction
 from django.forms.models import model_to_dict
 from django.utils.translation import gettext as _
 
+from leadflow import locks, reactions
 from leadflow.errors import DomainError
 from leadflow.lifecycle import Actor
 from leadflow.models import DuplicateCandidate, Lead, LeadMerge, Stage, User
-from leadflow.signals import leads_merged, leads_merging
 
 # How far along the journey each stage is; a lead never merges into one behind it.
 JOURNEY_RANK = {
@@ -80,12 +80,7 @@ def lead_merge(*, keep: Lead, merge: Lead, actor: User | str) -> LeadMerge:
     who = Actor.of(actor)
     with transaction.atomic():
         # Both rows locked, lower id first, so two merges of one pair cannot deadlock.
-        locked = {
-            lead.pk: lead
-            for lead in Lead.objects.select_for_update()
-            .filter(pk__in=[keep.pk, merge.pk])
-            .order_by("pk")
-        }
+        locked = locks.leads_in_order([keep.pk, merge.pk])
         if len(locked) != 2:
             raise DomainError(_("One of the two leads no longer exists."), code="not_found")
         keep, merge = locked[keep.pk], locked[merge.pk]
@@ -97,7 +92,7 @@ def lead_merge(*, keep: Lead, merge: Lead, actor: User | str) -> LeadMerge:
             )
         snapshot = _snapshot(merge)
         merged_email = merge.email
-        leads_merging.send(sender=Lead, keep=keep, merge=merge)
+        reactions.run(reactions.LEADS_MERGING, keep=keep, merge=merge)
 
         # Candidate pairs of the merged lead go with it (the LeadMerge row is the record of
         # this pair; pairs with third leads are found again by the next detection run).
@@ -134,7 +129,7 @@ def lead_merge(*, keep: Lead, merge: Lead, actor: User | str) -> LeadMerge:
             actor_user=who.user,
             actor_system=who.system,
         )
-        leads_merged.send(sender=Lead, keep=keep, record=record)
+        reactions.run(reactions.LEADS_MERGED, keep=keep, record=record)
     return record
 
 

@@ -7,8 +7,7 @@ class ScoringConfig(AppConfig):
     verbose_name = _("Scoring")
 
     def ready(self) -> None:
-        from leadflow.signals import leads_merged, person_exporting
-        from scoring.receivers import on_leads_merged, on_person_exporting
+        from leadflow.signals import person_exporting
+        from scoring.receivers import on_person_exporting
 
-        leads_merged.connect(on_leads_merged, dispatch_uid="scoring.rescore_after_merge")
         person_exporting.connect(on_person_exporting, dispatch_uid="scoring.export_person")

@@ -39,6 +39,7 @@ from django.utils.translation import gettext as _
 from leadflow.errors import DomainError, InvalidTransition
 from leadflow.lifecycle import lead_transition
 from leadflow.models import EngagementEvent, Lead, Stage, StageTransition, User
+from leadflow.transactions import enqueue_on_commit
 from scoring import engine, policy
 from scoring.engine import CompiledModel
 from scoring.models import (
@@ -376,7 +377,7 @@ def _run_create(*, model: ScoringModel, now: datetime, enqueue: bool = True) -> 
         for lower, upper in zip([0, *bounds], [*bounds, None], strict=True)
     )
     for _worker in range(workers if enqueue else 0):
-        transaction.on_commit(partial(rescore_run_task.delay, run.pk))
+        enqueue_on_commit(rescore_run_task, run.pk)
     return run
 
 

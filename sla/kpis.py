@@ -1,7 +1,7 @@
 """The dashboard's read model: KPIs pre-summed per MQL day (see the models' comment).
 
 - `kpi_days_mark_stale` appends "recompute day D" rows in the transaction of the change
-  that affects D's MQLs. It is called by the SLA receivers (a handoff created, assigned,
+  that affects D's MQLs. It is called by the SLA reactions (a handoff created, assigned,
   contacted, decided; a lead won or un-won; leads merged), by the sweep (breaches) and when
   the agreed settings that the figures depend on change.
 - `kpi_days_refresh` (beat, every minute) reads the stale marks, recomputes those days
@@ -291,7 +291,7 @@ def kpi_days_refresh(
     """Recompute up to `max_days` stale days in one transaction; `more` says whether stale
     days remain. Safe to run twice at once (the second one skips)."""
     now = now or timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         if not _lock():
             return RefreshResult(days=[], more=True, skipped=True)
         marks = list(

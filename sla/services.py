@@ -10,7 +10,7 @@ when (`rep_since`): the per-rep tables attribute each outcome to that rep and sh
 many of their timers they got mid-way (inherited), so a rep handed a lead at hour 23
 is seen as such.
 
-Lock order: team → handoff → timer, as in handoff.services (activities lock the handoff,
+Lock order: team → handoff → timer, as in handoff.locks (activities lock the handoff,
 then the timer); the sweep locks only timer rows and waits for nothing else.
 """
 
@@ -30,11 +30,12 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from handoff import routing as handoff_routing
 from handoff import selectors as handoff_selectors
-from handoff import services as handoff_services
 from handoff.models import Activity, Handoff, RejectionReason, Team
 from leadflow.errors import DomainError
 from leadflow.notify import post_webhook, public_url, send_once
+from leadflow.transactions import enqueue_on_commit
 from sla.calendar import (
     Calendar,
     add_business_days,
@@ -63,12 +64,6 @@ TASK_CHUNK = 50
 # A breach whose escalation task never ran (broker lost it, worker killed) is enqueued
 # again by the sweep after this long; the escalation's own claim makes that harmless.
 ESCALATION_RETRY_AFTER = timedelta(minutes=5)
-
-
-def _enqueue_on_commit(task, *args: Any) -> None:
-    # No broker call inside a transaction: a rollback would leave tasks for rows that are
-    # not there. Outside one, on_commit runs at once.
-    transaction.on_commit(lambda: task.delay(*args))
 
 
 def _chunks(ids: list[int], size: int = TASK_CHUNK) -> Iterable[list[int]]:
@@ -111,7 +106,7 @@ def timer_deadline(
 
 
 def timers_start(*, handoff: Handoff, at: datetime) -> list[SlaTimer]:
-    """Start the handoff's timers at the MQL (receiver of handoff_created, same transaction).
+    """Start the handoff's timers at the MQL (HANDOFF_CREATED, same transaction).
 
     Idempotent: one timer per handoff and kind (unique), a second call adds nothing.
     """
@@ -175,12 +170,12 @@ def _meet(*, handoff_id: int, kinds: Iterable[str], at: datetime) -> list[SlaTim
 
 
 def timers_meet_first_contact(*, handoff: Handoff, at: datetime) -> list[SlaTimer]:
-    """An activity was logged: the first contact is made (receiver of activity_logged)."""
+    """An activity was logged: the first contact is made (ACTIVITY_LOGGED)."""
     return _meet(handoff_id=handoff.pk, kinds=[TimerKind.FIRST_CONTACT], at=at)
 
 
 def timers_meet_verdict(*, handoff: Handoff, at: datetime) -> list[SlaTimer]:
-    """Accepted or rejected: the verdict is given (receiver of handoff_decided).
+    """Accepted or rejected: the verdict is given (HANDOFF_DECIDED).
 
     A verdict also answers the MQL, so a first-contact timer still running is met by it
     (a lead rejected as a duplicate needs no call). The KPI "time to first contact" reads
@@ -191,7 +186,7 @@ def timers_meet_verdict(*, handoff: Handoff, at: datetime) -> list[SlaTimer]:
 
 def rejection_check(*, handoff: Handoff, reason: RejectionReason) -> None:
     """Refuse "not reachable" before the agreed number of attempts (article: 最低3回の
-    アプローチ). Receiver of handoff_rejecting, under the handoff's lock."""
+    アプローチ). In BEFORE_REJECT (handoff_reject), under the handoff's lock."""
     agreed = sla_settings_get()
     if reason.code != agreed.not_reachable_reason_code:
         return
@@ -248,7 +243,7 @@ def timers_sweep(*, now: datetime | None = None, batch_size: int | None = None) 
 
     now = now or timezone.now()
     size = batch_size or settings.SLA_SWEEP_BATCH_SIZE
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         breached = _claim(
             SlaTimer.objects.filter(status=TimerStatus.PENDING, due_at__lte=now),
             batch_size=size,
@@ -262,8 +257,8 @@ def timers_sweep(*, now: datetime | None = None, batch_size: int | None = None) 
                 .distinct()
             )
         for chunk in _chunks(breached):
-            _enqueue_on_commit(tasks.escalate_timers_task, chunk)
-    with transaction.atomic():
+            enqueue_on_commit(tasks.escalate_timers_task, chunk)
+    with transaction.atomic(durable=True):
         reminded = _claim(
             SlaTimer.objects.filter(
                 status=TimerStatus.PENDING,
@@ -275,7 +270,7 @@ def timers_sweep(*, now: datetime | None = None, batch_size: int | None = None) 
             changes={"reminded_at": now},
         )
         for chunk in _chunks(reminded):
-            _enqueue_on_commit(tasks.remind_timers_task, chunk)
+            enqueue_on_commit(tasks.remind_timers_task, chunk)
     # Breaches whose escalation never ran: enqueue again (the escalation claims its row).
     retried = list(
         SlaTimer.objects.filter(
@@ -321,9 +316,9 @@ def timer_escalate(*, timer_id: int) -> bool:
                 "obligation": timer.get_kind_display(),
                 "due": timezone.localtime(timer.due_at).strftime("%Y-%m-%d %H:%M"),
             }
-        handoff_services.handoff_reroute(handoff=timer.handoff, reason=reason)
+        handoff_routing.handoff_reroute(handoff=timer.handoff, reason=reason)
     if policy is None or policy.notify_manager:
-        _enqueue_on_commit(tasks.escalation_notify_task, timer_id)
+        enqueue_on_commit(tasks.escalation_notify_task, timer_id)
     return True
 
 

@@ -1,7 +1,7 @@
 """The managers' SLA dashboard, its CSV exports and the reassign action of the overdue list.
 
 Reads go through `sla.metrics` (set-based, a fixed number of queries); the one write, a
-reassignment, goes through `handoff.services.handoff_reassign`.
+reassignment, goes through `handoff.routing.handoff_reassign`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 from django.views.decorators.http import require_POST, require_safe
 
+from handoff import routing as handoff_routing
 from handoff import selectors as handoff_selectors
-from handoff import services as handoff_services
 from handoff.models import HandoffTimeline, Team
 from leadflow.errors import DomainError
 from leadflow.models import User
@@ -406,7 +406,7 @@ def reassign(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(back)
     reason = (request.POST.get("reason") or "").strip() or _("Overdue on the SLA dashboard.")
     try:
-        handoff_services.handoff_reassign(
+        handoff_routing.handoff_reassign(
             handoff=handoff, to_rep=rep, actor=cast(User, request.user), reason=reason
         )
     except DomainError as error:

@@ -27,7 +27,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authtoken.models import Token
 
-from handoff import services as handoff_services
+from handoff import verdicts as handoff_verdicts
 from handoff.models import (
     Activity,
     Handoff,
@@ -126,7 +126,7 @@ def build_world() -> World:
     handoff_a_sql = make_mql(email="person-a-sql@example.jp")
     handoff_b = make_mql(email="person-b@example.jp", company=CompanyFactory(prefecture="大阪府"))
     assert handoff_a.assigned_to == rep_a and handoff_b.assigned_to == rep_b
-    handoff_services.handoff_accept(
+    handoff_verdicts.handoff_accept(
         handoff=handoff_a_sql, actor=rep_a, bant={"budget": True, "need": True}
     )
     # Joins after the handoffs were routed: someone the manager can reassign A's to.

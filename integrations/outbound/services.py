@@ -28,7 +28,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from handoff.services import lead_mark_lost, lead_mark_opportunity, lead_mark_won
 from handoff.timeline import timeline_mark_sfa_delivered
 from integrations.outbound import selectors
 from integrations.outbound.connectors.base import (
@@ -50,7 +49,7 @@ from integrations.outbound.models import (
 )
 from leadflow.errors import DomainError, InvalidTransition, NotFound
 from leadflow.japan import join_words
-from leadflow.lifecycle import lead_transition
+from leadflow.lifecycle import lead_mark_lost, lead_mark_opportunity, lead_mark_won, lead_transition
 from leadflow.models import Lead, LeadExternalId, Stage, StageTransition
 
 logger = logging.getLogger(__name__)
@@ -97,7 +96,7 @@ def _kick_delivery() -> None:
 def outbox_enqueue_for_transition(*, transition: StageTransition) -> list[OutboxMessage]:
     """Write the outbox rows for a stage change, inside the caller's transaction.
 
-    Called from the `lead_stage_changed` receiver while `lead_transition` still holds the
+    Called from STAGE_CHANGED (leadflow.reactions) while `lead_transition` still holds the
     lead's row lock: the rows commit or roll back with the change, and a lead's messages
     get ids in the order of its changes (which delivery relies on for ordering).
     """

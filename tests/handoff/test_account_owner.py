@@ -9,7 +9,7 @@ import pytest
 import time_machine
 
 from handoff.models import Assignment, AssignmentVia, Handoff, RoutingRule, Team
-from handoff.services import handoff_accept
+from handoff.verdicts import handoff_accept
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Lead, Stage
 from tests.factories import CompanyFactory, LeadFactory

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from handoff import selectors, services
+from handoff import availability, selectors
 from handoff.models import Assignment, AssignmentVia, Handoff, HandoffStatus, RepProfile
 from handoff.selectors import Availability
 from leadflow.errors import DomainError
@@ -48,7 +48,7 @@ def _queue(team, reps, count):
 def test_a_rep_sets_themselves_away_now(kanto):
     _team, alice, bob, _manager = kanto
 
-    profile = services.rep_set_away(rep=alice, actor=alice)
+    profile = availability.rep_set_away(rep=alice, actor=alice)
 
     assert (profile.away, profile.away_until) == (True, None)
     assert selectors.availability_for(user=alice) == Availability(is_rep=True, away=True)
@@ -60,7 +60,7 @@ def test_a_rep_sets_themselves_away_until_a_time(kanto):
     _team, alice, _bob, _manager = kanto
     until = dt.datetime(2026, 12, 1, 18, 0, tzinfo=TOKYO)
 
-    services.rep_set_away(rep=alice, actor=alice, until=until)
+    availability.rep_set_away(rep=alice, actor=alice, until=until)
 
     profile = RepProfile.objects.get(user=alice)
     assert (profile.away, profile.away_until) == (True, until)
@@ -80,7 +80,7 @@ def test_away_until_must_be_in_the_future(kanto, until):
     _team, alice, _bob, _manager = kanto
 
     with pytest.raises(DomainError) as refused:
-        services.rep_set_away(rep=alice, actor=alice, until=until)
+        availability.rep_set_away(rep=alice, actor=alice, until=until)
 
     assert refused.value.code == "invalid_away_until"
     assert refused.value.fields == {"away_until": ["“Away until” must be in the future."]}
@@ -91,7 +91,7 @@ def test_away_until_without_a_time_zone_is_refused(kanto):
     _team, alice, _bob, _manager = kanto
 
     with pytest.raises(DomainError) as refused:
-        services.rep_set_away(rep=alice, actor=alice, until=dt.datetime(2026, 12, 1, 18, 0))
+        availability.rep_set_away(rep=alice, actor=alice, until=dt.datetime(2026, 12, 1, 18, 0))
 
     assert refused.value.fields == {"away_until": ["The time has no time zone."]}
     assert not RepProfile.objects.filter(user=alice).exists()
@@ -101,7 +101,7 @@ def test_coming_back_drains_the_team_queue_to_that_rep(kanto):
     team, alice, bob, _manager = kanto
     queued = _queue(team, [alice, bob], 3)
 
-    comeback = services.rep_set_back(rep=alice, actor=alice)
+    comeback = availability.rep_set_back(rep=alice, actor=alice)
 
     assert (comeback.profile.away, comeback.profile.away_until) == (False, None)
     assert [h.pk for h in comeback.assigned] == [h.pk for h in queued]  # oldest first
@@ -125,7 +125,7 @@ def test_coming_back_takes_only_what_fits_the_capacity(kanto):
     queued = _queue(team, [alice, bob], 3)
     set_profile(alice, away=True, max_open_handoffs=2)
 
-    comeback = services.rep_set_back(rep=alice, actor=alice)
+    comeback = availability.rep_set_back(rep=alice, actor=alice)
 
     assert [h.pk for h in comeback.assigned] == [queued[0].pk, queued[1].pk]
     assert Handoff.objects.get(pk=queued[2].pk).is_queued
@@ -133,9 +133,9 @@ def test_coming_back_takes_only_what_fits_the_capacity(kanto):
 
 def test_coming_back_with_an_empty_queue_assigns_nothing(kanto):
     _team, alice, _bob, _manager = kanto
-    services.rep_set_away(rep=alice, actor=alice, until=NOW + dt.timedelta(days=1))
+    availability.rep_set_away(rep=alice, actor=alice, until=NOW + dt.timedelta(days=1))
 
-    comeback = services.rep_set_back(rep=alice, actor=alice)
+    comeback = availability.rep_set_back(rep=alice, actor=alice)
 
     assert comeback.assigned == []
     assert selectors.availability_for(user=alice) == Availability(is_rep=True, away=False)
@@ -146,10 +146,10 @@ def test_a_rep_cannot_set_a_colleagues_availability(kanto):
     _team, alice, bob, _manager = kanto
 
     with pytest.raises(DomainError) as refused:
-        services.rep_set_away(rep=bob, actor=alice)
+        availability.rep_set_away(rep=bob, actor=alice)
     assert refused.value.code == "not_your_availability"
     with pytest.raises(DomainError):
-        services.rep_set_back(rep=bob, actor=alice)
+        availability.rep_set_back(rep=bob, actor=alice)
 
     assert not RepProfile.objects.filter(user=bob).exists()
 
@@ -157,7 +157,7 @@ def test_a_rep_cannot_set_a_colleagues_availability(kanto):
 def test_the_reps_manager_may_set_it(kanto):
     _team, _alice, bob, manager = kanto
 
-    services.rep_set_away(rep=bob, actor=manager)
+    availability.rep_set_away(rep=bob, actor=manager)
 
     assert RepProfile.objects.get(user=bob).away is True
 
@@ -166,7 +166,7 @@ def test_a_user_in_no_team_has_no_availability_to_set(db):
     marketer = UserFactory(username="mkt", roles=[MARKETING])
 
     with pytest.raises(DomainError) as refused:
-        services.rep_set_away(rep=marketer, actor=marketer)
+        availability.rep_set_away(rep=marketer, actor=marketer)
 
     assert refused.value.code == "not_a_rep"
     assert selectors.availability_for(user=marketer) == Availability(is_rep=False, away=False)
@@ -428,7 +428,7 @@ def test_a_refused_comeback_is_a_form_error_not_a_500(client, kanto, monkeypatch
     def refuse(**kwargs):
         raise DomainError("kanto-rep1 is not a rep in any team.", code="not_a_rep")
 
-    monkeypatch.setattr(services, "rep_set_back", refuse)
+    monkeypatch.setattr(availability, "rep_set_back", refuse)
     client.force_login(alice)
 
     response = client.post(URL, {"action": "back"}, **HTMX)

@@ -13,7 +13,7 @@ from django.core import mail
 from django.db import connection, connections
 from django.urls import reverse
 
-from handoff import claims, services
+from handoff import activities, claims, notifications, routing, verdicts
 from handoff.models import (
     Assignment,
     AssignmentVia,
@@ -156,7 +156,7 @@ def test_logging_an_activity_claims_it(team, time_machine):
     handoff = _new_mql(team, time_machine)
     time_machine.move_to(at(2, 10, 9), tick=False)
 
-    services.activity_log(
+    activities.activity_log(
         handoff=handoff, actor=team[1][0], kind="call", outcome="no_answer", at=at(2, 10, 8)
     )
 
@@ -268,7 +268,7 @@ def test_passes_run_out_into_the_queue_and_the_managers_are_told(
     notice = QueueNotice.objects.get(handoff=handoff)
     assert sent == [notice.pk]
     assert notice.created_at == at(2, 10, 45)
-    assert services.queue_notice_notify(notice_id=notice.pk) == {"email": True, "slack": False}
+    assert notifications.queue_notice_notify(notice_id=notice.pk) == {"email": True, "slack": False}
     assert [m.to for m in mail.outbox] == [["kanto-manager@example.jp"]]
     # Held for a manager: the queue drain does not hand it out again.
     assert assign_from_queue_task(team[0].pk) == 0
@@ -297,7 +297,7 @@ def test_a_manager_reassigning_overtakes_the_window(team, time_machine):
     handoff = _new_mql(team, time_machine)
     time_machine.move_to(at(2, 10, 5), tick=False)
 
-    services.handoff_reassign(
+    routing.handoff_reassign(
         handoff=handoff, to_rep=team[1][2], actor=team[2], reason="Knows the client"
     )
 
@@ -310,7 +310,7 @@ def test_a_manager_reassigning_overtakes_the_window(team, time_machine):
 
 def test_a_decided_handoff_is_not_passed(team, time_machine):
     handoff = _new_mql(team, time_machine)
-    services.handoff_reject(
+    verdicts.handoff_reject(
         handoff=handoff, actor=team[2], reason="duplicate", comment="Same person as #1"
     )
     time_machine.move_to(at(2, 10, 15), tick=False)

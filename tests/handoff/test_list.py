@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from handoff.models import Assignment, Handoff
-from handoff.services import handoff_bulk_reassign
+from handoff.routing import handoff_bulk_reassign
 from leadflow.errors import DomainError
 from leadflow.normalize import lead_search_key, search_fold
 from sla.models import SlaTimer

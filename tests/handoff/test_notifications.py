@@ -1,7 +1,7 @@
 import pytest
 from django.core import mail
 
-from handoff import services, tasks
+from handoff import notifications, routing, tasks
 from handoff.models import Assignment
 from tests.handoff.helpers import make_mql, make_team, set_profile
 
@@ -19,7 +19,10 @@ def test_assignment_enqueues_the_notification_after_commit(
 ):
     make_team(reps=1, default=True)
     sent: list[int] = []
-    monkeypatch.setattr(tasks.notify_assignment_task, "delay", sent.append)
+    # Sent through leadflow.transactions.enqueue_on_commit, i.e. apply_async(args=...).
+    monkeypatch.setattr(
+        tasks.notify_assignment_task, "apply_async", lambda args, **options: sent.extend(args)
+    )
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         handoff = make_mql()
@@ -68,11 +71,11 @@ def test_a_failed_webhook_call_is_released_for_the_retry(assigned, webhook):
     webhook.fail_next = True
 
     with pytest.raises(OSError):
-        services.assignment_notify(assignment_id=assignment.pk)
+        notifications.assignment_notify(assignment_id=assignment.pk)
     assert Assignment.objects.get(pk=assignment.pk).slack_sent_at is None
     assert len(mail.outbox) == 1  # the e-mail went out before and is not repeated
 
-    assert services.assignment_notify(assignment_id=assignment.pk) == {
+    assert notifications.assignment_notify(assignment_id=assignment.pk) == {
         "email": False,
         "slack": True,
     }
@@ -86,7 +89,7 @@ def test_a_stale_assignment_notifies_nobody(assigned):
     manager = team.managers.get()
     newcomer = make_team("Other", reps=1, manager=False)[1][0]
     team.memberships.create(rep=newcomer)
-    services.handoff_reassign(handoff=handoff, to_rep=newcomer, actor=manager, reason="holiday")
+    routing.handoff_reassign(handoff=handoff, to_rep=newcomer, actor=manager, reason="holiday")
 
     assert tasks.notify_assignment_task(assignment.pk) == {"email": False, "slack": False}
     assert mail.outbox == []
@@ -99,7 +102,7 @@ def test_a_queued_handoff_notifies_when_it_is_assigned(db):
     assert not Assignment.objects.exists()
 
     set_profile(reps[0], away=False)
-    services.handoff_assign_from_queue(team=team)
+    routing.handoff_assign_from_queue(team=team)
     tasks.notify_assignment_task(Assignment.objects.get(handoff=handoff).pk)
 
     assert [m.to for m in mail.outbox] == [[reps[0].email]]

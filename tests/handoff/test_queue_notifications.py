@@ -4,7 +4,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from handoff import services, tasks
+from handoff import availability, notifications, tasks, verdicts
 from handoff.models import Handoff, QueueNotice, RejectionReason
 from leadflow.roles import SALES_MANAGER
 from tests.factories import UserFactory
@@ -31,7 +31,10 @@ def test_a_queued_mql_enqueues_its_notice_after_commit(
     _team, (rep,), _manager = make_team(reps=1, default=True)
     set_profile(rep, away=True)
     sent: list[int] = []
-    monkeypatch.setattr(tasks.notify_queued_task, "delay", sent.append)
+    # Sent through leadflow.transactions.enqueue_on_commit, i.e. apply_async(args=...).
+    monkeypatch.setattr(
+        tasks.notify_queued_task, "apply_async", lambda args, **options: sent.extend(args)
+    )
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         handoff = make_mql()
@@ -45,7 +48,10 @@ def test_a_queued_mql_enqueues_its_notice_after_commit(
 def test_an_assigned_mql_makes_no_notice(db, monkeypatch, django_capture_on_commit_callbacks):
     make_team(reps=1, default=True)
     sent: list[int] = []
-    monkeypatch.setattr(tasks.notify_queued_task, "delay", sent.append)
+    # Sent through leadflow.transactions.enqueue_on_commit, i.e. apply_async(args=...).
+    monkeypatch.setattr(
+        tasks.notify_queued_task, "apply_async", lambda args, **options: sent.extend(args)
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         handoff = make_mql()
@@ -126,11 +132,11 @@ def test_a_failed_webhook_call_is_released_for_the_retry(queued, webhook):
     webhook.fail_next = True
 
     with pytest.raises(OSError):
-        services.queue_notice_notify(notice_id=notice.pk)
+        notifications.queue_notice_notify(notice_id=notice.pk)
     assert QueueNotice.objects.get(pk=notice.pk).slack_sent_at is None
     assert len(mail.outbox) == 1  # the e-mail went out before and is not repeated
 
-    assert services.queue_notice_notify(notice_id=notice.pk) == {"email": False, "slack": True}
+    assert notifications.queue_notice_notify(notice_id=notice.pk) == {"email": False, "slack": True}
     assert len(webhook.received) == 1
     assert len(mail.outbox) == 1
 
@@ -141,7 +147,7 @@ def test_a_failed_email_is_released_for_the_retry(queued, monkeypatch):
     def refuse(*args, **kwargs):
         raise ConnectionRefusedError("SMTP down")
 
-    monkeypatch.setattr(services, "send_mail", refuse)
+    monkeypatch.setattr(notifications, "send_mail", refuse)
     with pytest.raises(OSError):
         tasks.notify_queued_task(notice.pk)
     assert QueueNotice.objects.get(pk=notice.pk).email_sent_at is None
@@ -153,7 +159,7 @@ def test_a_failed_email_is_released_for_the_retry(queued, monkeypatch):
 
 def test_nobody_is_told_when_someone_took_the_mql_meanwhile(queued, webhook):
     handoff, notice, _managers, rep = queued
-    services.rep_set_back(rep=rep, actor=rep)
+    availability.rep_set_back(rep=rep, actor=rep)
     assert Handoff.objects.get(pk=handoff.pk).assigned_to == rep
 
     assert tasks.notify_queued_task(notice.pk) == {"email": False, "slack": False}
@@ -165,7 +171,7 @@ def test_nobody_is_told_when_someone_took_the_mql_meanwhile(queued, webhook):
 def test_nobody_is_told_of_a_decided_mql(queued):
     handoff, notice, managers, _rep = queued
 
-    services.handoff_reject(
+    verdicts.handoff_reject(
         handoff=handoff,
         actor=managers[0],
         reason=RejectionReason.objects.get(code="timing"),
@@ -199,7 +205,10 @@ def test_with_nobody_to_tell_there_is_no_notice_and_no_task(
     _team, (rep,), _none = make_team(reps=1, default=True, manager=False)
     set_profile(rep, away=True)
     sent: list[int] = []
-    monkeypatch.setattr(tasks.notify_queued_task, "delay", sent.append)
+    # Sent through leadflow.transactions.enqueue_on_commit, i.e. apply_async(args=...).
+    monkeypatch.setattr(
+        tasks.notify_queued_task, "apply_async", lambda args, **options: sent.extend(args)
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         handoff = make_mql()

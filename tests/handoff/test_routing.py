@@ -6,7 +6,7 @@ import pytest
 import time_machine
 from django.db import connection, connections
 
-from handoff import services
+from handoff import routing, verdicts
 from handoff.models import Assignment, AssignmentVia, Handoff, HandoffStatus, RoutingRule, Team
 from handoff.tasks import assign_all_queues_task, assign_from_queue_task
 from leadflow.errors import DomainError
@@ -101,7 +101,7 @@ def test_creation_is_idempotent_per_transition():
     make_team(default=True)
     handoff = make_mql()
 
-    again = services.handoff_create_for_mql(lead=handoff.lead, transition=handoff.mql_transition)
+    again = routing.handoff_create_for_mql(lead=handoff.lead, transition=handoff.mql_transition)
 
     assert again.pk == handoff.pk
     assert Handoff.objects.count() == 1
@@ -126,7 +126,7 @@ def test_a_routing_failure_rolls_back_the_mql_too(monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("routing broke")
 
-    monkeypatch.setattr(services, "_pick_rep", broken)
+    monkeypatch.setattr(routing, "_pick_rep", broken)
     with pytest.raises(RuntimeError):
         lead_transition(lead=lead, to_stage=Stage.MQL, actor="scoring")
 
@@ -230,10 +230,10 @@ def test_assign_from_queue_gives_waiting_handoffs_oldest_first_to_freed_reps():
     queued = [make_mql() for _ in range(3)]
     assert all(h.assigned_to is None for h in queued)
 
-    assert services.handoff_assign_from_queue(team=team, actor=manager) == []
+    assert routing.handoff_assign_from_queue(team=team, actor=manager) == []
 
     set_profile(reps[0], away=False, max_open_handoffs=2)
-    assigned = services.handoff_assign_from_queue(team=team, actor=manager)
+    assigned = routing.handoff_assign_from_queue(team=team, actor=manager)
 
     assert [h.pk for h in assigned] == [queued[0].pk, queued[1].pk]
     assert Handoff.objects.get(pk=queued[2].pk).assigned_to is None
@@ -252,7 +252,7 @@ def test_a_verdict_frees_capacity_and_the_queue_task_moves_the_queue():
     first, waiting = make_mql(), make_mql()
     assert waiting.assigned_to is None
 
-    services.handoff_accept(handoff=first, actor=reps[0], bant={"budget": True, "need": True})
+    verdicts.handoff_accept(handoff=first, actor=reps[0], bant={"budget": True, "need": True})
     assert assign_from_queue_task(team.pk) == 1
 
     assert Handoff.objects.get(pk=waiting.pk).assigned_to == reps[0]
@@ -280,7 +280,7 @@ def test_manager_reassigns_by_hand_with_a_reason_recorded():
     other = next(rep for rep in reps if rep != handoff.assigned_to)
     previous = handoff.assigned_to
 
-    services.handoff_reassign(
+    routing.handoff_reassign(
         handoff=handoff, to_rep=other, actor=manager, reason="Speaks Kansai-ben"
     )
 
@@ -305,11 +305,11 @@ def test_reassign_refuses_without_reason_to_same_rep_and_outside_the_team():
     other = next(rep for rep in reps if rep != current)
 
     with pytest.raises(DomainError, match="Say why the handoff moves"):
-        services.handoff_reassign(handoff=handoff, to_rep=other, actor=manager, reason=" ")
+        routing.handoff_reassign(handoff=handoff, to_rep=other, actor=manager, reason=" ")
     with pytest.raises(DomainError, match="already has this handoff"):
-        services.handoff_reassign(handoff=handoff, to_rep=current, actor=manager, reason="x")
+        routing.handoff_reassign(handoff=handoff, to_rep=current, actor=manager, reason="x")
     with pytest.raises(DomainError, match="is not a member of team Kanto"):
-        services.handoff_reassign(handoff=handoff, to_rep=outsiders[0], actor=manager, reason="x")
+        routing.handoff_reassign(handoff=handoff, to_rep=outsiders[0], actor=manager, reason="x")
 
     assert Handoff.objects.get(pk=handoff.pk).assigned_to == current
     assert Assignment.objects.filter(handoff=handoff).count() == 1
@@ -321,7 +321,7 @@ def test_assigning_a_queued_handoff_by_hand_needs_no_reason():
     set_profile(reps[0], away=True)
     handoff = make_mql()
 
-    services.handoff_reassign(handoff=handoff, to_rep=reps[0], actor=manager)
+    routing.handoff_reassign(handoff=handoff, to_rep=reps[0], actor=manager)
 
     assert Handoff.objects.get(pk=handoff.pk).assigned_to == reps[0]
 
@@ -332,7 +332,7 @@ def test_an_unrouted_handoff_is_assigned_into_the_reps_team():
     handoff = make_mql()
     assert handoff.team is None
 
-    services.handoff_reassign(handoff=handoff, to_rep=reps[0], actor=manager)
+    routing.handoff_reassign(handoff=handoff, to_rep=reps[0], actor=manager)
 
     handoff.refresh_from_db()
     assert (handoff.team, handoff.assigned_to) == (team, reps[0])

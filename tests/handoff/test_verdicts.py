@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 import time_machine
 
-from handoff import services
+from handoff import activities, verdicts
 from handoff.models import (
     Activity,
     ActivityKind,
@@ -13,6 +13,7 @@ from handoff.models import (
     HandoffStatus,
     RejectionReason,
 )
+from leadflow import lifecycle
 from leadflow.errors import DomainError, InvalidTransition
 from leadflow.models import Lead, Stage, StageTransition
 from tests.handoff.helpers import make_mql, make_team
@@ -51,7 +52,7 @@ def test_rejection_reasons_are_seeded_with_both_languages(db):
 
 def test_accept_with_one_bant_answer_is_refused_and_changes_nothing(handoff):
     with pytest.raises(DomainError) as caught:
-        services.handoff_accept(
+        verdicts.handoff_accept(
             handoff=handoff, actor=handoff.assigned_to, bant={"budget": True, "need": False}
         )
 
@@ -75,7 +76,7 @@ def test_accept_with_two_bant_answers_makes_an_sql(handoff):
     rep = handoff.assigned_to
 
     with time_machine.travel(NOW, tick=False):
-        result = services.handoff_accept(
+        result = verdicts.handoff_accept(
             handoff=handoff, actor=rep, bant={"budget": True, "timeline": True}
         )
 
@@ -97,10 +98,10 @@ def test_the_bant_minimum_is_configurable(handoff):
     HandoffPolicy.objects.update_or_create(pk=1, defaults={"bant_min_yes": 3})
 
     with pytest.raises(DomainError, match="at least 3 of budget"):
-        services.handoff_accept(
+        verdicts.handoff_accept(
             handoff=handoff, actor=handoff.assigned_to, bant={"budget": True, "need": True}
         )
-    services.handoff_accept(
+    verdicts.handoff_accept(
         handoff=handoff,
         actor=handoff.assigned_to,
         bant={"budget": True, "need": True, "authority": True},
@@ -110,14 +111,14 @@ def test_the_bant_minimum_is_configurable(handoff):
 
 def test_unknown_bant_items_are_refused(handoff):
     with pytest.raises(DomainError, match="Unknown BANT item"):
-        services.handoff_accept(
+        verdicts.handoff_accept(
             handoff=handoff, actor=handoff.assigned_to, bant={"budget": True, "money": True}
         )
 
 
 def test_reject_without_reason_and_comment_names_both_and_changes_nothing(handoff):
     with pytest.raises(DomainError) as caught:
-        services.handoff_reject(
+        verdicts.handoff_reject(
             handoff=handoff, actor=handoff.assigned_to, reason=None, comment=" "
         )
 
@@ -134,7 +135,7 @@ def test_reject_without_reason_and_comment_names_both_and_changes_nothing(handof
 def test_reject_with_a_reason_but_no_comment_is_refused(handoff):
     reason = RejectionReason.objects.get(code="timing")
     with pytest.raises(DomainError) as caught:
-        services.handoff_reject(
+        verdicts.handoff_reject(
             handoff=handoff, actor=handoff.assigned_to, reason=reason, comment=""
         )
     assert caught.value.fields == {"comment": ["Write a comment for marketing."]}
@@ -145,7 +146,7 @@ def test_reject_with_reason_and_comment_recycles_the_lead_and_records_both(hando
     reason = RejectionReason.objects.get(code="no_budget")
 
     with time_machine.travel(NOW, tick=False):
-        services.handoff_reject(
+        verdicts.handoff_reject(
             handoff=handoff, actor=rep, reason=reason, comment="予算は来期。4月に再連絡"
         )
 
@@ -172,7 +173,7 @@ def test_a_reason_switched_off_in_the_admin_is_refused(handoff):
     reason.is_active = False
     reason.save()
     with pytest.raises(DomainError) as caught:
-        services.handoff_reject(
+        verdicts.handoff_reject(
             handoff=handoff, actor=handoff.assigned_to, reason=reason, comment="x"
         )
     assert caught.value.fields == {"reason": ["This reason is no longer offered; choose another."]}
@@ -180,10 +181,10 @@ def test_a_reason_switched_off_in_the_admin_is_refused(handoff):
 
 def test_a_decided_handoff_cannot_be_decided_again(handoff):
     rep = handoff.assigned_to
-    services.handoff_accept(handoff=handoff, actor=rep, bant={"budget": True, "need": True})
+    verdicts.handoff_accept(handoff=handoff, actor=rep, bant={"budget": True, "need": True})
 
     with pytest.raises(DomainError, match=r"already decided \(Accepted \(SQL\)\)"):
-        services.handoff_reject(
+        verdicts.handoff_reject(
             handoff=handoff,
             actor=rep,
             reason=RejectionReason.objects.get(code="timing"),
@@ -195,7 +196,7 @@ def test_a_decided_handoff_cannot_be_decided_again(handoff):
 def test_a_second_mql_after_recycling_gets_a_new_handoff(handoff):
     from leadflow.lifecycle import lead_transition
 
-    services.handoff_reject(
+    verdicts.handoff_reject(
         handoff=handoff,
         actor=handoff.assigned_to,
         reason=RejectionReason.objects.get(code="timing"),
@@ -212,7 +213,7 @@ def test_a_second_mql_after_recycling_gets_a_new_handoff(handoff):
 def test_the_first_activity_is_the_first_contact(handoff):
     rep = handoff.assigned_to
     with time_machine.travel(NOW, tick=False):
-        first = services.activity_log(
+        first = activities.activity_log(
             handoff=handoff,
             actor=rep,
             kind=ActivityKind.CALL,
@@ -220,7 +221,7 @@ def test_the_first_activity_is_the_first_contact(handoff):
             note="不在",
         )
     with time_machine.travel(NOW + dt.timedelta(hours=3), tick=False):
-        services.activity_log(
+        activities.activity_log(
             handoff=handoff, actor=rep, kind=ActivityKind.EMAIL, outcome=ActivityOutcome.REPLIED
         )
 
@@ -232,10 +233,10 @@ def test_the_first_activity_is_the_first_contact(handoff):
 def test_an_activity_logged_late_for_an_earlier_time_moves_the_first_contact(handoff):
     rep = handoff.assigned_to
     with time_machine.travel(NOW, tick=False):
-        services.activity_log(
+        activities.activity_log(
             handoff=handoff, actor=rep, kind=ActivityKind.EMAIL, outcome=ActivityOutcome.REPLIED
         )
-        services.activity_log(
+        activities.activity_log(
             handoff=handoff,
             actor=rep,
             kind=ActivityKind.CALL,
@@ -248,7 +249,7 @@ def test_an_activity_logged_late_for_an_earlier_time_moves_the_first_contact(han
 def test_bad_activities_are_refused_with_field_errors(handoff):
     rep = handoff.assigned_to
     with time_machine.travel(NOW, tick=False), pytest.raises(DomainError) as caught:
-        services.activity_log(
+        activities.activity_log(
             handoff=handoff,
             actor=rep,
             kind="fax",
@@ -266,22 +267,22 @@ def test_bad_activities_are_refused_with_field_errors(handoff):
 
 def test_no_activities_on_a_rejected_handoff(handoff):
     rep = handoff.assigned_to
-    services.handoff_reject(
+    verdicts.handoff_reject(
         handoff=handoff,
         actor=rep,
         reason=RejectionReason.objects.get(code="duplicate"),
         comment="dup",
     )
     with pytest.raises(DomainError, match="was rejected"):
-        services.activity_log(handoff=handoff, actor=rep, kind="call", outcome="reached")
+        activities.activity_log(handoff=handoff, actor=rep, kind="call", outcome="reached")
 
 
 def test_after_sql_opportunity_then_won(handoff):
     rep = handoff.assigned_to
-    services.handoff_accept(handoff=handoff, actor=rep, bant={"budget": True, "need": True})
+    verdicts.handoff_accept(handoff=handoff, actor=rep, bant={"budget": True, "need": True})
 
-    services.lead_mark_opportunity(lead=handoff.lead, actor=rep)
-    won = services.lead_mark_won(lead=handoff.lead, actor="sfa:salesforce", reason="Closed won")
+    lifecycle.lead_mark_opportunity(lead=handoff.lead, actor=rep)
+    won = lifecycle.lead_mark_won(lead=handoff.lead, actor="sfa:salesforce", reason="Closed won")
 
     assert Lead.objects.get(pk=handoff.lead_id).stage == Stage.CUSTOMER
     assert (won.actor_system, won.reason, won.context) == (
@@ -293,11 +294,11 @@ def test_after_sql_opportunity_then_won(handoff):
 
 def test_lost_needs_a_reason_and_recycles(handoff):
     rep = handoff.assigned_to
-    services.handoff_accept(handoff=handoff, actor=rep, bant={"budget": True, "need": True})
+    verdicts.handoff_accept(handoff=handoff, actor=rep, bant={"budget": True, "need": True})
 
     with pytest.raises(DomainError, match="Say why the deal was lost"):
-        services.lead_mark_lost(lead=handoff.lead, actor=rep, reason="")
-    lost = services.lead_mark_lost(lead=handoff.lead, actor=rep, reason="競合に決定")
+        lifecycle.lead_mark_lost(lead=handoff.lead, actor=rep, reason="")
+    lost = lifecycle.lead_mark_lost(lead=handoff.lead, actor=rep, reason="競合に決定")
 
     assert Lead.objects.get(pk=handoff.lead_id).stage == Stage.RECYCLED
     assert lost.context == {"handoff_id": handoff.pk, "lost_reason": "競合に決定"}
@@ -307,7 +308,7 @@ def test_after_sql_moves_need_an_sql(handoff):
     with pytest.raises(
         InvalidTransition, match="Only an SQL can become an opportunity; this lead is MQL"
     ):
-        services.lead_mark_opportunity(lead=handoff.lead, actor=handoff.assigned_to)
+        lifecycle.lead_mark_opportunity(lead=handoff.lead, actor=handoff.assigned_to)
     with pytest.raises(InvalidTransition, match="can be lost; this lead is MQL"):
-        services.lead_mark_lost(lead=handoff.lead, actor=handoff.assigned_to, reason="x")
+        lifecycle.lead_mark_lost(lead=handoff.lead, actor=handoff.assigned_to, reason="x")
     assert Lead.objects.get(pk=handoff.lead_id).stage == Stage.MQL

@@ -589,7 +589,8 @@ def test_two_workers_delivering_at_once_send_each_message_once_in_order(no_kick)
 @pytest.mark.django_db
 def test_a_rep_rejecting_in_the_inbox_sends_reason_code_and_comment_to_marketing(no_kick):
     from handoff.models import Handoff, RejectionReason, Team, TeamMembership
-    from handoff.services import handoff_reject, lead_mark_lost
+    from handoff.verdicts import handoff_reject
+    from leadflow.lifecycle import lead_mark_lost
     from tests.factories import UserFactory
 
     ma = make_webhook("http://127.0.0.1:9/ma", slug="ma", marketing_side=True, events=[E.RECYCLED])

@@ -8,8 +8,10 @@ import datetime as dt
 
 import pytest
 
+from handoff.activities import activity_log
 from handoff.models import Handoff, HandoffTimeline
-from handoff.services import activity_log, assignment_notify, handoff_accept
+from handoff.notifications import assignment_notify
+from handoff.verdicts import handoff_accept
 from integrations.outbound.services import outbox_deliver_due
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Stage

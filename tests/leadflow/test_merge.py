@@ -2,8 +2,9 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from handoff.activities import activity_log
 from handoff.models import Activity, Handoff, RejectionReason, Team, TeamMembership
-from handoff.services import activity_log, handoff_reject
+from handoff.verdicts import handoff_reject
 from integrations.outbound.models import OutboxMessage
 from leadflow.duplicates import duplicates_detect
 from leadflow.errors import DomainError

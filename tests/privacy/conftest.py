@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from handoff import services as handoff_services
+from handoff import activities as handoff_activities
+from handoff import verdicts as handoff_verdicts
 from handoff.models import Handoff, RejectionReason
 from integrations.models import InboundStatus
 from integrations.outbound.models import (
@@ -77,10 +78,10 @@ def person(client, db):
         lead_transition(lead=lead, to_stage=Stage.MQL, actor="scoring", reason="fit 40, eng 60")
     stored_score(lead, fit=40, engagement=60)
     handoff = Handoff.objects.get(lead=lead)
-    handoff_services.activity_log(
+    handoff_activities.activity_log(
         handoff=handoff, actor=rep, kind="call", outcome="reached", note="山田さん: 来期に検討"
     )
-    handoff_services.handoff_reject(
+    handoff_verdicts.handoff_reject(
         handoff=handoff,
         actor=rep,
         reason=RejectionReason.objects.get(code="timing"),

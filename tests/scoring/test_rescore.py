@@ -288,7 +288,7 @@ def test_two_workers_share_a_run_without_sharing_a_batch(monkeypatch):
     for lead in leads[::2]:
         EngagementEventFactory.create_batch(2, lead=lead, kind="email_click", occurred_at=T0)
     # These threads are the workers; the commit must not queue real tasks.
-    monkeypatch.setattr(rescore_run_task, "delay", lambda *args, **kwargs: None)
+    monkeypatch.setattr(rescore_run_task, "apply_async", lambda *args, **kwargs: None)
     run = publish(model)
     start = threading.Barrier(2)
 

@@ -28,7 +28,7 @@ def _qualifying_model_and_lead(monkeypatch):
     ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).update(status=ModelStatus.ARCHIVED)
     lead = LeadFactory(role="executive")
     EngagementEventFactory.create_batch(2, lead=lead, kind="email_click", occurred_at=T0)
-    monkeypatch.setattr(rescore_run_task, "delay", lambda *args, **kwargs: None)
+    monkeypatch.setattr(rescore_run_task, "apply_async", lambda *args, **kwargs: None)
     return model, lead
 
 

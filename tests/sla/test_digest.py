@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from django.core import mail
 
-from handoff import services as handoff_services
+from handoff import activities as handoff_activities
+from handoff import verdicts as handoff_verdicts
 from sla import tasks
 from sla.models import DigestDelivery
 from tests.sla.conftest import at, mql
@@ -17,10 +18,10 @@ def test_each_manager_gets_last_weeks_digest_once(kanto, time_machine, settings)
     _team, (alice, bob), manager = kanto
     time_machine.move_to(at(11, 30, 9), tick=False)  # Monday 9:00
     first = mql(alice, at(11, 24, 10))
-    handoff_services.activity_log(
+    handoff_activities.activity_log(
         handoff=first, actor=alice, kind="call", outcome="reached", at=at(11, 24, 12)
     )
-    handoff_services.handoff_accept(
+    handoff_verdicts.handoff_accept(
         handoff=first, actor=alice, bant={"budget": True, "need": True}, at=at(11, 25, 9)
     )
     mql(bob, at(11, 26, 10))  # never called: overdue

@@ -7,7 +7,7 @@ import re
 import pytest
 from django.utils import timezone
 
-from handoff import services
+from handoff import activities, verdicts
 from handoff.models import Activity, Handoff, RejectionReason
 from sla.kpis import KPI_LABELS, kpi_days_refresh_all
 from sla.models import SlaTimer
@@ -24,17 +24,17 @@ def world(db):
     )[0]
     # contacted and accepted; rejected with a comment; late first contact; left running
     for handoff in handoffs[:3]:
-        services.activity_log(
+        activities.activity_log(
             handoff=handoff, actor=handoff.assigned_to, kind="call", outcome="reached"
         )
-    services.handoff_accept(
+    verdicts.handoff_accept(
         handoff=handoffs[0], actor=handoffs[0].assigned_to, bant={"budget": True, "need": True}
     )
     for _ in range(3):
         Activity.objects.create(
             handoff=handoffs[1], kind="call", outcome="no_answer", by=handoffs[1].assigned_to
         )
-    services.handoff_reject(
+    verdicts.handoff_reject(
         handoff=handoffs[1], actor=handoffs[1].assigned_to, reason=reason, comment="3回不通"
     )
     SlaTimer.objects.filter(handoff__in=handoffs[3:5], kind="first_contact").update(

@@ -13,8 +13,9 @@ import threading
 import pytest
 from django.db import connection, connections
 
-from handoff import services
+from handoff import activities, routing, verdicts
 from handoff.models import RejectionReason
+from leadflow import lifecycle
 from leadflow.lifecycle import lead_transition
 from leadflow.merge import lead_merge
 from leadflow.models import Stage
@@ -67,18 +68,18 @@ def test_each_handoff_change_marks_the_mql_day(kanto, pinned):
     handoff = mql(alice, at(11, 25, 10))
     kpi_days_refresh_all(now=NOW)
 
-    services.activity_log(
+    activities.activity_log(
         handoff=handoff, actor=alice, kind="call", outcome="no_answer", at=at(11, 25, 11)
     )
     assert stale_days() == [dt.date(2026, 11, 25)]
     kpi_days_refresh_all(now=NOW)
 
-    services.handoff_reassign(handoff=handoff, to_rep=bob, actor=kanto[2], reason="休暇")
+    routing.handoff_reassign(handoff=handoff, to_rep=bob, actor=kanto[2], reason="休暇")
     assert stale_days() == [dt.date(2026, 11, 25)]
     kpi_days_refresh_all(now=NOW)
     assert list(KpiHandoffDay.objects.values_list("rep_id", "contacted")) == [(bob.pk, 1)]
 
-    services.handoff_reject(
+    verdicts.handoff_reject(
         handoff=handoff,
         actor=bob,
         reason=RejectionReason.objects.get(code="no_budget"),
@@ -95,16 +96,16 @@ def test_each_handoff_change_marks_the_mql_day(kanto, pinned):
 def test_a_lead_won_weeks_later_marks_its_mql_day_not_today(kanto, pinned):
     alice = kanto[1][0]
     handoff = mql(alice, at(11, 2, 10))
-    services.activity_log(
+    activities.activity_log(
         handoff=handoff, actor=alice, kind="call", outcome="reached", at=at(11, 2, 11)
     )
-    services.handoff_accept(
+    verdicts.handoff_accept(
         handoff=handoff, actor=alice, bant={"budget": True, "need": True}, at=at(11, 3, 10)
     )
     kpi_days_refresh_all(now=NOW)
     assert metrics.summary(NOVEMBER)["won"] == 0
 
-    services.lead_mark_won(lead=handoff.lead, actor=alice, at=at(11, 30, 11))
+    lifecycle.lead_mark_won(lead=handoff.lead, actor=alice, at=at(11, 30, 11))
 
     assert stale_days() == [dt.date(2026, 11, 2)]
     kpi_days_refresh_all(now=NOW)
@@ -116,7 +117,7 @@ def test_a_stage_change_outside_the_won_stages_marks_nothing(kanto, pinned):
     handoff = mql(alice, at(11, 20, 10))
     kpi_days_refresh_all(now=NOW)
 
-    services.handoff_accept(
+    verdicts.handoff_accept(
         handoff=handoff, actor=alice, bant={"budget": True, "need": True}, at=at(11, 21, 10)
     )
     KpiStaleDay.objects.all().delete()  # the verdict's own mark

@@ -24,8 +24,9 @@ import datetime as dt
 import pytest
 from django.utils import translation
 
-from handoff import services
+from handoff import activities, verdicts
 from handoff.models import RejectionReason
+from leadflow import lifecycle
 from leadflow.models import Stage
 from sla import metrics
 from sla.kpis import kpi_days_refresh_all
@@ -40,7 +41,7 @@ H = dt.timedelta(hours=1)
 
 
 def _call(handoff, rep, when, outcome="reached"):
-    services.activity_log(handoff=handoff, actor=rep, kind="call", outcome=outcome, at=when)
+    activities.activity_log(handoff=handoff, actor=rep, kind="call", outcome=outcome, at=when)
 
 
 @pytest.fixture
@@ -50,19 +51,19 @@ def cohort(kanto, time_machine):
     h0 = mql(alice, at(11, 10, 10))
     h1 = mql(alice, at(11, 16, 10))
     _call(h1, alice, at(11, 16, 12))
-    services.handoff_accept(
+    verdicts.handoff_accept(
         handoff=h1, actor=alice, bant={"budget": True, "need": True}, at=at(11, 17, 10)
     )
-    services.lead_mark_won(lead=h1.lead, actor=alice, at=at(11, 20, 10))
+    lifecycle.lead_mark_won(lead=h1.lead, actor=alice, at=at(11, 20, 10))
     h2 = mql(alice, at(11, 17, 9), complete=False)
     _call(h2, alice, at(11, 18, 15))
-    services.handoff_accept(
+    verdicts.handoff_accept(
         handoff=h2, actor=alice, bant={"budget": True, "need": True}, at=at(11, 19, 10)
     )
     h3 = mql(bob, at(11, 18, 14), source="seminar")
     for when in (at(11, 18, 15), at(11, 19, 10), at(11, 20, 10)):
         _call(h3, bob, when, outcome="no_answer")
-    services.handoff_reject(
+    verdicts.handoff_reject(
         handoff=h3,
         actor=bob,
         reason=RejectionReason.objects.get(code="not_reachable"),
@@ -71,7 +72,7 @@ def cohort(kanto, time_machine):
     )
     h4 = mql(bob, at(11, 24, 10), source="seminar", actor=manager)
     _call(h4, bob, at(11, 24, 15))
-    services.handoff_reject(
+    verdicts.handoff_reject(
         handoff=h4,
         actor=bob,
         reason=RejectionReason.objects.get(code="no_budget"),

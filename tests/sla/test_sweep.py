@@ -11,20 +11,31 @@ import pytest
 from django.core import mail
 from django.db import connection, connections, transaction
 
-from handoff import services as handoff_services
+from handoff import verdicts as handoff_verdicts
 from handoff.models import Assignment, Handoff
 from sla import services, tasks
 from sla.models import SlaTimer, TimerPolicy
 from tests.sla.conftest import at, mql
 
 
+def _record_first_arg(calls: list):
+    def apply_async(args=(), kwargs=None, **options):
+        calls.append(args[0])
+
+    return apply_async
+
+
 @pytest.fixture
 def enqueued(monkeypatch):
     """What the sweep and the escalation hand to Celery, instead of a broker."""
     calls: dict[str, list] = {"escalate": [], "remind": [], "notify": [], "sweep": []}
-    monkeypatch.setattr(tasks.escalate_timers_task, "delay", calls["escalate"].append)
-    monkeypatch.setattr(tasks.remind_timers_task, "delay", calls["remind"].append)
-    monkeypatch.setattr(tasks.escalation_notify_task, "delay", calls["notify"].append)
+    # At apply_async, where both delay() and leadflow.transactions.enqueue_on_commit land.
+    for task, name in [
+        (tasks.escalate_timers_task, "escalate"),
+        (tasks.remind_timers_task, "remind"),
+        (tasks.escalation_notify_task, "notify"),
+    ]:
+        monkeypatch.setattr(task, "apply_async", _record_first_arg(calls[name]))
     monkeypatch.setattr(tasks.sweep_task, "delay", lambda: calls["sweep"].append(True))
     return calls
 
@@ -190,7 +201,7 @@ def test_escalation_leaves_the_handoff_when_nobody_else_can_take_it(
 def test_a_decided_handoff_is_not_rerouted(late, enqueued):
     TimerPolicy.objects.filter(kind="first_contact").update(reassign_on_breach=True)
     timer_id = services.timers_sweep().breached[0]
-    handoff_services.handoff_accept(
+    handoff_verdicts.handoff_accept(
         handoff=late, actor=late.assigned_to, bant={"budget": True, "need": True}
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from handoff import services
+from handoff import activities, routing, verdicts
 from handoff.models import Handoff, RejectionReason
 from leadflow.errors import DomainError
 from leadflow.models import Stage
@@ -55,8 +55,8 @@ def test_first_activity_meets_the_first_contact_on_time(kanto, time_machine):
     alice = kanto[1][0]
     handoff = mql(alice, at(11, 18, 10))
 
-    services.activity_log(handoff=handoff, actor=alice, kind="call", outcome="no_answer")
-    services.activity_log(
+    activities.activity_log(handoff=handoff, actor=alice, kind="call", outcome="no_answer")
+    activities.activity_log(
         handoff=handoff, actor=alice, kind="email", outcome="other", at=at(11, 18, 11)
     )
 
@@ -70,7 +70,7 @@ def test_a_late_first_contact_is_a_breach_met_late_without_escalation(kanto, tim
     alice = kanto[1][0]
     handoff = mql(alice, at(11, 18, 10))
 
-    services.activity_log(handoff=handoff, actor=alice, kind="call", outcome="reached")
+    activities.activity_log(handoff=handoff, actor=alice, kind="call", outcome="reached")
 
     first = _timers(handoff)["first_contact"]
     assert (first.status, first.met_at, first.on_time) == ("breached", at(11, 19, 15), False)
@@ -87,7 +87,7 @@ def test_a_call_logged_after_the_sweep_but_made_in_time_counts_in_time(kanto, ti
     timers_sweep()
     assert _timers(handoff)["first_contact"].status == "breached"
 
-    services.activity_log(
+    activities.activity_log(
         handoff=handoff, actor=alice, kind="call", outcome="reached", at=at(11, 19, 9)
     )
 
@@ -100,7 +100,7 @@ def test_accept_meets_the_verdict_and_an_open_first_contact(kanto, time_machine)
     alice = kanto[1][0]
     handoff = mql(alice, at(11, 18, 10))
 
-    services.handoff_accept(handoff=handoff, actor=alice, bant={"budget": True, "need": True})
+    verdicts.handoff_accept(handoff=handoff, actor=alice, bant={"budget": True, "need": True})
 
     timers = _timers(handoff)
     assert (timers["verdict"].status, timers["verdict"].met_at) == ("met", at(11, 19, 9))
@@ -116,11 +116,11 @@ def test_a_late_verdict_is_breached(kanto, time_machine):
     alice = kanto[1][0]
     handoff = mql(alice, at(11, 18, 10))
     for when in (at(11, 18, 11), at(11, 19, 11), at(11, 20, 11)):
-        services.activity_log(
+        activities.activity_log(
             handoff=handoff, actor=alice, kind="call", outcome="no_answer", at=when
         )
 
-    services.handoff_reject(
+    verdicts.handoff_reject(
         handoff=handoff,
         actor=alice,
         reason=RejectionReason.objects.get(code="not_reachable"),
@@ -136,11 +136,11 @@ def test_not_reachable_needs_three_attempts(kanto, time_machine):
     alice = kanto[1][0]
     handoff = mql(alice, at(11, 18, 10))
     for _attempt in range(2):
-        services.activity_log(handoff=handoff, actor=alice, kind="call", outcome="no_answer")
+        activities.activity_log(handoff=handoff, actor=alice, kind="call", outcome="no_answer")
     not_reachable = RejectionReason.objects.get(code="not_reachable")
 
     with pytest.raises(DomainError) as refused:
-        services.handoff_reject(
+        verdicts.handoff_reject(
             handoff=handoff, actor=alice, reason=not_reachable, comment="2回不在"
         )
 
@@ -156,7 +156,7 @@ def test_not_reachable_needs_three_attempts(kanto, time_machine):
 
     # Another reason needs no attempts; the agreed number is editable.
     SlaSettings.objects.update_or_create(pk=1, defaults={"min_attempts_not_reachable": 2})
-    services.handoff_reject(handoff=handoff, actor=alice, reason=not_reachable, comment="不通")
+    verdicts.handoff_reject(handoff=handoff, actor=alice, reason=not_reachable, comment="不通")
     assert Handoff.objects.get(pk=handoff.pk).status == "rejected"
 
 
@@ -166,7 +166,7 @@ def test_reassignment_keeps_the_clock_and_moves_the_attribution(kanto, time_mach
     handoff = mql(alice, at(11, 18, 10))
     before = _timers(handoff)
 
-    services.handoff_reassign(handoff=handoff, to_rep=bob, actor=manager, reason="休暇")
+    routing.handoff_reassign(handoff=handoff, to_rep=bob, actor=manager, reason="休暇")
 
     after = _timers(handoff)
     for kind in ("first_contact", "verdict"):
@@ -179,9 +179,9 @@ def test_a_met_timer_keeps_the_rep_who_met_it(kanto, time_machine):
     time_machine.move_to(at(11, 18, 20), tick=False)
     _team, (alice, bob), manager = kanto
     handoff = mql(alice, at(11, 18, 10))
-    services.activity_log(handoff=handoff, actor=alice, kind="call", outcome="reached")
+    activities.activity_log(handoff=handoff, actor=alice, kind="call", outcome="reached")
 
-    services.handoff_reassign(handoff=handoff, to_rep=bob, actor=manager, reason="担当変更")
+    routing.handoff_reassign(handoff=handoff, to_rep=bob, actor=manager, reason="担当変更")
 
     timers = _timers(handoff)
     assert timers["first_contact"].rep == alice
@@ -221,6 +221,6 @@ def test_a_queued_handoff_is_timed_from_the_mql_without_a_rep(kanto, time_machin
     assert {t.rep for t in _timers(handoff).values()} == {None}
 
     time_machine.move_to(at(11, 18, 15), tick=False)
-    services.handoff_reassign(handoff=handoff, to_rep=reps[1], actor=manager)
+    routing.handoff_reassign(handoff=handoff, to_rep=reps[1], actor=manager)
     first = _timers(handoff)["first_contact"]
     assert (first.rep, first.rep_since, first.due_at) == (reps[1], at(11, 18, 15), at(11, 19, 10))

@@ -14,18 +14,12 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from handoff.activities import activity_log
 from handoff.models import Handoff, RejectionReason, RoutingRule, Team, TeamMembership
-from handoff.services import (
-    activity_log,
-    handoff_accept,
-    handoff_reject,
-    lead_mark_lost,
-    lead_mark_opportunity,
-    lead_mark_won,
-)
+from handoff.verdicts import handoff_accept, handoff_reject
 from leadflow.demo import data
 from leadflow.demo.integrations import load_integrations
-from leadflow.lifecycle import lead_transition
+from leadflow.lifecycle import lead_mark_lost, lead_mark_opportunity, lead_mark_won, lead_transition
 from leadflow.models import Company, EngagementEvent, Lead, LeadExternalId, Stage, User
 from scoring.models import ModelStatus, ScoringModel
 from scoring.services import rescore_run_execute, rescore_run_start

@@ -1,4 +1,5 @@
-"""Reactions of the SLA app to handoff's domain signals: explicit service calls, no logic.
+"""The SLA's reactions to changes of handoffs and leads (listed, in order, in
+`leadflow.reactions`): explicit service calls, no logic.
 
 All run inside the transaction of the change, so a timer change, and the mark that makes
 the dashboard recompute the MQL's day (`sla.kpis`), commit with the change that caused it.
@@ -6,20 +7,19 @@ the dashboard recompute the MQL's day (`sla.kpis`), commit with the change that 
 
 from __future__ import annotations
 
-from handoff.models import AssignmentVia
-from leadflow.models import Stage
+from datetime import datetime
+
+from handoff.models import Activity, Assignment, AssignmentVia, Handoff
+from leadflow.models import Lead, LeadMerge, StageTransition
 from sla import kpis, services
 
-# A lead entering or leaving these stages changes "SQL → won" of its MQL's day.
-WON_STAGES = {Stage.CUSTOMER, Stage.ADVOCATE}
 
-
-def on_handoff_created(sender, *, handoff, at, **kwargs) -> None:
+def on_handoff_created(*, handoff: Handoff, at: datetime) -> None:
     services.timers_start(handoff=handoff, at=at)
     kpis.kpi_days_mark_handoff(handoff=handoff)
 
 
-def on_handoff_assigned(sender, *, handoff, assignment, at, **kwargs) -> None:
+def on_handoff_assigned(*, handoff: Handoff, assignment: Assignment, at: datetime) -> None:
     services.timers_reassign(handoff=handoff, rep_id=assignment.rep_id, at=at)
     # The routing of a new MQL is part of its creation, whose day on_handoff_created has
     # just marked in the same transaction: a second row per MQL on the webhook path.
@@ -27,24 +27,20 @@ def on_handoff_assigned(sender, *, handoff, assignment, at, **kwargs) -> None:
         kpis.kpi_days_mark_handoff(handoff=handoff)
 
 
-def on_activity_logged(sender, *, handoff, activity, **kwargs) -> None:
+def on_activity_logged(*, handoff: Handoff, activity: Activity) -> None:
     services.timers_meet_first_contact(handoff=handoff, at=activity.at)
     kpis.kpi_days_mark_handoff(handoff=handoff)
 
 
-def on_handoff_rejecting(sender, *, handoff, reason, **kwargs) -> None:
-    services.rejection_check(handoff=handoff, reason=reason)
-
-
-def on_handoff_decided(sender, *, handoff, at, **kwargs) -> None:
+def on_handoff_decided(*, handoff: Handoff, at: datetime) -> None:
     services.timers_meet_verdict(handoff=handoff, at=at)
     kpis.kpi_days_mark_handoff(handoff=handoff)
 
 
-def on_lead_stage_changed(sender, *, transition, lead, **kwargs) -> None:
-    if {transition.from_stage, transition.to_stage} & WON_STAGES:
-        kpis.kpi_days_mark_lead(lead_id=lead.pk)
+def on_won_stage_changed(*, transition: StageTransition, lead: Lead) -> None:
+    # Into or out of customer / advocate: "SQL → won" of the lead's MQL day changes.
+    kpis.kpi_days_mark_lead(lead_id=lead.pk)
 
 
-def on_leads_merged(sender, *, keep, **kwargs) -> None:
+def on_leads_merged(*, keep: Lead, record: LeadMerge) -> None:
     kpis.kpi_days_mark_lead(lead_id=keep.pk)

@@ -1,0 +1,58 @@
+"""Handoff's row locks, in the order `leadflow.locks` documents: team, then handoff.
+
+Every service that changes a handoff takes its locks through these functions, so the
+order is the one written there.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from handoff.models import Handoff, HandoffStatus, Team
+
+
+def team(team_id: int) -> Team:
+    """Lock a team's row: its round robin (counter, members' positions) is read and written
+    only under it, so two MQLs routed at once queue up and cannot pick the same rep."""
+    return Team.objects.select_for_update(no_key=True).get(pk=team_id)
+
+
+def team_queue(team_id: int) -> tuple[Team, QuerySet[Handoff]]:
+    """The team locked, and its queued handoffs, oldest first, to be locked as read."""
+    locked = team(team_id)
+    queued = (
+        Handoff.objects.select_for_update()
+        .filter(team=locked, status=HandoffStatus.OPEN, assigned_to__isnull=True)
+        .order_by("created_at", "id")
+    )
+    return locked, queued
+
+
+def team_of(handoff_id: int) -> int | None:
+    """The handoff's team, read without a lock: which team lock to take first. The caller
+    checks under the handoff's lock that it did not change meanwhile."""
+    return Handoff.objects.values_list("team_id", flat=True).get(pk=handoff_id)
+
+
+def team_then_handoff(
+    handoff_id: int, team_id: int | None, *, with_team: bool = False
+) -> tuple[Team | None, Handoff]:
+    """Lock the handoff's team (from `team_of`; none for a handoff without one), then the
+    handoff (its own row only). `with_team` reads the handoff's team with it."""
+    locked_team = team(team_id) if team_id is not None else None
+    queryset = Handoff.objects.select_for_update(of=("self",))
+    if with_team:
+        queryset = queryset.select_related("team")
+    return locked_team, queryset.get(pk=handoff_id)
+
+
+def handoff(handoff_id: int, *, with_lead: bool = False) -> Handoff:
+    """Lock one handoff for work on it (an activity, a verdict); its own row only.
+    `with_lead` reads the lead with it (a verdict moves the lead next)."""
+    if with_lead:
+        return (
+            Handoff.objects.select_for_update(of=("self",))
+            .select_related("lead")
+            .get(pk=handoff_id)
+        )
+    return Handoff.objects.select_for_update().get(pk=handoff_id)

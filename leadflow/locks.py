@@ -1,0 +1,46 @@
+"""Row locks, in the one order every transaction takes them (written here once):
+
+    lead (two leads: the lower id first) → team → handoff → SLA timers
+
+- A stage move locks its lead (`lead_for_change`); a new MQL's handoff is routed in the
+  same transaction, so lead → team (`handoff.locks.team`).
+- Routing and every reassignment lock the team, then the handoff
+  (`handoff.locks.team_then_handoff`, `handoff.locks.team_queue`): the team's row lock is
+  what serialises its round robin.
+- Work on one handoff (an activity, a verdict) locks the handoff (`handoff.locks.handoff`),
+  then its SLA timers (`sla.services`); the SLA sweep locks only timers, SKIP LOCKED.
+- The one exception: a verdict locks its handoff, then moves its lead (handoff → lead).
+  It cannot close a cycle: the only path that holds a lead and then waits for a team is a
+  new MQL, and a lead with an open handoff does not become an MQL.
+- A merge locks both leads, lower id first (`leads_in_order`), and nothing of handoff's
+  beyond reading.
+
+Lead locks are NO KEY where the id does not change, so rows that refer to the lead
+(events, duplicate candidates) are not held up by them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from leadflow.models import Lead
+
+
+def lead_for_change(lead_id: int) -> Lead | None:
+    """Lock one lead for a change of its own fields (not its id); with its company, which
+    the reactions (routing, the outbox payload) read. Only the lead's row is locked."""
+    return (
+        Lead.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("company")
+        .filter(pk=lead_id)
+        .first()
+    )
+
+
+def leads_in_order(lead_ids: Iterable[int]) -> dict[int, Lead]:
+    """Lock several leads, lower id first, so two transactions over one pair cannot
+    deadlock. Leads that do not exist are missing from the result."""
+    return {
+        lead.pk: lead
+        for lead in Lead.objects.select_for_update().filter(pk__in=list(lead_ids)).order_by("pk")
+    }

@@ -1,0 +1,126 @@
+"""What happens after a change, per use case, in the order it happens: the one place to read.
+
+A service that changes something calls `run(<list>, **kwargs)` inside its transaction,
+after its own rows are written; each entry is called in order with those kwargs, so its
+writes commit or roll back with the change, and an error in one undoes the lot. There are
+no signal receivers: nothing reacts that is not listed here.
+
+The core may not import the apps above it (the import-linter contracts in pyproject.toml),
+so the entries are dotted paths, resolved on first use. `tests/leadflow/test_reactions.py`
+resolves every one, so a moved function fails a test, not a lead.
+
+The use cases, top to bottom (→ means "which runs"):
+
+- **A lead becomes an MQL** (`lead_transition` to MQL, e.g. scoring crossing the
+  threshold): STAGE_CHANGED[MQL] →
+  1. `handoff.reactions.on_mql`: the handoff is created → HANDOFF_CREATED (the SLA timers
+     start, the MQL's KPI day is marked), then routed to a rep → HANDOFF_ASSIGNED (the
+     timers follow the rep), or queued, and the managers told after commit;
+  2. the outbox: a message per SFA connection that subscribes to the stage.
+- **Accepted** (`handoff.verdicts.handoff_accept`): `lead_transition` to SQL →
+  STAGE_CHANGED[SQL] (the outbox); then HANDOFF_DECIDED (the verdict and first-contact
+  timers are met, the KPI day marked); after commit the team's queue moves.
+- **Rejected** (`handoff.verdicts.handoff_reject`): BEFORE_REJECT first, under the handoff's
+  lock and before any write (the SLA's "at least N attempts before 連絡がつかない" may
+  refuse); then `lead_transition` to recycled → STAGE_CHANGED[RECYCLED] (the outbox); then
+  HANDOFF_DECIDED as for an acceptance.
+- **Won** (`lifecycle.lead_mark_won`, by the rep or SFA feedback): STAGE_CHANGED[CUSTOMER]
+  (the MQL's "SQL → won" KPI day, the outbox). **Lost** (`lead_mark_lost`):
+  STAGE_CHANGED[RECYCLED].
+- **A rep logs an activity** (`handoff.activities.activity_log`): ACTIVITY_LOGGED.
+- **Two leads are merged** (`leadflow.merge.lead_merge`): LEADS_MERGING before any row
+  moves (may refuse), LEADS_MERGED after.
+
+Erasing and exporting a person (APPI / GDPR) have their own registry of participants in
+the privacy code; they are not reactions to a change of state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import Any
+
+from django.utils.module_loading import import_string
+
+from leadflow.models import Stage
+
+S = Stage
+
+# The reactions of the apps, by name: each is a plain function with keyword arguments.
+_HANDOFF_FOR_MQL = "handoff.reactions.on_mql"
+_OUTBOX = "integrations.outbound.reactions.on_stage_changed"
+_WON_KPI_DAY = "sla.reactions.on_won_stage_changed"
+
+# lead_transition, after the StageTransition row, under the lead's lock. By the stage the
+# lead moves to (every stage is listed: adding one means deciding what follows it).
+# kwargs: transition (StageTransition), lead (Lead, locked, with its company).
+STAGE_CHANGED: dict[str, tuple[str, ...]] = {
+    S.ANONYMOUS: (_OUTBOX,),
+    S.KNOWN: (_OUTBOX,),
+    S.MQL: (_HANDOFF_FOR_MQL, _OUTBOX),
+    S.SQL: (_OUTBOX,),
+    S.OPPORTUNITY: (_OUTBOX,),
+    # In or out of won ("SQL → won" of the MQL's day): customer and advocate only move
+    # between themselves (lifecycle.ALLOWED), so the stage moved to says both.
+    S.CUSTOMER: (_WON_KPI_DAY, _OUTBOX),
+    S.ADVOCATE: (_WON_KPI_DAY, _OUTBOX),
+    S.RECYCLED: (_OUTBOX,),
+    S.DISQUALIFIED: (_OUTBOX,),
+}
+
+# handoff_create_for_mql, the handoff row written, before it is routed.
+# kwargs: handoff, at (when the MQL happened).
+HANDOFF_CREATED: tuple[str, ...] = ("sla.reactions.on_handoff_created",)
+
+# Every assignment of a rep (routing, the queue, a manager, an SLA escalation), under the
+# team's and the handoff's locks. kwargs: handoff, assignment, at.
+HANDOFF_ASSIGNED: tuple[str, ...] = (
+    "sla.reactions.on_handoff_assigned",
+    "handoff.claims.on_handoff_assigned",  # the new rep's claim window (#19)
+)
+
+# activity_log, the activity written, under the handoff's lock. kwargs: handoff, activity.
+ACTIVITY_LOGGED: tuple[str, ...] = (
+    "sla.reactions.on_activity_logged",
+    "handoff.claims.on_activity_logged",  # the holder's activity claims it (#19)
+)
+
+# handoff_reject, under the handoff's lock, before any write: each may refuse by raising
+# DomainError. kwargs: handoff (locked), reason (RejectionReason).
+BEFORE_REJECT: tuple[str, ...] = ("sla.services.rejection_check",)
+
+# handoff_accept / handoff_reject, after the verdict's rows. kwargs: handoff, at.
+HANDOFF_DECIDED: tuple[str, ...] = ("sla.reactions.on_handoff_decided",)
+
+# lead_merge, both leads locked, before the merged lead's rows move: each may refuse by
+# raising DomainError. kwargs: keep, merge (Lead).
+LEADS_MERGING: tuple[str, ...] = ("handoff.merging.handoff_check_merge",)
+
+# lead_merge, after every row moved and the merged lead was deleted. kwargs: keep, record.
+LEADS_MERGED: tuple[str, ...] = (
+    "scoring.reactions.on_leads_merged",  # the kept lead scored from both histories
+    "sla.reactions.on_leads_merged",  # its MQL's KPI day recomputed
+)
+
+ALL: dict[str, Sequence[str]] = {
+    **{f"STAGE_CHANGED[{stage}]": paths for stage, paths in STAGE_CHANGED.items()},
+    "HANDOFF_CREATED": HANDOFF_CREATED,
+    "HANDOFF_ASSIGNED": HANDOFF_ASSIGNED,
+    "ACTIVITY_LOGGED": ACTIVITY_LOGGED,
+    "BEFORE_REJECT": BEFORE_REJECT,
+    "HANDOFF_DECIDED": HANDOFF_DECIDED,
+    "LEADS_MERGING": LEADS_MERGING,
+    "LEADS_MERGED": LEADS_MERGED,
+}
+
+
+@cache
+def resolve(path: str) -> Callable[..., Any]:
+    return import_string(path)
+
+
+def run(reactions: Sequence[str], **kwargs: Any) -> None:
+    """Call each reaction in order with `kwargs` (inside the caller's transaction)."""
+    for path in reactions:
+        resolve(path)(**kwargs)

@@ -1,0 +1,70 @@
+import inspect
+
+import pytest
+
+from leadflow import reactions
+from leadflow.lifecycle import ALLOWED
+from leadflow.models import Stage
+
+# The keyword arguments each list's reactions are called with (leadflow.reactions).
+KWARGS = {
+    "STAGE_CHANGED": {"transition", "lead"},
+    "HANDOFF_CREATED": {"handoff", "at"},
+    "HANDOFF_ASSIGNED": {"handoff", "assignment", "at"},
+    "ACTIVITY_LOGGED": {"handoff", "activity"},
+    "BEFORE_REJECT": {"handoff", "reason"},
+    "HANDOFF_DECIDED": {"handoff", "at"},
+    "LEADS_MERGING": {"keep", "merge"},
+    "LEADS_MERGED": {"keep", "record"},
+}
+
+calls: list[tuple[str, dict]] = []
+
+
+def first(**kwargs):
+    calls.append(("first", kwargs))
+
+
+def second(**kwargs):
+    calls.append(("second", kwargs))
+
+
+def refuses(**kwargs):
+    raise ValueError("refused")
+
+
+def test_every_stage_says_what_follows_it():
+    assert set(reactions.STAGE_CHANGED) == set(Stage.values)
+
+
+@pytest.mark.parametrize(("name", "paths"), sorted(reactions.ALL.items()))
+def test_every_reaction_resolves_and_takes_exactly_its_lists_arguments(name, paths):
+    expected = KWARGS[name.split("[")[0]]
+    for path in paths:
+        parameters = inspect.signature(reactions.resolve(path)).parameters.values()
+        assert {p.name for p in parameters} == expected, path
+        assert all(p.kind == p.KEYWORD_ONLY for p in parameters), path
+
+
+def test_the_won_reaction_sees_every_move_into_or_out_of_won():
+    # STAGE_CHANGED is keyed by the stage moved to; the "SQL → won" KPI day must also hear
+    # of a move out of won, so every move out of won must land in won again.
+    won = {Stage.CUSTOMER, Stage.ADVOCATE}
+    for stage in won:
+        assert ALLOWED[stage] <= won
+        assert "sla.reactions.on_won_stage_changed" in reactions.STAGE_CHANGED[stage]
+    for stage in set(Stage.values) - won:
+        assert "sla.reactions.on_won_stage_changed" not in reactions.STAGE_CHANGED[stage]
+
+
+def test_run_calls_in_the_listed_order_and_stops_at_the_first_error():
+    calls.clear()
+    here = "tests.leadflow.test_reactions"
+
+    reactions.run([f"{here}.second", f"{here}.first"], lead=7)
+    assert calls == [("second", {"lead": 7}), ("first", {"lead": 7})]
+
+    calls.clear()
+    with pytest.raises(ValueError, match="refused"):
+        reactions.run([f"{here}.first", f"{here}.refuses", f"{here}.second"], lead=8)
+    assert calls == [("first", {"lead": 8})]
