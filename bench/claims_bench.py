@@ -132,12 +132,14 @@ def setup(reps: int, window: int) -> tuple[Team, set[int], set[int]]:
 
 
 def produce(rate: float, seconds: float, offset: float, stop_at: float, made: list[int]) -> None:
-    """MQLs at `rate` per second from this thread, on a fixed schedule (no drift)."""
+    """MQLs at `rate` per second from this thread, on a fixed schedule (no drift), until
+    `stop_at`: behind schedule it sends at once, and what it could not send by then is
+    not sent (the achieved rate says so)."""
     try:
         interval = 1.0 / rate
         due = time.monotonic() + offset
         count = 0
-        while due < stop_at:
+        while due < stop_at and time.monotonic() < stop_at:
             pause = due - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
