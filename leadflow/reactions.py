@@ -27,7 +27,10 @@ The use cases, top to bottom (→ means "which runs"):
 - **Won** (`lifecycle.lead_mark_won`, by the rep or SFA feedback): STAGE_CHANGED[CUSTOMER]
   (the MQL's "SQL → won" KPI day, the outbox). **Lost** (`lead_mark_lost`):
   STAGE_CHANGED[RECYCLED].
-- **A rep logs an activity** (`handoff.activities.activity_log`): ACTIVITY_LOGGED.
+- **A rep logs an activity** (`handoff.activities.activity_log`): ACTIVITY_LOGGED (the
+  first-contact timer, and the holder's activity claims the handoff).
+- **Any assignment** (routing, the queue, a manager, an escalation, a pass for want of a
+  claim): HANDOFF_ASSIGNED (the timers follow the rep; the new rep's claim window opens).
 - **Two leads are merged** (`leadflow.merge.lead_merge`): LEADS_MERGING before any row
   moves (may refuse), LEADS_MERGED after.
 
