@@ -169,6 +169,24 @@ BENCHES: dict[str, tuple[str, list[str], list[str], dict[str, Check]]] = {
             ),
         },
     ),
+    "claims": (
+        "claims_bench.py",
+        ["--wipe"],
+        [
+            "results.sweep.median_s",
+            "results.sweep.p95_s",
+            "results.mql_to_second_rep_s.p99",
+            "floor.window_s",
+            "floor.bare_update_median_s",
+        ],
+        {
+            "every first window of a never-claiming rep passed to a second rep": lambda r: (
+                r["results"]["passed_to_second_rep"]
+                == r["results"]["first_windows_of_never_claimers"]
+                > 0
+            ),
+        },
+    ),
     "intake": (
         "intake_bench.py",
         [],

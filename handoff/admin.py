@@ -10,6 +10,7 @@ from handoff.models import (
     Activity,
     Assignment,
     Handoff,
+    HandoffClaim,
     HandoffPolicy,
     QueueNotice,
     RejectionReason,
@@ -32,7 +33,14 @@ class TeamMembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_default", "account_owner_first", "member_count")
+    list_display = (
+        "name",
+        "is_default",
+        "account_owner_first",
+        "claim_required",
+        "claim_window_minutes",
+        "member_count",
+    )
     filter_horizontal = ("managers",)
     inlines = (TeamMembershipInline,)
     actions = ("assign_queued",)
@@ -190,6 +198,16 @@ class QueueNoticeInline(_HistoryInline):
     fields = ("created_at", "email_sent_at", "slack_sent_at")
 
 
+class ClaimInline(_HistoryInline):
+    # Claim or pass on (#19): who had to claim it by when, and what happened.
+    model = HandoffClaim
+    fk_name = "handoff"
+    fields = ("started_at", "rep", "due_at", "status", "claimed_via", "resolved_at", "passed_to")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("rep", "passed_to")
+
+
 class ActivityInline(_HistoryInline):
     model = Activity
     fields = ("at", "kind", "outcome", "by", "note")
@@ -217,7 +235,7 @@ class HandoffAdmin(admin.ModelAdmin):
     search_fields = ("lead__email", "lead__last_name", "lead__company__name")
     list_select_related = ("lead", "team", "assigned_to")
     date_hierarchy = "created_at"
-    inlines = (AssignmentInline, QueueNoticeInline, ActivityInline)
+    inlines = (AssignmentInline, ClaimInline, QueueNoticeInline, ActivityInline)
     readonly_fields = [f.name for f in Handoff._meta.fields]
 
     def has_add_permission(self, request) -> bool:

@@ -14,13 +14,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from handoff import activities, availability, routing, selectors, verdicts
+from handoff import activities, availability, claims, routing, selectors, verdicts
 from handoff.filters import HandoffApiFilter
 from handoff.models import (
     Activity,
     ActivityKind,
     ActivityOutcome,
     Handoff,
+    HandoffClaim,
 )
 from leadflow.api.fields import DateTimeField
 from leadflow.errors import DomainError
@@ -80,6 +81,30 @@ class ActivitySerializer(serializers.ModelSerializer):
         fields = ["id", "kind", "outcome", "note", "by", "at"]
 
 
+class ClaimSerializer(serializers.ModelSerializer):
+    """A claim window (handoff.claims): who had to claim by when, and what happened."""
+
+    rep = _UserSerializer(read_only=True)
+    passed_to = _UserSerializer(read_only=True, allow_null=True)
+    started_at = DateTimeField(read_only=True)
+    due_at = DateTimeField(read_only=True)
+    resolved_at = DateTimeField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = HandoffClaim
+        fields = [
+            "id",
+            "rep",
+            "started_at",
+            "due_at",
+            "status",
+            "claimed_via",
+            "resolved_at",
+            "passed_to",
+            "reason",
+        ]
+
+
 class ActivityInput(serializers.Serializer):
     kind = serializers.ChoiceField(choices=ActivityKind.choices)
     outcome = serializers.ChoiceField(choices=ActivityOutcome.choices)
@@ -127,7 +152,7 @@ class HandoffViewSet(viewsets.ReadOnlyModelViewSet):
     # The pages' filters (handoff.filters), newest first unless ?sort= says otherwise.
     filterset_class = HandoffApiFilter
     # A rule across well-formed parameters (a range upside down, an unknown figure).
-    error_statuses = {"list": (422,)}
+    error_statuses = {"list": (422,), "claims": (422,)}  # claims: nothing to claim
 
     def get_queryset(self) -> QuerySet[Handoff]:
         return selectors.handoffs_visible_to(user=self.request.user).select_related(
@@ -202,6 +227,19 @@ class HandoffViewSet(viewsets.ReadOnlyModelViewSet):
             handoff=handoff, actor=request.user, **data.validated_data
         )
         return Response(ActivitySerializer(activity).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(methods=["GET"], responses=ClaimSerializer(many=True))
+    @extend_schema(methods=["POST"], request=None, responses=ClaimSerializer)
+    # Claim or pass on (#19): the windows, oldest first; POST claims the caller's pending one.
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
+    def claims(self, request: Request, pk: str | None = None) -> Response:
+        if request.method in ("GET", "HEAD"):
+            handoff = self.get_object()
+            rows = HandoffClaim.objects.filter(handoff=handoff).select_related("rep", "passed_to")
+            return Response(ClaimSerializer(rows.order_by("started_at", "id"), many=True).data)
+        handoff = self._actable()
+        claim = claims.claim_acknowledge(handoff=handoff, actor=request.user)
+        return Response(ClaimSerializer(claim).data)
 
 
 class AvailabilitySerializer(serializers.Serializer):

@@ -17,6 +17,13 @@ from django.utils.translation import gettext_lazy as _
 from leadflow.models import Lead, StageTransition
 
 
+class AfterHours(models.TextChoices):
+    """What routing does with an MQL when no rep of the team is working now."""
+
+    FIRST_TO_START = "first_to_start", _("Assign to the rep who starts first")
+    WAIT_FOR_OPENING = "wait_for_opening", _("Keep in the queue until someone starts")
+
+
 class Team(models.Model):
     """A sales team: the unit of routing. Managers see its queue; members take its leads."""
 
@@ -47,6 +54,37 @@ class Team(models.Model):
             "an open handoff or opportunity, or the owner of a customer) goes to that rep "
             "first when they are available; off = round robin only."
         ),
+    )
+    # Claim or pass on (handoff.claims). Per team, next to the routing switches above, so
+    # a routing plan that copies a team copies these; writes change the config version.
+    claim_required = models.BooleanField(
+        _("claim required"),
+        default=False,
+        help_text=_(
+            "A new assignment must be claimed (opened, acknowledged or worked) within the "
+            "claim window, or it passes to the next available rep. Off: it stays with the rep."
+        ),
+    )
+    claim_window_minutes = models.PositiveSmallIntegerField(
+        _("claim window (minutes)"),
+        default=15,
+        validators=[MinValueValidator(1), MaxValueValidator(480)],
+        help_text=_("Minutes of the rep's working time to claim a new assignment."),
+    )
+    claim_max_passes = models.PositiveSmallIntegerField(
+        _("passes before the queue"),
+        default=2,
+        validators=[MaxValueValidator(20)],
+        help_text=_(
+            "After this many passes an unclaimed MQL goes to the team queue and the managers "
+            "are told."
+        ),
+    )
+    after_hours = models.CharField(
+        _("MQLs outside working hours"),
+        max_length=20,
+        choices=AfterHours.choices,
+        default=AfterHours.FIRST_TO_START,
     )
     # Counts every assignment in this team. Only written under the team's row lock, so it
     # orders assignments exactly even when the clock does not (two in the same instant).
@@ -356,6 +394,7 @@ class AssignmentVia(models.TextChoices):
     QUEUE = "queue", _("From the team queue")
     MANUAL = "manual", _("By a manager")
     ACCOUNT_OWNER = "account_owner", _("Account owner")
+    PASSED = "passed", _("Passed on (not claimed in time)")
 
 
 class Assignment(models.Model):
@@ -517,3 +556,73 @@ class TimelineStaleDay(models.Model):
 
     def __str__(self) -> str:
         return str(self.day)
+
+
+class ClaimStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting to be claimed")
+    CLAIMED = "claimed", _("Claimed")
+    PASSED = "passed", _("Passed to the next rep")
+    QUEUED = "queued", _("Sent to the team queue")
+    SUPERSEDED = "superseded", _("Moved or decided first")
+
+
+class ClaimVia(models.TextChoices):
+    OPENED = "opened", _("Opened the handoff")
+    ACKNOWLEDGED = "acknowledged", _("Acknowledged in the inbox")
+    ACTIVITY = "activity", _("Logged an activity")
+
+
+class HandoffClaim(models.Model):
+    """The claim window of one assignment (handoff.claims): who had to claim it by when,
+    and what happened — claimed (how, when), passed on (to whom, why), sent to the queue,
+    or overtaken by a reassignment or a verdict. Only teams that require claims get rows."""
+
+    handoff = models.ForeignKey(Handoff, on_delete=models.CASCADE, related_name="claims")
+    assignment = models.OneToOneField(
+        Assignment, on_delete=models.CASCADE, related_name="claim", editable=False
+    )
+    rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("rep"), on_delete=models.PROTECT, related_name="+"
+    )
+    started_at = models.DateTimeField(_("assigned"))
+    due_at = models.DateTimeField(_("claim by"))
+    status = models.CharField(
+        _("status"), max_length=20, choices=ClaimStatus.choices, default=ClaimStatus.PENDING
+    )
+    claimed_via = models.CharField(
+        _("claimed by"), max_length=20, choices=ClaimVia.choices, blank=True
+    )
+    resolved_at = models.DateTimeField(_("when"), null=True, blank=True)
+    passed_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("passed to"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    reason = models.TextField(_("why"), blank=True)
+
+    class Meta:
+        verbose_name = _("claim")
+        verbose_name_plural = _("claims")
+        ordering = ["started_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["handoff"],
+                condition=models.Q(status="pending"),
+                name="handoff_claim_one_pending",
+            ),
+        ]
+        indexes = [
+            # The sweep reads only the windows still waiting, by due time.
+            models.Index(
+                fields=["due_at"],
+                condition=models.Q(status="pending"),
+                name="handoff_claim_pending_due_idx",
+            ),
+            models.Index(fields=["rep", "status"], name="handoff_claim_rep_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.handoff_id} {self.rep} {self.status}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -18,8 +19,9 @@ from django.db.models import Count, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from handoff import locks, selectors
+from handoff import claims, hours, locks, selectors
 from handoff.models import (
+    AfterHours,
     Assignment,
     AssignmentVia,
     Handoff,
@@ -71,18 +73,27 @@ def _with_room(members: list[TeamMembership], at: datetime) -> list[TeamMembersh
     return available
 
 
-def _pick_rep(
-    *, team: Team, at: datetime, exclude_rep_id: int | None = None
-) -> TeamMembership | None:
-    """The next rep in the team's round robin who is here and has room. Caller holds the
-    team's row lock."""
-    members = list(
+def _members(team: Team, *, exclude: Iterable[int] = ()) -> list[TeamMembership]:
+    return list(
         TeamMembership.objects.filter(team=team, is_active=True, rep__is_active=True)
-        .exclude(rep_id=exclude_rep_id or 0)
+        .exclude(rep_id__in=list(exclude))
         .select_related("rep__rep_profile")
         .order_by()
     )
-    available = _with_room(members, at)
+
+
+def _pick_rep(
+    *,
+    team: Team,
+    at: datetime,
+    exclude_rep_id: int | None = None,
+    exclude_rep_ids: Iterable[int] = (),
+) -> TeamMembership | None:
+    """The next rep in the team's round robin who is here, has room and works now (or
+    starts first, at night). Caller holds the team's row lock."""
+    members = _members(team, exclude=[exclude_rep_id or 0, *exclude_rep_ids])
+    # Working hours (#19): who works now, else who starts first (handoff.hours).
+    available = hours.working_or_first(team=team, members=_with_room(members, at), at=at)
     if not available:
         return None
     return min(
@@ -163,9 +174,12 @@ def _account_owner_membership(
         ),
         key=lambda m: (m.team_id != routed_id, m.pk),
     )
-    available = _with_room(memberships, at)
+    # Working hours (#19): an owner who is off while colleagues work gives way.
+    available = [
+        m for m in _with_room(memberships, at) if hours.owner_may_take(membership=m, at=at)
+    ]
     if not available:
-        return None  # away, at capacity or in no team: the normal rules decide
+        return None  # away, off, at capacity or in no team: the normal rules decide
     with translation.override(settings.LANGUAGE_CODE):
         reason = str(selectors.ACCOUNT_OWNER_REASONS[how])
     return available[0], reason
@@ -222,6 +236,14 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
                 at=at,
                 mark_timeline=False,
             )
+        elif (
+            team is not None
+            and team.after_hours == AfterHours.WAIT_FOR_OPENING
+            and _with_room(_members(team), at)
+        ):
+            # Working hours (#19): reps with room, all off now, and the team keeps such MQLs
+            # until someone starts: the queue drain hands it out then, nobody is alarmed.
+            pass
         else:
             # Nobody could take it: it waits in the queue, and the managers must hear of
             # it (a queued MQL is the one nobody's clock reminds anybody of). With nobody
@@ -246,7 +268,8 @@ def handoff_assign_from_queue(*, team: Team, actor: User | None = None) -> list[
     assigned: list[Handoff] = []
     with transaction.atomic(durable=True):
         locked_team, queued = locks.team_queue(team.pk)
-        for handoff in queued:
+        # Claim or pass on (#19): out of passes, it waits for a manager, not the drain.
+        for handoff in claims.exclude_held(queued):
             membership = _pick_rep(team=locked_team, at=at)
             if membership is None:
                 break

@@ -237,6 +237,10 @@ def handoffs_order_by_urgency(queryset: QuerySet[Handoff]) -> QuerySet[Handoff]:
 
 def with_inbox_details(queryset: QuerySet[Handoff]) -> QuerySet[Handoff]:
     """Everything an inbox card shows, in a fixed number of queries whatever the length."""
+    from handoff.claims import with_claim_due  # claims reads managers_to_notify from here
+
+    # Claim or pass on (#19): the pending claim window's due time, in the same query.
+    queryset = with_claim_due(queryset)
     return queryset.select_related("lead__company", "team", "assigned_to").prefetch_related(
         Prefetch(
             "lead__events",

@@ -18,6 +18,7 @@ urlpatterns = [
     path("inbox/handoffs/<int:pk>/", views.detail, name="detail"),
     path("inbox/handoffs/<int:pk>/activities/", views.activity_create, name="activity-create"),
     path("inbox/handoffs/<int:pk>/accept/", views.accept, name="accept"),
+    path("inbox/handoffs/<int:pk>/claim/", views.claim, name="claim"),
     path("inbox/handoffs/<int:pk>/reject/", views.reject, name="reject"),
     path("inbox/handoffs/<int:pk>/reassign/", views.reassign, name="reassign"),
     path("inbox/handoffs/<int:pk>/stage/", views.stage_change, name="stage"),

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST, require_safe
 
-from handoff import activities, list_views, routing, selectors, timeline, verdicts
+from handoff import activities, claims, list_views, routing, selectors, timeline, verdicts
 from handoff import availability as rep_availability
 from handoff.forms import (
     AcceptForm,
@@ -191,6 +191,8 @@ def _detail_context(request: HttpRequest, handoff: Handoff, **bound: forms.Form)
         and handoff.status == HandoffStatus.ACCEPTED
         and handoff.lead.stage in (Stage.SQL, Stage.OPPORTUNITY),
         "company_history": selectors.company_history(user=request.user, handoff=handoff),
+        # Claim or pass on (#19): the windows, newest first.
+        "claim_rows": claims.claims_of(handoff=handoff),
         **selectors.handoff_timeline(handoff=handoff),
         **_forms_for(handoff, **bound),
     }
@@ -201,7 +203,11 @@ def _detail_context(request: HttpRequest, handoff: Handoff, **bound: forms.Form)
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     handoff = _visible_or_404(request, pk)
     # Speed to lead: the holder's first look at the page is when they picked it up.
-    timeline.handoff_mark_opened(handoff=handoff, user=cast(User, request.user), at=timezone.now())
+    now = timezone.now()
+    timeline.handoff_mark_opened(handoff=handoff, user=cast(User, request.user), at=now)
+    # Claim or pass on (#19): the holder opening the page claims it.
+    if claims.claim_on_open(handoff=handoff, user=cast(User, request.user), at=now):
+        messages.success(request, _("You claimed this MQL."))
     return render(request, "handoff/detail.html", _detail_context(request, handoff))
 
 
@@ -397,6 +403,22 @@ def team_assign_queue(request: HttpRequest, team_id: int) -> HttpResponse:
             request,
             _("Nobody in %(team)s can take a handoff now (away or at capacity).") % {"team": team},
         )
+    return redirect("handoff:inbox")
+
+
+@require_POST
+@login_required
+def claim(request: HttpRequest, pk: int) -> HttpResponse:
+    """Claim or pass on (#19): the rep acknowledges a new MQL from the inbox ("mine")."""
+    handoff = _visible_or_404(request, pk)
+    if not selectors.can_act(user=request.user, handoff=handoff):
+        raise PermissionDenied  # it can see it (marketing), not act
+    try:
+        claims.claim_acknowledge(handoff=handoff, actor=_actor(request))
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("Claimed: %(lead)s is yours.") % {"lead": _lead_name(handoff)})
     return redirect("handoff:inbox")
 
 

@@ -28,7 +28,10 @@ The use cases, top to bottom (→ means "which runs"):
 - **Won** (`lifecycle.lead_mark_won`, by the rep or SFA feedback): STAGE_CHANGED[CUSTOMER]
   (the MQL's "SQL → won" KPI day, the outbox). **Lost** (`lead_mark_lost`):
   STAGE_CHANGED[RECYCLED].
-- **A rep logs an activity** (`handoff.activities.activity_log`): ACTIVITY_LOGGED.
+- **A rep logs an activity** (`handoff.activities.activity_log`): ACTIVITY_LOGGED (the
+  first-contact timer, and the holder's activity claims the handoff).
+- **Any assignment** (routing, the queue, a manager, an escalation, a pass for want of a
+  claim): HANDOFF_ASSIGNED (the timers follow the rep; the new rep's claim window opens).
 - **Two leads are merged** (`leadflow.merge.lead_merge`): LEADS_MERGING before any row
   moves (may refuse), LEADS_MERGED after.
 
@@ -79,10 +82,16 @@ HANDOFF_CREATED: tuple[str, ...] = (
 
 # Every assignment of a rep (routing, the queue, a manager, an SLA escalation), under the
 # team's and the handoff's locks. kwargs: handoff, assignment, at.
-HANDOFF_ASSIGNED: tuple[str, ...] = ("sla.reactions.on_handoff_assigned",)
+HANDOFF_ASSIGNED: tuple[str, ...] = (
+    "sla.reactions.on_handoff_assigned",
+    "handoff.claims.on_handoff_assigned",  # the new rep's claim window (#19)
+)
 
 # activity_log, the activity written, under the handoff's lock. kwargs: handoff, activity.
-ACTIVITY_LOGGED: tuple[str, ...] = ("sla.reactions.on_activity_logged",)
+ACTIVITY_LOGGED: tuple[str, ...] = (
+    "sla.reactions.on_activity_logged",
+    "handoff.claims.on_activity_logged",  # the holder's activity claims it (#19)
+)
 
 # handoff_reject, under the handoff's lock, before any write: each may refuse by raising
 # DomainError. kwargs: handoff (locked), reason (RejectionReason).

@@ -397,6 +397,10 @@ CELERY_BEAT_SCHEDULE["handoff-assign-queues"] = {
     "schedule": 300.0,
 }
 
+# Claim windows passed on per batch of the SLA sweep (handoff.claims); a full batch makes
+# the sweep run again at once.
+HANDOFF_CLAIM_SWEEP_BATCH_SIZE = env_int("HANDOFF_CLAIM_SWEEP_BATCH_SIZE", 200, minimum=1)
+
 # --- SLA ------------------------------------------------------------------------------
 # Timers claimed per sweep batch; a full batch makes the sweep run again at once.
 SLA_SWEEP_BATCH_SIZE = env_int("SLA_SWEEP_BATCH_SIZE", 1000, minimum=1)

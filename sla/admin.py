@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
@@ -6,6 +7,7 @@ from sla.models import (
     BusinessCalendar,
     CalendarClosure,
     MqlTarget,
+    RepWorkingHours,
     SlaSettings,
     SlaTimer,
     TimerPolicy,
@@ -112,3 +114,39 @@ class SlaTimerAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+WEEKDAY_CHOICES = [
+    (0, _("Monday")),
+    (1, _("Tuesday")),
+    (2, _("Wednesday")),
+    (3, _("Thursday")),
+    (4, _("Friday")),
+    (5, _("Saturday")),
+    (6, _("Sunday")),
+]
+
+
+class RepWorkingHoursForm(forms.ModelForm):
+    weekdays = forms.TypedMultipleChoiceField(
+        label=_("working days"),
+        choices=WEEKDAY_CHOICES,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("None ticked: the business calendar's days."),
+    )
+
+    class Meta:
+        model = RepWorkingHours
+        fields = ("user", "weekdays", "starts_at", "ends_at")
+
+
+@admin.register(RepWorkingHours)
+class RepWorkingHoursAdmin(admin.ModelAdmin):
+    """Each rep's days and hours (sla.hours); holidays and closures come from the calendar."""
+
+    form = RepWorkingHoursForm
+    list_display = ("user", "weekdays", "starts_at", "ends_at")
+    raw_id_fields = ("user",)
+    search_fields = ("user__username", "user__last_name", "user__email")

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from leadflow.api.filters import EMPTY
 from leadflow.errors import MalformedInput
-from sla import metrics, speed
+from sla import claim_metrics, metrics, speed
 from sla.access import DAY_SCHEMA, DashboardAccess, dashboard_access, metrics_filter_from
 from sla.metrics import MetricsFilter
 from sla.selectors import calendar_for
@@ -102,6 +102,15 @@ class MetricsRepsApi(_MetricsApi):
 
     def figures(self, f, access):
         return metrics.per_rep(f)
+
+
+class MetricsClaimsApi(_MetricsApi):
+    """Claim or pass on (#19): time to claim and passes, per rep."""
+
+    needs = "sales"
+
+    def figures(self, f, access):
+        return claim_metrics.claim_figures(f)
 
 
 class MetricsSourcesApi(_MetricsApi):

@@ -15,3 +15,8 @@ class SlaConfig(AppConfig):
 
         list_condition_register("sla", handoff_sla_state_condition)
         list_condition_register("kpi", handoff_kpi_condition, choices=list(KPI_LABELS.items()))
+        # Routing and the claim window skip reps who are off (each rep's working hours).
+        from handoff.hours import working_hours_register
+        from sla.hours import CalendarWorkingHours
+
+        working_hours_register(CalendarWorkingHours())

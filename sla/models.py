@@ -95,6 +95,50 @@ class CalendarClosure(models.Model):
             raise ValidationError({"end_date": _("The last day is before the first day.")})
 
 
+class RepWorkingHours(models.Model):
+    """A rep's own working days and hours (sla.hours). Empty parts follow the default
+    business calendar; its national holidays and closures apply to every rep. A rep
+    without a row works the calendar's hours. Per rep, in one small table whose writes
+    change the configuration version, so a routing plan can hold a copy of it."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("rep"),
+        on_delete=models.CASCADE,
+        related_name="working_hours",
+    )
+    weekdays = models.JSONField(
+        _("working days"),
+        default=list,
+        blank=True,
+        help_text=_("Weekday numbers, Monday = 0 … Sunday = 6. Empty: the calendar's days."),
+    )
+    starts_at = models.TimeField(
+        _("starts at"), null=True, blank=True, help_text=_("Empty: the calendar's opening.")
+    )
+    ends_at = models.TimeField(
+        _("ends at"), null=True, blank=True, help_text=_("Empty: the calendar's closing.")
+    )
+
+    class Meta:
+        verbose_name = _("working hours")
+        verbose_name_plural = _("working hours")
+
+    def __str__(self) -> str:
+        return str(self.user)
+
+    def clean(self) -> None:
+        days = self.weekdays
+        if not isinstance(days, list) or any(
+            not isinstance(day, int) or isinstance(day, bool) or not 0 <= day <= 6 for day in days
+        ):
+            raise ValidationError({"weekdays": _("Use weekday numbers from 0 (Monday) to 6.")})
+        if len(set(days)) != len(days):
+            raise ValidationError({"weekdays": _("A weekday is listed twice.")})
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValidationError({"ends_at": _("Working hours must end after they start.")})
+
+
 # --- policies --------------------------------------------------------------------------
 
 

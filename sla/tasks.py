@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from handoff import claims
 from sla import kpis, services
 
 
@@ -12,12 +13,16 @@ def sweep_task() -> dict[str, int]:
     """Every minute from beat (two beats are harmless: the claims do not overlap). While a
     batch comes back full, it enqueues itself again instead of waiting for the next beat."""
     result = services.timers_sweep()
-    if result.more:
+    # Claim or pass on (#19): unclaimed assignments pass to the next rep, in the same beat.
+    claimed = claims.claims_sweep()
+    if result.more or claimed.more:
         sweep_task.delay()
     return {
         "breached": len(result.breached),
         "reminded": len(result.reminded),
         "retried": len(result.retried),
+        "passed": len(claimed.passed),
+        "queued": len(claimed.queued),
     }
 
 

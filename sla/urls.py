@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/v1/metrics/summary/", api.MetricsSummaryApi.as_view(), name="api-summary"),
     path("api/v1/metrics/weekly/", api.MetricsWeeklyApi.as_view(), name="api-weekly"),
     path("api/v1/metrics/reps/", api.MetricsRepsApi.as_view(), name="api-reps"),
+    path("api/v1/metrics/claims/", api.MetricsClaimsApi.as_view(), name="api-claims"),
     path("api/v1/metrics/sources/", api.MetricsSourcesApi.as_view(), name="api-sources"),
     path("api/v1/metrics/rejections/", api.MetricsRejectionsApi.as_view(), name="api-rejections"),
     path("api/v1/metrics/marketing/", api.MetricsMarketingApi.as_view(), name="api-marketing"),

@@ -28,7 +28,7 @@ from handoff import selectors as handoff_selectors
 from handoff.models import HandoffTimeline, Team
 from leadflow.errors import DomainError
 from leadflow.models import User
-from sla import metrics, speed
+from sla import claim_metrics, metrics, speed
 from sla.access import (
     DashboardAccess,
     MetricsFilterForm,
@@ -113,6 +113,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             obligations=metrics.obligations(data),
             reps=metrics.per_rep(f),
             overdue=overdue,
+            # Claim or pass on (#19): time to claim, passes per rep.
+            claim_figures=claim_metrics.claim_figures(f),
         )
     if access.marketing:
         context["marketing"] = metrics.marketing(f)

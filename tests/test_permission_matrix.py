@@ -31,6 +31,7 @@ from handoff import verdicts as handoff_verdicts
 from handoff.models import (
     Activity,
     Handoff,
+    HandoffClaim,
     RejectionReason,
     RepProfile,
     RoutingRule,
@@ -451,6 +452,24 @@ MATRIX: list[Row] = [
         api=False,
         snapshot=lambda w: _handoff_status(w.handoff_a.pk)(w),
     ),
+    # Claim or pass on: handoff A's team requires no claims, so nobody has one to make
+    # (the holder and the manager are told so); marketing and strangers cannot act at all.
+    Row(
+        "handoff:claim",
+        "POST",
+        lambda w: f"/inbox/handoffs/{_a(w)}/claim/",
+        expect(
+            anonymous=unchanged(302),
+            marketing=unchanged(403),
+            rep_a=unchanged(302),
+            rep_b=unchanged(404),
+            manager=unchanged(302),
+            other_manager=unchanged(404),
+            admin=unchanged(302),
+        ),
+        api=False,
+        snapshot=lambda w: HandoffClaim.objects.filter(handoff=w.handoff_a).count(),
+    ),
     Row(
         "handoff:reject",
         "POST",
@@ -572,6 +591,27 @@ MATRIX: list[Row] = [
         data=lambda w: {"kind": "call", "outcome": "reached"},
         snapshot=lambda w: Activity.objects.filter(handoff=w.handoff_a).count(),
     ),
+    Row(
+        "handoff:api-handoff-claims",
+        "GET",
+        lambda w: f"/api/v1/handoffs/{_a(w)}/claims/",
+        A_API_READ,
+    ),
+    Row(
+        "handoff:api-handoff-claims",
+        "POST",
+        lambda w: f"/api/v1/handoffs/{_a(w)}/claims/",
+        expect(
+            anonymous=unchanged(401),
+            marketing=unchanged(403),
+            rep_a=unchanged(422),  # nothing to claim: the team requires no claims
+            rep_b=unchanged(404),
+            manager=unchanged(422),  # not theirs to claim
+            other_manager=unchanged(404),
+            admin=unchanged(422),
+        ),
+        snapshot=lambda w: HandoffClaim.objects.filter(handoff=w.handoff_a).count(),
+    ),
     # --- SLA dashboard and metrics (managers: their teams; marketing: its side; reps: none) --
     Row(
         "sla:dashboard",
@@ -637,6 +677,7 @@ MATRIX: list[Row] = [
             ("reps", {"marketing": 403}),
             ("overdue", {"marketing": 403}),
             ("speed", {}),  # marketing gets no per-rep figures and no forecast
+            ("claims", {"marketing": 403}),  # per rep, as "reps"
         ]
     ],
     # --- privacy (admins only: no role has these permissions) --------------------------------

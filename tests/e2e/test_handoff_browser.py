@@ -9,6 +9,7 @@ from django.utils import translation
 
 from handoff.models import Activity, Handoff, HandoffStatus, RejectionReason
 from leadflow.models import EventKind, Lead, Stage
+from tests.e2e.helpers import log_in
 from tests.factories import CompanyFactory, EngagementEventFactory
 from tests.handoff.helpers import make_mql, make_team
 from tests.sla.conftest import seeded  # noqa: F401 - fixture
@@ -16,7 +17,6 @@ from tests.sla.conftest import seeded  # noqa: F401 - fixture
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 TOKYO = dt.timezone(dt.timedelta(hours=9))
-PASSWORD = "pw-for-tests"  # tests.factories.UserFactory's
 
 
 def _seed():
@@ -56,14 +56,6 @@ def _seed():
     return rep, handoffs
 
 
-def _log_in(page, base_url, username):
-    page.goto(f"{base_url}/accounts/login/?next=/inbox/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("form.stacked button[type=submit]")
-    page.wait_for_url(f"{base_url}/inbox/")
-
-
 def test_rep_logs_a_call_accepts_and_rejects(
     seeded,  # noqa: F811 - the rejection reasons: another browser test may have run first
     live_server,
@@ -74,7 +66,7 @@ def test_rep_logs_a_call_accepts_and_rejects(
     page = browser_page
     base = live_server.url
 
-    _log_in(page, base, rep.username)
+    log_in(page, base, rep.username)
     assert page.locator("html").get_attribute("lang") == "ja"
     assert page.locator("article.hcard").count() == 3
     page.screenshot(path=str(screenshots / "inbox-ja.png"), full_page=True)

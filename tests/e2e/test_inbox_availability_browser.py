@@ -11,19 +11,10 @@ import pytest
 from django.utils import timezone
 
 from handoff.models import Handoff, RepProfile
+from tests.e2e.helpers import log_in
 from tests.handoff.helpers import make_mql, make_team, set_profile
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "pw-for-tests"  # tests.factories.UserFactory's
-
-
-def _log_in(page, base_url, username):
-    page.goto(f"{base_url}/accounts/login/?next=/inbox/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("form.stacked button[type=submit]")
-    page.wait_for_url(f"{base_url}/inbox/")
 
 
 def test_rep_switches_away_and_back(live_server, browser_page, screenshots):
@@ -32,7 +23,7 @@ def test_rep_switches_away_and_back(live_server, browser_page, screenshots):
     base = live_server.url
     status = page.locator("#availability-status")
 
-    _log_in(page, base, rep.username)
+    log_in(page, base, rep.username)
     assert status.inner_text() == "対応可能"
 
     # A time in the past: the form says so in place, nothing changes.

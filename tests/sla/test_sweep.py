@@ -107,7 +107,13 @@ def test_the_sweep_task_reenqueues_itself_while_batches_are_full(
     mql(kanto[1][0], at(11, 18, 10))
     time_machine.move_to(at(11, 19, 11), tick=False)
 
-    assert tasks.sweep_task() == {"breached": 1, "reminded": 0, "retried": 0}
+    assert tasks.sweep_task() == {
+        "breached": 1,
+        "reminded": 0,
+        "retried": 0,
+        "passed": 0,
+        "queued": 0,
+    }
     assert enqueued["sweep"] == [True]
 
 

@@ -1,0 +1,81 @@
+"""Who is working now: routing and the claim window skip reps who are off.
+
+handoff does not time anything and must not import sla; the app that knows the business
+calendar (sla.hours) registers how to read each rep's working hours from its
+AppConfig.ready(), as it registers the inbox's urgency ordering. Without a registration
+every rep is always working and time is plain clock time (today's behaviour).
+
+Two questions are asked of the registered hours:
+
+- `starts(rep_ids, at)`: for each rep, the first instant at or after `at` when they work
+  (`at` itself when they work now);
+- `add_working_time(rep_id, start, delta)`: the instant `delta` of the rep's working time
+  after `start` (the claim window's due time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from handoff.models import AfterHours, Team, TeamMembership
+
+
+class WorkingHours(Protocol):
+    def starts(self, rep_ids: Collection[int], at: datetime) -> dict[int, datetime]: ...
+
+    def add_working_time(self, rep_id: int, start: datetime, delta: timedelta) -> datetime: ...
+
+
+class AlwaysWorking:
+    def starts(self, rep_ids: Collection[int], at: datetime) -> dict[int, datetime]:
+        return dict.fromkeys(rep_ids, at)
+
+    def add_working_time(self, rep_id: int, start: datetime, delta: timedelta) -> datetime:
+        return start + delta
+
+
+_hours: WorkingHours = AlwaysWorking()
+
+
+def working_hours_register(hours: WorkingHours | None) -> None:
+    """Let sla say who works when (None: everyone always, as without sla)."""
+    global _hours
+    _hours = hours if hours is not None else AlwaysWorking()
+
+
+def working_hours() -> WorkingHours:
+    return _hours
+
+
+def working_or_first(
+    *, team: Team, members: list[TeamMembership], at: datetime
+) -> list[TeamMembership]:
+    """Of `members` (already here and with room), those who may take an MQL at `at`: the
+    ones working now; when none is, the ones who start first, unless the team keeps
+    after-hours MQLs in its queue until someone starts."""
+    if not members:
+        return []
+    starts = _hours.starts([m.rep_id for m in members], at)
+    working = [m for m in members if starts[m.rep_id] <= at]
+    if working or team.after_hours == AfterHours.WAIT_FOR_OPENING:
+        return working
+    first = min(starts.values())
+    return [m for m in members if starts[m.rep_id] == first]
+
+
+def owner_may_take(*, membership: TeamMembership, at: datetime) -> bool:
+    """The account owner takes the MQL first when they work now, or when nobody of their
+    team does and they start no later than anyone (an owner off today but back tomorrow
+    while colleagues work now gives way to the round robin)."""
+    own = _hours.starts([membership.rep_id], at)[membership.rep_id]
+    if own <= at:
+        return True
+    if membership.team.after_hours == AfterHours.WAIT_FOR_OPENING:
+        return False
+    # Off now: only at night (nobody of the team working) and among the first to start.
+    rep_ids = TeamMembership.objects.filter(
+        team_id=membership.team_id, is_active=True, rep__is_active=True
+    ).values_list("rep_id", flat=True)
+    return own <= min(_hours.starts(list(rep_ids), at).values(), default=own)
