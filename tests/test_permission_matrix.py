@@ -687,12 +687,21 @@ class _Rollback(Exception):
     pass
 
 
+def _savepoint():
+    """A savepoint each request runs in, rolled back after it, marked as Django's TestCase
+    marks its own per-test block: the services under test open durable transactions
+    (atomic(durable=True)), which refuse to nest in anything but a test case's block."""
+    block = transaction.atomic()
+    block._from_testcase = True
+    return block
+
+
 def _run_as(row: Row, role: str, world: World) -> list[str]:
     """Run the row's request as `role` inside a savepoint that is then rolled back."""
     problems: list[str] = []
     wanted = row.expect[role]
     try:
-        with transaction.atomic():
+        with _savepoint():
             before = row.snapshot(world) if row.snapshot else None
             response = _request(row, _client_for(world.users[role]), world)
             if response.status_code != wanted.status:
@@ -803,7 +812,7 @@ def test_head_answers_with_the_status_of_get(row: Row):
     for role in ROLES:
         client = _client_for(world.users[role])
         url = row.url(world)
-        with transaction.atomic():
+        with _savepoint():
             got = client.get(url).status_code
             headed = client.head(url)
             transaction.set_rollback(True)
