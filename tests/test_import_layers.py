@@ -44,7 +44,7 @@ def test_the_contracts_hold_for_the_code_as_it_is(tmp_path):
     result = _lint(_copy(tmp_path))
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 4 kept, 0 broken." in result.stdout
+    assert "Contracts: 5 kept, 0 broken." in result.stdout
 
 
 def _core_imports_an_app(tree: Path) -> None:
@@ -80,6 +80,12 @@ def _app_imports_a_private_module(tree: Path) -> None:
     # sla may import handoff (it is above it), but not a private module of it.
     (tree / "handoff" / "_order.py").write_text("KEY = None\n", encoding="utf-8")
     _append(tree / "sla" / "selectors.py", "import handoff._order  # noqa")
+
+
+def _reaction_called_directly(tree: Path) -> None:
+    # integrations may import handoff (it is above it), but not call handoff's reaction to
+    # a change itself: the order would no longer be the one listed in leadflow.reactions.
+    _append(tree / "integrations" / "services.py", "import handoff.reactions  # noqa")
 
 
 @pytest.mark.parametrize(
@@ -120,6 +126,11 @@ def _app_imports_a_private_module(tree: Path) -> None:
             "No app imports another app's private",
             "sla.selectors -> handoff._order",
         ),
+        (
+            _reaction_called_directly,
+            "Reactions run only through leadflow.reactions",
+            "integrations.services -> handoff.reactions",
+        ),
     ],
 )
 def test_a_wrong_import_breaks_its_contract(tmp_path, break_it, contract, culprit):
@@ -131,7 +142,7 @@ def test_a_wrong_import_breaks_its_contract(tmp_path, break_it, contract, culpri
     assert result.returncode == 1, result.stdout + result.stderr
     # The core is also the lowest layer: importing an app breaks both of their contracts.
     broken_count = 2 if break_it is _core_imports_an_app else 1
-    assert f"Contracts: {4 - broken_count} kept, {broken_count} broken." in result.stdout
+    assert f"Contracts: {5 - broken_count} kept, {broken_count} broken." in result.stdout
     broken = result.stdout.split("Broken contracts", 1)[1]
     assert contract in broken
     assert culprit in broken.replace("\n", " ").replace("  ", " ")
