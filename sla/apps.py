@@ -10,7 +10,7 @@ class SlaConfig(AppConfig):
         # What the SLA does after a change of a handoff or lead is in leadflow.reactions.
         # The handoff lists' SLA states and the dashboard's drill-downs.
         from handoff.filters import list_condition_register
-        from sla.kpis import KPI_LABELS, handoff_kpi_condition
+        from sla.kpis.days import KPI_LABELS, handoff_kpi_condition
         from sla.selectors import handoff_sla_state_condition
 
         list_condition_register("sla", handoff_sla_state_condition)

@@ -434,7 +434,7 @@ class DigestDelivery(models.Model):
 # --- the dashboard's read model --------------------------------------------------------
 #
 # The KPIs are sums over the MQLs of a date range. Summing 100,000 handoffs and their
-# timers on every page view costs seconds, so `sla.kpis` keeps them pre-summed per day:
+# timers on every page view costs seconds, so `sla.kpis.days` keeps them pre-summed per day:
 # one row per MQL day × team × rep × lead source (× rejection reason / timer kind). A day
 # is recomputed whole when something of one of its MQLs changes (`KpiStaleDay`), by a beat
 # task every minute; the dashboard reads only these rows. Foreign keys carry no database
@@ -540,7 +540,7 @@ class KpiState(models.Model):
         return f"KPIs as of {self.refreshed_at}"
 
 
-# Speed to lead, pre-summed per MQL day by the same recomputation (sla.speed_days): the
+# Speed to lead, pre-summed per MQL day by the same recomputation (sla.kpis.speed_days): the
 # hop durations as log-spaced histograms (each bucket with its shortest and longest
 # duration, so a quantile read from it is within the bucket's bounds), and the
 # first-contact delay outcomes. Two hop tables, by team × source and by team × rep: one
