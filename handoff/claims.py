@@ -29,7 +29,6 @@ from django.utils.translation import gettext as _
 from handoff import locks, selectors
 from handoff.hours import working_hours
 from handoff.models import (
-    Activity,
     Assignment,
     AssignmentVia,
     ClaimStatus,
@@ -124,18 +123,6 @@ def with_claim_due(queryset: QuerySet[Handoff]) -> QuerySet[Handoff]:
     """`claim_due_at`: when the pending claim window ends (None: nothing to claim)."""
     pending = HandoffClaim.objects.filter(handoff=OuterRef("pk"), status=ClaimStatus.PENDING)
     return queryset.annotate(claim_due_at=Subquery(pending.values("due_at")[:1]))
-
-
-# --- reactions (leadflow.reactions) ----------------------------------------------------------
-
-
-def on_handoff_assigned(*, handoff: Handoff, assignment: Assignment, at: datetime) -> None:
-    assert handoff.team is not None  # an assignment always puts the handoff in a team
-    claim_window_open(assignment=assignment, team=handoff.team, at=at)
-
-
-def on_activity_logged(*, handoff: Handoff, activity: Activity) -> None:
-    claim_on_activity(handoff=handoff, actor=activity.by, at=activity.created_at)
 
 
 def held_for_managers() -> QuerySet[HandoffClaim]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from handoff.models import Activity, Assignment, AssignmentVia, Handoff
+from handoff.models import Activity, Assignment, AssignmentVia, Handoff, RejectionReason
 from leadflow.models import Lead, LeadMerge, StageTransition
 from sla import services
 from sla.kpis import days
@@ -31,6 +31,11 @@ def on_handoff_assigned(*, handoff: Handoff, assignment: Assignment, at: datetim
 def on_activity_logged(*, handoff: Handoff, activity: Activity) -> None:
     services.timers_meet_first_contact(handoff=handoff, at=activity.at)
     days.kpi_days_mark_handoff(handoff=handoff)
+
+
+def before_reject(*, handoff: Handoff, reason: RejectionReason) -> None:
+    # May refuse, before any write: "at least N attempts before 連絡がつかない".
+    services.rejection_check(handoff=handoff, reason=reason)
 
 
 def on_handoff_decided(*, handoff: Handoff, at: datetime) -> None:
