@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import django_filters
 from django import forms
@@ -57,7 +57,8 @@ Choices = list[tuple[str, Any]]
 
 
 def kpi_choices() -> Choices:
-    return list(reactions.resolve(reactions.KPI_LABELS).items())
+    labels = cast(dict[str, Any], reactions.resolve(reactions.KPI_LABELS))
+    return list(labels.items())
 
 
 def _condition(name: str, value: str, now: dt.datetime) -> Q:
