@@ -57,7 +57,7 @@ from bench.sla_bench import (  # noqa: E402 - the same tables, rows and refusal
 )
 from handoff.models import Handoff, HandoffStatus, Team  # noqa: E402
 from leadflow.models import Company, Lead, StageTransition, User  # noqa: E402
-from sla.kpis import kpi_days_rebuild, kpi_days_refresh_all  # noqa: E402
+from sla.kpis.days import kpi_days_rebuild, kpi_days_refresh_all  # noqa: E402
 from sla.models import SlaTimer  # noqa: E402
 from sla.services import next_due_values  # noqa: E402
 

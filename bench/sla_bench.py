@@ -10,7 +10,7 @@ later) and `--closed` decided handoffs of the last 90 days with met timers. Then
 - the sweep (`sla.services.timers_sweep`, one batch as large as `--due`) claiming the due
   timers among all the open ones, repeated `--sweeps` times (the due timers are put back
   to pending between runs);
-- the dashboard's per-day sums (`sla.kpis`): recomputing every seeded day from scratch
+- the dashboard's per-day sums (`sla.kpis.days`): recomputing every seeded day from scratch
   (what the nightly rebuild and an upgrade do), and the per-minute refresh when the five
   busiest days (all the open handoffs) are stale;
 - the dashboard page `/dashboard/` (last 4 weeks, a manager of both teams) and the
@@ -54,7 +54,7 @@ from bench.seeding import audit, insert_select  # noqa: E402
 from handoff.models import Activity, Handoff, RejectionReason, Team, TeamMembership  # noqa: E402
 from leadflow.models import Company, EngagementEvent, Lead, StageTransition, User  # noqa: E402
 from leadflow.roles import SALES_MANAGER, SALES_REP  # noqa: E402
-from sla.kpis import kpi_days_mark_stale, kpi_days_rebuild, kpi_days_refresh_all  # noqa: E402
+from sla.kpis.days import kpi_days_mark_stale, kpi_days_rebuild, kpi_days_refresh_all  # noqa: E402
 from sla.models import KpiStaleDay, SlaTimer, TimerStatus  # noqa: E402
 from sla.services import next_due_values, timers_sweep  # noqa: E402
 

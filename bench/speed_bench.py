@@ -9,7 +9,7 @@ with their timers), then one timeline per handoff (handoff.HandoffTimeline) with
 instant filled as intake, routing and the reps would: the MA event minutes before the
 MQL, received seconds before, assigned at the MQL, the rep notified within a minute,
 7 in 10 opened within hours, the seeded first contacts and verdicts, the SFA within
-seconds. Times, `--requests` times each (p50/p95/max): the selectors in `sla.speed`
+seconds. Times, `--requests` times each (p50/p95/max): the selectors in `sla.kpis.speed_metrics`
 (hops overall and per source/team/rep, delay buckets, the forecast, the slowest hop's
 handoffs) for the last 4 weeks of every team, and the page and the API through Django's
 test client as a manager of both teams. Floor, same run, same rows: a bare
@@ -39,12 +39,12 @@ from bench.report import emit, latency
 from bench.seeding import insert_select
 from handoff.models import HandoffTimeline
 from leadflow.models import User
-from sla import speed, speed_days
 from sla.access import DEFAULT_RANGE_DAYS
-from sla.metrics import MetricsFilter
+from sla.kpis import speed_days, speed_metrics
+from sla.kpis.metrics import MetricsFilter
+from sla.kpis.speed_days import speed_days_recompute
 from sla.models import SpeedHopDay, SpeedRepHopDay
 from sla.selectors import calendar_for
-from sla.speed_days import speed_days_recompute
 
 SMOKE = {"leads": 2_000, "events": 5_000, "open": 500, "closed": 500, "requests": 5}
 
@@ -79,7 +79,7 @@ def seed_timelines() -> int:
 
 def fill_speed_days() -> dict:
     """The per-day speed-to-lead rows of every seeded day, as the upgrade's first refresh
-    makes them (sla.speed_days), timed; then the number of rows the range reads."""
+    makes them (sla.kpis.speed_days), timed; then the number of rows the range reads."""
     tz = timezone.get_default_timezone()
     days = sorted(
         set(
@@ -184,7 +184,7 @@ def main() -> None:
     today = timezone.localdate()
     f = MetricsFilter(start=today - dt.timedelta(days=DEFAULT_RANGE_DAYS - 1), end=today)
     calendar = calendar_for()
-    hops = speed.hop_figures(f)
+    hops = speed_metrics.hop_figures(f)
     slowest = hops["slowest"] or "pickup"
     client = Client()
     client.force_login(manager)
@@ -197,12 +197,12 @@ def main() -> None:
         **seeded,
         "speed_day_rows_in_range": in_range,
         "timelines": timelines,
-        "in_range": speed.timelines(f).count(),
+        "in_range": speed_metrics.timelines(f).count(),
         "slowest_hop": slowest,
-        "hop_figures": timed(lambda: speed.hop_figures(f), args.requests),
-        "delay_outcomes": timed(lambda: speed.delay_outcomes(f), args.requests),
-        "forecast": timed(lambda: speed.forecast(f, calendar=calendar), args.requests),
-        "drill_down": timed(lambda: speed.hop_handoffs(f, slowest), args.requests),
+        "hop_figures": timed(lambda: speed_metrics.hop_figures(f), args.requests),
+        "delay_outcomes": timed(lambda: speed_metrics.delay_outcomes(f), args.requests),
+        "forecast": timed(lambda: speed_metrics.forecast(f, calendar=calendar), args.requests),
+        "drill_down": timed(lambda: speed_metrics.hop_handoffs(f, slowest), args.requests),
         "page": timed(page(client, "/dashboard/speed/"), args.requests),
         "page_drill": timed(page(client, f"/dashboard/speed/?hop={slowest}"), args.requests),
         "api": timed(page(client, "/api/v1/metrics/speed/"), args.requests),

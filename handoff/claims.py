@@ -29,7 +29,6 @@ from django.utils.translation import gettext as _
 from handoff import locks, selectors
 from handoff.hours import working_hours
 from handoff.models import (
-    Activity,
     Assignment,
     AssignmentVia,
     ClaimStatus,
@@ -103,7 +102,7 @@ def claim_acknowledge(*, handoff: Handoff, actor: User) -> HandoffClaim:
     decided handoff, and once the window has passed or there is none."""
     at = timezone.now()
     with transaction.atomic():
-        locked = Handoff.objects.select_for_update(of=("self",)).get(pk=handoff.pk)
+        locked = locks.handoff(handoff.pk)
         if locked.assigned_to_id != actor.pk:
             raise DomainError(
                 _("Only the rep who holds this handoff can claim it."), code="not_yours"
@@ -124,18 +123,6 @@ def with_claim_due(queryset: QuerySet[Handoff]) -> QuerySet[Handoff]:
     """`claim_due_at`: when the pending claim window ends (None: nothing to claim)."""
     pending = HandoffClaim.objects.filter(handoff=OuterRef("pk"), status=ClaimStatus.PENDING)
     return queryset.annotate(claim_due_at=Subquery(pending.values("due_at")[:1]))
-
-
-# --- reactions (leadflow.reactions) ----------------------------------------------------------
-
-
-def on_handoff_assigned(*, handoff: Handoff, assignment: Assignment, at: datetime) -> None:
-    assert handoff.team is not None  # an assignment always puts the handoff in a team
-    claim_window_open(assignment=assignment, team=handoff.team, at=at)
-
-
-def on_activity_logged(*, handoff: Handoff, activity: Activity) -> None:
-    claim_on_activity(handoff=handoff, actor=activity.by, at=activity.created_at)
 
 
 def held_for_managers() -> QuerySet[HandoffClaim]:
@@ -195,11 +182,7 @@ def claim_pass(*, claim_id: int, handoff_id: int, team_id: int | None, now: date
     with transaction.atomic(durable=True):
         team, handoff = locks.team_then_handoff(handoff_id, team_id)
         # The window last, with SKIP LOCKED: a claim in flight holds it, and wins.
-        claim = (
-            HandoffClaim.objects.select_for_update(skip_locked=True)
-            .filter(pk=claim_id, status=ClaimStatus.PENDING, due_at__lte=now)
-            .first()
-        )
+        claim = locks.claim_window_due(claim_id, due_by=now)
         if claim is None:
             return None
         if team is None or not handoff.is_open or handoff.assigned_to_id != claim.rep_id:

@@ -6,15 +6,15 @@ A FilterSet narrows a queryset the caller has already scoped to what the user ma
 a rep never reaches another rep's handoff by any combination of parameters.
 
 The SLA states and the KPI drill-down conditions need the timers, which are the `sla`
-app's: handoff must not import it, so sla registers them (`list_condition_register`),
-as it registers the urgency ordering.
+app's: handoff must not import it, so they are named in `leadflow.reactions`
+(LIST_CONDITIONS, KPI_LABELS) and resolved on first use.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import django_filters
 from django import forms
@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from handoff.models import Handoff, HandoffStatus
 from handoff.selectors import handoffs_order_by_urgency
+from leadflow import reactions
 from leadflow.api.filters import MAX_INT, FilterSet, bounded_int_filter, datetime_filter, id_filter
 from leadflow.errors import DomainError
 from leadflow.models import Company, Lead
@@ -49,30 +50,20 @@ SORTS = (
     ("company", _("Company")),
 )
 
-# name → (value, now) → Q over Handoff, or None for a value it does not know.
+# (value, now) → Q over Handoff, or None for a value it does not know: what "SLA state
+# overdue" (?sla=) or "the handoffs behind KPI x" (?kpi=) means on a handoff queryset.
 ListCondition = Callable[[str, dt.datetime], Q | None]
 Choices = list[tuple[str, Any]]
-_conditions: dict[str, ListCondition] = {}
-_kpi_choices: Choices = []
-
-
-def list_condition_register(
-    name: str, condition: ListCondition, *, choices: Choices | None = None
-) -> None:
-    """Let sla say what "SLA state overdue" (name "sla") or "the handoffs behind KPI x"
-    (name "kpi", with its choices) means on a handoff queryset."""
-    _conditions[name] = condition
-    if name == "kpi" and choices is not None:
-        _kpi_choices[:] = choices
 
 
 def kpi_choices() -> Choices:
-    return list(_kpi_choices)
+    labels = cast(dict[str, Any], reactions.resolve(reactions.KPI_LABELS))
+    return list(labels.items())
 
 
 def _condition(name: str, value: str, now: dt.datetime) -> Q:
-    condition = _conditions.get(name)
-    found = condition(value, now) if condition is not None else None
+    condition: ListCondition = reactions.resolve(reactions.LIST_CONDITIONS[name])
+    found = condition(value, now)
     if found is None:
         raise forms.ValidationError(_("Unknown value."), code="invalid_choice")
     return found
@@ -176,7 +167,7 @@ class HandoffListFilter(django_filters.FilterSet):
             if a is not None and b is not None and a > b:
                 form.add_error(low, _("The lower bound is above the upper bound."))
         kpi = form.cleaned_data.get("kpi")
-        if kpi and kpi not in dict(_kpi_choices):
+        if kpi and kpi not in dict(kpi_choices()):
             form.add_error("kpi", _("Unknown figure."))
 
     def is_valid(self) -> bool:

@@ -1,9 +1,8 @@
 """Who is working now: routing and the claim window skip reps who are off.
 
 handoff does not time anything and must not import sla; the app that knows the business
-calendar (sla.hours) registers how to read each rep's working hours from its
-AppConfig.ready(), as it registers the inbox's urgency ordering. Without a registration
-every rep is always working and time is plain clock time (today's behaviour).
+calendar answers, named in `leadflow.reactions.WORKING_HOURS` (sla.hours reads each rep's
+hours on the business calendar), made once per process on first use.
 
 Two questions are asked of the registered hours:
 
@@ -17,9 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Protocol
 
 from handoff.models import AfterHours, Team, TeamMembership
+from leadflow import reactions
 
 
 class WorkingHours(Protocol):
@@ -28,25 +29,9 @@ class WorkingHours(Protocol):
     def add_working_time(self, rep_id: int, start: datetime, delta: timedelta) -> datetime: ...
 
 
-class AlwaysWorking:
-    def starts(self, rep_ids: Collection[int], at: datetime) -> dict[int, datetime]:
-        return dict.fromkeys(rep_ids, at)
-
-    def add_working_time(self, rep_id: int, start: datetime, delta: timedelta) -> datetime:
-        return start + delta
-
-
-_hours: WorkingHours = AlwaysWorking()
-
-
-def working_hours_register(hours: WorkingHours | None) -> None:
-    """Let sla say who works when (None: everyone always, as without sla)."""
-    global _hours
-    _hours = hours if hours is not None else AlwaysWorking()
-
-
+@cache
 def working_hours() -> WorkingHours:
-    return _hours
+    return reactions.resolve(reactions.WORKING_HOURS)()
 
 
 def working_or_first(
@@ -57,7 +42,7 @@ def working_or_first(
     after-hours MQLs in its queue until someone starts."""
     if not members:
         return []
-    starts = _hours.starts([m.rep_id for m in members], at)
+    starts = working_hours().starts([m.rep_id for m in members], at)
     working = [m for m in members if starts[m.rep_id] <= at]
     if working or team.after_hours == AfterHours.WAIT_FOR_OPENING:
         return working
@@ -69,7 +54,7 @@ def owner_may_take(*, membership: TeamMembership, at: datetime) -> bool:
     """The account owner takes the MQL first when they work now, or when nobody of their
     team does and they start no later than anyone (an owner off today but back tomorrow
     while colleagues work now gives way to the round robin)."""
-    own = _hours.starts([membership.rep_id], at)[membership.rep_id]
+    own = working_hours().starts([membership.rep_id], at)[membership.rep_id]
     if own <= at:
         return True
     if membership.team.after_hours == AfterHours.WAIT_FOR_OPENING:
@@ -78,4 +63,4 @@ def owner_may_take(*, membership: TeamMembership, at: datetime) -> bool:
     rep_ids = TeamMembership.objects.filter(
         team_id=membership.team_id, is_active=True, rep__is_active=True
     ).values_list("rep_id", flat=True)
-    return own <= min(_hours.starts(list(rep_ids), at).values(), default=own)
+    return own <= min(working_hours().starts(list(rep_ids), at).values(), default=own)

@@ -1,4 +1,5 @@
-"""Handoff's row locks, in the order `leadflow.locks` documents: team, then handoff.
+"""Handoff's row locks, in the order `leadflow.locks` documents: team, then handoff, then
+the handoff's pending claim window.
 
 Every service that changes a handoff takes its locks through these functions, so the
 order is the one written there.
@@ -6,9 +7,11 @@ order is the one written there.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import QuerySet
 
-from handoff.models import Handoff, HandoffStatus, Team
+from handoff.models import ClaimStatus, Handoff, HandoffClaim, HandoffStatus, Team
 
 
 def team(team_id: int) -> Team:
@@ -56,3 +59,15 @@ def handoff(handoff_id: int, *, with_lead: bool = False) -> Handoff:
             .get(pk=handoff_id)
         )
     return Handoff.objects.select_for_update().get(pk=handoff_id)
+
+
+def claim_window_due(claim_id: int, *, due_by: datetime) -> HandoffClaim | None:
+    """A pass (`handoff.claims.claim_pass`), after the team and the handoff: its pending
+    window, due by `due_by`, with SKIP LOCKED. A claim in flight holds the window (its
+    conditional UPDATE under the handoff's lock), so the pass leaves it and the claim
+    wins; None when it is held, no longer pending or not due."""
+    return (
+        HandoffClaim.objects.select_for_update(skip_locked=True)
+        .filter(pk=claim_id, status=ClaimStatus.PENDING, due_at__lte=due_by)
+        .first()
+    )

@@ -544,7 +544,7 @@ class TimelineStaleDay(models.Model):
     """ "The timelines of this MQL day changed": appended by handoff.timeline when it
     writes an instant that no other change of the handoff announces (the rep notified, the
     first view, the SFA delivery), read and removed by the SLA app's per-day recomputation
-    of the speed-to-lead figures (sla.kpis), as its own marks are. Append-only, like
+    of the speed-to-lead figures (sla.kpis.days), as its own marks are. Append-only, like
     those: no hot row to lock."""
 
     day = models.DateField(_("MQL day"), db_index=True)

@@ -3,9 +3,9 @@ once, when it first happens.
 
 Every write is a conditional UPDATE (`... WHERE <instant> IS NULL`), so a redelivered
 task, a second notification channel or a second view changes nothing: the first instant
-stays. The figures built from these rows are in sla.speed, pre-summed per MQL day: a write
-that changed a row marks its day for recomputation (`TimelineStaleDay`, in the same
-transaction), the creation of a row is marked by the SLA app with the new handoff's.
+stays. The figures built from these rows are in sla.kpis.speed_metrics, pre-summed per MQL
+day: a write that changed a row marks its day for recomputation (`TimelineStaleDay`, in
+the same transaction), the creation of a row is marked by the SLA app with the new handoff's.
 """
 
 from __future__ import annotations

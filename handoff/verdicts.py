@@ -162,7 +162,7 @@ def handoff_reject(
     with transaction.atomic():
         locked = _lock_open(handoff)
         # May refuse, before any write: the SLA's "at least N attempts before 連絡がつかない"
-        # (sla.services.rejection_check).
+        # (sla.reactions.before_reject → sla.services.rejection_check).
         reactions.run(reactions.BEFORE_REJECT, handoff=locked, reason=reason)
         transition = lead_transition(
             lead=locked.lead,

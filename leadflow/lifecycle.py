@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from leadflow import locks, reactions
 from leadflow.errors import DomainError, InvalidTransition, NotFound
@@ -131,17 +132,37 @@ def lead_transition(
 # --- after SQL: the pipeline (by the rep, or SFA feedback as actor "sfa:x") ---------------
 
 
+class Move(TypedDict, total=False):
+    """What a pipeline move may carry: the reason and context for its StageTransition,
+    and when it happened (SFA feedback reports its own time; default now)."""
+
+    reason: str
+    context: dict[str, Any] | None
+    at: datetime | None
+
+
+# Each pipeline move by the stage it goes to: the stages it may leave, and the refusal
+# when the lead is elsewhere (%(stage)s: where it is).
+AFTER_SQL: dict[str, tuple[tuple[str, ...], Any]] = {
+    S.OPPORTUNITY: (
+        (S.SQL,),
+        gettext_lazy("Only an SQL can become an opportunity; this lead is %(stage)s."),
+    ),
+    S.CUSTOMER: (
+        (S.SQL, S.OPPORTUNITY),
+        gettext_lazy("Only an SQL or an opportunity can be won; this lead is %(stage)s."),
+    ),
+    S.RECYCLED: (
+        (S.SQL, S.OPPORTUNITY),
+        gettext_lazy("Only an SQL or an opportunity can be lost; this lead is %(stage)s."),
+    ),
+}
+
+
 def _move_after_sql(
-    *,
-    lead: Lead,
-    to_stage: str,
-    allowed_from: tuple[str, ...],
-    actor: User | str,
-    reason: str,
-    context: dict[str, Any] | None,
-    refusal: str,
-    at: datetime | None = None,
+    *, lead: Lead, to_stage: str, actor: User | str, **move: Unpack[Move]
 ) -> StageTransition:
+    allowed_from, refusal = AFTER_SQL[to_stage]
     current = Lead.objects.values_list("stage", flat=True).get(pk=lead.pk)
     if current not in allowed_from:
         raise InvalidTransition(refusal % {"stage": Stage(current).label})
@@ -153,58 +174,29 @@ def _move_after_sql(
         .values_list("context__handoff_id", flat=True)
         .first()
     )
-    full_context = {"handoff_id": handoff_id, **(context or {})}
+    full_context = {"handoff_id": handoff_id, **(move.get("context") or {})}
     # expected_from: if someone moved the lead since we read it, refuse instead of guessing.
     return lead_transition(
         lead=lead,
         to_stage=to_stage,
         actor=actor,
-        reason=reason,
+        reason=move.get("reason", ""),
         context=full_context,
         expected_from=current,
-        at=at,
+        at=move.get("at"),
     )
 
 
 def lead_mark_opportunity(
-    *,
-    lead: Lead,
-    actor: User | str,
-    reason: str = "",
-    context: dict[str, Any] | None = None,
-    at: datetime | None = None,
+    *, lead: Lead, actor: User | str, **move: Unpack[Move]
 ) -> StageTransition:
     """An SQL became a deal in the pipeline (by the rep, or SFA feedback as actor "sfa:x")."""
-    return _move_after_sql(
-        lead=lead,
-        to_stage=Stage.OPPORTUNITY,
-        allowed_from=(Stage.SQL,),
-        actor=actor,
-        reason=reason,
-        context=context,
-        refusal=_("Only an SQL can become an opportunity; this lead is %(stage)s."),
-        at=at,
-    )
+    return _move_after_sql(lead=lead, to_stage=S.OPPORTUNITY, actor=actor, **move)
 
 
-def lead_mark_won(
-    *,
-    lead: Lead,
-    actor: User | str,
-    reason: str = "",
-    context: dict[str, Any] | None = None,
-    at: datetime | None = None,
-) -> StageTransition:
-    return _move_after_sql(
-        lead=lead,
-        to_stage=Stage.CUSTOMER,
-        allowed_from=(Stage.SQL, Stage.OPPORTUNITY),
-        actor=actor,
-        reason=reason,
-        context=context,
-        refusal=_("Only an SQL or an opportunity can be won; this lead is %(stage)s."),
-        at=at,
-    )
+def lead_mark_won(*, lead: Lead, actor: User | str, **move: Unpack[Move]) -> StageTransition:
+    """An SQL or an opportunity was won: the lead is a customer."""
+    return _move_after_sql(lead=lead, to_stage=S.CUSTOMER, actor=actor, **move)
 
 
 def lead_mark_lost(
@@ -220,13 +212,7 @@ def lead_mark_lost(
     if not reason:
         message = _("Say why the deal was lost; marketing uses it for nurture.")
         raise DomainError(message, code="reason_required", fields={"reason": [message]})
+    context = {"lost_reason": reason, **(context or {})}
     return _move_after_sql(
-        lead=lead,
-        to_stage=Stage.RECYCLED,
-        allowed_from=(Stage.SQL, Stage.OPPORTUNITY),
-        actor=actor,
-        reason=reason,
-        context={"lost_reason": reason, **(context or {})},
-        refusal=_("Only an SQL or an opportunity can be lost; this lead is %(stage)s."),
-        at=at,
+        lead=lead, to_stage=S.RECYCLED, actor=actor, reason=reason, context=context, at=at
     )

@@ -1,6 +1,6 @@
 """Row locks, in the one order every transaction takes them (written here once):
 
-    lead (two leads: the lower id first) → team → handoff → SLA timers
+    lead (two leads: the lower id first) → team → handoff → SLA timers, claim window
 
 - A stage move locks its lead (`lead_for_change`); a new MQL's handoff is routed in the
   same transaction, so lead → team (`handoff.locks.team`).
@@ -9,6 +9,11 @@
   what serialises its round robin.
 - Work on one handoff (an activity, a verdict) locks the handoff (`handoff.locks.handoff`),
   then its SLA timers (`sla.services`); the SLA sweep locks only timers, SKIP LOCKED.
+- Claim or pass on (#19): a claim changes its pending window with one conditional
+  UPDATE — under the handoff's lock when the holder acknowledges or logs an activity,
+  alone when the holder opens the page. A pass holds team → handoff, then takes the
+  window last with SKIP LOCKED (`handoff.locks.claim_window_due`): it never waits for a
+  window, so a claim in flight wins and no cycle can form.
 - The one exception: a verdict locks its handoff, then moves its lead (handoff → lead).
   It cannot close a cycle: the only path that holds a lead and then waits for a team is a
   new MQL, and a lead with an open handoff does not become an MQL.

@@ -150,6 +150,20 @@ class Company(models.Model):
         super().save(*args, **kwargs)
 
 
+# The person's own fields of a lead besides the e-mail (its key), in the order they are
+# shown: what an upsert may set (leadflow.services.LEAD_FIELDS) and what a personal-data
+# export gives back (privacy.core).
+PERSON_FIELDS = (
+    "last_name",
+    "first_name",
+    "last_name_kana",
+    "first_name_kana",
+    "department",
+    "job_title",
+    "role",
+    "phone",
+)
+
 # The lead fields its search key is made of (leadflow.normalize.lead_search_key).
 SEARCHED_LEAD_FIELDS = (
     "last_name",

@@ -35,6 +35,10 @@ The use cases, top to bottom (→ means "which runs"):
 - **Two leads are merged** (`leadflow.merge.lead_merge`): LEADS_MERGING before any row
   moves (may refuse), LEADS_MERGED after.
 
+Below the reactions, the answers: what handoff asks of an app above it that it may not
+import (who works when; the list conditions that need the SLA timers). They are listed
+here by name as the reactions are, so no AppConfig.ready() registers anything anywhere.
+
 Erasing and exporting a person (APPI / GDPR) have their own registry of participants in
 the privacy code; they are not reactions to a change of state.
 """
@@ -84,25 +88,25 @@ HANDOFF_CREATED: tuple[str, ...] = (
 # team's and the handoff's locks. kwargs: handoff, assignment, at.
 HANDOFF_ASSIGNED: tuple[str, ...] = (
     "sla.reactions.on_handoff_assigned",
-    "handoff.claims.on_handoff_assigned",  # the new rep's claim window (#19)
+    "handoff.reactions.on_handoff_assigned",  # the new rep's claim window (#19)
 )
 
 # activity_log, the activity written, under the handoff's lock. kwargs: handoff, activity.
 ACTIVITY_LOGGED: tuple[str, ...] = (
     "sla.reactions.on_activity_logged",
-    "handoff.claims.on_activity_logged",  # the holder's activity claims it (#19)
+    "handoff.reactions.on_activity_logged",  # the holder's activity claims it (#19)
 )
 
 # handoff_reject, under the handoff's lock, before any write: each may refuse by raising
 # DomainError. kwargs: handoff (locked), reason (RejectionReason).
-BEFORE_REJECT: tuple[str, ...] = ("sla.services.rejection_check",)
+BEFORE_REJECT: tuple[str, ...] = ("sla.reactions.before_reject",)
 
 # handoff_accept / handoff_reject, after the verdict's rows. kwargs: handoff, at.
 HANDOFF_DECIDED: tuple[str, ...] = ("sla.reactions.on_handoff_decided",)
 
 # lead_merge, both leads locked, before the merged lead's rows move: each may refuse by
 # raising DomainError. kwargs: keep, merge (Lead).
-LEADS_MERGING: tuple[str, ...] = ("handoff.merging.handoff_check_merge",)
+LEADS_MERGING: tuple[str, ...] = ("handoff.reactions.before_leads_merge",)
 
 # lead_merge, after every row moved and the merged lead was deleted. kwargs: keep, record.
 LEADS_MERGED: tuple[str, ...] = (
@@ -120,6 +124,33 @@ ALL: dict[str, Sequence[str]] = {
     "LEADS_MERGING": LEADS_MERGING,
     "LEADS_MERGED": LEADS_MERGED,
 }
+
+# Every module a reaction above lives in. The import-linter contract "Reactions run only
+# through leadflow.reactions" forbids importing them (tests/leadflow/test_reactions.py
+# holds the two lists equal), so no service can call a reaction out of its listed order.
+REACTION_MODULES = (
+    "handoff.reactions",
+    "scoring.reactions",
+    "sla.reactions",
+    "integrations.outbound.reactions",
+)
+
+# --- the answers: what handoff asks of the apps above it ------------------------------
+
+# Who works when: routing skips reps who are off, a claim window counts the rep's working
+# time. A class implementing handoff.hours.WorkingHours, made once per process (sla's
+# reads each rep's hours on the business calendar).
+WORKING_HOURS = "sla.hours.CalendarWorkingHours"
+
+# The handoff lists' conditions that need the timers (handoff.filters.ListCondition,
+# `(value, now) -> Q | None`), by the list parameter they serve: ?sla= (the SLA state) and
+# ?kpi= (the handoffs behind a dashboard figure).
+LIST_CONDITIONS: dict[str, str] = {
+    "sla": "sla.selectors.handoff_sla_state_condition",
+    "kpi": "sla.kpis.days.handoff_kpi_condition",
+}
+# The figures ?kpi= may name: {value: label}.
+KPI_LABELS = "sla.kpis.days.KPI_LABELS"
 
 
 @cache

@@ -20,6 +20,7 @@ from leadflow.errors import DomainError
 from leadflow.fits import check_column, check_integer, check_json, check_moment, check_text
 from leadflow.lifecycle import lead_transition
 from leadflow.models import (
+    PERSON_FIELDS,
     Company,
     EngagementEvent,
     EventKind,
@@ -35,18 +36,7 @@ from leadflow.normalize import company_key, format_phone, nfkc, normalize_email
 EVENT_FUTURE_TOLERANCE = timedelta(days=1)
 
 # Lead columns an upsert may set; anything else lands in Lead.attributes.
-LEAD_FIELDS = frozenset(
-    {
-        "last_name",
-        "first_name",
-        "last_name_kana",
-        "first_name_kana",
-        "department",
-        "job_title",
-        "role",
-        "phone",
-    }
-)
+LEAD_FIELDS = frozenset(PERSON_FIELDS)
 COMPANY_FIELDS = frozenset(
     {"name", "name_kana", "domain", "employee_count", "revenue_band", "industry", "prefecture"}
 )

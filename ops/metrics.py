@@ -21,7 +21,7 @@ from handoff.models import HandoffTimeline
 from integrations.models import InboundEvent, InboundStatus
 from integrations.outbound.models import MessageStatus, OutboxMessage
 from ops.queues import queue_depths
-from sla import speed
+from sla.kpis import speed_metrics
 from sla.models import SlaTimer
 
 # A rate over five minutes smooths a sender's bursts the way Prometheus' own rate() would.
@@ -165,7 +165,7 @@ def _latencies(now: datetime) -> Iterable[Metric]:
             .values_list("received_at", "processed_at")[:LATENCY_SAMPLE]
         )
     }
-    hops = [hop for hop in speed.HOPS if hop.key in TIMELINE_HOPS]
+    hops = [hop for hop in speed_metrics.HOPS if hop.key in TIMELINE_HOPS]
     # handoff_timeline_mql_idx: the MQLs of the window, newest first, read once.
     fields = sorted({hop.start for hop in hops} | {hop.end for hop in hops})
     rows = list(

@@ -24,6 +24,7 @@ from django.db.models import Q
 
 from leadflow.erased import ERASED
 from leadflow.models import (
+    PERSON_FIELDS,
     DuplicateCandidate,
     EngagementEvent,
     Lead,
@@ -195,14 +196,7 @@ def core_data_export(person: Person) -> dict[str, Any]:
                 [
                     "id",
                     "email",
-                    "last_name",
-                    "first_name",
-                    "last_name_kana",
-                    "first_name_kana",
-                    "department",
-                    "job_title",
-                    "role",
-                    "phone",
+                    *PERSON_FIELDS,
                     "source",
                     "stage",
                     "stage_changed_at",

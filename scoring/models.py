@@ -497,7 +497,26 @@ class RunStatus(models.TextChoices):
     SUPERSEDED = "superseded", _("Superseded by a newer model")
 
 
-class RescoreRun(models.Model):
+class BackgroundRun(models.Model):
+    """What a rescore run and a preview run share: when it was asked for, started and
+    finished, newest first. `is_active` reads `status`, which each spells with the same
+    "queued" and "running"."""
+
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    status: str
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-id"]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class RescoreRun(BackgroundRun):
     """One bulk rescore of every lead under a model. The leads are split by id into
     slices that workers score in parallel, batch by batch; see RescoreSlice."""
 
@@ -510,24 +529,16 @@ class RescoreRun(models.Model):
     total = models.PositiveIntegerField(_("leads"), default=0)
     done = models.PositiveIntegerField(_("scored"), default=0)
     moved_to_mql = models.PositiveIntegerField(_("moved to MQL"), default=0)
-    created_at = models.DateTimeField(_("created"), default=timezone.now)
-    started_at = models.DateTimeField(_("started"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
-    class Meta:
+    class Meta(BackgroundRun.Meta):
         verbose_name = _("rescore run")
         verbose_name_plural = _("rescore runs")
-        ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return gettext("Rescore #%(id)s for v%(version)s") % {
             "id": self.pk,
             "version": self.model.version,
         }
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in (RunStatus.QUEUED, RunStatus.RUNNING)
 
     @property
     def percent(self) -> int:
@@ -568,7 +579,7 @@ class PreviewStatus(models.TextChoices):
     DONE = "done", _("Done")
 
 
-class PreviewRun(models.Model):
+class PreviewRun(BackgroundRun):
     """One computation of a draft's preview and backtest, kept with the draft.
 
     `fingerprint` is a digest of everything that changes a score or an outcome (the
@@ -618,24 +629,16 @@ class PreviewRun(models.Model):
         blank=True,
         related_name="+",
     )
-    created_at = models.DateTimeField(_("created"), default=timezone.now)
-    started_at = models.DateTimeField(_("started"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
-    class Meta:
+    class Meta(BackgroundRun.Meta):
         verbose_name = _("preview run")
         verbose_name_plural = _("preview runs")
-        ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return gettext("Preview #%(id)s of v%(version)s") % {
             "id": self.pk,
             "version": self.model.version,
         }
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in (PreviewStatus.QUEUED, PreviewStatus.RUNNING)
 
     @property
     def percent(self) -> int:

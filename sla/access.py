@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy
 from handoff.models import Team
 from handoff.selectors import access_for
 from leadflow.errors import DomainError, MalformedInput
-from sla.metrics import MAX_RANGE_DAYS, MetricsFilter
+from sla.kpis.metrics import MAX_RANGE_DAYS, MetricsFilter
 
 DEFAULT_RANGE_DAYS = 28
 # The dates a range may use. Python's date stops at years 1 and 9999: ?to=0001-01-01 made

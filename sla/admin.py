@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from sla.kpis import SUMMED_SETTINGS, kpi_days_rebuild
+from sla.kpis.days import SUMMED_SETTINGS, kpi_days_rebuild
 from sla.models import (
     BusinessCalendar,
     CalendarClosure,

@@ -19,9 +19,9 @@ from rest_framework.views import APIView
 
 from leadflow.api.filters import EMPTY
 from leadflow.errors import MalformedInput
-from sla import claim_metrics, metrics, speed
 from sla.access import DAY_SCHEMA, DashboardAccess, dashboard_access, metrics_filter_from
-from sla.metrics import MetricsFilter
+from sla.kpis import claim_metrics, metrics, speed_metrics
+from sla.kpis.metrics import MetricsFilter
 from sla.selectors import calendar_for
 
 
@@ -157,16 +157,16 @@ class MetricsSpeedApi(_MetricsApi):
     intervals), and for sales the deadlines about to break."""
 
     def figures(self, f, access):
-        hops = speed.hop_figures(f)
+        hops = speed_metrics.hop_figures(f)
         if not access.sales:
             hops["groups"].pop("rep")
         result: dict[str, Any] = {
             "hops": hops,
-            "delays": speed.delay_outcomes(f),
+            "delays": speed_metrics.delay_outcomes(f),
             "observational": True,
         }
         if access.sales:
-            forecast = speed.forecast(f, calendar=calendar_for())
+            forecast = speed_metrics.forecast(f, calendar=calendar_for())
             result["forecast"] = [
                 {
                     "window": window["key"],

@@ -3,20 +3,8 @@ from django.utils.translation import gettext_lazy as _
 
 
 class SlaConfig(AppConfig):
+    # Nothing is registered at startup: what the SLA does after a change, and what it
+    # answers for handoff (working hours, the lists' SLA and KPI conditions), are named in
+    # leadflow.reactions.
     name = "sla"
     verbose_name = _("SLA")
-
-    def ready(self) -> None:
-        # What the SLA does after a change of a handoff or lead is in leadflow.reactions.
-        # The handoff lists' SLA states and the dashboard's drill-downs.
-        from handoff.filters import list_condition_register
-        from sla.kpis import KPI_LABELS, handoff_kpi_condition
-        from sla.selectors import handoff_sla_state_condition
-
-        list_condition_register("sla", handoff_sla_state_condition)
-        list_condition_register("kpi", handoff_kpi_condition, choices=list(KPI_LABELS.items()))
-        # Routing and the claim window skip reps who are off (each rep's working hours).
-        from handoff.hours import working_hours_register
-        from sla.hours import CalendarWorkingHours
-
-        working_hours_register(CalendarWorkingHours())

@@ -1,8 +1,8 @@
 """Each rep's working time: the default business calendar with the rep's own days and
 hours (RepWorkingHours), so national holidays and company closures apply to everyone.
 
-Registered into handoff.hours from SlaConfig.ready(): routing asks who works now and who
-starts first; the claim window counts the rep's working time. Read from a per-process
+Named in leadflow.reactions.WORKING_HOURS for handoff.hours: routing asks who works now
+and who starts first; the claim window counts the rep's working time. Read from a per-process
 copy (leadflow.config) that reloads when a calendar, a closure or a rep's hours change.
 """
 

@@ -434,7 +434,7 @@ class DigestDelivery(models.Model):
 # --- the dashboard's read model --------------------------------------------------------
 #
 # The KPIs are sums over the MQLs of a date range. Summing 100,000 handoffs and their
-# timers on every page view costs seconds, so `sla.kpis` keeps them pre-summed per day:
+# timers on every page view costs seconds, so `sla.kpis.days` keeps them pre-summed per day:
 # one row per MQL day × team × rep × lead source (× rejection reason / timer kind). A day
 # is recomputed whole when something of one of its MQLs changes (`KpiStaleDay`), by a beat
 # task every minute; the dashboard reads only these rows. Foreign keys carry no database
@@ -454,12 +454,20 @@ def _derived_fk(to: str, verbose_name: Any) -> models.ForeignKey:
     )
 
 
-class KpiHandoffDay(models.Model):
-    """The MQLs handed off on one day (TIME_ZONE), of one team, rep, source and rejection
-    reason, and what became of them as of the last recomputation."""
+class TeamDay(models.Model):
+    """What every per-day row has: the MQL day (TIME_ZONE) and the team it sums."""
 
     day = models.DateField(_("MQL day"))
     team = _derived_fk("handoff.Team", _("team"))
+
+    class Meta:
+        abstract = True
+
+
+class KpiHandoffDay(TeamDay):
+    """The MQLs handed off on one day (TIME_ZONE), of one team, rep, source and rejection
+    reason, and what became of them as of the last recomputation."""
+
     rep = _derived_fk(settings.AUTH_USER_MODEL, _("rep"))
     source = models.CharField(_("source"), max_length=100, blank=True)
     rejection_reason = _derived_fk("handoff.RejectionReason", _("rejection reason"))
@@ -488,12 +496,10 @@ class KpiHandoffDay(models.Model):
         return f"{self.day} team={self.team_id} rep={self.rep_id} {self.source}"
 
 
-class KpiTimerDay(models.Model):
+class KpiTimerDay(TeamDay):
     """The SLA timers started on one day, of one team, rep (the timer's), source and
     obligation, counted as of the last recomputation."""
 
-    day = models.DateField(_("MQL day"))
-    team = _derived_fk("handoff.Team", _("team"))
     rep = _derived_fk(settings.AUTH_USER_MODEL, _("rep"))
     source = models.CharField(_("source"), max_length=100, blank=True)
     kind = models.CharField(_("obligation"), max_length=20, choices=TimerKind.choices)
@@ -540,27 +546,34 @@ class KpiState(models.Model):
         return f"KPIs as of {self.refreshed_at}"
 
 
-# Speed to lead, pre-summed per MQL day by the same recomputation (sla.speed_days): the
+# Speed to lead, pre-summed per MQL day by the same recomputation (sla.kpis.speed_days): the
 # hop durations as log-spaced histograms (each bucket with its shortest and longest
 # duration, so a quantile read from it is within the bucket's bounds), and the
 # first-contact delay outcomes. Two hop tables, by team × source and by team × rep: one
 # table by team × rep × source would hold a row for almost every MQL of a quiet day.
 
 
-class SpeedHopDay(models.Model):
-    """One bucket of one hop's durations, over the MQLs of one day, team and source."""
+class HopHistogramDay(TeamDay):
+    """One bucket of one hop's durations over the MQLs of one day (or week) and team; the
+    two tables add the source or the rep."""
 
-    day = models.DateField(_("MQL day"))
     # 1: the MQLs of `day`; 7: the sum of the rows of the ISO week that begins on `day` (a
     # Monday), which a range holding the whole week reads instead of its seven days.
     days = models.PositiveSmallIntegerField(_("days"), default=1)
-    team = _derived_fk("handoff.Team", _("team"))
-    source = models.CharField(_("source"), max_length=100, blank=True)
     hop = models.CharField(_("hop"), max_length=20)
     bucket = models.PositiveSmallIntegerField(_("bucket"))
     n = models.PositiveIntegerField(default=0)
     shortest = models.FloatField(_("shortest (s)"))
     longest = models.FloatField(_("longest (s)"))
+
+    class Meta:
+        abstract = True
+
+
+class SpeedHopDay(HopHistogramDay):
+    """One bucket of one hop's durations, over the MQLs of one day, team and source."""
+
+    source = models.CharField(_("source"), max_length=100, blank=True)
 
     class Meta:
         verbose_name = _("speed-to-lead day (hops by source)")
@@ -571,20 +584,10 @@ class SpeedHopDay(models.Model):
         return f"{self.day} team={self.team_id} {self.source} {self.hop}[{self.bucket}]"
 
 
-class SpeedRepHopDay(models.Model):
+class SpeedRepHopDay(HopHistogramDay):
     """One bucket of one hop's durations, over the MQLs of one day, team and rep."""
 
-    day = models.DateField(_("MQL day"))
-    # 1: the MQLs of `day`; 7: the sum of the rows of the ISO week that begins on `day` (a
-    # Monday), which a range holding the whole week reads instead of its seven days.
-    days = models.PositiveSmallIntegerField(_("days"), default=1)
-    team = _derived_fk("handoff.Team", _("team"))
     rep = _derived_fk(settings.AUTH_USER_MODEL, _("rep"))
-    hop = models.CharField(_("hop"), max_length=20)
-    bucket = models.PositiveSmallIntegerField(_("bucket"))
-    n = models.PositiveIntegerField(default=0)
-    shortest = models.FloatField(_("shortest (s)"))
-    longest = models.FloatField(_("longest (s)"))
 
     class Meta:
         verbose_name = _("speed-to-lead day (hops by rep)")
@@ -595,12 +598,10 @@ class SpeedRepHopDay(models.Model):
         return f"{self.day} team={self.team_id} rep={self.rep_id} {self.hop}[{self.bucket}]"
 
 
-class SpeedDelayDay(models.Model):
+class SpeedDelayDay(TeamDay):
     """The MQLs of one day and team in one first-contact delay bucket, and their outcomes
     as of the last recomputation."""
 
-    day = models.DateField(_("MQL day"))
-    team = _derived_fk("handoff.Team", _("team"))
     delay = models.CharField(_("first-contact delay"), max_length=10)
     mqls = models.PositiveIntegerField(default=0)
     decided = models.PositiveIntegerField(default=0)
@@ -616,13 +617,11 @@ class SpeedDelayDay(models.Model):
         return f"{self.day} team={self.team_id} {self.delay}"
 
 
-class SpeedArrivalHour(models.Model):
+class SpeedArrivalHour(TeamDay):
     """How many MQLs one team received in one local hour of one day (the forecast's
     same-weekday-and-hour history)."""
 
-    day = models.DateField(_("MQL day"))
     hour = models.PositiveSmallIntegerField(_("hour"))
-    team = _derived_fk("handoff.Team", _("team"))
     mqls = models.PositiveIntegerField(default=0)
 
     class Meta:

@@ -2,21 +2,22 @@
 `leadflow.reactions`): explicit service calls, no logic.
 
 All run inside the transaction of the change, so a timer change, and the mark that makes
-the dashboard recompute the MQL's day (`sla.kpis`), commit with the change that caused it.
+the dashboard recompute the MQL's day (`sla.kpis.days`), commit with the change that caused it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from handoff.models import Activity, Assignment, AssignmentVia, Handoff
+from handoff.models import Activity, Assignment, AssignmentVia, Handoff, RejectionReason
 from leadflow.models import Lead, LeadMerge, StageTransition
-from sla import kpis, services
+from sla import services
+from sla.kpis import days
 
 
 def on_handoff_created(*, handoff: Handoff, at: datetime) -> None:
     services.timers_start(handoff=handoff, at=at)
-    kpis.kpi_days_mark_handoff(handoff=handoff)
+    days.kpi_days_mark_handoff(handoff=handoff)
 
 
 def on_handoff_assigned(*, handoff: Handoff, assignment: Assignment, at: datetime) -> None:
@@ -24,23 +25,28 @@ def on_handoff_assigned(*, handoff: Handoff, assignment: Assignment, at: datetim
     # The routing of a new MQL is part of its creation, whose day on_handoff_created has
     # just marked in the same transaction: a second row per MQL on the webhook path.
     if not (assignment.via == AssignmentVia.ROUTING and at == handoff.created_at):
-        kpis.kpi_days_mark_handoff(handoff=handoff)
+        days.kpi_days_mark_handoff(handoff=handoff)
 
 
 def on_activity_logged(*, handoff: Handoff, activity: Activity) -> None:
     services.timers_meet_first_contact(handoff=handoff, at=activity.at)
-    kpis.kpi_days_mark_handoff(handoff=handoff)
+    days.kpi_days_mark_handoff(handoff=handoff)
+
+
+def before_reject(*, handoff: Handoff, reason: RejectionReason) -> None:
+    # May refuse, before any write: "at least N attempts before 連絡がつかない".
+    services.rejection_check(handoff=handoff, reason=reason)
 
 
 def on_handoff_decided(*, handoff: Handoff, at: datetime) -> None:
     services.timers_meet_verdict(handoff=handoff, at=at)
-    kpis.kpi_days_mark_handoff(handoff=handoff)
+    days.kpi_days_mark_handoff(handoff=handoff)
 
 
 def on_won_stage_changed(*, transition: StageTransition, lead: Lead) -> None:
     # Into or out of customer / advocate: "SQL → won" of the lead's MQL day changes.
-    kpis.kpi_days_mark_lead(lead_id=lead.pk)
+    days.kpi_days_mark_lead(lead_id=lead.pk)
 
 
 def on_leads_merged(*, keep: Lead, record: LeadMerge) -> None:
-    kpis.kpi_days_mark_lead(lead_id=keep.pk)
+    days.kpi_days_mark_lead(lead_id=keep.pk)

@@ -44,7 +44,7 @@ from sla.calendar import (
     add_business_time,
     business_time_between,
 )
-from sla.kpis import kpi_days_mark_stale, kpi_days_refresh_all
+from sla.kpis.days import kpi_days_mark_stale, kpi_days_refresh_all
 from sla.models import (
     DigestDelivery,
     DurationUnit,
@@ -463,7 +463,7 @@ def digest_send_weekly(*, now: datetime | None = None) -> int:
     Once per manager and week, however often it runs: the DigestDelivery row is the claim
     (unique), written before sending and removed again if sending fails.
     """
-    from sla import metrics, speed
+    from sla.kpis import metrics, speed_metrics
 
     now = now or timezone.now()
     start, end = _last_week(now)
@@ -491,7 +491,9 @@ def digest_send_weekly(*, now: datetime | None = None) -> int:
                     "rejections": metrics.rejection_reasons(figures),
                     "overdue": metrics.overdue(figures, now=now, limit=10),
                     # Speed to lead: what breaks this week if nothing is done.
-                    "forecast": speed.forecast(figures, now=now, calendar=calendar_for(), limit=10),
+                    "forecast": speed_metrics.forecast(
+                        figures, now=now, calendar=calendar_for(), limit=10
+                    ),
                     "speed_url": public_url(reverse("sla:speed")),
                     "dashboard_url": public_url(
                         reverse("sla:dashboard") + f"?from={start:%Y-%m-%d}&to={end:%Y-%m-%d}"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from handoff import claims
-from sla import kpis, services
+from sla import services
+from sla.kpis import days
 
 
 @shared_task(acks_late=True)
@@ -55,7 +56,7 @@ def weekly_digest_task() -> int:
 def kpi_refresh_task() -> int:
     """Every minute from beat: recompute the dashboard's stale days. While days remain, it
     enqueues itself again (a nightly rebuild marks a year of days)."""
-    result = kpis.kpi_days_refresh()
+    result = days.kpi_days_refresh()
     if result.more and not result.skipped:
         kpi_refresh_task.delay()
     return len(result.days)
@@ -64,6 +65,6 @@ def kpi_refresh_task() -> int:
 @shared_task(acks_late=True)
 def kpi_rebuild_task() -> int:
     """Nightly: every day with MQLs is recomputed (lead edits after the MQL are caught)."""
-    marked = kpis.kpi_days_rebuild()
+    marked = days.kpi_days_rebuild()
     kpi_refresh_task.delay()
     return marked

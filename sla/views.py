@@ -1,6 +1,6 @@
 """The managers' SLA dashboard, its CSV exports and the reassign action of the overdue list.
 
-Reads go through `sla.metrics` (set-based, a fixed number of queries); the one write, a
+Reads go through `sla.kpis.metrics` (set-based, a fixed number of queries); the one write, a
 reassignment, goes through `handoff.routing.handoff_reassign`.
 """
 
@@ -28,7 +28,6 @@ from handoff import selectors as handoff_selectors
 from handoff.models import HandoffTimeline, Team
 from leadflow.errors import DomainError
 from leadflow.models import User
-from sla import claim_metrics, metrics, speed
 from sla.access import (
     DashboardAccess,
     MetricsFilterForm,
@@ -36,7 +35,8 @@ from sla.access import (
     metrics_filter_from,
     visible_teams,
 )
-from sla.metrics import MetricsFilter
+from sla.kpis import claim_metrics, metrics, speed_metrics
+from sla.kpis.metrics import MetricsFilter
 from sla.selectors import calendar_for
 
 
@@ -88,7 +88,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "selected_team": form.cleaned_data.get("team"),
         "query": request.GET.urlencode(),
         # The handoff list (handoff:list) of the same cohort: each figure links to it
-        # with its own condition added (kpi=, rep=, source=; sla.kpis.KPI_LABELS).
+        # with its own condition added (kpi=, rep=, source=; sla.kpis.days.KPI_LABELS).
         "drill": _drill_query(f, form.cleaned_data.get("team")),
         "kpi_drill": KPI_DRILL,
     }
@@ -433,12 +433,12 @@ def speed_to_lead(request: HttpRequest) -> HttpResponse:
         return render(request, "sla/speed.html", context, status=400)
     f = metrics_filter_from(request.GET, access=access)
     context["selected_team"] = form.cleaned_data.get("team")
-    hops = speed.hop_figures(f)
+    hops = speed_metrics.hop_figures(f)
     if not access.sales:
         hops["groups"].pop("rep")  # per-rep figures are the sales managers'
     names = _group_names(hops["groups"])
     drill = request.GET.get("hop", "")
-    if drill and drill not in speed.HOP_KEYS:
+    if drill and drill not in speed_metrics.HOP_KEYS:
         raise Http404
     query = request.GET.copy()
     query.pop("hop", None)
@@ -446,7 +446,7 @@ def speed_to_lead(request: HttpRequest) -> HttpResponse:
         filter=f,
         hops=[
             {"hop": hop, **hops["overall"][hop.key], "slowest": hop.key == hops["slowest"]}
-            for hop in speed.HOPS
+            for hop in speed_metrics.HOPS
         ],
         groups=[
             {
@@ -455,7 +455,7 @@ def speed_to_lead(request: HttpRequest) -> HttpResponse:
                 "rows": [
                     {
                         "label": names[group].get(key, key),
-                        "cells": [figures[hop.key] for hop in speed.HOPS],
+                        "cells": [figures[hop.key] for hop in speed_metrics.HOPS],
                     }
                     for key, figures in hops["groups"][group].items()
                 ],
@@ -467,16 +467,16 @@ def speed_to_lead(request: HttpRequest) -> HttpResponse:
             )
             if group in hops["groups"]
         ],
-        hop_list=speed.HOPS,
+        hop_list=speed_metrics.HOPS,
         error_percent=hops["error_percent"],
         as_of=hops["as_of"],
-        delays=speed.delay_outcomes(f),
-        drill=next((hop for hop in speed.HOPS if hop.key == drill), None),
-        drill_rows=speed.hop_handoffs(f, drill) if drill else [],
+        delays=speed_metrics.delay_outcomes(f),
+        drill=next((hop for hop in speed_metrics.HOPS if hop.key == drill), None),
+        drill_rows=speed_metrics.hop_handoffs(f, drill) if drill else [],
         query=query.urlencode(),
     )
     if access.sales:
-        context["forecast"] = speed.forecast(f, calendar=calendar_for())
+        context["forecast"] = speed_metrics.forecast(f, calendar=calendar_for())
     return render(request, "sla/speed.html", context)
 
 
@@ -503,7 +503,7 @@ def handoff_speed(request: HttpRequest, pk: int) -> HttpResponse:
     if handoff is None:
         raise Http404  # as the handoff page: another rep's id must not reveal it exists
     timeline = HandoffTimeline.objects.filter(handoff=handoff).first()
-    hops = speed.handoff_hops(timeline, calendar_for()) if timeline else []
+    hops = speed_metrics.handoff_hops(timeline, calendar_for()) if timeline else []
     return render(
         request, "sla/_handoff_speed.html", {"handoff": handoff, "timeline": timeline, "hops": hops}
     )

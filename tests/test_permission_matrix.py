@@ -44,7 +44,7 @@ from leadflow.roles import MARKETING
 from leadflow.services import heartbeat_record
 from privacy.models import ErasureRequest
 from scoring.models import LeadScore, ScoringModel
-from sla.kpis import kpi_days_refresh_all
+from sla.kpis.days import kpi_days_refresh_all
 from tests.factories import CompanyFactory, LeadFactory, UserFactory
 from tests.handoff.helpers import make_mql, make_team
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from leadflow.models import Lead
-from sla.kpis import kpi_days_refresh_all
+from sla.kpis.days import kpi_days_refresh_all
 from sla.models import BusinessCalendar
 from tests.factories import UserFactory
 from tests.handoff.helpers import make_mql, make_team

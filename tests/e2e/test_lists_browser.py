@@ -13,7 +13,7 @@ import pytest
 from handoff.activities import activity_log
 from handoff.models import Assignment, Handoff
 from handoff.verdicts import handoff_accept, handoff_reject
-from sla.kpis import kpi_days_refresh_all
+from sla.kpis.days import kpi_days_refresh_all
 from tests.handoff.helpers import make_mql, make_mql_for, make_team
 from tests.sla.conftest import seeded  # noqa: F401 - fixture
 

@@ -6,11 +6,10 @@ national holidays): Monday 2026-11-02; Tuesday 11-03 is 文化の日.
 """
 
 import datetime as dt
-import threading
 
 import pytest
 from django.core import mail
-from django.db import connection, connections
+from django.db import connection
 from django.urls import reverse
 
 from handoff import activities, claims, notifications, routing, verdicts
@@ -27,6 +26,7 @@ from handoff.models import (
 )
 from handoff.tasks import assign_from_queue_task
 from leadflow.errors import DomainError
+from tests.concurrency import run_at_once
 from tests.handoff.helpers import make_mql_for, make_team
 
 JST = dt.timezone(dt.timedelta(hours=9))
@@ -36,14 +36,19 @@ def at(day, hour, minute=0, second=0):
     return dt.datetime(2026, 11, day, hour, minute, second, tzinfo=JST)
 
 
+def _claiming_team(name, reps):
+    """The default team, with claims required (15 minutes, 2 passes)."""
+    team, members, manager = make_team(name, reps=reps, default=True)
+    team.claim_required = True
+    team.save()
+    return team, members, manager
+
+
 @pytest.fixture
 def team(db):
     """Kanto: rep1, rep2, rep3 and a manager; claims required, 15 minutes, 2 passes.
     rep3 is behind rep2 in the round robin, so passes go rep1 → rep2 → rep3."""
-    kanto, reps, manager = make_team("Kanto", reps=3, default=True)
-    kanto.claim_required = True
-    kanto.save()
-    return kanto, reps, manager
+    return _claiming_team("Kanto", 3)
 
 
 @pytest.fixture
@@ -346,51 +351,36 @@ def test_acknowledging_after_the_pass_is_refused(team, time_machine):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_claim_racing_a_pass_has_exactly_one_winner(time_machine):
-    kanto, reps, _manager = make_team("Race", reps=2, default=True)
-    kanto.claim_required = True
-    kanto.save()
+    kanto, reps, _manager = _claiming_team("Race", 2)
     outcomes = []
     for round_ in range(6):
         time_machine.move_to(at(2, 10, round_), tick=False)
         handoff = make_mql_for(reps[0], reps[1:])
         claim = HandoffClaim.objects.get(handoff=handoff, status=ClaimStatus.PENDING)
         now = at(2, 10, 30)
-        start = threading.Barrier(2)
-        results: dict[str, object] = {}
 
-        def acknowledge(handoff=handoff, start=start, results=results):
+        def acknowledge(handoff=handoff):
             try:
-                start.wait()
                 claims.claim_acknowledge(handoff=handoff, actor=reps[0])
-                results["claim"] = True
             except DomainError as error:
-                results["claim"] = error.code
-            finally:
-                connections.close_all()
+                return error.code
+            return True
 
-        def pass_on(claim=claim, start=start, results=results, now=now):
-            try:
-                start.wait()
-                results["pass"] = claims.claim_pass(
-                    claim_id=claim.pk, handoff_id=claim.handoff_id, team_id=kanto.pk, now=now
-                )
-            finally:
-                connections.close_all()
+        def pass_on(claim=claim, now=now):
+            return claims.claim_pass(
+                claim_id=claim.pk, handoff_id=claim.handoff_id, team_id=kanto.pk, now=now
+            )
 
-        threads = [threading.Thread(target=acknowledge), threading.Thread(target=pass_on)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        claimed, passed = run_at_once(acknowledge, pass_on)
         claim.refresh_from_db()
         holder = Handoff.objects.get(pk=handoff.pk).assigned_to
-        if results["claim"] is True:
+        if claimed is True:
             # The claim won: the pass found nothing pending (or skipped the locked row).
-            assert results["pass"] is None
+            assert passed is None
             assert (claim.status, holder) == (ClaimStatus.CLAIMED, reps[0])
         else:
-            assert results["claim"] in ("not_yours", "nothing_to_claim")
-            assert results["pass"] == ClaimStatus.PASSED
+            assert claimed in ("not_yours", "nothing_to_claim")
+            assert passed == ClaimStatus.PASSED
             assert (claim.status, holder) == (ClaimStatus.PASSED, reps[1])
         outcomes.append(claim.status)
         # Back to rep1 for the next round (a manager may choose anyone).
@@ -447,29 +437,14 @@ def test_the_dashboard_and_its_api_show_time_to_claim_and_passes_per_rep(
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_sweeps_at_once_pass_each_window_once(time_machine):
-    kanto, reps, _manager = make_team("Sweeps", reps=2, default=True)
-    kanto.claim_required = True
-    kanto.save()
+    _kanto, reps, _manager = _claiming_team("Sweeps", 2)
     handoffs = []
     for minute in range(4):
         time_machine.move_to(at(2, 10, minute), tick=False)
         handoffs.append(make_mql_for(reps[0], reps[1:]))
     time_machine.move_to(at(2, 10, 30), tick=False)
-    start = threading.Barrier(2)
-    results: list[claims.ClaimSweepResult] = []
 
-    def sweep():
-        try:
-            start.wait()
-            results.append(claims.claims_sweep())
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=sweep) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = run_at_once(claims.claims_sweep, claims.claims_sweep)
 
     passed = sorted(results[0].passed + results[1].passed)
     assert passed == sorted(h.pk for h in handoffs)

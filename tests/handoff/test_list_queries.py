@@ -10,7 +10,7 @@ import pytest
 
 from handoff.models import Activity
 from leadflow.roles import MARKETING
-from sla.kpis import kpi_days_refresh_all
+from sla.kpis.days import kpi_days_refresh_all
 from sla.models import SlaTimer
 from tests.factories import EngagementEventFactory, UserFactory
 from tests.handoff.helpers import make_mql_for, make_team, retime

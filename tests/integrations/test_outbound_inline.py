@@ -340,7 +340,7 @@ def test_a_new_lead_s_webhook_is_processed_and_delivered_in_a_fixed_number_of_qu
 
     message = OutboxMessage.objects.get(lead__email="yamada@example.co.jp")
     assert message.status == MessageStatus.DELIVERED
-    # Beside processing and delivery: the dashboard's "MQL day is stale" mark (sla.kpis)
+    # Beside processing and delivery: the dashboard's "MQL day is stale" mark (sla.kpis.days)
     # and, as nobody can take this MQL, the check for managers to tell of the queue. On
     # PostgreSQL a new company also takes its creation lock and looks again under it.
     # Chunked processing adds two, the item's result row among them (what makes a

@@ -17,9 +17,9 @@ from integrations.outbound.delivery import outbox_deliver_due
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Stage
 from leadflow.services import event_record
-from sla import speed
-from sla.kpis import kpi_days_refresh_all
-from sla.metrics import MetricsFilter
+from sla.kpis import speed_metrics
+from sla.kpis.days import kpi_days_refresh_all
+from sla.kpis.metrics import MetricsFilter
 from tests.factories import LeadFactory
 from tests.handoff.helpers import make_team
 from tests.integrations.conftest import T0, deliver, make_source, make_webhook, post
@@ -112,7 +112,7 @@ def test_each_instant_is_stored_once_by_the_service_that_makes_it(
     assert list(TimelineStaleDay.objects.values_list("day", flat=True)) == [day] * 6
     kpi_days_refresh_all()
     assert not TimelineStaleDay.objects.exists()
-    overall = speed.hop_figures(MetricsFilter(start=day, end=day))["overall"]
+    overall = speed_metrics.hop_figures(MetricsFilter(start=day, end=day))["overall"]
     assert overall["pickup"] == {"n": 1, "median_seconds": 120.0, "p90_seconds": 120.0}
     assert overall["contact"] == {"n": 1, "median_seconds": 280.0, "p90_seconds": 280.0}
     assert overall["sfa"] == {"n": 1, "median_seconds": 4085.0, "p90_seconds": 4085.0}

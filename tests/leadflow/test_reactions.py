@@ -1,10 +1,14 @@
 import inspect
+import tomllib
+from pathlib import Path
 
 import pytest
 
 from leadflow import reactions
 from leadflow.lifecycle import ALLOWED
 from leadflow.models import Stage
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # The keyword arguments each list's reactions are called with (leadflow.reactions).
 KWARGS = {
@@ -68,3 +72,33 @@ def test_run_calls_in_the_listed_order_and_stops_at_the_first_error():
     with pytest.raises(ValueError, match="refused"):
         reactions.run([f"{here}.first", f"{here}.refuses", f"{here}.second"], lead=8)
     assert calls == [("first", {"lead": 8})]
+
+
+def _forbidden_by_the_reactions_contract() -> list[str]:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    (contract,) = [
+        c
+        for c in pyproject["tool"]["importlinter"]["contracts"]
+        if c["name"] == "Reactions run only through leadflow.reactions"
+    ]
+    return contract["forbidden_modules"]
+
+
+def test_every_reaction_lives_where_the_import_contract_forbids_calling_it():
+    # A reaction in an ordinary module (handoff.claims, sla.services) could be called by
+    # any service out of its listed order without breaking a contract.
+    assert _forbidden_by_the_reactions_contract() == list(reactions.REACTION_MODULES)
+    for name, paths in reactions.ALL.items():
+        for path in paths:
+            assert path.rsplit(".", 1)[0] in reactions.REACTION_MODULES, (name, path)
+
+
+def test_the_answers_for_handoff_resolve_to_what_handoff_calls():
+    hours = reactions.resolve(reactions.WORKING_HOURS)()
+    assert callable(hours.starts) and callable(hours.add_working_time)
+    assert set(reactions.LIST_CONDITIONS) == {"sla", "kpi"}
+    for path in reactions.LIST_CONDITIONS.values():
+        parameters = inspect.signature(reactions.resolve(path)).parameters
+        assert len(parameters) == 2, path
+    labels = reactions.resolve(reactions.KPI_LABELS)
+    assert isinstance(labels, dict) and "mqls" in labels

@@ -12,7 +12,7 @@ import pytest
 
 from handoff.models import Assignment, Handoff
 from leadflow.roles import MARKETING
-from sla.kpis import kpi_days_refresh_all
+from sla.kpis.days import kpi_days_refresh_all
 from tests.factories import UserFactory
 from tests.sla.conftest import mql
 from tests.sla.test_metrics import NOW, cohort  # noqa: F401 - the fixture

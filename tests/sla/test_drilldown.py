@@ -1,5 +1,5 @@
 """Every figure of the dashboard links to the handoff list with the filters that list
-exactly the handoffs it counted (sla.kpis.handoff_kpi_condition)."""
+exactly the handoffs it counted (sla.kpis.days.handoff_kpi_condition)."""
 
 import datetime as dt
 import re
@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from handoff import activities, verdicts
 from handoff.models import Activity, Handoff, RejectionReason
-from sla.kpis import KPI_LABELS, kpi_days_refresh_all
+from sla.kpis.days import KPI_LABELS, kpi_days_refresh_all
 from sla.models import SlaTimer
 from tests.handoff.helpers import make_mql, make_team
 

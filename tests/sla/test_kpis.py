@@ -19,9 +19,9 @@ from leadflow import lifecycle
 from leadflow.lifecycle import lead_transition
 from leadflow.merge import lead_merge
 from leadflow.models import Stage
-from sla import kpis, metrics
-from sla.kpis import kpi_days_refresh, kpi_days_refresh_all
-from sla.metrics import MetricsFilter
+from sla.kpis import days, metrics
+from sla.kpis.days import kpi_days_refresh, kpi_days_refresh_all
+from sla.kpis.metrics import MetricsFilter
 from sla.models import KpiHandoffDay, KpiStaleDay, KpiState, KpiTimerDay, SlaSettings
 from sla.services import timers_sweep
 from tests.factories import LeadFactory
@@ -155,13 +155,13 @@ def test_a_merge_marks_the_kept_leads_days(kanto, pinned):
 def test_a_mark_committed_during_the_refresh_stays_for_the_next_one(kanto, pinned, monkeypatch):
     alice = kanto[1][0]
     mql(alice, at(11, 20, 10))
-    recompute = kpis.kpi_days_recompute
+    recompute = days.kpi_days_recompute
 
     def recompute_and_meanwhile_a_change(days, *, now):
         recompute(days, now=now)
         KpiStaleDay.objects.create(day=dt.date(2026, 11, 20))  # a change after the read
 
-    monkeypatch.setattr(kpis, "kpi_days_recompute", recompute_and_meanwhile_a_change)
+    monkeypatch.setattr(days, "kpi_days_recompute", recompute_and_meanwhile_a_change)
     kpi_days_refresh(now=NOW)
 
     assert stale_days() == [dt.date(2026, 11, 20)]
@@ -186,7 +186,7 @@ def test_rebuild_marks_every_mql_day(kanto, pinned):
         mql(alice, at(11, day, 10))
     kpi_days_refresh_all(now=NOW)
 
-    assert kpis.kpi_days_rebuild() == 2
+    assert days.kpi_days_rebuild() == 2
     assert stale_days() == [dt.date(2026, 11, 3), dt.date(2026, 11, 17)]
 
 
@@ -195,7 +195,7 @@ def test_rebuild_drops_the_sums_of_deleted_handoffs(kanto, pinned):
     kpi_days_refresh_all(now=NOW)
     handoff.delete()  # e.g. the lead deleted in the admin: nothing marks its day
 
-    assert kpis.kpi_days_rebuild() == 1
+    assert days.kpi_days_rebuild() == 1
     kpi_days_refresh_all(now=NOW)
     assert (KpiHandoffDay.objects.count(), KpiTimerDay.objects.count()) == (0, 0)
 
@@ -272,7 +272,7 @@ def test_two_refreshes_at_once_one_skips(seeded, pinned):
     mql(alice, at(11, 20, 10))
     inside = threading.Event()
     release = threading.Event()
-    recompute = kpis.kpi_days_recompute
+    recompute = days.kpi_days_recompute
     results = {}
 
     def slow_recompute(days, *, now):
@@ -286,7 +286,7 @@ def test_two_refreshes_at_once_one_skips(seeded, pinned):
         finally:
             connections.close_all()
 
-    kpis.kpi_days_recompute = slow_recompute
+    days.kpi_days_recompute = slow_recompute
     try:
         thread = threading.Thread(target=first)
         thread.start()
@@ -295,7 +295,7 @@ def test_two_refreshes_at_once_one_skips(seeded, pinned):
         release.set()
         thread.join(10)
     finally:
-        kpis.kpi_days_recompute = recompute
+        days.kpi_days_recompute = recompute
     assert connection.vendor == "postgresql"
     assert (results["second"].skipped, results["second"].days) == (True, [])
     assert results["first"].days == [dt.date(2026, 11, 20)]

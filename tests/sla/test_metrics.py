@@ -28,9 +28,9 @@ from handoff import activities, verdicts
 from handoff.models import RejectionReason
 from leadflow import lifecycle
 from leadflow.models import Stage
-from sla import metrics
-from sla.kpis import kpi_days_refresh_all
-from sla.metrics import MetricsFilter
+from sla.kpis import metrics
+from sla.kpis.days import kpi_days_refresh_all
+from sla.kpis.metrics import MetricsFilter
 from sla.models import MqlTarget, SlaTimer
 from sla.services import timers_sweep
 from tests.sla.conftest import at, mql

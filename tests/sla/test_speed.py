@@ -11,9 +11,9 @@ import time_machine
 from handoff.models import Handoff, HandoffStatus, HandoffTimeline
 from leadflow.models import Lead, Stage
 from leadflow.roles import MARKETING
-from sla import speed, speed_days
-from sla.kpis import kpi_days_rebuild, kpi_days_refresh_all
-from sla.metrics import MetricsFilter
+from sla.kpis import speed_days, speed_metrics
+from sla.kpis.days import kpi_days_rebuild, kpi_days_refresh_all
+from sla.kpis.metrics import MetricsFilter
 from sla.models import SlaTimer, SpeedHopDay, TimerKind
 from sla.selectors import calendar_for
 from tests.factories import UserFactory
@@ -48,7 +48,7 @@ def with_timeline(mql_at: dt.datetime, *, rep=None, source="zapier", **offsets) 
 
 
 def recompute() -> None:
-    """What beat does within a minute: the figures read the per-day rows (sla.speed_days),
+    """What beat does within a minute: the figures read the per-day rows (sla.kpis.speed_days),
     and `with_timeline` writes past the services that mark the days."""
     kpi_days_rebuild()
     kpi_days_refresh_all()
@@ -59,23 +59,23 @@ def recompute() -> None:
 
 def test_quantiles_are_nearest_rank():
     # ranks ⌈0.5·4⌉ = 2 and ⌈0.9·4⌉ = 4
-    assert speed.quantile([10.0, 20.0, 30.0, 40.0], 0.5) == 20.0
-    assert speed.quantile([10.0, 20.0, 30.0, 40.0], 0.9) == 40.0
-    assert speed.quantile([7.0], 0.9) == 7.0
+    assert speed_metrics.quantile([10.0, 20.0, 30.0, 40.0], 0.5) == 20.0
+    assert speed_metrics.quantile([10.0, 20.0, 30.0, 40.0], 0.9) == 40.0
+    assert speed_metrics.quantile([7.0], 0.9) == 7.0
 
 
 def test_wilson_intervals_worked_by_hand():
     # 10 of 20, z = 1.96: centre (0.5 + 0.09604) / 1.19208 = 0.5,
     # half 1.96·√(0.0125 + 0.0024010) / 1.19208 = 0.20071.
-    low, high = speed.wilson(10, 20)
+    low, high = speed_metrics.wilson(10, 20)
     assert (round(low, 4), round(high, 4)) == (0.2993, 0.7007)
     # 0 of 5: centre = half = 0.38416 / 1.76832 = 0.21724 → [0, 0.4345].
-    low, high = speed.wilson(0, 5)
+    low, high = speed_metrics.wilson(0, 5)
     assert (round(low, 4), round(high, 4)) == (0.0, 0.4345)
     # 1 of 1: centre 2.9208 / 4.8416 = 0.60327, half 1.9208 / 4.8416 = 0.39673.
-    low, high = speed.wilson(1, 1)
+    low, high = speed_metrics.wilson(1, 1)
     assert (round(low, 4), round(high, 4)) == (0.2065, 1.0)
-    assert speed.wilson(0, 0) is None
+    assert speed_metrics.wilson(0, 0) is None
 
 
 # --- where the minutes go ---------------------------------------------------------------
@@ -92,7 +92,7 @@ def test_hop_medians_and_p90_overall_and_per_group():
     with_timeline(NOW - dt.timedelta(days=2), rep=rep2, assigned_at=9999)
 
     recompute()
-    figures = speed.hop_figures(DAY)
+    figures = speed_metrics.hop_figures(DAY)
 
     overall = figures["overall"]
     # routing [60, 120, 600]: median rank 2 → 120, p90 rank 3 → 600
@@ -119,7 +119,7 @@ def test_the_drill_down_lists_the_handoffs_behind_a_hop_slowest_first():
     slow = with_timeline(t, rep=rep, assigned_at=600)
     with_timeline(t, rep=rep)  # never assigned: not behind the routing hop
 
-    rows = speed.hop_handoffs(DAY, "routing")
+    rows = speed_metrics.hop_handoffs(DAY, "routing")
 
     assert [(row.handoff_id, row.duration) for row in rows] == [
         (slow.pk, seconds(600)),
@@ -152,7 +152,7 @@ def test_delay_buckets_count_mqls_and_rate_sql_and_won_with_wilson_intervals():
     _decide(e, HandoffStatus.REJECTED)
 
     recompute()
-    result = speed.delay_outcomes(DAY)
+    result = speed_metrics.delay_outcomes(DAY)
 
     rows = {bucket["key"]: bucket for bucket in result["buckets"]}
     assert [bucket["key"] for bucket in result["buckets"]] == ["5m", "1h", "24h", "later", "none"]
@@ -195,7 +195,7 @@ def test_the_verdict_says_when_intervals_do_not_overlap():
         _decide(handoff, HandoffStatus.ACCEPTED if number < 2 else HandoffStatus.REJECTED)
 
     recompute()
-    result = speed.delay_outcomes(DAY)
+    result = speed_metrics.delay_outcomes(DAY)
 
     # 18/20: p = 0.9, centre (0.9 + 0.09604)/1.19208 = 0.83555,
     #   half 1.96·√(0.0045 + 0.0024010)/1.19208 = 0.13658 → [69.9, 97.2];
@@ -252,7 +252,7 @@ def test_the_forecast_on_a_week_with_a_holiday():
     f = MetricsFilter(start=dt.date(2027, 1, 8), end=dt.date(2027, 1, 8))
 
     recompute()
-    result = speed.forecast(f, calendar=calendar_for())
+    result = speed_metrics.forecast(f, calendar=calendar_for())
 
     next_24h, next_day = result["windows"]
     assert (next_24h["start"], next_24h["end"]) == (FRIDAY, FRIDAY + dt.timedelta(hours=24))
@@ -346,7 +346,7 @@ def test_a_quantile_inside_a_bucket_is_its_middle_and_within_five_percent():
         with_timeline(t, rep=rep, assigned_at=seconds_to_assign)
 
     recompute()
-    routing = speed.hop_figures(DAY)["overall"]["routing"]
+    routing = speed_metrics.hop_figures(DAY)["overall"]["routing"]
 
     # Median rank ⌈0.5·4⌉ = 2: the first of bucket 121, its shortest → exactly 100 s.
     # p90 rank ⌈0.9·4⌉ = 4: the last of it, its longest → exactly 101 s.
@@ -354,7 +354,7 @@ def test_a_quantile_inside_a_bucket_is_its_middle_and_within_five_percent():
 
     Handoff.objects.filter(pk=quick.pk).delete()
     recompute()
-    routing = speed.hop_figures(DAY)["overall"]["routing"]
+    routing = speed_metrics.hop_figures(DAY)["overall"]["routing"]
 
     # [100, 100.2, 101]: median rank 2 is inside bucket 121 (ranks 1–3), read as its
     # middle (100 + 101) / 2 = 100.5 against the exact 100.2 (0.3 % off, under 5 %);
@@ -375,7 +375,9 @@ def test_a_range_holding_whole_weeks_reads_their_week_rows():
     recompute()
     # Sunday 11-01 to Monday 11-09: the days 11-01 and 11-09 by their own rows, the week of
     # 11-02 by its week row (its two days summed at the recomputation).
-    figures = speed.hop_figures(MetricsFilter(start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 9)))
+    figures = speed_metrics.hop_figures(
+        MetricsFilter(start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 9))
+    )
     week = SpeedHopDay.objects.get(days=7, hop="routing", bucket=speed_days.hop_bucket(120))
 
     assert (week.day, week.n, week.shortest, week.longest) == (
@@ -396,8 +398,12 @@ def test_a_range_holding_whole_weeks_reads_their_week_rows():
     by_rep = figures["groups"]["rep"][rep.pk]["routing"]
     assert by_rep == {"n": 4, "median_seconds": 120.0, "p90_seconds": 240.0}
     # The week alone, Monday to Sunday, and a part of it.
-    whole = speed.hop_figures(MetricsFilter(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 8)))
-    part = speed.hop_figures(MetricsFilter(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 7)))
+    whole = speed_metrics.hop_figures(
+        MetricsFilter(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 8))
+    )
+    part = speed_metrics.hop_figures(
+        MetricsFilter(start=dt.date(2026, 11, 2), end=dt.date(2026, 11, 7))
+    )
     assert whole["overall"]["routing"] == {"n": 2, "median_seconds": 120.0, "p90_seconds": 180.0}
     assert part["overall"]["routing"] == {"n": 1, "median_seconds": 120.0, "p90_seconds": 120.0}
 
@@ -413,19 +419,19 @@ def test_bucketed_quantiles_stay_within_the_stated_error_of_the_exact_ones():
         with_timeline(t, rep=rep, source=source, assigned_at=value)
 
     recompute()
-    figures = speed.hop_figures(DAY)
+    figures = speed_metrics.hop_figures(DAY)
 
     def close(bucketed: float, exact: float) -> bool:  # within 5 %, or 0.5 ms below 1 ms
-        return abs(bucketed - exact) <= max(exact * speed.ERROR_PERCENT / 100, 0.0005)
+        return abs(bucketed - exact) <= max(exact * speed_metrics.ERROR_PERCENT / 100, 0.0005)
 
     exact = sorted(durations)
     routing = figures["overall"]["routing"]
     assert routing["n"] == 60
-    assert close(routing["median_seconds"], speed.quantile(exact, 0.5))
-    assert close(routing["p90_seconds"], speed.quantile(exact, 0.9))
+    assert close(routing["median_seconds"], speed_metrics.quantile(exact, 0.5))
+    assert close(routing["p90_seconds"], speed_metrics.quantile(exact, 0.9))
     of_b = sorted(value for number, value in enumerate(durations) if number % 3 != 0)
     by_b = figures["groups"]["source"]["b"]["routing"]
     assert by_b["n"] == 40
-    assert close(by_b["median_seconds"], speed.quantile(of_b, 0.5))
-    assert close(by_b["p90_seconds"], speed.quantile(of_b, 0.9))
+    assert close(by_b["median_seconds"], speed_metrics.quantile(of_b, 0.5))
+    assert close(by_b["p90_seconds"], speed_metrics.quantile(of_b, 0.9))
     assert figures["error_percent"] == 5.0

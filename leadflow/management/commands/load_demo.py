@@ -23,7 +23,7 @@ from leadflow.lifecycle import lead_mark_lost, lead_mark_opportunity, lead_mark_
 from leadflow.models import Company, EngagementEvent, Lead, LeadExternalId, Stage, User
 from scoring.models import ModelStatus, ScoringModel
 from scoring.services import rescore_run_execute, rescore_run_start
-from sla.kpis import kpi_days_refresh_all
+from sla.kpis.days import kpi_days_refresh_all
 
 # How many leads end in each stage, and the path that leads there.
 LOST = "lost"  # a path step: the SQL is lost and goes back to nurture

@@ -1,9 +1,9 @@
 """The KPI selectors behind the dashboard, the metrics API, the CSV export and the digest.
 
-The figures are read from the per-day sums that `sla.kpis` keeps (at most a minute old,
+The figures are read from the per-day sums that `sla.kpis.days` keeps (at most a minute old,
 `as_of` says when), so a page costs the same few small queries whether the range holds a
 hundred MQLs or a hundred thousand; only the median and the overdue list read the handoffs
-themselves. The definitions below are what `sla.kpis` sums.
+themselves. The definitions below are what `sla.kpis.days` sums.
 
 What is counted (the article's KPI table, made exact):
 
@@ -48,7 +48,7 @@ from django.utils.translation import gettext as _
 
 from handoff.models import Handoff, HandoffStatus, RejectionReason, TeamMembership
 from leadflow.models import Lead, User
-from sla.kpis import FIRST_CONTACT_DELAY, as_timedelta, day_bounds, kpi_refreshed_at
+from sla.kpis.days import FIRST_CONTACT_DELAY, as_timedelta, day_bounds, kpi_refreshed_at
 from sla.models import KpiHandoffDay, KpiTimerDay, MqlTarget, SlaSettings, SlaTimer, TimerKind
 from sla.selectors import sla_settings_get
 

@@ -37,7 +37,7 @@ from django.utils.translation import gettext_lazy
 
 from handoff.models import Handoff, HandoffStatus, HandoffTimeline
 from leadflow.models import Stage
-from sla.models import SpeedArrivalHour, SpeedDelayDay, SpeedHopDay, SpeedRepHopDay
+from sla.models import HopHistogramDay, SpeedArrivalHour, SpeedDelayDay, SpeedHopDay, SpeedRepHopDay
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,28 @@ def _add(histogram: list[Any], seconds: float) -> None:
     histogram[2] = max(histogram[2], seconds)
 
 
+def _histograms_create(
+    model: type[HopHistogramDay], by: str, histograms: dict[tuple, list[Any]]
+) -> None:
+    """The rows of one hop table: `histograms` keyed (day, team, <by>, hop, bucket)."""
+    model._default_manager.bulk_create(
+        (
+            model(
+                day=day,
+                team_id=team,
+                hop=hop,
+                bucket=bucket,
+                n=n,
+                shortest=shortest,
+                longest=longest,
+                **{by: value},
+            )
+            for (day, team, value, hop, bucket), (n, shortest, longest) in histograms.items()
+        ),
+        batch_size=2000,
+    )
+
+
 def speed_days_recompute(days: list[dt.date]) -> None:
     """Replace the speed-to-lead rows of these days (call inside a transaction): one read
     of their timelines with the handoff's team, rep, status and the lead's stage."""
@@ -175,38 +197,8 @@ def speed_days_recompute(days: list[dt.date]) -> None:
     for model in (SpeedHopDay, SpeedRepHopDay, SpeedDelayDay, SpeedArrivalHour):
         model._default_manager.filter(day__in=days).delete()
     SpeedArrivalHour.objects.bulk_create(arrival_rows, batch_size=2000)
-    SpeedHopDay.objects.bulk_create(
-        (
-            SpeedHopDay(
-                day=day,
-                team_id=team,
-                source=source,
-                hop=hop,
-                bucket=bucket,
-                n=n,
-                shortest=shortest,
-                longest=longest,
-            )
-            for (day, team, source, hop, bucket), (n, shortest, longest) in by_source.items()
-        ),
-        batch_size=2000,
-    )
-    SpeedRepHopDay.objects.bulk_create(
-        (
-            SpeedRepHopDay(
-                day=day,
-                team_id=team,
-                rep_id=rep,
-                hop=hop,
-                bucket=bucket,
-                n=n,
-                shortest=shortest,
-                longest=longest,
-            )
-            for (day, team, rep, hop, bucket), (n, shortest, longest) in by_rep.items()
-        ),
-        batch_size=2000,
-    )
+    _histograms_create(SpeedHopDay, "source", by_source)
+    _histograms_create(SpeedRepHopDay, "rep_id", by_rep)
     SpeedDelayDay.objects.bulk_create(
         (
             SpeedDelayDay(

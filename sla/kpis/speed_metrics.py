@@ -8,7 +8,7 @@ Definitions (the page and the API print the same words):
   chain: the MA event → received by LeadFlow → processed → MQL → assigned → opened by the
   rep → first contact → verdict; beside it, assigned → rep notified and MQL → in the SFA.
 - Median and p90 are nearest-rank quantiles (the value at rank ⌈q·n⌉ of the sorted
-  durations), clock time, read from per-day histograms (sla.speed_days): within 5 %
+  durations), clock time, read from per-day histograms (sla.kpis.speed_days): within 5 %
   of the exact value, and exact when the rank is the shortest or longest duration of
   its bucket. They and the delay buckets are as of the last per-day recomputation (a
   minute behind at most while beat runs), as the dashboard's KPIs are.
@@ -33,10 +33,9 @@ from django.utils.translation import gettext_lazy
 
 from handoff.models import HandoffStatus, HandoffTimeline, RepProfile
 from sla.calendar import Calendar, add_business_days, business_time_between
-from sla.kpis import kpi_refreshed_at
-from sla.metrics import MetricsFilter
-from sla.models import SlaTimer, TimerStatus
-from sla.speed_days import (
+from sla.kpis.days import kpi_refreshed_at
+from sla.kpis.metrics import MetricsFilter
+from sla.kpis.speed_days import (
     BUCKETS,
     ERROR_PERCENT,
     HOP_KEYS,
@@ -47,6 +46,7 @@ from sla.speed_days import (
     delay_counts,
     hop_histograms,
 )
+from sla.models import SlaTimer, TimerStatus
 
 WILSON_Z = 1.96  # 95 %
 MIN_OUTCOMES = 20  # fewer decided MQLs in a bucket: "not enough data"
@@ -88,7 +88,7 @@ def _sorted_groups(groups: dict[Any, Any]) -> dict[Any, Any]:
 
 def hop_figures(f: MetricsFilter) -> dict[str, Any]:
     """Median and p90 of each hop, overall and per source, team and rep, read from the
-    per-day histograms (sla.speed_days: within ERROR_PERCENT of the exact nearest-rank
+    per-day histograms (sla.kpis.speed_days: within ERROR_PERCENT of the exact nearest-rank
     figure, as of the last recomputation)."""
     overall_histograms, group_histograms = hop_histograms(f.start, f.end, f.team_ids)
     overall = {key: histogram.figures() for key, histogram in overall_histograms.items()}
@@ -117,7 +117,7 @@ def hop_figures(f: MetricsFilter) -> dict[str, Any]:
 
 def delay_outcomes(f: MetricsFilter) -> dict[str, Any]:
     """First-contact delay buckets: how many MQLs, and MQL → SQL and SQL → won by bucket,
-    summed from the per-day counts (sla.speed_days)."""
+    summed from the per-day counts (sla.kpis.speed_days)."""
     counts = delay_counts(f.start, f.end, f.team_ids)
     labels: dict[str, Any] = {key: label for key, label, _bound in BUCKETS}
     labels[NO_CONTACT] = gettext_lazy("no contact logged")
@@ -288,7 +288,7 @@ def forecast(
     if f.team_ids is not None:
         open_handoffs &= Q(handoff__team_id__in=f.team_ids)
     # The last `weeks` weeks of whole local hours before this one: each weekday-and-hour
-    # slot `weeks` times, summed per day and hour by the recomputation (sla.speed_days).
+    # slot `weeks` times, summed per day and hour by the recomputation (sla.kpis.speed_days).
     tz = timezone.get_default_timezone()
     this_hour = timezone.localtime(now, tz).replace(minute=0, second=0, microsecond=0)
     slots = arrival_slots(this_hour - dt.timedelta(weeks=weeks), this_hour, f.team_ids)

@@ -16,7 +16,7 @@ from django.db.models import Count, Q
 
 from handoff.models import ClaimStatus, HandoffClaim
 from leadflow.models import User
-from sla.metrics import MetricsFilter
+from sla.kpis.metrics import MetricsFilter
 
 
 def _windows(f: MetricsFilter):

@@ -5,7 +5,7 @@
   contacted, decided; a lead won or un-won; leads merged), by the sweep (breaches) and when
   the agreed settings that the figures depend on change.
 - `kpi_days_refresh` (beat, every minute) reads the stale marks, recomputes those days
-  whole from the handoffs and timers — the same definitions `sla.metrics` documents — and
+  whole from the handoffs and timers — the same definitions `sla.kpis.metrics` documents — and
   deletes exactly the marks it read: a mark committed while it runs stays for the next run.
 - `kpi_days_rebuild` (beat, nightly) marks every day that has MQLs stale. It catches what
   no mark follows: lead edits (source, required fields) after the MQL.
@@ -42,9 +42,9 @@ from django.utils.translation import gettext_lazy as _
 
 from handoff.models import Activity, Handoff, HandoffStatus, TimelineStaleDay
 from leadflow.models import Stage
+from sla.kpis.speed_days import speed_days_present, speed_days_recompute
 from sla.models import KpiHandoffDay, KpiStaleDay, KpiState, KpiTimerDay, SlaTimer
 from sla.selectors import sla_settings_get
-from sla.speed_days import speed_days_present, speed_days_recompute
 
 # Days recomputed per transaction (a day of 20,000 MQLs takes about a second on PostgreSQL).
 DAYS_PER_REFRESH = 7
