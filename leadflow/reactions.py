@@ -34,6 +34,9 @@ The use cases, top to bottom (→ means "which runs"):
   claim): HANDOFF_ASSIGNED (the timers follow the rep; the new rep's claim window opens).
 - **Two leads are merged** (`leadflow.merge.lead_merge`): LEADS_MERGING before any row
   moves (may refuse), LEADS_MERGED after.
+- **A routing plan is published** (`handoff.plans.routing_plan_publish`): after the
+  teams, rules, memberships and capacities, ROUTING_PLAN_PUBLISHED (the reps' working
+  hours, which sla keeps).
 
 Erasing and exporting a person (APPI / GDPR) have their own registry of participants in
 the privacy code; they are not reactions to a change of state.
@@ -110,6 +113,10 @@ LEADS_MERGED: tuple[str, ...] = (
     "sla.reactions.on_leads_merged",  # its MQL's KPI day recomputed
 )
 
+# routing_plan_publish, after the plan's teams, rules, memberships and capacities are
+# applied, under the plan's and its teams' locks. kwargs: plan, at.
+ROUTING_PLAN_PUBLISHED: tuple[str, ...] = ("sla.reactions.on_routing_plan_published",)
+
 ALL: dict[str, Sequence[str]] = {
     **{f"STAGE_CHANGED[{stage}]": paths for stage, paths in STAGE_CHANGED.items()},
     "HANDOFF_CREATED": HANDOFF_CREATED,
@@ -119,6 +126,7 @@ ALL: dict[str, Sequence[str]] = {
     "HANDOFF_DECIDED": HANDOFF_DECIDED,
     "LEADS_MERGING": LEADS_MERGING,
     "LEADS_MERGED": LEADS_MERGED,
+    "ROUTING_PLAN_PUBLISHED": ROUTING_PLAN_PUBLISHED,
 }
 
 

@@ -20,3 +20,8 @@ class SlaConfig(AppConfig):
         from sla.hours import CalendarWorkingHours
 
         working_hours_register(CalendarWorkingHours())
+        # A routing plan's replay: the plan's hours, business time, the first-contact SLA.
+        from handoff.plans import plan_timing_register
+        from sla.plan_timing import CalendarPlanTiming
+
+        plan_timing_register(CalendarPlanTiming())

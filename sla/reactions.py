@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from handoff.models import Activity, Assignment, AssignmentVia, Handoff
+from handoff.models import Activity, Assignment, AssignmentVia, Handoff, RoutingPlan
+from handoff.plans import plan_rep_hours
 from leadflow.models import Lead, LeadMerge, StageTransition
-from sla import kpis, services
+from sla import hours, kpis, services
 
 
 def on_handoff_created(*, handoff: Handoff, at: datetime) -> None:
@@ -44,3 +45,7 @@ def on_won_stage_changed(*, transition: StageTransition, lead: Lead) -> None:
 
 def on_leads_merged(*, keep: Lead, record: LeadMerge) -> None:
     kpis.kpi_days_mark_lead(lead_id=keep.pk)
+
+
+def on_routing_plan_published(*, plan: RoutingPlan, at: datetime) -> None:
+    hours.rep_working_hours_apply(hours=plan_rep_hours(plan=plan))
