@@ -17,22 +17,23 @@ The simulation model
 - **Each rep's recorded behaviour**, from the same weeks' real handoffs:
   *response* — the median working time (the rep's live hours) from the assignment that
   the rep held at first contact to the first contact; *holding* — the median clock time
-  from the assignment the rep held at the verdict to the verdict. A rep without a record
+  from that first contact (or the assignment, without one) to the verdict, over the
+  handoffs the rep held at the verdict. A rep without a record
   takes the median of all reps; with no record at all, response is zero (contact at
   assignment, and the page says so) and holding is unknown (no simulated handoff leaves
   a load before the end).
 - **An assignment to a rep** adds one to their open load. Their first contact comes after
   their response time of *the plan's* working hours (`add_working_time`); the handoff
-  leaves their open load after their holding time (the verdict), and the team's queue
-  is then handed out, oldest first (as the queue drain after a verdict does).
+  leaves their open load their holding time after that (the verdict), and the team's
+  queue is then handed out, oldest first (as the queue drain after a verdict does).
 - **Claim windows.** In a team of the plan that requires claims, the rep claims at their
   first contact. If that comes after the window (the team's minutes of the plan's working
   hours), the handoff passes at the window's end to the next rep the claim pass would
   pick (never one who let it pass), after the team's number of passes to the team queue,
   held for a manager (never handed out in the replay). A pass takes it off the rep's load.
 - **The queue.** An MQL nobody can take waits in its team's queue; it is handed out when
-  a rep of the team frees up (a verdict) or starts work (the earliest start of the team's
-  reps after the MQL came). Its *queue wait* is the time from arrival to its first
+  a rep of the team frees up (a verdict) or starts work (the earliest start among the
+  team's reps with room). Its *queue wait* is the time from arrival to its first
   assignment; an MQL that no rule and no default team routes waits for ever.
 - **Breaches.** A first-contact breach is predicted when the simulated first contact
   comes after the first-contact SLA's due time for the MQL's arrival (the SLA policy
@@ -240,7 +241,9 @@ def recorded_behaviour(records: Iterable[_Record]) -> tuple[dict[int, Behaviour]
         if handoff.decided_at is not None:
             held = _holder_at(record, handoff.decided_at)
             if held is not None:
-                holdings[held[1]].append(max(handoff.decided_at - held[0], timedelta(0)))
+                # From the first contact (a verdict comes after it), else the assignment.
+                begins = max(held[0], handoff.first_contact_at or held[0])
+                holdings[held[1]].append(max(handoff.decided_at - begins, timedelta(0)))
     everyone = Behaviour(
         response=_median([v for values in responses.values() for v in values]) or timedelta(0),
         holding=_median([v for values in holdings.values() for v in values]),
@@ -491,7 +494,7 @@ class _Replay:
                 self._push(due, _CLAIM_DUE, sim.index, sim.token)
                 return
         if behaviour.holding is not None:
-            self._push(at + behaviour.holding, _RELEASE, sim.index, sim.token)
+            self._push(sim.contact_at + behaviour.holding, _RELEASE, sim.index, sim.token)
 
     def _release(self, sim: _Sim, at: datetime) -> None:
         self.state.unload(sim)
@@ -536,12 +539,12 @@ class _Replay:
             self._assign(queue.pop(0), team, membership, at)
 
     def _drain_at_opening(self, team: Team, at: datetime) -> None:
-        """The queue is also handed out when the first of the team's reps starts work
-        (when someone works now, only a verdict can make room)."""
-        rep_ids = [m.rep_id for m in self.state.members(team, ())]
-        if not rep_ids:
-            return
-        opening = min(self.state.hours.starts(rep_ids, at).values())
+        """The queue is also handed out when the first of the team's reps with room starts
+        work."""
+        members = routing._with_room(self.state.members(team, ()), at, self.state)
+        if not members:
+            return  # only a verdict can make room
+        opening = min(self.state.hours.starts([m.rep_id for m in members], at).values())
         if opening > at and (team.pk, opening) not in self.drains:
             self.drains.add((team.pk, opening))
             self._push(opening, _DRAIN, team.pk, 0)
