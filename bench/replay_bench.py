@@ -6,11 +6,11 @@ PostgreSQL only. Seeds leads and companies as the scoring bench does
 (bench.scoring_bench.seed), one team of `--reps` reps, and for every lead an MQL spread
 evenly over the last `--weeks` weeks: a stage move, a handoff assigned round robin, a
 first contact 5 + 4k minutes later for the team's k-th rep (one in ten never contacted,
-still open), a verdict
-1–8 hours after the contact, and the first-contact SLA timer — all set-based through
-bench.seeding. The business calendar is open every day, all day (as the claims bench's), so the
-recorded response times are working time at any hour. Then it makes a draft plan (a copy of that routing) that requires claims
-within 15 minutes and halves every rep's capacity, and times the replay job
+still open), a verdict 1–8 hours after the contact, and the first-contact SLA timer, all
+set-based through bench.seeding. The business calendar is open every day, all day (as
+the claims bench's), so the recorded response times are working time at any hour. Then
+it makes a draft plan (a copy of that routing) that requires claims within 15 minutes
+and halves every rep's capacity (10 open handoffs), and times the replay job
 (handoff.replay.replay_run_execute) from its start to its stored result.
 
 The floor, in the same run: the part the job cannot skip, reading the same handoffs and
@@ -31,15 +31,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.utils import timezone  # noqa: E402
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
 
-from bench.report import emit  # noqa: E402
-from bench.scoring_bench import seed, wipe  # noqa: E402
-from bench.seeding import audit, insert_select  # noqa: E402
-from handoff import plans, replay  # noqa: E402
-from handoff.models import (  # noqa: E402
+from bench.report import emit
+from bench.scoring_bench import seed, wipe
+from bench.seeding import audit, insert_select
+from handoff import plans, replay
+from handoff.models import (
     Assignment,
     Handoff,
     PlanRep,
@@ -50,8 +50,8 @@ from handoff.models import (  # noqa: E402
     Team,
     TeamMembership,
 )
-from leadflow.models import Lead, StageTransition, User  # noqa: E402
-from sla.models import BusinessCalendar, SlaTimer  # noqa: E402
+from leadflow.models import Lead, StageTransition, User
+from sla.models import BusinessCalendar, SlaTimer
 
 SMOKE = {"mqls": 1500, "weeks": 2, "reps": 6, "repeat": 1}
 

@@ -628,7 +628,6 @@ class HandoffClaim(models.Model):
         return f"{self.handoff_id} {self.rep} {self.status}"
 
 
-
 # Routing plans (drafts of the configuration above, replayed, then published): their own
 # module, imported here so that the app registry sees them.
 from handoff.plan_models import (  # noqa: E402, F401

@@ -91,14 +91,6 @@ class _PlanPart(models.Model):
     class Meta:
         abstract = True
 
-    def _check_draft(self) -> None:
-        status = RoutingPlan.objects.filter(pk=self.plan_id).values_list("status", flat=True)
-        if status and status[0] != PlanStatus.DRAFT:
-            raise DomainError(
-                gettext("A published or archived routing plan cannot change."),
-                code="plan_read_only",
-            )
-
     def save(self, *args, **kwargs) -> None:
         self._check_draft()
         super().save(*args, **kwargs)
@@ -106,6 +98,14 @@ class _PlanPart(models.Model):
     def delete(self, *args, **kwargs):
         self._check_draft()
         return super().delete(*args, **kwargs)
+
+    def _check_draft(self) -> None:
+        status = RoutingPlan.objects.filter(pk=self.plan_id).values_list("status", flat=True)
+        if status and status[0] != PlanStatus.DRAFT:
+            raise DomainError(
+                gettext("A published or archived routing plan cannot change."),
+                code="plan_read_only",
+            )
 
 
 class PlanTeam(_PlanPart):
@@ -116,7 +116,9 @@ class PlanTeam(_PlanPart):
         Team, verbose_name=_("team"), on_delete=models.CASCADE, related_name="+"
     )
     is_default = models.BooleanField(
-        _("default team"), default=False, help_text=_("Takes the MQLs that no routing rule matches.")
+        _("default team"),
+        default=False,
+        help_text=_("Takes the MQLs that no routing rule matches."),
     )
     account_owner_first = models.BooleanField(_("account owner first"), default=True)
     claim_required = models.BooleanField(_("claim required"), default=False)

@@ -65,8 +65,11 @@ class PlanTeamInline(_DraftOnlyInline):
 
 
 class PlanRuleForm(RoutingRuleForm):
+    """The live rule's form (checkboxes for the lists, the employee range check) on a
+    plan's rule: the same fields by the same names."""
+
     class Meta(RoutingRuleForm.Meta):
-        model = PlanRule
+        model = PlanRule  # type: ignore[assignment]  # same fields as RoutingRule
 
 
 class PlanRuleInline(_DraftOnlyInline):
@@ -207,4 +210,3 @@ class RoutingPlanAdmin(admin.ModelAdmin):
         context["problems"] = plans.routing_plan_problems(plan=plan) if plan.is_draft else []
         context["published"] = RoutingPlan.objects.filter(status=PlanStatus.PUBLISHED).first()
         return TemplateResponse(request, "admin/handoff/routingplan/publish.html", context)
-

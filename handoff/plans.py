@@ -234,7 +234,8 @@ def routing_plan_publish(*, plan: RoutingPlan, actor: User | None = None) -> Rou
         problems = routing_plan_problems(plan=locked)
         if problems:
             raise DomainError(
-                _("The plan cannot be published: %(problems)s") % {"problems": " / ".join(problems)},
+                _("The plan cannot be published: %(problems)s")
+                % {"problems": " / ".join(problems)},
                 code="invalid_plan",
             )
         plan_teams = list(PlanTeam.objects.filter(plan=locked).order_by("team_id"))
@@ -270,9 +271,7 @@ def routing_plan_publish(*, plan: RoutingPlan, actor: User | None = None) -> Rou
 
 
 def _apply_memberships(*, plan: RoutingPlan, team_ids: list[int]) -> None:
-    wanted = {
-        (m.team_id, m.rep_id): m.is_active for m in PlanMember.objects.filter(plan=plan)
-    }
+    wanted = {(m.team_id, m.rep_id): m.is_active for m in PlanMember.objects.filter(plan=plan)}
     existing = {
         (m.team_id, m.rep_id): m for m in TeamMembership.objects.filter(team_id__in=team_ids)
     }

@@ -58,6 +58,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -67,7 +68,6 @@ from django.utils.translation import gettext as _
 from handoff import routing
 from handoff.hours import WorkingHours
 from handoff.models import (
-    AfterHours,
     Assignment,
     ClaimStatus,
     Handoff,
@@ -77,9 +77,9 @@ from handoff.models import (
     PlanRule,
     PlanStatus,
     PlanTeam,
-    RepProfile,
     ReplayRun,
     ReplayStatus,
+    RepProfile,
     RoutingPlan,
     Team,
     TeamMembership,
@@ -214,7 +214,10 @@ def _holder_at(record: _Record, at: datetime) -> tuple[datetime, int] | None:
 
 
 def _median(values: list[timedelta]) -> timedelta | None:
-    return statistics.median(sorted(values)) if values else None
+    if not values:
+        return None
+    ordered, middle = sorted(values), len(values) // 2
+    return ordered[middle] if len(values) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 @dataclass(frozen=True)
@@ -592,8 +595,9 @@ def _actual(records: list[_Record], until: datetime) -> tuple[dict[int, _RepFigu
                 ends.append(record.assignments[number + 1][0])
             if handoff.decided_at is not None:
                 ends.append(handoff.decided_at)
-            if queued_claims.get(pk) is not None:
-                ends.append(queued_claims[pk])
+            queued_at = queued_claims.get(pk)
+            if queued_at is not None:
+                ends.append(queued_at)
             end = min(ends)
             if end > assigned_at:
                 # Ends sort before starts at the same instant (-1 < +1).
@@ -612,15 +616,15 @@ def _actual(records: list[_Record], until: datetime) -> tuple[dict[int, _RepFigu
         found = timers.get(handoff.pk)
         if found is None:
             continue
-        rep_id, due = found
+        counted_for, due = found
         contact = handoff.first_contact_at
         breached = (contact is not None and contact > due) or (contact is None and due <= until)
         if not breached:
             continue
-        if rep_id is None:
+        if counted_for is None:
             left_breached += 1
         else:
-            figures[rep_id].breaches += 1
+            figures[counted_for].breaches += 1
     return figures, left, left_breached
 
 
@@ -642,9 +646,10 @@ def replay(*, plan: RoutingPlan, since: datetime, until: datetime, progress=None
         u.pk: u
         for u in User.objects.filter(pk__in=rep_ids).only("username", "first_name", "last_name")
     }
-    rows = []
+    rows: list[dict[str, Any]] = []
     for rep_id in sorted(rep_ids, key=lambda pk: (str(users.get(pk, pk)), pk)):
-        behaviour = simulation.behaviour.get(rep_id)
+        own = simulation.behaviour.get(rep_id)
+        behaviour = own or simulation.everyone
         rows.append(
             {
                 "rep_id": rep_id,
@@ -652,13 +657,13 @@ def replay(*, plan: RoutingPlan, since: datetime, until: datetime, progress=None
                 "in_plan": rep_id in simulation.state.users,
                 "replay": simulation.figures[rep_id].as_dict(),
                 "actual": actual[rep_id].as_dict(),
-                "response_min": round(_minutes((behaviour or simulation.everyone).response), 1),
+                "response_min": round(_minutes(behaviour.response), 1),
                 "holding_h": (
-                    round((behaviour or simulation.everyone).holding.total_seconds() / 3600, 1)
-                    if (behaviour or simulation.everyone).holding is not None
+                    round(behaviour.holding.total_seconds() / 3600, 1)
+                    if behaviour.holding is not None
                     else None
                 ),
-                "own_record": behaviour is not None,
+                "own_record": own is not None,
             }
         )
 

@@ -192,7 +192,9 @@ def _account_owner_membership(
     if routed is not None and not routed.account_owner_first:
         return None
     found = (
-        state.account_owner_for(lead) if state is not None else selectors.account_owner_for(lead=lead)
+        state.account_owner_for(lead)
+        if state is not None
+        else selectors.account_owner_for(lead=lead)
     )
     if found is None:
         return None

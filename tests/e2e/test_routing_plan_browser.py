@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from handoff.models import PlanStatus, RepProfile, ReplayRun, ReplayStatus, RoutingPlan
+from handoff.models import PlanStatus, ReplayRun, ReplayStatus, RepProfile, RoutingPlan
 from handoff.replay import replay_run_execute
 from leadflow.roles import SALES_MANAGER
 from sla.models import RepWorkingHours

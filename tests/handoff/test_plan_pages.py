@@ -14,9 +14,9 @@ from handoff.models import (
     PlanRep,
     PlanStatus,
     PlanTeam,
-    RepProfile,
     ReplayRun,
     ReplayStatus,
+    RepProfile,
     RoutingPlan,
 )
 from leadflow.roles import SALES_MANAGER, SALES_REP
@@ -132,8 +132,7 @@ def test_reps_and_staff_without_the_publish_permission_cannot_publish(client, ma
     client.force_login(rep)
     assert client.get(manager_client_replay(plan)).status_code == 403
     assert (
-        client.post(reverse("admin:handoff_routingplan_publish", args=[plan.pk])).status_code
-        == 403
+        client.post(reverse("admin:handoff_routingplan_publish", args=[plan.pk])).status_code == 403
     )
     plan.refresh_from_db()
     assert plan.status == PlanStatus.DRAFT

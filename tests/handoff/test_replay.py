@@ -35,9 +35,9 @@ from handoff.models import (
     PlanRule,
     PlanStatus,
     PlanTeam,
-    RepProfile,
     ReplayRun,
     ReplayStatus,
+    RepProfile,
     RoutingPlan,
     RoutingRule,
     Team,
@@ -301,7 +301,7 @@ def _live_state() -> list:
 
 
 def test_a_replay_writes_nothing_live(history):
-    _kanto, rep_a, rep_b = history
+    _kanto, _rep_a, rep_b = history
     plan = _draft(claim_required=True, claim_window_minutes=5, claim_max_passes=1)
     _plan_rep(plan, rep_b, starts_at=dt.time(13), max_open_handoffs=1)
     before, state = _counts(), _live_state()
