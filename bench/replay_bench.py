@@ -22,7 +22,6 @@ It deletes all leads first (refuses without --wipe on a database holding others)
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import resource
 import statistics
 import sys
@@ -35,6 +34,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from bench.claims_bench import calendar_always_open
 from bench.report import emit
 from bench.scoring_bench import seed, wipe
 from bench.seeding import audit, insert_select
@@ -51,7 +51,7 @@ from handoff.models import (
     TeamMembership,
 )
 from leadflow.models import Lead, StageTransition, User
-from sla.models import BusinessCalendar, SlaTimer
+from sla.models import SlaTimer
 
 SMOKE = {"mqls": 1500, "weeks": 2, "reps": 6, "repeat": 1}
 
@@ -138,20 +138,6 @@ def seed_history(n: int, weeks: int, reps: list[int], team_id: int) -> dict[str,
     }
 
 
-def always_open() -> None:
-    """Every day 00:00–23:59, no holidays: the seeded response times are
-    working time whatever the hour, so the 15-minute claim windows pass MQLs on."""
-    calendar, _created = BusinessCalendar.objects.get_or_create(
-        is_default=True, defaults={"name": "bench"}
-    )
-    calendar.closures.all().delete()
-    for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"):
-        setattr(calendar, day, True)
-    calendar.opens_at, calendar.closes_at = dt.time(0, 0), dt.time(23, 59)
-    calendar.national_holidays = False
-    calendar.save()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mqls", type=int, default=20_000)
@@ -174,7 +160,7 @@ def main() -> None:
             " handoff_team_managers, handoff_routingrule, handoff_team RESTART IDENTITY CASCADE"
         )
     User.objects.filter(username__startswith="bench-replay-").delete()
-    always_open()
+    calendar_always_open()
     started = time.perf_counter()
     audited = seed(args.mqls, 1, known_share=0.0)
     team = Team.objects.create(name="bench-replay", is_default=True)

@@ -10,6 +10,8 @@ one transaction. Imported by handoff.models, so the app registry sees these mode
 
 from __future__ import annotations
 
+from datetime import time
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -259,15 +261,19 @@ class PlanRep(_PlanPart):
         return str(self.rep)
 
     def clean(self) -> None:
-        days = self.weekdays
-        if not isinstance(days, list) or any(
-            not isinstance(day, int) or isinstance(day, bool) or not 0 <= day <= 6 for day in days
-        ):
-            raise ValidationError({"weekdays": _("Use weekday numbers from 0 (Monday) to 6.")})
-        if len(set(days)) != len(days):
-            raise ValidationError({"weekdays": _("A weekday is listed twice.")})
-        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
-            raise ValidationError({"ends_at": _("Working hours must end after they start.")})
+        working_hours_clean(self.weekdays, self.starts_at, self.ends_at)
+
+
+def working_hours_clean(weekdays: object, starts_at: time | None, ends_at: time | None) -> None:
+    """A rep's own days and hours make sense (a plan's, and sla.RepWorkingHours)."""
+    if not isinstance(weekdays, list) or any(
+        not isinstance(day, int) or isinstance(day, bool) or not 0 <= day <= 6 for day in weekdays
+    ):
+        raise ValidationError({"weekdays": _("Use weekday numbers from 0 (Monday) to 6.")})
+    if len(set(weekdays)) != len(weekdays):
+        raise ValidationError({"weekdays": _("A weekday is listed twice.")})
+    if starts_at and ends_at and ends_at <= starts_at:
+        raise ValidationError({"ends_at": _("Working hours must end after they start.")})
 
 
 class ReplayStatus(models.TextChoices):

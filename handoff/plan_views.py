@@ -53,15 +53,7 @@ class _DraftOnlyInline(admin.TabularInline):
 
 class PlanTeamInline(_DraftOnlyInline):
     model = PlanTeam
-    fields = (
-        "team",
-        "is_default",
-        "account_owner_first",
-        "claim_required",
-        "claim_window_minutes",
-        "claim_max_passes",
-        "after_hours",
-    )
+    fields = ("team", *plans.TEAM_FIELDS)
 
 
 class PlanRuleForm(RoutingRuleForm):
