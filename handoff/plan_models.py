@@ -10,7 +10,7 @@ one transaction. Imported by handoff.models, so the app registry sees these mode
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import time, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -327,6 +327,16 @@ class ReplayRun(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in (ReplayStatus.QUEUED, ReplayStatus.RUNNING)
+
+    @property
+    def is_stuck(self) -> bool:
+        """Queued or running for longer than a task may run: its task was lost (a worker
+        killed, the time limit hit), so a new replay may be started instead."""
+        if not self.is_active:
+            return False
+        since = self.started_at or self.created_at
+        limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+        return since < timezone.now() - limit
 
     @property
     def percent(self) -> int:

@@ -124,7 +124,7 @@ def replay_run_start(
             .order_by("-id")
             .first()
         )
-        if current is not None and (current.is_active or not fresh):
+        if current is not None and not current.is_stuck and (current.is_active or not fresh):
             return current
         until = timezone.now()
         run = ReplayRun.objects.create(
@@ -153,7 +153,8 @@ def replay_run_current(*, plan: RoutingPlan) -> ReplayRun | None:
 
 def replay_run_execute(*, run_id: int) -> bool:
     """Run the replay job (the task; tests and benches call it directly). True when it
-    stored a result. Safe to deliver twice: the run is claimed by a conditional UPDATE
+    stored a result. One run must fit in the task time limit (the bench's MQLs/s says how
+    many weeks that is). Safe to deliver twice: the run is claimed by a conditional UPDATE
     (queued → running), and one that a dead worker left running is taken over once the
     task time limit has passed. A run whose draft changed meanwhile is deleted: its
     figures would describe a plan that no longer exists (the page starts another)."""
@@ -172,6 +173,9 @@ def replay_run_execute(*, run_id: int) -> bool:
     if run.plan.status != PlanStatus.DRAFT or _fingerprint(plan=run.plan) != run.fingerprint:
         run.delete()
         return False
+
+    total = Handoff.objects.filter(created_at__gte=run.since, created_at__lt=run.until).count()
+    ReplayRun.objects.filter(pk=run_id).update(total=total, done=0)
 
     def progress(done: int) -> None:
         ReplayRun.objects.filter(pk=run_id).update(done=done)

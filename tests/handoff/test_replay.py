@@ -452,3 +452,17 @@ def test_a_plan_with_a_rule_to_a_team_outside_it_is_not_published(history):
     assert (_counts(), _live_state()) == before
     plan.refresh_from_db()
     assert plan.status == PlanStatus.DRAFT
+
+
+def test_a_replay_whose_job_was_lost_can_be_started_again(history, time_machine, settings):
+    plan = _draft()
+    lost = replay.replay_run_start(plan=plan, weeks=1)
+    assert replay.replay_run_start(plan=plan, weeks=1, fresh=True) == lost  # still going
+    time_machine.move_to(at(9, day=10) + dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 1))
+
+    again = replay.replay_run_start(plan=plan, weeks=1, fresh=True)
+
+    assert again.pk != lost.pk
+    assert replay.replay_run_execute(run_id=again.pk) is True
+    # The newer run's result removes the lost one.
+    assert not ReplayRun.objects.filter(pk=lost.pk).exists()
