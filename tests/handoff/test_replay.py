@@ -59,8 +59,10 @@ def at(hour, minute=0, day=9):
 @pytest.fixture
 def history(db, time_machine):
     """Kanto with reps A and B, and the four MQLs of the table above."""
-    TimerPolicy.objects.filter(kind="first_contact").update(
-        amount=1, unit="hours", counts_business_time=True
+    # update_or_create: a transactional test (the browser's) after another one finds the
+    # seeded policies flushed.
+    TimerPolicy.objects.update_or_create(
+        kind="first_contact", defaults={"amount": 1, "unit": "hours", "counts_business_time": True}
     )
     kanto, (rep_a, rep_b), _manager = make_team("Kanto", reps=2, default=True)
     made = {}
