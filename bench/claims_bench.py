@@ -103,7 +103,9 @@ def wipe(force: bool) -> None:
     User.objects.filter(username__startswith="bench-").delete()
 
 
-def setup(reps: int, window: int) -> tuple[Team, set[int], set[int]]:
+def calendar_always_open() -> None:
+    """The default business calendar: every day 00:00–23:59, no holidays or closures, so
+    working hours move nothing the bench measures (also the replay bench's)."""
     calendar, _ = BusinessCalendar.objects.get_or_create(
         is_default=True, defaults={"name": "bench"}
     )
@@ -113,6 +115,10 @@ def setup(reps: int, window: int) -> tuple[Team, set[int], set[int]]:
     calendar.opens_at, calendar.closes_at = dt.time(0, 0), dt.time(23, 59)
     calendar.national_holidays = False
     calendar.save()
+
+
+def setup(reps: int, window: int) -> tuple[Team, set[int], set[int]]:
+    calendar_always_open()
     team = Team.objects.create(
         name="bench-claims",
         is_default=True,

@@ -187,6 +187,23 @@ BENCHES: dict[str, tuple[str, list[str], list[str], dict[str, Check]]] = {
             ),
         },
     ),
+    "replay": (
+        "replay_bench.py",
+        ["--wipe"],
+        [
+            "results.job_seconds",
+            "results.mqls_per_s",
+            "floor.seconds",
+            "ratio.job_vs_floor",
+        ],
+        {
+            "the job finished": lambda r: r["results"]["status"] == "done",
+            "every seeded MQL replayed, as the floor read": lambda r: (
+                r["results"]["replayed_mqls"] == r["results"]["floor_rows"] == r["size"]["mqls"]
+            ),
+            "the claim windows passed MQLs on": lambda r: r["results"]["replay_passes"] > 0,
+        },
+    ),
     "intake": (
         "intake_bench.py",
         [],

@@ -254,3 +254,7 @@ class ActivityAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+# The routing plan studio (draft → replay → publish) registers its own pages.
+from handoff import plan_views  # noqa: E402, F401

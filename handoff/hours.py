@@ -35,14 +35,19 @@ def working_hours() -> WorkingHours:
 
 
 def working_or_first(
-    *, team: Team, members: list[TeamMembership], at: datetime
+    *,
+    team: Team,
+    members: list[TeamMembership],
+    at: datetime,
+    hours: WorkingHours | None = None,
 ) -> list[TeamMembership]:
     """Of `members` (already here and with room), those who may take an MQL at `at`: the
     ones working now; when none is, the ones who start first, unless the team keeps
-    after-hours MQLs in its queue until someone starts."""
+    after-hours MQLs in its queue until someone starts. `hours`: other working hours
+    than the registered ones (a routing plan's replay)."""
     if not members:
         return []
-    starts = working_hours().starts([m.rep_id for m in members], at)
+    starts = (hours or working_hours()).starts([m.rep_id for m in members], at)
     working = [m for m in members if starts[m.rep_id] <= at]
     if working or team.after_hours == AfterHours.WAIT_FOR_OPENING:
         return working
@@ -50,17 +55,29 @@ def working_or_first(
     return [m for m in members if starts[m.rep_id] == first]
 
 
-def owner_may_take(*, membership: TeamMembership, at: datetime) -> bool:
+def owner_may_take(
+    *,
+    membership: TeamMembership,
+    at: datetime,
+    hours: WorkingHours | None = None,
+    team_rep_ids: Collection[int] | None = None,
+) -> bool:
     """The account owner takes the MQL first when they work now, or when nobody of their
     team does and they start no later than anyone (an owner off today but back tomorrow
-    while colleagues work now gives way to the round robin)."""
-    own = working_hours().starts([membership.rep_id], at)[membership.rep_id]
+    while colleagues work now gives way to the round robin). `hours` and `team_rep_ids`
+    (the team's active reps): a routing plan's replay, instead of the live ones."""
+    hours = hours or working_hours()
+    own = hours.starts([membership.rep_id], at)[membership.rep_id]
     if own <= at:
         return True
     if membership.team.after_hours == AfterHours.WAIT_FOR_OPENING:
         return False
     # Off now: only at night (nobody of the team working) and among the first to start.
-    rep_ids = TeamMembership.objects.filter(
-        team_id=membership.team_id, is_active=True, rep__is_active=True
-    ).values_list("rep_id", flat=True)
-    return own <= min(working_hours().starts(list(rep_ids), at).values(), default=own)
+    rep_ids = (
+        team_rep_ids
+        if team_rep_ids is not None
+        else TeamMembership.objects.filter(
+            team_id=membership.team_id, is_active=True, rep__is_active=True
+        ).values_list("rep_id", flat=True)
+    )
+    return own <= min(hours.starts(list(rep_ids), at).values(), default=own)

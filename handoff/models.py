@@ -626,3 +626,17 @@ class HandoffClaim(models.Model):
 
     def __str__(self) -> str:
         return f"{self.handoff_id} {self.rep} {self.status}"
+
+
+# Routing plans (drafts of the configuration above, replayed, then published): their own
+# module, imported here so that the app registry sees them.
+from handoff.plan_models import (  # noqa: E402, F401
+    PlanMember,
+    PlanRep,
+    PlanRule,
+    PlanStatus,
+    PlanTeam,
+    ReplayRun,
+    ReplayStatus,
+    RoutingPlan,
+)

@@ -11,7 +11,7 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from django.conf import settings
 from django.db import transaction
@@ -42,24 +42,47 @@ logger = logging.getLogger(__name__)
 DEFAULT_CAPACITY = RepProfile._meta.get_field("max_open_handoffs").default
 
 
+class RoutingState(Protocol):
+    """What the routing decision reads, when not the live tables: a routing plan's replay
+    (handoff.replay) runs the same decision code against a simulated state. Every
+    function below that takes `state=None` reads the database then."""
+
+    hours: hours.WorkingHours
+
+    def members(self, team: Team, exclude: Iterable[int]) -> list[TeamMembership]: ...
+
+    def memberships_of(self, rep_id: int) -> list[TeamMembership]: ...
+
+    def open_counts(self, rep_ids: list[int]) -> dict[int, int]: ...
+
+    def routing_team_for(self, lead: Lead) -> Team | None: ...
+
+    def account_owner_for(self, lead: Lead) -> tuple[int, str] | None: ...
+
+
 def _fair_tiebreak(team_id: int, rep_id: int) -> bytes:
     # Among reps never assigned in this team, a stable order that is unrelated to who
     # joined first (primary keys would always favour the oldest members).
     return hashlib.sha256(f"{team_id}:{rep_id}".encode()).digest()
 
 
-def _with_room(members: list[TeamMembership], at: datetime) -> list[TeamMembership]:
+def _with_room(
+    members: list[TeamMembership], at: datetime, state: RoutingState | None = None
+) -> list[TeamMembership]:
     """The members who are here and below their capacity of open handoffs."""
     if not members:
         return []
-    open_counts = dict(
-        Handoff.objects.filter(
-            status=HandoffStatus.OPEN, assigned_to_id__in=[m.rep_id for m in members]
+    rep_ids = [m.rep_id for m in members]
+    open_counts = (
+        state.open_counts(rep_ids)
+        if state is not None
+        else dict(
+            Handoff.objects.filter(status=HandoffStatus.OPEN, assigned_to_id__in=rep_ids)
+            .order_by()
+            .values("assigned_to_id")
+            .annotate(n=Count("id"))
+            .values_list("assigned_to_id", "n")
         )
-        .order_by()
-        .values("assigned_to_id")
-        .annotate(n=Count("id"))
-        .values_list("assigned_to_id", "n")
     )
     available = []
     for membership in members:
@@ -73,7 +96,11 @@ def _with_room(members: list[TeamMembership], at: datetime) -> list[TeamMembersh
     return available
 
 
-def _members(team: Team, *, exclude: Iterable[int] = ()) -> list[TeamMembership]:
+def _members(
+    team: Team, *, exclude: Iterable[int] = (), state: RoutingState | None = None
+) -> list[TeamMembership]:
+    if state is not None:
+        return state.members(team, exclude)
     return list(
         TeamMembership.objects.filter(team=team, is_active=True, rep__is_active=True)
         .exclude(rep_id__in=list(exclude))
@@ -88,12 +115,18 @@ def _pick_rep(
     at: datetime,
     exclude_rep_id: int | None = None,
     exclude_rep_ids: Iterable[int] = (),
+    state: RoutingState | None = None,
 ) -> TeamMembership | None:
     """The next rep in the team's round robin who is here, has room and works now (or
     starts first, at night). Caller holds the team's row lock."""
-    members = _members(team, exclude=[exclude_rep_id or 0, *exclude_rep_ids])
+    members = _members(team, exclude=[exclude_rep_id or 0, *exclude_rep_ids], state=state)
     # Working hours (#19): who works now, else who starts first (handoff.hours).
-    available = hours.working_or_first(team=team, members=_with_room(members, at), at=at)
+    available = hours.working_or_first(
+        team=team,
+        members=_with_room(members, at, state),
+        at=at,
+        hours=state.hours if state is not None else None,
+    )
     if not available:
         return None
     return min(
@@ -150,7 +183,7 @@ def _assign(
 
 
 def _account_owner_membership(
-    *, lead: Lead, routed: Team | None, at: datetime
+    *, lead: Lead, routed: Team | None, at: datetime, state: RoutingState | None = None
 ) -> tuple[TeamMembership, str] | None:
     """The membership of the rep who owns the lead's account, and why (for the assignment
     history), when the routed team puts the account owner first and that rep can take an
@@ -158,31 +191,77 @@ def _account_owner_membership(
     Read without locks: the caller locks the team and looks at the room again."""
     if routed is not None and not routed.account_owner_first:
         return None
-    found = selectors.account_owner_for(lead=lead)
+    found = (
+        state.account_owner_for(lead)
+        if state is not None
+        else selectors.account_owner_for(lead=lead)
+    )
     if found is None:
         return None
     rep_id, how = found
     routed_id = routed.pk if routed else None
+    owner_memberships = (
+        state.memberships_of(rep_id)
+        if state is not None
+        else TeamMembership.objects.filter(
+            rep_id=rep_id, is_active=True, rep__is_active=True
+        ).select_related("rep__rep_profile", "team")
+    )
     # The routed team first; another team of the owner's only if it puts owners first too.
     memberships = sorted(
-        (
-            m
-            for m in TeamMembership.objects.filter(
-                rep_id=rep_id, is_active=True, rep__is_active=True
-            ).select_related("rep__rep_profile", "team")
-            if m.team_id == routed_id or m.team.account_owner_first
-        ),
-        key=lambda m: (m.team_id != routed_id, m.pk),
+        (m for m in owner_memberships if m.team_id == routed_id or m.team.account_owner_first),
+        key=lambda m: (m.team_id != routed_id, m.pk or 0),
     )
     # Working hours (#19): an owner who is off while colleagues work gives way.
     available = [
-        m for m in _with_room(memberships, at) if hours.owner_may_take(membership=m, at=at)
+        m
+        for m in _with_room(memberships, at, state)
+        if hours.owner_may_take(
+            membership=m,
+            at=at,
+            hours=state.hours if state is not None else None,
+            team_rep_ids=(
+                [t.rep_id for t in state.members(m.team, ())] if state is not None else None
+            ),
+        )
     ]
     if not available:
         return None  # away, off, at capacity or in no team: the normal rules decide
     with translation.override(settings.LANGUAGE_CODE):
         reason = str(selectors.ACCOUNT_OWNER_REASONS[how])
     return available[0], reason
+
+
+class Choice(NamedTuple):
+    membership: TeamMembership | None  # None: it waits in the team's queue
+    via: str
+    reason: str
+    waits_for_opening: bool  # queued only until a rep starts: nobody is alarmed
+
+
+def choose_for_new_mql(
+    *,
+    team: Team | None,
+    owner: tuple[TeamMembership, str] | None,
+    at: datetime,
+    state: RoutingState | None = None,
+) -> Choice:
+    """Who gets a new MQL of `team` (the owner's team when `owner` was found): the account
+    owner if they still have room, else the round robin. Caller holds the team's lock."""
+    if team is None:
+        return Choice(None, AssignmentVia.ROUTING, "", False)
+    if owner is not None and _with_room([owner[0]], at, state):
+        # Looked at again under the lock: another MQL may have filled their room.
+        return Choice(owner[0], AssignmentVia.ACCOUNT_OWNER, owner[1], False)
+    membership = _pick_rep(team=team, at=at, state=state)
+    if membership is not None:
+        return Choice(membership, AssignmentVia.ROUTING, "", False)
+    # Working hours (#19): reps with room, all off now, and the team keeps such MQLs until
+    # someone starts: the queue drain hands it out then.
+    waits = team.after_hours == AfterHours.WAIT_FOR_OPENING and bool(
+        _with_room(_members(team, state=state), at, state)
+    )
+    return Choice(None, AssignmentVia.ROUTING, "", waits)
 
 
 def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handoff:
@@ -220,31 +299,18 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
             lead=lead, mql_transition=transition, team=team, created_at=at
         )
         reactions.run(reactions.HANDOFF_CREATED, handoff=handoff, at=at)
-        via, reason, membership = AssignmentVia.ROUTING, "", None
-        if team is not None and owner is not None and _with_room([owner[0]], at):
-            # Looked at again under the lock: another MQL may have filled their room.
-            via, reason, membership = AssignmentVia.ACCOUNT_OWNER, owner[1], owner[0]
-        elif team is not None:
-            membership = _pick_rep(team=team, at=at)
-        if team is not None and membership is not None:
+        choice = choose_for_new_mql(team=team, owner=owner, at=at)
+        if team is not None and choice.membership is not None:
             _assign(
                 handoff=handoff,
                 team=team,
-                membership=membership,
-                via=via,
-                reason=reason,
+                membership=choice.membership,
+                via=choice.via,
+                reason=choice.reason,
                 at=at,
                 mark_timeline=False,
             )
-        elif (
-            team is not None
-            and team.after_hours == AfterHours.WAIT_FOR_OPENING
-            and _with_room(_members(team), at)
-        ):
-            # Working hours (#19): reps with room, all off now, and the team keeps such MQLs
-            # until someone starts: the queue drain hands it out then, nobody is alarmed.
-            pass
-        else:
+        elif not choice.waits_for_opening:
             # Nobody could take it: it waits in the queue, and the managers must hear of
             # it (a queued MQL is the one nobody's clock reminds anybody of). With nobody
             # to tell (no manager, no webhook) there is no notice and no task.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from handoff import notifications, routing
+from handoff import notifications, replay, routing
 from handoff.models import HandoffStatus, Team
 
 
@@ -45,3 +45,9 @@ def assign_all_queues_task() -> int:
 )
 def notify_queued_task(notice_id: int) -> dict[str, bool]:
     return notifications.queue_notice_notify(notice_id=notice_id)
+
+
+@shared_task(acks_late=True)
+def replay_run_task(run_id: int) -> bool:
+    """Replay a draft routing plan (handoff.replay); safe to deliver twice."""
+    return replay.replay_run_execute(run_id=run_id)

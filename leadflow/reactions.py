@@ -34,6 +34,9 @@ The use cases, top to bottom (→ means "which runs"):
   claim): HANDOFF_ASSIGNED (the timers follow the rep; the new rep's claim window opens).
 - **Two leads are merged** (`leadflow.merge.lead_merge`): LEADS_MERGING before any row
   moves (may refuse), LEADS_MERGED after.
+- **A routing plan is published** (`handoff.plans.routing_plan_publish`): after the
+  teams, rules, memberships and capacities, ROUTING_PLAN_PUBLISHED (the reps' working
+  hours, which sla keeps).
 
 Below the reactions, the answers: what handoff asks of an app above it that it may not
 import (who works when; the list conditions that need the SLA timers). They are listed
@@ -114,6 +117,10 @@ LEADS_MERGED: tuple[str, ...] = (
     "sla.reactions.on_leads_merged",  # its MQL's KPI day recomputed
 )
 
+# routing_plan_publish, after the plan's teams, rules, memberships and capacities are
+# applied, under the plan's and its teams' locks. kwargs: plan, at.
+ROUTING_PLAN_PUBLISHED: tuple[str, ...] = ("sla.reactions.on_routing_plan_published",)
+
 ALL: dict[str, Sequence[str]] = {
     **{f"STAGE_CHANGED[{stage}]": paths for stage, paths in STAGE_CHANGED.items()},
     "HANDOFF_CREATED": HANDOFF_CREATED,
@@ -123,6 +130,7 @@ ALL: dict[str, Sequence[str]] = {
     "HANDOFF_DECIDED": HANDOFF_DECIDED,
     "LEADS_MERGING": LEADS_MERGING,
     "LEADS_MERGED": LEADS_MERGED,
+    "ROUTING_PLAN_PUBLISHED": ROUTING_PLAN_PUBLISHED,
 }
 
 # Every module a reaction above lives in. The import-linter contract "Reactions run only
@@ -141,6 +149,10 @@ REACTION_MODULES = (
 # time. A class implementing handoff.hours.WorkingHours, made once per process (sla's
 # reads each rep's hours on the business calendar).
 WORKING_HOURS = "sla.hours.CalendarWorkingHours"
+
+# A routing plan's replay: the reps' live hours, a plan's hours, business time and the
+# first-contact SLA. A class implementing handoff.plans.PlanTiming (sla's calendar).
+PLAN_TIMING = "sla.plan_timing.CalendarPlanTiming"
 
 # The handoff lists' conditions that need the timers (handoff.filters.ListCondition,
 # `(value, now) -> Q | None`), by the list parameter they serve: ?sla= (the SLA state) and

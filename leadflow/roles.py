@@ -101,6 +101,13 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "handoff.view_repprofile",
         "handoff.add_repprofile",
         "handoff.change_repprofile",
+        # Routing plans (#19): draft, replay and publish a change of routing.
+        *(
+            f"handoff.{action}_{model}"
+            for model in ("routingplan", "planteam", "planrule", "planmember", "planrep")
+            for action in ("view", "add", "change", "delete")
+        ),
+        "handoff.publish_routingplan",
     ],
 }
 

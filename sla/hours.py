@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
+from handoff.plans import RepHours
 from leadflow.config import config_cached
 from sla.calendar import Calendar, add_business_time
 from sla.models import RepWorkingHours
@@ -58,10 +59,17 @@ def roster() -> Roster:
 
 
 class CalendarWorkingHours:
-    """handoff.hours.WorkingHours on the business calendar."""
+    """handoff.hours.WorkingHours on the business calendar: the live roster, or the one
+    given (a routing plan's hours, replayed)."""
+
+    def __init__(self, fixed: Roster | None = None) -> None:
+        self.fixed = fixed
+
+    def roster(self) -> Roster:
+        return self.fixed if self.fixed is not None else roster()
 
     def starts(self, rep_ids: Collection[int], at: dt.datetime) -> dict[int, dt.datetime]:
-        current = roster()
+        current = self.roster()
         # Adding no business time gives the next instant inside business hours: `at`
         # itself when the rep works now.
         return {
@@ -70,4 +78,20 @@ class CalendarWorkingHours:
         }
 
     def add_working_time(self, rep_id: int, start: dt.datetime, delta: dt.timedelta) -> dt.datetime:
-        return add_business_time(roster().calendar(rep_id), start, delta)
+        return add_business_time(self.roster().calendar(rep_id), start, delta)
+
+
+def rep_working_hours_apply(*, hours: Mapping[int, RepHours]) -> None:
+    """Set these reps' working hours (a published routing plan's): a row per rep with
+    own days or hours, none for a rep who works the calendar's."""
+    own = {rep_id: h for rep_id, h in hours.items() if h.weekdays or h.starts_at or h.ends_at}
+    RepWorkingHours.objects.filter(user_id__in=set(hours) - set(own)).delete()
+    for rep_id, h in sorted(own.items()):
+        RepWorkingHours.objects.update_or_create(
+            user_id=rep_id,
+            defaults={
+                "weekdays": sorted(h.weekdays),
+                "starts_at": h.starts_at,
+                "ends_at": h.ends_at,
+            },
+        )

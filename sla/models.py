@@ -11,6 +11,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from handoff.plan_models import working_hours_clean
+
 WEEKDAY_FIELDS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -128,15 +130,7 @@ class RepWorkingHours(models.Model):
         return str(self.user)
 
     def clean(self) -> None:
-        days = self.weekdays
-        if not isinstance(days, list) or any(
-            not isinstance(day, int) or isinstance(day, bool) or not 0 <= day <= 6 for day in days
-        ):
-            raise ValidationError({"weekdays": _("Use weekday numbers from 0 (Monday) to 6.")})
-        if len(set(days)) != len(days):
-            raise ValidationError({"weekdays": _("A weekday is listed twice.")})
-        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
-            raise ValidationError({"ends_at": _("Working hours must end after they start.")})
+        working_hours_clean(self.weekdays, self.starts_at, self.ends_at)
 
 
 # --- policies --------------------------------------------------------------------------

@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from handoff.models import Activity, Assignment, AssignmentVia, Handoff, RejectionReason
+from handoff.models import (
+    Activity,
+    Assignment,
+    AssignmentVia,
+    Handoff,
+    RejectionReason,
+    RoutingPlan,
+)
+from handoff.plans import plan_rep_hours
 from leadflow.models import Lead, LeadMerge, StageTransition
-from sla import services
+from sla import hours, services
 from sla.kpis import days
 
 
@@ -50,3 +58,7 @@ def on_won_stage_changed(*, transition: StageTransition, lead: Lead) -> None:
 
 def on_leads_merged(*, keep: Lead, record: LeadMerge) -> None:
     days.kpi_days_mark_lead(lead_id=keep.pk)
+
+
+def on_routing_plan_published(*, plan: RoutingPlan, at: datetime) -> None:
+    hours.rep_working_hours_apply(hours=plan_rep_hours(plan=plan))

@@ -20,6 +20,7 @@ KWARGS = {
     "HANDOFF_DECIDED": {"handoff", "at"},
     "LEADS_MERGING": {"keep", "merge"},
     "LEADS_MERGED": {"keep", "record"},
+    "ROUTING_PLAN_PUBLISHED": {"plan", "at"},
 }
 
 calls: list[tuple[str, dict]] = []
