@@ -23,35 +23,13 @@ from handoff.models import (
     PlanTeam,
     RoutingPlan,
 )
+from leadflow.admin_inlines import DraftOnlyInline, request_user
 from leadflow.errors import DomainError
-from leadflow.models import User
 
 DEFAULT_WEEKS = 4
 
 
-def _user(request: HttpRequest) -> User | None:
-    return request.user if isinstance(request.user, User) else None
-
-
-class _DraftOnlyInline(admin.TabularInline):
-    """Rows of a plan: editable while it is a draft, read-only after."""
-
-    extra = 0
-
-    def _editable(self, obj) -> bool:
-        return obj is None or obj.status == PlanStatus.DRAFT
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_add_permission(request, obj)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_delete_permission(request, obj)
-
-
-class PlanTeamInline(_DraftOnlyInline):
+class PlanTeamInline(DraftOnlyInline):
     model = PlanTeam
     fields = ("team", *plans.TEAM_FIELDS)
 
@@ -64,19 +42,19 @@ class PlanRuleForm(RoutingRuleForm):
         model = PlanRule  # type: ignore[assignment]  # same fields as RoutingRule
 
 
-class PlanRuleInline(_DraftOnlyInline):
+class PlanRuleInline(DraftOnlyInline):
     model = PlanRule
     form = PlanRuleForm
     classes = ("collapse",)
 
 
-class PlanMemberInline(_DraftOnlyInline):
+class PlanMemberInline(DraftOnlyInline):
     model = PlanMember
     fields = ("team", "rep", "is_active")
     raw_id_fields = ("rep",)
 
 
-class PlanRepInline(_DraftOnlyInline):
+class PlanRepInline(DraftOnlyInline):
     model = PlanRep
     fields = ("rep", "max_open_handoffs", "weekdays", "starts_at", "ends_at")
     raw_id_fields = ("rep",)
@@ -114,7 +92,7 @@ class RoutingPlanAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
         else:
-            plans.routing_plan_draft_create(plan=obj, actor=_user(request))
+            plans.routing_plan_draft_create(plan=obj, actor=request_user(request))
 
     # --- extra pages: replay and publish ---------------------------------------------
     def get_urls(self):
@@ -155,7 +133,9 @@ class RoutingPlanAdmin(admin.ModelAdmin):
             except ValueError:
                 weeks = 0
             try:
-                replay.replay_run_start(plan=plan, weeks=weeks, actor=_user(request), fresh=True)
+                replay.replay_run_start(
+                    plan=plan, weeks=weeks, actor=request_user(request), fresh=True
+                )
             except DomainError as error:
                 self.message_user(request, error.message, messages.ERROR)
             return HttpResponseRedirect(here)
@@ -185,7 +165,7 @@ class RoutingPlanAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if request.method == "POST":
             try:
-                plans.routing_plan_publish(plan=plan, actor=_user(request))
+                plans.routing_plan_publish(plan=plan, actor=request_user(request))
             except DomainError as error:
                 self.message_user(request, error.message, messages.ERROR)
                 return HttpResponseRedirect(

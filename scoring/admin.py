@@ -18,8 +18,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from leadflow.admin_inlines import DraftOnlyInline, request_user
 from leadflow.errors import DomainError
-from leadflow.models import Lead, User
+from leadflow.models import Lead
 from scoring import engine, policy, selectors, services
 from scoring.calibration_views import calibration_urls
 from scoring.models import (
@@ -35,30 +36,7 @@ from scoring.models import (
 )
 
 
-def _user(request: HttpRequest) -> User | None:
-    # Admin views run for signed-in staff only; the check keeps the type honest.
-    return request.user if isinstance(request.user, User) else None
-
-
-class _DraftOnlyInline(admin.TabularInline):
-    """Rules can be added, changed and deleted only while the model is a draft."""
-
-    extra = 0
-
-    def _editable(self, obj) -> bool:
-        return obj is None or obj.status == ModelStatus.DRAFT
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_add_permission(request, obj)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_delete_permission(request, obj)
-
-
-class FitCategoryInline(_DraftOnlyInline):
+class FitCategoryInline(DraftOnlyInline):
     model = FitCategory
     fields = ("position", "name", "min_points", "max_points")
 
@@ -98,7 +76,7 @@ class FitRuleForm(forms.ModelForm):
         }
 
 
-class FitRuleInline(_DraftOnlyInline):
+class FitRuleInline(DraftOnlyInline):
     model = FitRule
     form = FitRuleForm
     readonly_fields = ("condition",)
@@ -140,7 +118,7 @@ class EngagementRuleForm(forms.ModelForm):
         }
 
 
-class EngagementRuleInline(_DraftOnlyInline):
+class EngagementRuleInline(DraftOnlyInline):
     model = EngagementRule
     form = EngagementRuleForm
 
@@ -233,7 +211,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
     @admin.action(description=_("Clone as a new draft"), permissions=["add"])
     def clone_selected(self, request, queryset) -> None:
         for source in queryset.order_by("version"):
-            draft = services.scoring_model_clone(source=source, actor=_user(request))
+            draft = services.scoring_model_clone(source=source, actor=request_user(request))
             self.message_user(
                 request,
                 _("Draft v%(new)s created from v%(old)s.")
@@ -276,7 +254,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         if request.method == "POST":
-            draft = services.scoring_model_clone(source=source, actor=_user(request))
+            draft = services.scoring_model_clone(source=source, actor=request_user(request))
             self.message_user(
                 request,
                 _("Draft v%(new)s created from v%(old)s. Edit its rules, then preview it.")
@@ -327,7 +305,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
         limit = settings.SCORING_PREVIEW_INLINE_LEADS
         inline = Lead.objects.values("pk")[: limit + 1].count() <= limit
         run = services.preview_run_start(
-            draft=draft, actor=_user(request), fresh=fresh, enqueue=not inline
+            draft=draft, actor=request_user(request), fresh=fresh, enqueue=not inline
         )
         if inline and run.is_active:
             services.preview_run_execute(run_id=run.pk)
@@ -398,7 +376,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if request.method == "POST":
             try:
-                run = services.scoring_model_publish(model=draft, actor=_user(request))
+                run = services.scoring_model_publish(model=draft, actor=request_user(request))
             except DomainError as error:
                 self.message_user(request, error.message, messages.ERROR)
                 return HttpResponseRedirect(
