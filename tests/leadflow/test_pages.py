@@ -1,15 +1,8 @@
-import io
-
-import httpx
 import pytest
 from django.contrib.auth.models import Group
-from django.core.management import call_command
 from django.urls import reverse
 
-from integrations.models import InboundEvent, Source
-from integrations.outbound.models import Destination, OutboxMessage
-from leadflow.demo.data import DEMO_PASSWORD
-from leadflow.models import EngagementEvent, Lead, Stage, StageTransition, User
+from leadflow.models import Lead, Stage, StageTransition
 from leadflow.roles import ROLE_PERMISSIONS, ROLES
 
 
@@ -46,142 +39,6 @@ def test_api_urls_that_do_not_exist_answer_in_the_json_error_shape(client):
     response = client.get("/api/v1/nothing-here/")
     assert response.status_code == 404
     assert response.json() == {"error": {"code": "not_found", "message": "No such API endpoint."}}
-
-
-@pytest.mark.django_db
-def test_demo_loads_every_stage_and_is_idempotent():
-    call_command("load_demo", stdout=io.StringIO())
-    counts = {
-        "leads": Lead.objects.count(),
-        "events": EngagementEvent.objects.count(),
-        "transitions": StageTransition.objects.count(),
-        "users": User.objects.count(),
-        "inbound": InboundEvent.objects.count(),
-        "outbox": OutboxMessage.objects.count(),
-    }
-    call_command("load_demo", stdout=io.StringIO())
-
-    assert set(Lead.objects.values_list("stage", flat=True)) == set(Stage.values)
-    assert counts == {
-        "leads": Lead.objects.count(),
-        "events": EngagementEvent.objects.count(),
-        "transitions": StageTransition.objects.count(),
-        "users": User.objects.count(),
-        "inbound": InboundEvent.objects.count(),
-        "outbox": OutboxMessage.objects.count(),
-    }
-    assert User.objects.get(username="rep1").groups.get().name == "Sales rep"
-    assert User.objects.get(username="admin").is_superuser
-
-
-@pytest.mark.django_db
-def test_demo_fills_the_integrations_admin_without_calling_out(admin_client, monkeypatch):
-    def no_network(*args, **kwargs):
-        raise AssertionError("load_demo must not call out")
-
-    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", no_network)
-
-    call_command("load_demo", stdout=io.StringIO())
-
-    assert sorted(Source.objects.values_list("slug", "kind")) == [
-        ("mautic", "mautic"),
-        ("web-form", "generic"),
-    ]
-    statuses = sorted(InboundEvent.objects.values_list("source__slug", "status"))
-    assert statuses == [
-        ("mautic", "failed"),
-        ("mautic", "processed"),
-        ("mautic", "processed"),
-        ("mautic", "processed"),
-        ("web-form", "failed"),
-        ("web-form", "processed"),
-        ("web-form", "processed"),
-    ]
-    assert Lead.objects.filter(email="m.kobayashi@hinode-foods.example.jp").exists()
-    destination = Destination.objects.get()
-    assert (destination.kind, destination.enabled) == ("webhook", False)
-    assert sorted(OutboxMessage.objects.values_list("event", "status")) == [
-        ("accepted", "dead"),
-        ("accepted", "delivered"),
-        ("lost", "delivered"),
-        ("mql_created", "delivered"),
-        ("mql_created", "delivered"),
-        ("mql_created", "delivered"),
-        ("rejected", "delivered"),
-        ("won", "delivered"),
-    ]
-    dead = OutboxMessage.objects.get(status="dead")
-    assert dead.response_status == 422
-    assert "FIELD_CUSTOM_VALIDATION_EXCEPTION" in dead.response_body
-    assert not OutboxMessage.objects.filter(status__in=["pending", "in_flight"]).exists()
-    for url in (
-        "/admin/integrations/source/",
-        "/admin/integrations/inboundevent/",
-        "/admin/integrations/destination/",
-        "/admin/integrations/outboxmessage/",
-        f"/admin/integrations/outboxmessage/{dead.pk}/change/",
-    ):
-        assert admin_client.get(url).status_code == 200
-
-
-@pytest.mark.django_db
-def test_the_admin_greets_the_demo_admin_by_a_whole_name(client):
-    call_command("load_demo", stdout=io.StringIO())
-    admin = User.objects.get(username="admin")
-    client.force_login(admin)
-
-    page = client.get("/admin/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
-
-    assert "<strong>管理者</strong>" in page
-    assert "<strong>者</strong>" not in page
-    assert admin.get_full_name() == "管理者"
-
-
-@pytest.mark.django_db
-def test_reloading_the_demo_fixes_the_admins_split_name():
-    call_command("load_demo", stdout=io.StringIO())
-    User.objects.filter(username="admin").update(last_name="管理", first_name="者")
-
-    call_command("load_demo", stdout=io.StringIO())
-
-    admin = User.objects.get(username="admin")
-    assert (admin.last_name, admin.first_name) == ("", "管理者")
-
-
-@pytest.mark.django_db
-def test_a_demo_login_logs_in_through_the_login_form(client):
-    call_command("load_demo", stdout=io.StringIO())
-    response = client.post(reverse("login"), {"username": "rep1", "password": DEMO_PASSWORD})
-    assert response.status_code == 302
-    home = client.get("/").content.decode()
-    assert "佐藤 大輔" in home
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize(
-    "url",
-    [
-        "/admin/",
-        "/admin/leadflow/lead/",
-        "/admin/leadflow/company/",
-        "/admin/leadflow/engagementevent/",
-        "/admin/leadflow/stagetransition/",
-        "/admin/leadflow/leadexternalid/",
-        "/admin/leadflow/user/",
-    ],
-)
-def test_admin_pages_render_with_demo_data(admin_client, url):
-    call_command("load_demo", stdout=io.StringIO())
-    assert admin_client.get(url).status_code == 200
-
-
-@pytest.mark.django_db
-def test_admin_lead_page_and_search(admin_client):
-    call_command("load_demo", stdout=io.StringIO())
-    lead = Lead.objects.exclude(email="").filter(stage=Stage.SQL).first()
-    assert admin_client.get(f"/admin/leadflow/lead/{lead.pk}/change/").status_code == 200
-    found = admin_client.get("/admin/leadflow/lead/", {"q": lead.email})
-    assert lead.email in found.content.decode()
 
 
 @pytest.mark.django_db
