@@ -140,3 +140,11 @@ def test_admin_lead_page_and_search(admin_client):
     assert admin_client.get(f"/admin/leadflow/lead/{lead.pk}/change/").status_code == 200
     found = admin_client.get("/admin/leadflow/lead/", {"q": lead.email})
     assert lead.email in found.content.decode()
+
+
+def test_the_module_is_one_xdist_group_under_make_test(request):
+    # `make test` runs --dist loadgroup; a pytest that xdist cannot tag (pytest 9.2 with
+    # pytest-xdist 3.8) spreads the group over both workers and loads the demo twice.
+    if not getattr(request.config.option, "loadgroup", False):
+        pytest.skip("not run with pytest-xdist --dist loadgroup")
+    assert request.node.nodeid.endswith("@demo")
