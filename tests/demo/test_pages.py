@@ -1,5 +1,5 @@
-"""Pages and admin lists on the demo data. The demo is loaded once for the module
-(the `demo_data` fixture, tests/conftest.py); each test runs in its own transaction
+"""Pages and admin lists on the demo data. The demo is loaded once for tests/demo/
+(the `demo_data` fixture, tests/demo/conftest.py); each test runs in its own transaction
 inside that load's, so what one test changes the next does not see."""
 
 import io
@@ -13,7 +13,8 @@ from integrations.outbound.models import Destination, OutboxMessage
 from leadflow.demo.data import DEMO_PASSWORD
 from leadflow.models import EngagementEvent, Lead, Stage, StageTransition, User
 
-# One worker loads the demo once for all of them (pytest-xdist --dist loadgroup).
+# One worker loads the demo once for tests/demo/ (pytest-xdist --dist loadgroup; the
+# group must be named in each module: xdist does not read a conftest's pytestmark).
 pytestmark = [pytest.mark.xdist_group("demo"), pytest.mark.usefixtures("demo_data")]
 
 

@@ -4,10 +4,7 @@ not read as broken, and at least one suggestion."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from django.core.management import call_command
 from django.db.models import Min
 
 from leadflow.models import EngagementEvent, Stage, StageTransition
@@ -17,11 +14,11 @@ from scoring.selectors import scoring_model_preview
 from scoring.services import scoring_model_clone
 from scoring.suggestions import LOWER, feedback_for
 
+pytestmark = [pytest.mark.xdist_group("demo"), pytest.mark.usefixtures("demo_data")]
+
 
 @pytest.mark.django_db
 def test_the_demo_reads_sensibly_in_the_scoring_studio():
-    # One load for every check: the demo takes a while to build.
-    call_command("load_demo", stdout=io.StringIO())
     demo = ScoringModel.objects.get(status=ModelStatus.PUBLISHED)
 
     c = calibration_for(demo)
