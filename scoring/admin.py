@@ -392,8 +392,12 @@ class ScoringModelAdmin(admin.ModelAdmin):
         context = self._context(request, draft, _("Publish v%(v)s") % {"v": draft.version})
         context["published"] = ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).first()
         if draft.is_draft:
-            # The same count as the preview's, from the same SQL the rescore moves with.
-            context["preview"] = selectors.scoring_model_preview(draft=draft, backtest=False)
+            # The figure the preview job stored (the preview page's), never scored again
+            # here: a million leads would not fit in a request, and a second count could
+            # differ from the one the marketer read.
+            promise = selectors.publish_promise(draft=draft)
+            context["promise"] = promise
+            context["preview"] = promise.preview
             context["diff"] = selectors.scoring_model_diff(draft=draft)
         return TemplateResponse(request, "admin/scoring/scoringmodel/publish.html", context)
 

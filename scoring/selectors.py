@@ -770,6 +770,33 @@ def preview_run_current(*, draft: ScoringModel) -> PreviewRun | None:
     return PreviewRun.objects.filter(model=draft, fingerprint=fingerprint).order_by("-id").first()
 
 
+# What the publish confirmation can promise, from the draft's stored preview job.
+PROMISE_CURRENT = "current"  # the job for the draft as it is now is done: its count
+PROMISE_RUNNING = "running"  # that job is still going
+PROMISE_STALE = "stale"  # the draft (or the published model) changed since its last job
+PROMISE_NONE = "none"  # the draft was never previewed
+
+
+@dataclass(frozen=True)
+class PublishPromise:
+    state: str
+    run: PreviewRun | None = None
+    preview: Preview | None = None  # PROMISE_CURRENT only
+
+
+def publish_promise(*, draft: ScoringModel) -> PublishPromise:
+    """What publishing the draft will do, as its preview job computed it. The figure is
+    the job's and never one scored again in the request: the page that confirms the
+    publish states the count the preview page showed, or says why it has none."""
+    run = preview_run_current(draft=draft)
+    if run is None:
+        older = PreviewRun.objects.filter(model=draft).exists()
+        return PublishPromise(PROMISE_STALE if older else PROMISE_NONE)
+    if run.is_active:
+        return PublishPromise(PROMISE_RUNNING, run)
+    return PublishPromise(PROMISE_CURRENT, run, preview_from_run(run=run))
+
+
 def preview_from_run(*, run: PreviewRun) -> Preview:
     """The preview a finished run stored: the same figures `scoring_model_preview` gives
     for the draft as of the run (the same SQL wrote the rows), read from its summary."""
