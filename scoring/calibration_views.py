@@ -49,20 +49,29 @@ def calibration_urls(model_admin) -> list:
 
 
 class BadInput(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, field: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.field = field
+
+
+# The explorer's form field a 400 is about; scoring-calibration.js marks it invalid.
+ERROR_FIELD_HEADER = "X-Error-Field"
 
 
 def _bad_request(error: BadInput) -> HttpResponse:
-    # Plain text: the admin pages and the htmx partial both show it as it is.
-    return HttpResponse(
+    # Plain text: a plain GET of the form shows it as it is, and on the calibration page
+    # scoring-calibration.js puts it in the explorer form's error line (htmx swaps no 4xx).
+    response = HttpResponse(
         f"{error.code}: {error.message}", status=400, content_type="text/plain; charset=utf-8"
     )
+    if error.field:
+        response[ERROR_FIELD_HEADER] = error.field
+    return response
 
 
-def _int_param(request: HttpRequest, name: str, default: int) -> int:
+def _int_param(request: HttpRequest, name: str, default: int, *, bounded: bool = True) -> int:
     raw = request.GET.get(name, "").strip()
     if raw == "":
         return default
@@ -70,13 +79,16 @@ def _int_param(request: HttpRequest, name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise BadInput(
-            "invalid_threshold", _("“%(value)s” is not a whole number.") % {"value": raw[:20]}
+            "invalid_threshold",
+            _("“%(value)s” is not a whole number.") % {"value": raw[:20]},
+            name,
         ) from None
     low, high = THRESHOLD_RANGE
-    if not low <= value <= high:
+    if bounded and not low <= value <= high:
         raise BadInput(
             "invalid_threshold",
             _("A threshold must be between %(low)s and %(high)s.") % {"low": low, "high": high},
+            name,
         )
     return value
 
@@ -159,12 +171,13 @@ def explorer_view(model_admin, request: HttpRequest, pk: int) -> HttpResponse:
     published = _published()
     choices = _model_choices(original, published)
     try:
-        wanted = _int_param(request, "model", original.pk)
+        wanted = _int_param(request, "model", original.pk, bounded=False)
         chosen = next((m for m in choices if m.pk == wanted), None)
         if chosen is None:
             raise BadInput(
                 "unknown_model",
                 _("Explore this draft or the published model only."),
+                "model",
             )
         fit = _int_param(request, "fit", chosen.fit_threshold)
         engagement = _int_param(request, "engagement", chosen.engagement_threshold)
