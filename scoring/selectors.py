@@ -625,15 +625,26 @@ def handoff_scores_sql(draft: CompiledModel, published: CompiledModel, leads: Le
     of its handoff (its first move to MQL or SQL), with only the events up to then and
     the fit it had then (its snapshot, else today's), and what sales decided later.
     Columns lead_id, as_of, df, de, dh, dq, pf, pe, ph, pq (q: meets the policy, 0/1),
-    won, rejected (0/1), snap (1: fit from the snapshot)."""
+    won, rejected (0/1), snap (1: fit from the snapshot), and for the calibration
+    (scoring.calibration's definitions) decided, customer and missing (0/1: events
+    after the handoff but none up to it)."""
     where, where_params = leads.on("lead_id")
+    e_where, e_params = leads.on("e.lead_id")
     sql = Sql(
         "WITH co AS (SELECT lead_id, MIN(occurred_at) AS as_of FROM leadflow_stagetransition"
         f" WHERE to_stage IN (%s, %s) AND {where} GROUP BY lead_id),"
         " outcome AS (SELECT lead_id,"
         " MAX(CASE WHEN to_stage IN (%s, %s, %s, %s) THEN 1 ELSE 0 END) AS won,"
-        " MAX(CASE WHEN from_stage = %s AND to_stage = %s THEN 1 ELSE 0 END) AS rejected"
-        f" FROM leadflow_stagetransition WHERE {where} GROUP BY lead_id), " + _fit_at_handoff_cte(),
+        " MAX(CASE WHEN from_stage = %s AND to_stage = %s THEN 1 ELSE 0 END) AS rejected,"
+        " MAX(CASE WHEN from_stage = %s OR to_stage IN (%s, %s, %s, %s) THEN 1 ELSE 0 END)"
+        " AS decided,"
+        " MAX(CASE WHEN to_stage IN (%s, %s) THEN 1 ELSE 0 END) AS customer"
+        f" FROM leadflow_stagetransition WHERE {where} GROUP BY lead_id),"
+        # Any event counts here, scored or not: what is missing is the lead's history.
+        " seen AS (SELECT e.lead_id,"
+        " MAX(CASE WHEN e.occurred_at <= co.as_of THEN 1 ELSE 0 END) AS before"
+        " FROM leadflow_engagementevent e JOIN co ON co.lead_id = e.lead_id"
+        f" WHERE {e_where} GROUP BY e.lead_id), " + _fit_at_handoff_cte(),
         [
             Stage.MQL,
             Stage.SQL,
@@ -641,7 +652,12 @@ def handoff_scores_sql(draft: CompiledModel, published: CompiledModel, leads: Le
             *WON_STAGES,
             Stage.MQL,
             Stage.RECYCLED,
+            Stage.MQL,
+            *WON_STAGES,
+            Stage.CUSTOMER,
+            Stage.ADVOCATE,
             *where_params,
+            *e_params,
         ],
     )
     ctes = _pair_ctes(
@@ -657,9 +673,11 @@ def handoff_scores_sql(draft: CompiledModel, published: CompiledModel, leads: Le
     sql.add(
         ", bt AS (SELECT co.lead_id, co.as_of, d.fit AS df, d.engagement AS de,"
         f" d.hand_raised_at AS dh, {dq} AS dq, p.fit AS pf, p.engagement AS pe,"
-        f" p.hand_raised_at AS ph, {pq} AS pq, o.won, o.rejected, f.snap"
+        f" p.hand_raised_at AS ph, {pq} AS pq, o.won, o.rejected, f.snap, o.decided,"
+        " o.customer, CASE WHEN seen.before = 0 THEN 1 ELSE 0 END AS missing"
         " FROM co JOIN outcome o ON o.lead_id = co.lead_id JOIN fsrc f ON f.id = co.lead_id"
-        " JOIN d_scores d ON d.lead_id = co.lead_id JOIN p_scores p ON p.lead_id = co.lead_id)",
+        " JOIN d_scores d ON d.lead_id = co.lead_id JOIN p_scores p ON p.lead_id = co.lead_id"
+        " LEFT JOIN seen ON seen.lead_id = co.lead_id)",
         [*dq_params, *pq_params],
     )
     return sql
@@ -854,6 +872,29 @@ def preview_run_changes(
     return _changes_page(base, "", contributions, d_model, baseline, only, search, page, per_page)
 
 
+def preview_run_scored(*, model: ScoringModel) -> PreviewRun | None:
+    """The finished preview run whose stored scores stand for `model`: a draft's run
+    for the draft as it is now, or, for a published (or archived) model, the latest
+    finished run that compared a draft with it (published models never change)."""
+    runs = PreviewRun.objects.filter(status=PreviewStatus.DONE).order_by("-id")
+    if model.status == ModelStatus.DRAFT:
+        run = runs.filter(model=model).first()
+        if run is None or run.fingerprint != preview_run_fingerprint(draft=model)[0]:
+            return None
+        return run
+    return runs.filter(baseline=model).first()
+
+
+def preview_run_side(*, run: PreviewRun, model_id: int) -> str:
+    """The column prefix of `model_id`'s scores in the run's rows: "" for the draft,
+    "published_" for the model it was compared with."""
+    if run.model_id == model_id:
+        return ""
+    if run.baseline_id == model_id:
+        return "published_"
+    raise ValueError(f"Preview run {run.pk} did not score model {model_id}.")
+
+
 def preview_scores_sql(*, model: ScoringModel, at_handoff: bool = False) -> Sql | None:
     """SELECT lead_id, fit, engagement, hand_raised_at of every lead under `model` as its
     latest finished preview job stored them, for other reads to join (calibration):
@@ -866,17 +907,10 @@ def preview_scores_sql(*, model: ScoringModel, at_handoff: bool = False) -> Sql 
     (events up to then, the fit they had then), with four more columns: handed_at, won,
     rejected (sales' later verdict) and fit_from_snapshot (false: today's fit). None when
     no such run has finished: start one with `services.preview_run_start`."""
-    runs = PreviewRun.objects.filter(status=PreviewStatus.DONE).order_by("-id")
-    if model.status == ModelStatus.DRAFT:
-        run = runs.filter(model=model).first()
-        if run is None or run.fingerprint != preview_run_fingerprint(draft=model)[0]:
-            return None
-        side = ""
-    else:
-        run = runs.filter(baseline=model).first()
-        if run is None:
-            return None
-        side = "" if run.model_id == model.pk else "published_"
+    run = preview_run_scored(model=model)
+    if run is None:
+        return None
+    side = preview_run_side(run=run, model_id=model.pk)
     table = "scoring_drafthandoffscore" if at_handoff else "scoring_draftleadscore"
     columns = (
         f"lead_id, {side}fit AS fit, {side}engagement AS engagement,"

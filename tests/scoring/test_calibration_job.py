@@ -4,11 +4,82 @@ about missing history, and how the explorer refuses bad thresholds."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.urls import reverse
 
-from scoring.services import scoring_model_clone
+from leadflow.models import Lead
+from scoring.calibration import calibration_for
+from scoring.models import EngagementRule
+from scoring.services import preview_run_execute, preview_run_start, scoring_model_clone
+from tests.factories import EngagementEventFactory
+from tests.scoring.conftest import T0
 from tests.scoring.test_calibration import history  # noqa: F401 - fixture
+
+HOUR = dt.timedelta(hours=1)
+
+
+def _figures(c):
+    p = c.current
+    return {
+        "total": (c.total.leads, c.total.sql, c.total.won, c.total.rejected),
+        "handed_over": c.handed_over,
+        "missing": c.missing_history,
+        "point": (p.mqls, p.true_mqls, p.sql_total),
+        "explorer": [(q.fit, q.engagement, q.mqls, q.true_mqls) for q in c.curve_over_fit(0, 0)],
+        "deciles": [(d.number, d.low, d.high, d.counts.leads, d.counts.sql) for d in c.deciles()],
+        "cells": sorted(
+            (x.fit, x.engagement, x.hand_raised, x.decile, x.counts.leads, x.counts.sql)
+            for x in c.cells
+        ),
+    }
+
+
+@pytest.fixture
+def job(history):  # noqa: F811
+    """A draft (page views 5 points instead of 10) and its finished preview job."""
+    draft = scoring_model_clone(source=history)
+    rule = EngagementRule.objects.get(model=draft, kind="page_view")
+    rule.points = 5
+    rule.save()
+    run = preview_run_start(draft=draft, enqueue=False)
+    preview_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    return history, draft, run
+
+
+@pytest.mark.django_db
+def test_the_calibration_from_the_stored_job_is_the_live_one(job):
+    published, draft, run = job
+
+    for model in (published, draft):
+        stored = calibration_for(model, run=run)
+        assert _figures(stored) == _figures(calibration_for(model))
+    # The hand-worked figures of tests/scoring/test_calibration.py: 84 decided of 89
+    # handed over, 32 SQL, 12 won, 52 rejected; G5's 4 have no history at handoff.
+    p = calibration_for(published, run=run)
+    assert (p.total.leads, p.total.sql, p.total.won, p.total.rejected) == (84, 32, 12, 52)
+    assert (p.handed_over, p.missing_history) == (89, 4)
+    assert (p.current.mqls, p.current.true_mqls) == (60, 30)
+    d = calibration_for(draft, run=run)
+    assert (d.current.mqls, d.current.true_mqls) == (30, 24)  # only G2 reaches 50
+
+
+@pytest.mark.django_db
+def test_the_stored_calibration_reads_the_jobs_rows_not_the_events(job):
+    published, _draft, run = job
+    # Three more page views before the handoff of every G3 lead (fit 0): live scoring
+    # sees them, the job's rows (its picture as of the run) do not.
+    for lead in Lead.objects.filter(email__startswith="g3-"):
+        for k in range(3):
+            EngagementEventFactory(lead=lead, kind="page_view", occurred_at=T0 + k * HOUR)
+
+    stored = calibration_for(published, run=run)
+    live = calibration_for(published)
+
+    assert (stored.missing_history, stored.point(0, 30).mqls) == (4, 60)
+    assert live.point(0, 30).mqls == 80  # G3's 20 now have 30 engagement points
 
 
 @pytest.mark.django_db
