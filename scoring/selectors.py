@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from leadflow.models import Stage
+from leadflow.models import Lead, Stage
 from scoring import engine, policy
 from scoring.engine import CompiledModel
 from scoring.models import (
@@ -870,6 +871,13 @@ def preview_run_changes(
             return {row[0]: tuple(row[1:]) for row in cursor.fetchall()}
 
     return _changes_page(base, "", contributions, d_model, baseline, only, search, page, per_page)
+
+
+def preview_fits_inline() -> bool:
+    """Few enough leads (SCORING_PREVIEW_INLINE_LEADS) that the preview job runs in the
+    request that asks for it: done in less time than a page of progress would take."""
+    limit = settings.SCORING_PREVIEW_INLINE_LEADS
+    return Lead.objects.values("pk")[: limit + 1].count() <= limit
 
 
 def preview_run_scored(*, model: ScoringModel) -> PreviewRun | None:

@@ -8,6 +8,7 @@ import datetime as dt
 
 import pytest
 from django.urls import reverse
+from django.utils.timezone import localtime
 
 from leadflow.models import Lead
 from scoring.calibration import calibration_for
@@ -125,3 +126,47 @@ def test_the_explorer_panel_has_the_line_its_script_writes_a_refusal_to(
     assert '<p class="errornote" id="explorer-error" role="alert" hidden></p>' in body
     assert body.count('id="explorer-error"') == 1
     assert "<script>" not in body  # the CSP: behaviour lives in scoring-calibration.js
+
+
+@pytest.mark.django_db
+def test_on_a_large_database_the_page_waits_for_the_job_and_then_reads_it(
+    client,
+    marketer,
+    history,  # noqa: F811
+    settings,
+    django_capture_on_commit_callbacks,
+):
+    settings.SCORING_PREVIEW_INLINE_LEADS = 10  # fewer than the history's 92 leads
+    client.force_login(marketer)
+    draft = scoring_model_clone(source=history)
+    url = reverse("admin:scoring_scoringmodel_calibration", args=[draft.pk])
+    explorer = reverse("admin:scoring_scoringmodel_explorer", args=[draft.pk])
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        waiting = client.get(url)
+    too_soon = client.get(explorer, {"fit": "30"})
+    published_page = client.get(
+        reverse("admin:scoring_scoringmodel_calibration", args=[history.pk])
+    )
+    run = draft.preview_runs.get()
+    preview_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    done = client.get(url)
+    moved = client.get(explorer, {"model": history.pk, "fit": "30", "engagement": "0"})
+
+    body = waiting.content.decode()
+    assert len(callbacks) == 2  # the job, one task per slice; nothing scored here
+    assert 'id="preview-progress"' in body and 'hx-trigger="every 2s"' in body
+    assert "The figures rest on" not in body
+    assert too_soon.status_code == 409
+    assert 'id="calibration-no-job"' in published_page.content.decode()
+    body = done.content.decode()
+    assert f"Read from the preview computed {localtime(run.as_of):%Y-%m-%d %H:%M}." in body
+    assert "The figures rest on 84 leads sales has decided on" in body
+    assert moved.status_code == 200
+    assert "64 of 84 decided leads would have been MQL" in moved.content.decode()
+    # Published now has a job scored against it: its page reads the same rows.
+    published_again = client.get(
+        reverse("admin:scoring_scoringmodel_calibration", args=[history.pk])
+    )
+    assert "The figures rest on 84 leads" in published_again.content.decode()
