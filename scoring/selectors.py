@@ -358,6 +358,8 @@ class Preview:
     # Of the history leads, those handed over before fit snapshots were kept: their
     # backtest uses today's fit.
     history_today_fit: int = 0
+    # Of the history leads, those with events only after their handoff.
+    history_missing: int = 0
 
     @property
     def changed(self) -> int:
@@ -432,6 +434,7 @@ def scoring_model_preview(
         figures = _backtest(d_model, baseline)
         preview.backtest, preview.history_leads = _backtest_rows(figures), figures.leads
         preview.history_today_fit = figures.today_fit
+        preview.history_missing = figures.missing_history
     return preview
 
 
@@ -698,10 +701,13 @@ class BacktestFigures:
     rejected_published: int = 0
     rejected_draft: int = 0
     today_fit: int = 0
+    # Events only after the handoff, none up to it: their history then is missing (an
+    # import of old handoffs, events back-filled later) and they score 0 engagement.
+    missing_history: int = 0
 
 
 # The sums of BacktestFigures' fields over a CTE or table of handoff scores: columns
-# won, rejected, pq, dq, snap (0/1 or booleans) named by `col`.
+# won, rejected, pq, dq, snap, missing (0/1 or booleans) named by `col`.
 def backtest_sums_sql(col: Callable[[str], str]) -> str:
     def one(name: str) -> str:
         return f"CASE WHEN {col(name)} THEN 1 ELSE 0 END"
@@ -713,7 +719,8 @@ def backtest_sums_sql(col: Callable[[str], str]) -> str:
         f"COUNT(*), COALESCE(SUM({one('won')}), 0), COALESCE(SUM({one('rejected')}), 0),"
         f" {both('won', 'pq')}, {both('won', 'dq')},"
         f" {both('rejected', 'pq')}, {both('rejected', 'dq')},"
-        f" COALESCE(SUM(CASE WHEN {col('snap')} THEN 0 ELSE 1 END), 0)"
+        f" COALESCE(SUM(CASE WHEN {col('snap')} THEN 0 ELSE 1 END), 0),"
+        f" COALESCE(SUM({one('missing')}), 0)"
     )
 
 
@@ -830,6 +837,7 @@ def preview_from_run(*, run: PreviewRun) -> Preview:
     figures = BacktestFigures(**run.summary.get("backtest", {}))
     preview.backtest, preview.history_leads = _backtest_rows(figures), figures.leads
     preview.history_today_fit = figures.today_fit
+    preview.history_missing = figures.missing_history
     return preview
 
 

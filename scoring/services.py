@@ -516,6 +516,7 @@ def _preview_summary(run: PreviewRun) -> dict:
         "pq": "published_qualifies",
         "dq": "qualifies",
         "snap": "fit_from_snapshot",
+        "missing": "history_missing",
     }
     with connection.cursor() as cursor:
         cursor.execute(

@@ -170,3 +170,45 @@ def test_on_a_large_database_the_page_waits_for_the_job_and_then_reads_it(
         reverse("admin:scoring_scoringmodel_calibration", args=[history.pk])
     )
     assert "The figures rest on 84 leads" in published_again.content.decode()
+
+
+@pytest.mark.django_db
+def test_each_figure_resting_on_missing_history_says_so_with_the_count(
+    client,
+    marketer,
+    job,
+    settings,
+):
+    """G5's 4 decided leads have their page views only after their handoff."""
+    published, draft, _run = job
+    client.force_login(marketer)
+
+    def pages(language):
+        settings.LANGUAGE_CODE = language
+        headers = {"HTTP_ACCEPT_LANGUAGE": language}
+        return [
+            client.get(
+                reverse(f"admin:scoring_scoringmodel_{name}", args=[draft.pk]), **headers
+            ).content.decode()
+            for name in ("preview", "calibration")
+        ]
+
+    preview, calibration = pages("en")
+    ja_preview, ja_calibration = pages("ja")
+
+    # The backtest: 89 handed over, of which G5's 4 have no history at handoff.
+    assert (
+        '<p class="errornote" id="backtest-missing-history">4 of the 89 leads handed to sales'
+        " have events only after their handoff" in preview
+    )
+    # Under the precision/recall table, and under the explorer's figure.
+    table_end = calibration.index("</table>", calibration.index('id="threshold-summary"'))
+    warning = calibration.index('id="missing-history"')
+    assert table_end < warning < calibration.index("<h2>", table_end)
+    assert "4 decided leads have events only after their handoff" in calibration
+    assert (
+        'id="explorer-missing-history">4 of these decided leads have no events before their'
+        " handoff" in calibration
+    )
+    assert 'id="backtest-missing-history">営業に引き渡した89件のうち4件' in ja_preview
+    assert 'id="explorer-missing-history">この判定済みリードのうち4件' in ja_calibration
