@@ -38,7 +38,7 @@ from scoring.models import (
     ScoringModel,
     snapshot_column,
 )
-from scoring.sql import Dialect, LeadFilter, Sql, escape_like, scores_cte
+from scoring.sql import Dialect, LeadFilter, Sql, escape_like, events_cte, scores_cte
 
 # --- explanations -----------------------------------------------------------------------
 
@@ -372,9 +372,20 @@ class Preview:
 
 
 def _pair_ctes(draft: CompiledModel, published: CompiledModel, **kwargs) -> Sql:
+    """Both models' scores (d_scores, p_scores) from one read of the events (ev_all)."""
+    out = Sql()
+    events = events_cte(
+        [draft, published],
+        leads=kwargs["leads"],
+        name="ev_all",
+        cutoff_cte=kwargs.get("cutoff_cte"),
+    )
+    if events is not None:
+        out.add(events.text + ", ", events.params)
+        kwargs["events_from"] = "ev_all"
     ctes = scores_cte(draft, prefix="d_", **kwargs)
     other = scores_cte(published, prefix="p_", **kwargs)
-    return Sql().add(ctes.text, ctes.params).add(", " + other.text, other.params)
+    return out.add(ctes.text, ctes.params).add(", " + other.text, other.params)
 
 
 def _models(draft: ScoringModel) -> tuple[CompiledModel, CompiledModel | None]:
@@ -643,12 +654,7 @@ def handoff_scores_sql(draft: CompiledModel, published: CompiledModel, leads: Le
         " MAX(CASE WHEN from_stage = %s OR to_stage IN (%s, %s, %s, %s) THEN 1 ELSE 0 END)"
         " AS decided,"
         " MAX(CASE WHEN to_stage IN (%s, %s) THEN 1 ELSE 0 END) AS customer"
-        f" FROM leadflow_stagetransition WHERE {where} GROUP BY lead_id),"
-        # Any event counts here, scored or not: what is missing is the lead's history.
-        " seen AS (SELECT e.lead_id,"
-        " MAX(CASE WHEN e.occurred_at <= co.as_of THEN 1 ELSE 0 END) AS before"
-        " FROM leadflow_engagementevent e JOIN co ON co.lead_id = e.lead_id"
-        f" WHERE {e_where} GROUP BY e.lead_id), " + _fit_at_handoff_cte(),
+        f" FROM leadflow_stagetransition WHERE {where} GROUP BY lead_id), " + _fit_at_handoff_cte(),
         [
             Stage.MQL,
             Stage.SQL,
@@ -661,7 +667,6 @@ def handoff_scores_sql(draft: CompiledModel, published: CompiledModel, leads: Le
             Stage.CUSTOMER,
             Stage.ADVOCATE,
             *where_params,
-            *e_params,
         ],
     )
     ctes = _pair_ctes(
@@ -674,6 +679,15 @@ def handoff_scores_sql(draft: CompiledModel, published: CompiledModel, leads: Le
     dq, dq_params = _qualifies_sql(draft, "d")
     pq, pq_params = _qualifies_sql(published, "p")
     sql.add(", " + ctes.text, ctes.params)
+    # Any event counts here, scored or not: what is missing is the lead's history. The
+    # events were read once (ev_all, every event of these leads) unless no model reads any.
+    events = "ev_all" if "ev_all AS " in ctes.text else "leadflow_engagementevent"
+    sql.add(
+        ", seen AS (SELECT e.lead_id,"
+        " MAX(CASE WHEN e.occurred_at <= co.as_of THEN 1 ELSE 0 END) AS before"
+        f" FROM {events} e JOIN co ON co.lead_id = e.lead_id WHERE {e_where} GROUP BY e.lead_id)",
+        e_params,
+    )
     sql.add(
         ", bt AS (SELECT co.lead_id, co.as_of, d.fit AS df, d.engagement AS de,"
         f" d.hand_raised_at AS dh, {dq} AS dq, p.fit AS pf, p.engagement AS pe,"
