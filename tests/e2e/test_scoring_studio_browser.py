@@ -38,9 +38,11 @@ def test_a_marketer_tunes_a_rule_on_sales_verdicts_and_publishes_it(
         "console",
         # The browser reports the explorer's refused request (400) itself; that one is
         # expected below, any other error is not.
-        lambda m: errors.append(f"{page.url}: {m.text[:80]}")
-        if m.type == "error" and "status of 400" not in m.text
-        else None,
+        lambda m: (
+            errors.append(f"{page.url}: {m.text[:80]}")
+            if m.type == "error" and "status of 400" not in m.text
+            else None
+        ),
     )
 
     page.goto(f"{base}/admin/login/?next=/admin/scoring/scoringmodel/{published.pk}/change/")

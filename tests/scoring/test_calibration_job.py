@@ -180,7 +180,7 @@ def test_each_figure_resting_on_missing_history_says_so_with_the_count(
     settings,
 ):
     """G5's 4 decided leads have their page views only after their handoff."""
-    published, draft, _run = job
+    _published, draft, _run = job
     client.force_login(marketer)
 
     def pages(language):
