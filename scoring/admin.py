@@ -4,7 +4,6 @@ preview and backtest it, publish it, and watch the rescore run."""
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
@@ -20,7 +19,6 @@ from django.utils.translation import gettext_lazy as _
 
 from leadflow.admin_inlines import DraftOnlyInline, request_user
 from leadflow.errors import DomainError
-from leadflow.models import Lead
 from scoring import engine, policy, selectors, services
 from scoring.calibration_views import calibration_urls
 from scoring.models import (
@@ -302,8 +300,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
         """The draft's preview job for its current content, started if there is none.
         On a small database (SCORING_PREVIEW_INLINE_LEADS) it runs here and now: the
         same job, done in less time than a page of progress would take."""
-        limit = settings.SCORING_PREVIEW_INLINE_LEADS
-        inline = Lead.objects.values("pk")[: limit + 1].count() <= limit
+        inline = selectors.preview_fits_inline()
         run = services.preview_run_start(
             draft=draft, actor=request_user(request), fresh=fresh, enqueue=not inline
         )
@@ -392,8 +389,12 @@ class ScoringModelAdmin(admin.ModelAdmin):
         context = self._context(request, draft, _("Publish v%(v)s") % {"v": draft.version})
         context["published"] = ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).first()
         if draft.is_draft:
-            # The same count as the preview's, from the same SQL the rescore moves with.
-            context["preview"] = selectors.scoring_model_preview(draft=draft, backtest=False)
+            # The figure the preview job stored (the preview page's), never scored again
+            # here: a million leads would not fit in a request, and a second count could
+            # differ from the one the marketer read.
+            promise = selectors.publish_promise(draft=draft)
+            context["promise"] = promise
+            context["preview"] = promise.preview
             context["diff"] = selectors.scoring_model_diff(draft=draft)
         return TemplateResponse(request, "admin/scoring/scoringmodel/publish.html", context)
 

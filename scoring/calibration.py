@@ -26,9 +26,9 @@ from django.db import connection
 from django.utils.translation import gettext as _
 
 from leadflow.models import Stage
-from scoring import engine
+from scoring import engine, selectors
 from scoring.engine import CompiledModel
-from scoring.models import ScoringModel
+from scoring.models import PreviewRun, ScoringModel
 from scoring.sql import LeadFilter, Sql, scores_cte
 
 # A group with fewer leads than this is shown as "not enough data": a rate over a
@@ -89,10 +89,8 @@ def scores_for(model: CompiledModel, *, prefix: str) -> Sql:
     decayed points): each lead of `co` scored under `model` as of its handoff, with only
     the events it had by then. Needs `history_ctes()` before it.
 
-    The one place the calibration and the suggestions get a model's per-lead scores. The
-    calibration reads only lead_id, fit, engagement and hand_raised_at of `{prefix}scores`,
-    which is what the preview job's stored per-handoff scores hold: switching to them is
-    this function. The suggestions also need `{prefix}per_rule`."""
+    Where no preview job stored them (`calibration_for` without a run) the calibration's
+    per-lead scores, and the suggestions' always (they also need `{prefix}per_rule`)."""
     return scores_cte(model, prefix=prefix, leads=LeadFilter.everyone(), cutoff_cte="co")
 
 
@@ -311,10 +309,47 @@ class Calibration:
         return sorted(v for v in values if v >= 0)
 
 
-def calibration_for(model: ScoringModel | CompiledModel) -> Calibration:
-    """The calibration of `model` over every decided lead, from one statement."""
+def calibration_for(
+    model: ScoringModel | CompiledModel, *, run: PreviewRun | None = None
+) -> Calibration:
+    """The calibration of `model` over every decided lead, from one statement: read from
+    the scores `run` (a finished preview job that scored `model`, as the draft or as the
+    model it was compared with) stored per handoff, or without a run scored here."""
     compiled = model if isinstance(model, CompiledModel) else engine.compiled(model)
-    result = Calibration(model=compiled)
+    if run is not None:
+        return _from_rows(compiled, _stored_sql(compiled, run))
+    return _from_rows(compiled, _live_sql(compiled))
+
+
+def _stored_sql(model: CompiledModel, run: PreviewRun) -> Sql:
+    """The histogram of `_live_sql` over the run's stored handoff scores: the job scored
+    the same leads (`co`) as of the same instants with the same verdicts, so the figures
+    are the same, with the fit each lead had at its handoff where a snapshot kept it."""
+    side = selectors.preview_run_side(run=run, model_id=model.id)
+
+    def flag(name: str) -> str:
+        return f"CASE WHEN h.{name} THEN 1 ELSE 0 END"
+
+    # The lead join drops the rows of leads deleted since the run, as every read does.
+    rows = (
+        "FROM scoring_drafthandoffscore h JOIN leadflow_lead l ON l.id = h.lead_id"
+        " WHERE h.run_id = %s"
+    )
+    return Sql(
+        f"WITH cal AS (SELECT h.lead_id, h.{side}fit AS fit, h.{side}engagement AS engagement,"
+        f" CASE WHEN h.{side}hand_raised_at IS NULL THEN 0 ELSE 1 END AS hr,"
+        f" {flag('won')} AS is_sql, {flag('customer')} AS won, {flag('rejected')} AS rejected,"
+        f" {flag('history_missing')} AS missing,"
+        f" NTILE({DECILES}) OVER (ORDER BY h.{side}fit + h.{side}engagement, h.lead_id)"
+        f" AS decile {rows} AND h.decided)"
+        " SELECT fit, engagement, hr, decile, COUNT(*), SUM(is_sql), SUM(won), SUM(rejected),"
+        " SUM(missing) FROM cal GROUP BY fit, engagement, hr, decile"
+        f" UNION ALL SELECT NULL, NULL, NULL, NULL, COUNT(*), 0, 0, 0, 0 {rows}",
+        [run.pk, run.pk],
+    )
+
+
+def _live_sql(compiled: CompiledModel) -> Sql:
     history = history_ctes()
     scores = scores_for(compiled, prefix="s_")
     sql = Sql("WITH ").add(history.text, history.params).add(", " + scores.text, scores.params)
@@ -336,6 +371,13 @@ def calibration_for(model: ScoringModel | CompiledModel) -> Calibration:
         " SUM(missing) FROM cal GROUP BY fit, engagement, hr, decile"
         " UNION ALL SELECT NULL, NULL, NULL, NULL, COUNT(*), 0, 0, 0, 0 FROM co"
     )
+    return sql
+
+
+def _from_rows(compiled: CompiledModel, sql: Sql) -> Calibration:
+    """The Calibration of the histogram rows (fit, engagement, hr, decile, leads, sql,
+    won, rejected, missing) and the handed-over count (the row of NULLs)."""
+    result = Calibration(model=compiled)
     with connection.cursor() as cursor:
         cursor.execute(sql.text, sql.params)
         rows = cursor.fetchall()

@@ -18,9 +18,9 @@ from django.views.decorators.http import require_POST
 
 from leadflow.errors import DomainError
 from leadflow.models import User
-from scoring import services
+from scoring import selectors, services
 from scoring.calibration import MIN_GROUP, Calibration, calibration_for, explorer_data
-from scoring.models import ModelStatus, ScoringModel
+from scoring.models import ModelStatus, PreviewRun, PreviewStatus, ScoringModel
 from scoring.suggestions import feedback_for
 
 # Thresholds a person may type into the explorer; beyond them nothing is ever scored.
@@ -49,20 +49,29 @@ def calibration_urls(model_admin) -> list:
 
 
 class BadInput(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, field: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.field = field
+
+
+# The explorer's form field a 400 is about; scoring-calibration.js marks it invalid.
+ERROR_FIELD_HEADER = "X-Error-Field"
 
 
 def _bad_request(error: BadInput) -> HttpResponse:
-    # Plain text: the admin pages and the htmx partial both show it as it is.
-    return HttpResponse(
+    # Plain text: a plain GET of the form shows it as it is, and on the calibration page
+    # scoring-calibration.js puts it in the explorer form's error line (htmx swaps no 4xx).
+    response = HttpResponse(
         f"{error.code}: {error.message}", status=400, content_type="text/plain; charset=utf-8"
     )
+    if error.field:
+        response[ERROR_FIELD_HEADER] = error.field
+    return response
 
 
-def _int_param(request: HttpRequest, name: str, default: int) -> int:
+def _int_param(request: HttpRequest, name: str, default: int, *, bounded: bool = True) -> int:
     raw = request.GET.get(name, "").strip()
     if raw == "":
         return default
@@ -70,13 +79,16 @@ def _int_param(request: HttpRequest, name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise BadInput(
-            "invalid_threshold", _("“%(value)s” is not a whole number.") % {"value": raw[:20]}
+            "invalid_threshold",
+            _("“%(value)s” is not a whole number.") % {"value": raw[:20]},
+            name,
         ) from None
     low, high = THRESHOLD_RANGE
-    if not low <= value <= high:
+    if bounded and not low <= value <= high:
         raise BadInput(
             "invalid_threshold",
             _("A threshold must be between %(low)s and %(high)s.") % {"low": low, "high": high},
+            name,
         )
     return value
 
@@ -119,20 +131,50 @@ def _model_choices(original: ScoringModel, published: ScoringModel | None):
     return choices
 
 
+def _stored_run(model_admin, request: HttpRequest, original: ScoringModel, *, start: bool):
+    """The preview run whose stored scores the figures are read from: a draft's job for
+    the draft as it is now (`start`: started if there is none, and run here and now on a
+    small database, as the preview page does; it may still be going), or, for a
+    published model, the latest finished job that compared a draft with it."""
+    if original.is_draft and start:
+        return model_admin._preview_run(request, original)
+    return selectors.preview_run_scored(model=original)
+
+
+def _calibration(model: ScoringModel, run: PreviewRun | None) -> Calibration | None:
+    """`model`'s calibration from the run's stored rows; without a finished run, scored
+    here only on a small database (a published model no draft was previewed against),
+    else None: a million handoffs are not scored inside a request."""
+    if run is not None and run.status == PreviewStatus.DONE:
+        return calibration_for(model, run=run)
+    if run is None and selectors.preview_fits_inline():
+        return calibration_for(model)
+    return None
+
+
 def calibration_view(model_admin, request: HttpRequest, pk: int) -> HttpResponse:
     original = _viewable(model_admin, request, pk)
     published = _published()
-    mine = calibration_for(original)
-    columns = [(original, mine)]
-    if published is not None and published.pk != original.pk:
-        columns.insert(0, (published, calibration_for(published)))
-    feedback = feedback_for(original)
-    choices = _model_choices(original, published)
+    run = _stored_run(model_admin, request, original, start=True)
+    mine = _calibration(original, run)
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": ScoringModel._meta,
         "original": original,
         "title": _("Calibration of v%(v)s on sales' verdicts") % {"v": original.version},
+        "run": run,
+    }
+    if mine is None:
+        # The job is going (the progress panel reloads the page when it is done), or a
+        # published model waits for a draft's preview to be scored against.
+        return TemplateResponse(request, "admin/scoring/scoringmodel/calibration.html", context)
+    columns = [(original, mine)]
+    theirs = _calibration(published, run) if published and published.pk != original.pk else None
+    if published is not None and theirs is not None:
+        columns.insert(0, (published, theirs))
+    feedback = feedback_for(original)
+    choices = _model_choices(original, published)
+    context |= {
         "columns": columns,
         "calibration": mine,
         "feedback": feedback,
@@ -159,18 +201,27 @@ def explorer_view(model_admin, request: HttpRequest, pk: int) -> HttpResponse:
     published = _published()
     choices = _model_choices(original, published)
     try:
-        wanted = _int_param(request, "model", original.pk)
+        wanted = _int_param(request, "model", original.pk, bounded=False)
         chosen = next((m for m in choices if m.pk == wanted), None)
         if chosen is None:
             raise BadInput(
                 "unknown_model",
                 _("Explore this draft or the published model only."),
+                "model",
             )
         fit = _int_param(request, "fit", chosen.fit_threshold)
         engagement = _int_param(request, "engagement", chosen.engagement_threshold)
     except BadInput as error:
         return _bad_request(error)
-    context = _explorer_context(original, calibration_for(chosen), fit, engagement, choices)
+    calibration = _calibration(chosen, _stored_run(model_admin, request, original, start=False))
+    if calibration is None:
+        return HttpResponse(
+            "preview_not_ready: "
+            + _("The preview of this draft is not computed yet; reload the page."),
+            status=409,
+            content_type="text/plain; charset=utf-8",
+        )
+    context = _explorer_context(original, calibration, fit, engagement, choices)
     return TemplateResponse(request, "admin/scoring/scoringmodel/_explorer.html", context)
 
 

@@ -728,6 +728,12 @@ class DraftHandoffScore(models.Model):
     won = models.BooleanField(_("became SQL or customer"))
     rejected = models.BooleanField(_("rejected by sales"))
     fit_from_snapshot = models.BooleanField(_("fit as it was"))
+    # What the calibration reads besides the scores (scoring.calibration): sales gave a
+    # verdict (moved it out of MQL, or it went straight to SQL or beyond), it became a
+    # customer, and it has events only after its handoff (its history then is missing).
+    decided = models.BooleanField(_("decided by sales"), default=False)
+    customer = models.BooleanField(_("became a customer"), default=False)
+    history_missing = models.BooleanField(_("events only after the handoff"), default=False)
 
     class Meta:
         verbose_name = _("draft handoff score")

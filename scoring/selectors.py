@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from leadflow.models import Stage
+from leadflow.models import Lead, Stage
 from scoring import engine, policy
 from scoring.engine import CompiledModel
 from scoring.models import (
@@ -37,7 +38,7 @@ from scoring.models import (
     ScoringModel,
     snapshot_column,
 )
-from scoring.sql import Dialect, LeadFilter, Sql, escape_like, scores_cte
+from scoring.sql import Dialect, LeadFilter, Sql, escape_like, events_cte, scores_cte
 
 # --- explanations -----------------------------------------------------------------------
 
@@ -357,6 +358,8 @@ class Preview:
     # Of the history leads, those handed over before fit snapshots were kept: their
     # backtest uses today's fit.
     history_today_fit: int = 0
+    # Of the history leads, those with events only after their handoff.
+    history_missing: int = 0
 
     @property
     def changed(self) -> int:
@@ -369,9 +372,20 @@ class Preview:
 
 
 def _pair_ctes(draft: CompiledModel, published: CompiledModel, **kwargs) -> Sql:
+    """Both models' scores (d_scores, p_scores) from one read of the events (ev_all)."""
+    out = Sql()
+    events = events_cte(
+        [draft, published],
+        leads=kwargs["leads"],
+        name="ev_all",
+        cutoff_cte=kwargs.get("cutoff_cte"),
+    )
+    if events is not None:
+        out.add(events.text + ", ", events.params)
+        kwargs["events_from"] = "ev_all"
     ctes = scores_cte(draft, prefix="d_", **kwargs)
     other = scores_cte(published, prefix="p_", **kwargs)
-    return Sql().add(ctes.text, ctes.params).add(", " + other.text, other.params)
+    return out.add(ctes.text, ctes.params).add(", " + other.text, other.params)
 
 
 def _models(draft: ScoringModel) -> tuple[CompiledModel, CompiledModel | None]:
@@ -431,6 +445,7 @@ def scoring_model_preview(
         figures = _backtest(d_model, baseline)
         preview.backtest, preview.history_leads = _backtest_rows(figures), figures.leads
         preview.history_today_fit = figures.today_fit
+        preview.history_missing = figures.missing_history
     return preview
 
 
@@ -625,14 +640,20 @@ def handoff_scores_sql(draft: CompiledModel, published: CompiledModel, leads: Le
     of its handoff (its first move to MQL or SQL), with only the events up to then and
     the fit it had then (its snapshot, else today's), and what sales decided later.
     Columns lead_id, as_of, df, de, dh, dq, pf, pe, ph, pq (q: meets the policy, 0/1),
-    won, rejected (0/1), snap (1: fit from the snapshot)."""
+    won, rejected (0/1), snap (1: fit from the snapshot), and for the calibration
+    (scoring.calibration's definitions) decided, customer and missing (0/1: events
+    after the handoff but none up to it)."""
     where, where_params = leads.on("lead_id")
+    e_where, e_params = leads.on("e.lead_id")
     sql = Sql(
         "WITH co AS (SELECT lead_id, MIN(occurred_at) AS as_of FROM leadflow_stagetransition"
         f" WHERE to_stage IN (%s, %s) AND {where} GROUP BY lead_id),"
         " outcome AS (SELECT lead_id,"
         " MAX(CASE WHEN to_stage IN (%s, %s, %s, %s) THEN 1 ELSE 0 END) AS won,"
-        " MAX(CASE WHEN from_stage = %s AND to_stage = %s THEN 1 ELSE 0 END) AS rejected"
+        " MAX(CASE WHEN from_stage = %s AND to_stage = %s THEN 1 ELSE 0 END) AS rejected,"
+        " MAX(CASE WHEN from_stage = %s OR to_stage IN (%s, %s, %s, %s) THEN 1 ELSE 0 END)"
+        " AS decided,"
+        " MAX(CASE WHEN to_stage IN (%s, %s) THEN 1 ELSE 0 END) AS customer"
         f" FROM leadflow_stagetransition WHERE {where} GROUP BY lead_id), " + _fit_at_handoff_cte(),
         [
             Stage.MQL,
@@ -641,6 +662,10 @@ def handoff_scores_sql(draft: CompiledModel, published: CompiledModel, leads: Le
             *WON_STAGES,
             Stage.MQL,
             Stage.RECYCLED,
+            Stage.MQL,
+            *WON_STAGES,
+            Stage.CUSTOMER,
+            Stage.ADVOCATE,
             *where_params,
         ],
     )
@@ -654,12 +679,23 @@ def handoff_scores_sql(draft: CompiledModel, published: CompiledModel, leads: Le
     dq, dq_params = _qualifies_sql(draft, "d")
     pq, pq_params = _qualifies_sql(published, "p")
     sql.add(", " + ctes.text, ctes.params)
+    # Any event counts here, scored or not: what is missing is the lead's history. The
+    # events were read once (ev_all, every event of these leads) unless no model reads any.
+    events = "ev_all" if "ev_all AS " in ctes.text else "leadflow_engagementevent"
+    sql.add(
+        ", seen AS (SELECT e.lead_id,"
+        " MAX(CASE WHEN e.occurred_at <= co.as_of THEN 1 ELSE 0 END) AS before"
+        f" FROM {events} e JOIN co ON co.lead_id = e.lead_id WHERE {e_where} GROUP BY e.lead_id)",
+        e_params,
+    )
     sql.add(
         ", bt AS (SELECT co.lead_id, co.as_of, d.fit AS df, d.engagement AS de,"
         f" d.hand_raised_at AS dh, {dq} AS dq, p.fit AS pf, p.engagement AS pe,"
-        f" p.hand_raised_at AS ph, {pq} AS pq, o.won, o.rejected, f.snap"
+        f" p.hand_raised_at AS ph, {pq} AS pq, o.won, o.rejected, f.snap, o.decided,"
+        " o.customer, CASE WHEN seen.before = 0 THEN 1 ELSE 0 END AS missing"
         " FROM co JOIN outcome o ON o.lead_id = co.lead_id JOIN fsrc f ON f.id = co.lead_id"
-        " JOIN d_scores d ON d.lead_id = co.lead_id JOIN p_scores p ON p.lead_id = co.lead_id)",
+        " JOIN d_scores d ON d.lead_id = co.lead_id JOIN p_scores p ON p.lead_id = co.lead_id"
+        " LEFT JOIN seen ON seen.lead_id = co.lead_id)",
         [*dq_params, *pq_params],
     )
     return sql
@@ -679,10 +715,13 @@ class BacktestFigures:
     rejected_published: int = 0
     rejected_draft: int = 0
     today_fit: int = 0
+    # Events only after the handoff, none up to it: their history then is missing (an
+    # import of old handoffs, events back-filled later) and they score 0 engagement.
+    missing_history: int = 0
 
 
 # The sums of BacktestFigures' fields over a CTE or table of handoff scores: columns
-# won, rejected, pq, dq, snap (0/1 or booleans) named by `col`.
+# won, rejected, pq, dq, snap, missing (0/1 or booleans) named by `col`.
 def backtest_sums_sql(col: Callable[[str], str]) -> str:
     def one(name: str) -> str:
         return f"CASE WHEN {col(name)} THEN 1 ELSE 0 END"
@@ -694,7 +733,8 @@ def backtest_sums_sql(col: Callable[[str], str]) -> str:
         f"COUNT(*), COALESCE(SUM({one('won')}), 0), COALESCE(SUM({one('rejected')}), 0),"
         f" {both('won', 'pq')}, {both('won', 'dq')},"
         f" {both('rejected', 'pq')}, {both('rejected', 'dq')},"
-        f" COALESCE(SUM(CASE WHEN {col('snap')} THEN 0 ELSE 1 END), 0)"
+        f" COALESCE(SUM(CASE WHEN {col('snap')} THEN 0 ELSE 1 END), 0),"
+        f" COALESCE(SUM({one('missing')}), 0)"
     )
 
 
@@ -770,6 +810,33 @@ def preview_run_current(*, draft: ScoringModel) -> PreviewRun | None:
     return PreviewRun.objects.filter(model=draft, fingerprint=fingerprint).order_by("-id").first()
 
 
+# What the publish confirmation can promise, from the draft's stored preview job.
+PROMISE_CURRENT = "current"  # the job for the draft as it is now is done: its count
+PROMISE_RUNNING = "running"  # that job is still going
+PROMISE_STALE = "stale"  # the draft (or the published model) changed since its last job
+PROMISE_NONE = "none"  # the draft was never previewed
+
+
+@dataclass(frozen=True)
+class PublishPromise:
+    state: str
+    run: PreviewRun | None = None
+    preview: Preview | None = None  # PROMISE_CURRENT only
+
+
+def publish_promise(*, draft: ScoringModel) -> PublishPromise:
+    """What publishing the draft will do, as its preview job computed it. The figure is
+    the job's and never one scored again in the request: the page that confirms the
+    publish states the count the preview page showed, or says why it has none."""
+    run = preview_run_current(draft=draft)
+    if run is None:
+        older = PreviewRun.objects.filter(model=draft).exists()
+        return PublishPromise(PROMISE_STALE if older else PROMISE_NONE)
+    if run.is_active:
+        return PublishPromise(PROMISE_RUNNING, run)
+    return PublishPromise(PROMISE_CURRENT, run, preview_from_run(run=run))
+
+
 def preview_from_run(*, run: PreviewRun) -> Preview:
     """The preview a finished run stored: the same figures `scoring_model_preview` gives
     for the draft as of the run (the same SQL wrote the rows), read from its summary."""
@@ -784,6 +851,7 @@ def preview_from_run(*, run: PreviewRun) -> Preview:
     figures = BacktestFigures(**run.summary.get("backtest", {}))
     preview.backtest, preview.history_leads = _backtest_rows(figures), figures.leads
     preview.history_today_fit = figures.today_fit
+    preview.history_missing = figures.missing_history
     return preview
 
 
@@ -827,6 +895,36 @@ def preview_run_changes(
     return _changes_page(base, "", contributions, d_model, baseline, only, search, page, per_page)
 
 
+def preview_fits_inline() -> bool:
+    """Few enough leads (SCORING_PREVIEW_INLINE_LEADS) that the preview job runs in the
+    request that asks for it: done in less time than a page of progress would take."""
+    limit = settings.SCORING_PREVIEW_INLINE_LEADS
+    return Lead.objects.values("pk")[: limit + 1].count() <= limit
+
+
+def preview_run_scored(*, model: ScoringModel) -> PreviewRun | None:
+    """The finished preview run whose stored scores stand for `model`: a draft's run
+    for the draft as it is now, or, for a published (or archived) model, the latest
+    finished run that compared a draft with it (published models never change)."""
+    runs = PreviewRun.objects.filter(status=PreviewStatus.DONE).order_by("-id")
+    if model.status == ModelStatus.DRAFT:
+        run = runs.filter(model=model).first()
+        if run is None or run.fingerprint != preview_run_fingerprint(draft=model)[0]:
+            return None
+        return run
+    return runs.filter(baseline=model).first()
+
+
+def preview_run_side(*, run: PreviewRun, model_id: int) -> str:
+    """The column prefix of `model_id`'s scores in the run's rows: "" for the draft,
+    "published_" for the model it was compared with."""
+    if run.model_id == model_id:
+        return ""
+    if run.baseline_id == model_id:
+        return "published_"
+    raise ValueError(f"Preview run {run.pk} did not score model {model_id}.")
+
+
 def preview_scores_sql(*, model: ScoringModel, at_handoff: bool = False) -> Sql | None:
     """SELECT lead_id, fit, engagement, hand_raised_at of every lead under `model` as its
     latest finished preview job stored them, for other reads to join (calibration):
@@ -839,17 +937,10 @@ def preview_scores_sql(*, model: ScoringModel, at_handoff: bool = False) -> Sql 
     (events up to then, the fit they had then), with four more columns: handed_at, won,
     rejected (sales' later verdict) and fit_from_snapshot (false: today's fit). None when
     no such run has finished: start one with `services.preview_run_start`."""
-    runs = PreviewRun.objects.filter(status=PreviewStatus.DONE).order_by("-id")
-    if model.status == ModelStatus.DRAFT:
-        run = runs.filter(model=model).first()
-        if run is None or run.fingerprint != preview_run_fingerprint(draft=model)[0]:
-            return None
-        side = ""
-    else:
-        run = runs.filter(baseline=model).first()
-        if run is None:
-            return None
-        side = "" if run.model_id == model.pk else "published_"
+    run = preview_run_scored(model=model)
+    if run is None:
+        return None
+    side = preview_run_side(run=run, model_id=model.pk)
     table = "scoring_drafthandoffscore" if at_handoff else "scoring_draftleadscore"
     columns = (
         f"lead_id, {side}fit AS fit, {side}engagement AS engagement,"

@@ -499,9 +499,10 @@ def _preview_insert_history(
     sql.add(
         " INSERT INTO scoring_drafthandoffscore (run_id, lead_id, handed_at, fit, engagement,"
         " hand_raised_at, qualifies, published_fit, published_engagement,"
-        " published_hand_raised_at, published_qualifies, won, rejected, fit_from_snapshot)"
+        " published_hand_raised_at, published_qualifies, won, rejected, fit_from_snapshot,"
+        " decided, customer, history_missing)"
         " SELECT %s, lead_id, as_of, df, de, dh, dq = 1, pf, pe, ph, pq = 1, won = 1,"
-        " rejected = 1, snap = 1 FROM bt",
+        " rejected = 1, snap = 1, decided = 1, customer = 1, missing = 1 FROM bt",
         [run.pk],
     )
     return _inserted(sql)
@@ -515,6 +516,7 @@ def _preview_summary(run: PreviewRun) -> dict:
         "pq": "published_qualifies",
         "dq": "qualifies",
         "snap": "fit_from_snapshot",
+        "missing": "history_missing",
     }
     with connection.cursor() as cursor:
         cursor.execute(

@@ -220,6 +220,41 @@ class LeadFilter:
         return self.sql.format(col=col), list(self.params)
 
 
+def event_kinds(model: CompiledModel) -> list[str]:
+    """The event kinds `model` reads: its rules' and its hand-raiser's."""
+    return sorted({r.kind for r in model.engagement_rules} | ({model.hand_raiser_kind} - {""}))
+
+
+def events_cte(
+    models: list[CompiledModel], *, leads: LeadFilter, name: str, cutoff_cte: str | None = None
+) -> Sql | None:
+    """CTE `name` (without WITH): the events of `leads` that any of `models` reads
+    (lead_id, id, occurred_at, kind, properties), read from the table once for
+    `scores_cte(events_from=name)` of each model. With `cutoff_cte`, every event of its
+    leads instead, of any kind and time (the caller also asks what they had before).
+    None when no model reads any event.
+
+    Why: a batch's events are spread over the whole events table (they arrive
+    interleaved with everyone else's), so each read of them is a random read of most
+    of its pages; the draft and the published model then share one."""
+    d = Dialect()
+    kinds = sorted({kind for model in models for kind in event_kinds(model)})
+    if not kinds:
+        return None
+    where, where_params = leads.on("e.lead_id")
+    sql = Sql(
+        f"{name} AS {d.materialized}(SELECT e.lead_id, e.id, e.occurred_at, e.kind,"
+        " e.properties FROM leadflow_engagementevent e"
+    )
+    if cutoff_cte:
+        sql.add(
+            f" WHERE e.lead_id IN (SELECT lead_id FROM {cutoff_cte}) AND {where})", where_params
+        )
+        return sql
+    marks = ", ".join(["%s"] * len(kinds))
+    return sql.add(f" WHERE {where} AND e.kind IN ({marks}))", [*where_params, *kinds])
+
+
 def scores_cte(
     model: CompiledModel,
     *,
@@ -228,6 +263,7 @@ def scores_cte(
     as_of: datetime | None = None,
     cutoff_cte: str | None = None,
     fit_from: str | None = None,
+    events_from: str | None = None,
 ) -> Sql:
     """CTEs (without the leading WITH) ending in `{prefix}scores`:
     (lead_id, fit, fit_rules, engagement, state, last_event_at, hand_raised_at).
@@ -237,7 +273,10 @@ def scores_cte(
 
     `fit_from` replaces the FROM of the fit: a clause naming `l` (with `id`, the lead
     fields and `attributes`) and `c` (the company fields) as the leads and companies do;
-    the backtest passes the fields each lead had at its handoff (scoring.snapshots)."""
+    the backtest passes the fields each lead had at its handoff (scoring.snapshots).
+
+    `events_from` names a CTE of `events_cte` to read the events from instead of the
+    table (it holds at least `leads`' events of this model's kinds)."""
     d = Dialect()
     p = prefix
     out = Sql()
@@ -289,7 +328,7 @@ def scores_cte(
 
     # --- engagement ---------------------------------------------------------------------
     rules = model.engagement_rules
-    kinds = sorted({r.kind for r in rules} | ({model.hand_raiser_kind} - {""}))
+    kinds = event_kinds(model)
     if not kinds:
         out.add(
             f", {p}scores AS (SELECT lead_id, fit, fit_rules, 0 AS engagement,"
@@ -322,7 +361,7 @@ def scores_cte(
     out.add(
         f", {p}ev AS {d.materialized}(SELECT e.lead_id, e.id, e.occurred_at,"
         f" {rule_case} AS rule_id, {as_of_sql} AS as_of, {hr_sql} AS hr_at"
-        " FROM leadflow_engagementevent e",
+        f" FROM {events_from or 'leadflow_engagementevent'} e",
         [*rule_params, *as_of_params, *hr_params],
     )
     if cutoff_cte:

@@ -42,6 +42,37 @@
     if (panel) panel.setAttribute("data-drawn", "true");
   }
 
+  // A refused explorer request (400: not a whole number, out of range, another model)
+  // is shown as the form's error, with the values as typed, instead of htmx's silence;
+  // the curves and tables of the last good thresholds stay.
+  function showError(xhr) {
+    var panel = document.getElementById("threshold-explorer");
+    var line = document.getElementById("explorer-error");
+    if (!panel || !line) return;
+    line.textContent = (xhr.responseText || String(xhr.status)).replace(/^[a-z_]+: /, "");
+    line.hidden = false;
+    var field = xhr.getResponseHeader("X-Error-Field");
+    panel.querySelectorAll("form [name]").forEach(function (input) {
+      if (input.name === field) input.setAttribute("aria-invalid", "true");
+      else input.removeAttribute("aria-invalid");
+    });
+  }
+
+  // htmx "settles" a swapped element's class and style from the old element of the same
+  // id with setAttribute; a style attribute set that way is an inline style the CSP
+  // refuses (the explorer's inputs keep their ids for their labels). Nothing here is
+  // styled inline, so settle the class only.
+  if (window.htmx) window.htmx.config.attributesToSettle = ["class"];
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    var panel = document.getElementById("threshold-explorer");
+    if (!panel || !panel.contains(event.detail.elt) || xhr.status !== 400) return;
+    event.detail.shouldSwap = false;
+    event.detail.isError = false;  // answered, not failed: no htmx error on the console
+    showError(xhr);
+  });
+
   document.addEventListener("htmx:afterSettle", function (event) {
     if (event.target && event.target.id === "threshold-explorer") draw();
   });

@@ -36,7 +36,13 @@ def test_a_marketer_tunes_a_rule_on_sales_verdicts_and_publishes_it(
     errors: list[str] = []
     page.on(
         "console",
-        lambda m: errors.append(f"{page.url}: {m.text[:80]}") if m.type == "error" else None,
+        # The browser reports the explorer's refused request (400) itself; that one is
+        # expected below, any other error is not.
+        lambda m: (
+            errors.append(f"{page.url}: {m.text[:80]}")
+            if m.type == "error" and "status of 400" not in m.text
+            else None
+        ),
     )
 
     page.goto(f"{base}/admin/login/?next=/admin/scoring/scoringmodel/{published.pk}/change/")
@@ -62,6 +68,9 @@ def test_a_marketer_tunes_a_rule_on_sales_verdicts_and_publishes_it(
     # The preview.
     page.click(f'a[href$="/scoringmodel/{draft.pk}/preview/"]')
     expect(page.locator(".scoring-promise")).to_be_visible()
+    promised = page.locator(".scoring-promise strong").inner_text()
+    assert re.fullmatch(r"今この下書きを公開すると、\d+件のリードがMQLに移行します。", promised)
+    promised = promised.replace("今この下書きを", "今")
     expect(page.locator('#scoring-diff li[data-kind="rule_points"]')).to_have_text(
         "Webページ閲覧 10→5点"
     )
@@ -100,9 +109,26 @@ def test_a_marketer_tunes_a_rule_on_sales_verdicts_and_publishes_it(
     assert page.evaluate(f"{curve}.data.datasets[0].data[0]") == 64
     page.screenshot(path=str(screenshots / "scoring-calibration.png"), full_page=True)
 
+    # A threshold out of range: the server's 400 is the form's error, the figures stay.
+    page.fill("#explore-fit", "99999")
+    page.locator("#explore-fit").dispatch_event("change")
+    refusal = page.locator("#explorer-error")
+    expect(refusal).to_be_visible()
+    expect(refusal).to_have_text("閾値は -1000 〜 10000 の範囲で指定してください。")
+    expect(page.locator("#explore-fit")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#explorer-point")).to_contain_text("46.9% (30/64)")
+    page.fill("#explore-fit", "30")
+    page.locator("#explore-fit").dispatch_event("change")
+    expect(refusal).to_be_hidden()
+    expect(page.locator("#explore-fit")).not_to_have_attribute("aria-invalid", "true")
+
     # Publish, then watch the rescore finish on the page that refreshes itself.
+    # The confirmation states the figure the preview job computed for this draft.
     page.goto(f"{base}/admin/scoring/scoringmodel/{draft.pk}/publish/")
-    page.click("#content form input[type=submit]")
+    promise = page.locator("#publish-promise")
+    expect(promise).to_have_attribute("data-state", "current")
+    expect(promise.locator(".scoring-promise strong")).to_have_text(promised)
+    page.click("#publish-form input[type=submit]")
     page.wait_for_url(re.compile(r"/admin/scoring/rescorerun/\d+/change/$"))
     run = RescoreRun.objects.filter(model=draft).get()
     progress = page.locator("#rescore-progress")

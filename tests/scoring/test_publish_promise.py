@@ -13,7 +13,13 @@ from leadflow.models import Stage, StageTransition
 from scoring import selectors
 from scoring.models import EngagementRule, RescoreRun
 from scoring.selectors import scoring_model_changes, scoring_model_preview
-from scoring.services import rescore_run_execute, scoring_model_clone, scoring_model_publish
+from scoring.services import (
+    preview_run_execute,
+    preview_run_start,
+    rescore_run_execute,
+    scoring_model_clone,
+    scoring_model_publish,
+)
 from tests.factories import CompanyFactory, EngagementEventFactory, LeadFactory
 from tests.scoring.conftest import T0, make_model, publish
 
@@ -308,3 +314,83 @@ def test_sales_cannot_read_the_rescore_panel_nor_strangers_the_changes(client, s
     client.logout()
     changes = client.get(f"/admin/scoring/scoringmodel/{draft.pk}/preview/changes/")
     assert (changes.status_code, changes["Location"].split("?")[0]) == (302, "/admin/login/")
+
+
+def _publish_page(client, draft):
+    page = client.get(f"/admin/scoring/scoringmodel/{draft.pk}/publish/")
+    assert page.status_code == 200
+    return page.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_publish_page_states_the_count_of_the_stored_preview_job_and_publish_moves_it(
+    client, marketer, studio
+):
+    """The confirmation reads the draft's preview job: a/b/c/cooled move; `cooling` (inside
+    its cool-down) waits, `mql` and `sql` are already with sales. Publishing then moves
+    exactly that many."""
+    _published, draft, leads = studio
+    with time_machine.travel(NOW, tick=False):
+        client.force_login(marketer)
+        run = preview_run_start(draft=draft, enqueue=False)
+        preview_run_execute(run_id=run.pk)
+        promise = selectors.publish_promise(draft=draft)
+        html = _publish_page(client, draft)
+        published = client.post(f"/admin/scoring/scoringmodel/{draft.pk}/publish/")
+        rescore = RescoreRun.objects.get(model=draft)
+        rescore_run_execute(run_id=rescore.pk)
+
+    assert (promise.state, promise.run.pk) == (selectors.PROMISE_CURRENT, run.pk)
+    assert (promise.preview.now_draft.moves, promise.preview.now_draft.cooling) == (4, 1)
+    assert promise.preview.now_draft.with_sales == 2
+    assert 'data-state="current"' in html
+    assert "Publishing now moves 4 leads to MQL." in html
+    assert "2 more that meet the policy are already MQL or beyond" in html
+    assert "2 recycled ones wait." in html  # cooling (cool-down) and oldhand (old hand)
+    assert published.status_code == 302
+    rescore.refresh_from_db()
+    moved = StageTransition.objects.filter(to_stage=Stage.MQL, actor_system="scoring")
+    assert rescore.moved_to_mql == 4
+    assert {t.lead.email for t in moved} == {
+        "a@example.jp",
+        "b@example.jp",
+        "c@example.jp",
+        "cooled@example.jp",
+    }
+    leads["cooling"].refresh_from_db()
+    leads["mql"].refresh_from_db()
+    assert (leads["cooling"].stage, leads["mql"].stage) == (Stage.RECYCLED, Stage.MQL)
+
+
+@pytest.mark.django_db
+def test_the_publish_page_without_a_current_job_says_why_and_offers_one(
+    client, marketer, studio, django_capture_on_commit_callbacks
+):
+    _published, draft, _leads = studio
+    with time_machine.travel(NOW, tick=False):
+        client.force_login(marketer)
+        never = _publish_page(client, draft)
+        with django_capture_on_commit_callbacks():
+            run = preview_run_start(draft=draft, enqueue=False)
+        running = _publish_page(client, draft)
+        preview_run_execute(run_id=run.pk)
+        draft.engagement_threshold = 40  # the draft changes after its job
+        draft.save()
+        stale = _publish_page(client, draft)
+
+    preview_url = f'action="/admin/scoring/scoringmodel/{draft.pk}/preview/"'
+    assert 'data-state="none"' in never
+    assert "The draft has not been previewed yet" in never
+    assert preview_url in never and 'value="Compute the preview"' in never
+    assert "Publishing now moves" not in never
+    assert 'data-state="running"' in running
+    assert "still being computed (0%)" in running
+    assert f'href="/admin/scoring/scoringmodel/{draft.pk}/preview/">Follow its progress' in running
+    assert "Publishing now moves" not in running
+    assert 'data-state="stale"' in stale
+    assert "The draft changed since its preview was computed" in stale
+    assert preview_url in stale and 'value="Compute the preview again"' in stale
+    assert "Publishing now moves" not in stale
+    # Every state keeps the diff and the publish button.
+    for html in (never, running, stale):
+        assert 'id="scoring-diff"' in html and 'id="publish-form"' in html
