@@ -34,14 +34,22 @@ INSTANTS = (
 )
 
 
-def timeline_start(*, handoff: Handoff, at: datetime) -> HandoffTimeline:
-    """The row of a new handoff, in the transaction that creates it, after its routing."""
-    event = (
+def timeline_event(*, handoff: Handoff) -> EngagementEvent | None:
+    """The lead's newest event, which `timeline_start` needs: read before the routing (it
+    does not change it), so not under the team's lock."""
+    return (
         EngagementEvent.objects.filter(lead_id=handoff.lead_id)
         .order_by("-created_at", "-id")
         .only("occurred_at", "received_at", "created_at")
         .first()
     )
+
+
+def timeline_start(
+    *, handoff: Handoff, at: datetime, event: EngagementEvent | None
+) -> HandoffTimeline:
+    """The row of a new handoff, in the transaction that creates it, after its routing;
+    `event` is `timeline_event`'s answer, read before it."""
     # Recorded just before the MQL, in the same intake: a back-dated MQL (an import, the
     # demo) or one made by a model change long after the last event has no MA hops.
     caused = event is not None and at - EVENT_CAUSE_WINDOW <= event.created_at <= at

@@ -3,7 +3,9 @@
     lead (two leads: the lower id first) → team → handoff → SLA timers, claim window
 
 - A stage move locks its lead (`lead_for_change`); a new MQL's handoff is routed in the
-  same transaction, so lead → team (`handoff.locks.team`).
+  same transaction, so lead → team (`handoff.locks.team`). The new handoff and what
+  HANDOFF_CREATED writes come before the team's lock (new rows nobody can wait for):
+  the lock is held to the commit, and it bounds a team's MQLs per second.
 - Routing and every reassignment lock the team, then the handoff
   (`handoff.locks.team_then_handoff`, `handoff.locks.team_queue`): the team's row lock is
   what serialises its round robin.
