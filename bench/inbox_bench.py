@@ -6,11 +6,13 @@
     DATABASE_URL=postgres://... python bench/inbox_bench.py --smoke
 
 Seeds through bench/seeding.py (INSERT … SELECT over generate_series, derived keys by the
-app's own functions, an audit against save()), with the tables' plain indexes dropped
-while the rows go in and built once at the end: companies, N leads (five surnames, so a
-name search narrows to a realistic share), K open handoffs (two teams, 20 reps, two
-timers each, 1 in 50 first contacts overdue) and `--closed` decided ones, the stored
-next deadline as sla.services keeps it, and the dashboard's KPI days. `--reuse` keeps a
+app's own functions, the handoffs' search keys from their leads and companies in the same
+INSERT, an audit against save() and the database's triggers), with the tables' plain
+indexes (the handoffs' trigram index among them) dropped while the rows go in and built
+once at the end: companies, N leads (five surnames, so a name search narrows to a
+realistic share), K open handoffs (two teams, 20 reps, two timers each, 1 in 50 first
+contacts overdue) and `--closed` decided ones, the stored next deadline as sla.services
+keeps it, and the dashboard's KPI days. `--reuse` keeps a
 seed of the same size (it takes minutes at 1M leads) and seeds afresh otherwise.
 
 Then times, through Django's test client as a manager of both teams (and as one rep):

@@ -37,7 +37,7 @@ from django.utils import timezone
 from bench.claims_bench import calendar_always_open
 from bench.report import emit
 from bench.scoring_bench import seed, wipe
-from bench.seeding import audit, insert_select
+from bench.seeding import audit, handoff_search_key_sql, insert_select
 from handoff import plans, replay
 from handoff.models import (
     Assignment,
@@ -86,6 +86,7 @@ def seed_history(n: int, weeks: int, reps: list[int], team_id: int) -> dict[str,
         Handoff,
         {
             "lead_id": "g",
+            "search_key": handoff_search_key_sql("g"),
             "mql_transition_id": "g",
             "team_id": str(team_id),
             "assigned_to_id": f"({rep_array})[1 + g %% {len(reps)}]",

@@ -12,8 +12,9 @@ until someone ran a bench. Three checks close that gap:
   written by a seed: `insert_select()` computes them with the app's own functions
   (`leadflow.normalize`, `leadflow.japan`) over the distinct seeded values;
 - `audit()` re-saves a sample of seeded rows through the model's own `save()` (rolled
-  back) and fails if save() would store anything else, so a newly derived column or a
-  changed normalisation breaks the seed loudly instead of skewing the figures.
+  back), reads them back, and fails if save() or the database's triggers would store
+  anything else, so a newly derived column or a changed normalisation breaks the seed
+  loudly instead of skewing the figures.
 
 Both seeds run in CI at smoke size (`.ci/bench_smoke.sh`), so a drift fails there.
 """
@@ -68,6 +69,19 @@ DERIVED: dict[type[models.Model], dict[str, tuple[Callable[..., str], tuple[str,
         ),
     },
 }
+
+
+def handoff_search_key_sql(lead_id: str) -> str:
+    """The SQL of a seeded handoff's search key, from its lead (`lead_id`, an SQL
+    expression) and the lead's company: what the database's triggers store
+    (leadflow.normalize.handoff_search_key; handoff migration 0012), set in the seed's
+    own INSERT so a hundred thousand handoffs are not keyed one trigger call at a time.
+    `audit(Handoff)` proves it is what the database would store."""
+    return (
+        "(SELECT trim(l.search_key || ' ' || coalesce(c.search_key, ''))"
+        " FROM leadflow_lead l LEFT JOIN leadflow_company c ON c.id = l.company_id"
+        f" WHERE l.id = {lead_id})"
+    )
 
 
 class SeedError(SystemExit):
@@ -206,8 +220,10 @@ def _fill_keys(cursor: Any, keys: str, sources: tuple[str, ...], function: Calla
 
 def audit(model: type[models.Model], sample: int = 20) -> int:
     """Re-save `sample` seeded rows (spread over the table) through the model's save()
-    in a rolled-back transaction; fail if save() changes any stored value. Returns the
-    number of rows checked."""
+    in a rolled-back transaction and read them back; fail if the stored values change.
+    Read back, so what the database derives on save (the triggers' columns: a handoff's
+    search key) is checked as well as what save() computes. Returns the number of rows
+    checked."""
     total = model._default_manager.count()
     if not total:
         raise SeedError(f"Seed of {model._meta.db_table} inserted no rows.")
@@ -218,6 +234,7 @@ def audit(model: type[models.Model], sample: int = 20) -> int:
         seeded = {f.column: getattr(row, f.attname) for f in fields}
         with transaction.atomic():
             row.save()
+            row.refresh_from_db(fields=[f.attname for f in fields])
             transaction.set_rollback(True)
         saved = {f.column: getattr(row, f.attname) for f in fields}
         if changed := {c: (seeded[c], saved[c]) for c in seeded if seeded[c] != saved[c]}:

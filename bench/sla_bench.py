@@ -50,7 +50,7 @@ from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from bench.report import emit, latency, p95  # noqa: E402
-from bench.seeding import audit, insert_select  # noqa: E402
+from bench.seeding import audit, handoff_search_key_sql, insert_select  # noqa: E402
 from handoff.models import Activity, Handoff, RejectionReason, Team, TeamMembership  # noqa: E402
 from leadflow.models import Company, EngagementEvent, Lead, StageTransition, User  # noqa: E402
 from leadflow.roles import SALES_MANAGER, SALES_REP  # noqa: E402
@@ -129,9 +129,10 @@ COMPANIES = {
 
 def handoff_of_transition(team_ids: list[int], rep_ids: list[int]) -> dict[str, str]:
     """A seeded handoff's lead, MQL transition (`t`), team and rep: alternating teams,
-    the reps in turn."""
+    the reps in turn; and its search key, as the database keeps it."""
     return {
         "lead_id": "t.lead_id",
+        "search_key": handoff_search_key_sql("t.lead_id"),
         "mql_transition_id": "t.id",
         "team_id": f"(ARRAY{team_ids})[1 + t.lead_id %% 2]",
         "assigned_to_id": f"(ARRAY{rep_ids})[1 + t.lead_id %% {len(rep_ids)}]",

@@ -27,7 +27,7 @@ from handoff.selectors import handoffs_order_by_urgency
 from leadflow import reactions
 from leadflow.api.filters import MAX_INT, FilterSet, bounded_int_filter, datetime_filter, id_filter
 from leadflow.errors import DomainError
-from leadflow.models import Company, Lead
+from leadflow.models import Lead
 from leadflow.normalize import search_fold
 
 # The longest search term: more says nothing a name, address or number does not.
@@ -71,23 +71,15 @@ def _condition(name: str, value: str, now: dt.datetime) -> Q:
 
 def search_condition(term: str) -> Q:
     """Name, kana, e-mail, phone (the lead's key) or company name and kana (the company's),
-    folded the same way (`search_fold`).
-
-    Among the leads that have a handoff only (Lead.has_handoff): on PostgreSQL the lead
-    side is a scan of a trigram index over those alone (lead_handoff_search_trgm_idx), so
-    a common name is thousands of candidates, not a fifth of every lead. Both sides are
-    one UNION of lead ids tested against handoff.lead_id: PostgreSQL estimates it (an OR
-    of two subqueries it cannot), so a rare term fetches its few handoffs by lead and a
-    common one hashes the ids; no join to the leads either way."""
+    folded the same way (`search_fold`): a substring of the handoff's own search key,
+    which the database keeps as the lead's and the company's keys change (handoff
+    migration 0012). On PostgreSQL a scan of one trigram index over the handoffs
+    (handoff_search_trgm_idx), combined with the lists' other conditions on the same
+    rows: no lead or company subquery, no union of ids."""
     folded = search_fold(term)
     if not folded:
         return Q()
-    with_handoffs = Lead.objects.filter(has_handoff=True).order_by()
-    by_lead = with_handoffs.filter(search_key__contains=folded).values("pk")
-    by_company = with_handoffs.filter(
-        company_id__in=Company.objects.filter(search_key__contains=folded).values("pk")
-    ).values("pk")
-    return Q(lead_id__in=by_lead.union(by_company))
+    return Q(search_key__contains=folded)
 
 
 def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:

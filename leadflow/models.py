@@ -228,10 +228,11 @@ class Lead(models.Model):
     name_key = models.CharField(max_length=200, blank=True, editable=False)
     phone_key = models.CharField(max_length=20, blank=True, editable=False, db_index=True)
     # What the handoff lists search (name, kana, e-mail, phone; leadflow.normalize);
-    # save() sets it. PostgreSQL indexes it with trigrams (migration 0007).
+    # save() sets it, and the database copies it onto the lead's handoffs
+    # (Handoff.search_key, handoff migration 0012), which is what is indexed.
     search_key = models.CharField(max_length=800, blank=True, editable=False)
-    # Whether any handoff was ever made of the lead: the handoff lists search only these
-    # (PostgreSQL: a trigram index over their keys alone, a tenth of the leads or less).
+    # Whether any handoff was ever made of the lead: the handoff lists' source filter
+    # looks only at these (lead_handoff_source_idx, a tenth of the leads or less).
     # The database keeps it (triggers of handoff's migration 0008): set when a handoff
     # row points at the lead, and never cleared by a save of a copy loaded before.
     has_handoff = models.BooleanField(default=False, db_default=False, editable=False)

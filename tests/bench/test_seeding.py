@@ -11,8 +11,10 @@ from django.db import connection
 from django.utils import timezone
 
 from bench.seeding import SeedError, audit, insert_select, required_columns
-from leadflow.models import Company, Lead
+from handoff.models import Handoff
+from leadflow.models import Company, Lead, StageTransition
 from leadflow.normalize import company_key, name_key, phone_key
+from tests.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -124,6 +126,23 @@ def test_the_audit_fails_on_a_row_whose_key_is_not_what_save_stores():
     assert Company.objects.get(name="株式会社ベンチ2").match_key == "stale"
 
 
+def test_the_audit_reads_back_what_the_database_derives_a_handoffs_search_key():
+    lead = LeadFactory(last_name="佐藤", first_name="花子", company=None)
+    transition = StageTransition.objects.create(
+        lead=lead, from_stage="known", to_stage="mql", actor_system="scoring"
+    )
+    # As a seed that computed the key wrongly: an insert that brings a key keeps it.
+    Handoff.objects.create(
+        lead=lead, mql_transition=transition, status="accepted", search_key="stale"
+    )
+
+    with pytest.raises(SeedError, match=r"search_key: seeded 'stale', save\(\) stores '佐藤花子 "):
+        audit(Handoff)
+    Handoff.objects.filter(search_key="stale").update(search_key="")  # the trigger's key
+    assert Handoff.objects.get().search_key == lead.search_key
+    assert audit(Handoff) == 1
+
+
 def test_the_audit_fails_on_a_seed_that_inserted_nothing():
     with pytest.raises(SeedError, match="leadflow_company inserted no rows"):
         audit(Company)
@@ -145,14 +164,15 @@ def _indexes(table: str) -> dict[str, bool]:
 def test_a_seed_runs_without_the_plain_indexes_and_gets_them_back_even_when_it_fails():
     from bench.seeding import indexes_deferred
 
-    before = _indexes("leadflow_lead")
+    before = _indexes("leadflow_lead") | _indexes("handoff_handoff")
     plain = sorted(name for name, unique in before.items() if not unique)
-    assert {"lead_created_idx", "lead_handoff_search_trgm_idx"} <= set(plain)
+    assert {"lead_created_idx", "handoff_search_trgm_idx"} <= set(plain)
 
-    with pytest.raises(ZeroDivisionError), indexes_deferred(Lead) as rebuilt:
-        assert rebuilt == plain
+    with pytest.raises(ZeroDivisionError), indexes_deferred(Lead, Handoff) as rebuilt:
+        assert sorted(rebuilt) == plain
         # Only the unique ones stay while the rows go in: they are rules, not speed.
-        assert _indexes("leadflow_lead") == {n: u for n, u in before.items() if u}
+        after = _indexes("leadflow_lead") | _indexes("handoff_handoff")
+        assert after == {n: u for n, u in before.items() if u}
         1 / 0  # noqa: B018 - the seed fails half-way
 
-    assert _indexes("leadflow_lead") == before
+    assert _indexes("leadflow_lead") | _indexes("handoff_handoff") == before
