@@ -114,7 +114,11 @@ def _add(histogram: list[Any], seconds: float) -> None:
 def _histograms_create(
     model: type[HopHistogramDay], by: str, histograms: dict[tuple, list[Any]]
 ) -> None:
-    """The rows of one hop table: `histograms` keyed (day, team, <by>, hop, bucket)."""
+    """The rows of one hop table: `histograms` keyed (day, team, <by>, hop, bucket), a
+    day's rows one after the other: a range reads its days' rows, and rows inserted in the
+    order the timelines came (any day) spread each day over every page of the batch (at
+    100,000 MQLs a 4-week range then read 4,500 pages for 700 pages' worth of rows)."""
+    by_day = sorted(histograms.items(), key=lambda item: item[0][0])
     model._default_manager.bulk_create(
         (
             model(
@@ -127,7 +131,7 @@ def _histograms_create(
                 longest=longest,
                 **{by: value},
             )
-            for (day, team, value, hop, bucket), (n, shortest, longest) in histograms.items()
+            for (day, team, value, hop, bucket), (n, shortest, longest) in by_day
         ),
         batch_size=2000,
     )
