@@ -20,7 +20,9 @@ Both seeds run in CI at smoke size (`.ci/bench_smoke.sh`), so a drift fails ther
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -294,3 +296,27 @@ def indexes_deferred(*seeded: type[models.Model]) -> Iterator[list[str]]:
             for _name, definition in definitions:
                 cursor.execute(definition)
             cursor.execute("RESET maintenance_work_mem")
+
+
+def remember_seeded_size(marker: str, size: dict[str, Any]) -> None:
+    """Record in the database (table `marker`) the size of the rows just seeded, for a
+    later run's `--reuse`."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {marker} (size jsonb, at timestamptz)")
+        cursor.execute(f"DELETE FROM {marker}")
+        cursor.execute(f"INSERT INTO {marker} VALUES (%s, now())", [json.dumps(size)])
+
+
+def seeded_size_at(marker: str, size: dict[str, Any]) -> dt.datetime | None:
+    """When rows of this size were last seeded (`remember_seeded_size`), else None."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [marker])
+        if cursor.fetchone()[0] is None:
+            return None
+        # As text: Django's PostgreSQL backend hands jsonb back undecoded (a str), which
+        # never equalled the size, so --reuse seeded afresh every time.
+        cursor.execute(f"SELECT size::text, at FROM {marker}")
+        row = cursor.fetchone()
+    if row is None or json.loads(row[0]) != size:
+        return None
+    return row[1]

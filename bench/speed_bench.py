@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from django.utils import timezone
 
 from bench import sla_bench
 from bench.report import emit, latency
-from bench.seeding import SEED_SECONDS, insert_select
+from bench.seeding import SEED_SECONDS, insert_select, remember_seeded_size, seeded_size_at
 from handoff.models import HandoffTimeline, TimelineStaleDay
 from leadflow.models import User
 from sla.access import DEFAULT_RANGE_DAYS
@@ -105,26 +104,12 @@ def fill_speed_days() -> dict:
 MARKER = "bench_speed_seed"
 
 
-def remember(size: dict[str, int]) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TABLE IF NOT EXISTS {MARKER} (size jsonb, at timestamptz)")
-        cursor.execute(f"DELETE FROM {MARKER}")
-        cursor.execute(f"INSERT INTO {MARKER} VALUES (%s, now())", [json.dumps(size)])
-
-
 def reusable(size: dict[str, int]) -> dt.datetime | None:
     """When the rows of this size were seeded, if they still are (else None)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s)", [MARKER])
-        if cursor.fetchone()[0] is None:
-            return None
-        cursor.execute(f"SELECT size, at FROM {MARKER}")
-        row = cursor.fetchone()
-    if row is None or row[0] != size:
-        return None
-    if HandoffTimeline.objects.count() != size["open"] + size["closed"]:
-        return None  # another bench wiped or reseeded the tables since
-    return row[1]
+    seeded_at = seeded_size_at(MARKER, size)
+    if seeded_at is None or HandoffTimeline.objects.count() != size["open"] + size["closed"]:
+        return None  # none of this size, or another bench wiped or reseeded the tables since
+    return seeded_at
 
 
 def timed(function: Callable[[], object], requests: int) -> dict:
@@ -176,7 +161,7 @@ def main() -> None:
         timelines = seed_timelines()
         seeded["seed_seconds"] = round(time.perf_counter() - started, 1)
         seeded["seed_table_seconds"] = dict(SEED_SECONDS)
-        remember(size)
+        remember_seeded_size(MARKER, size)
     else:
         seeded = {"reused_seed_of": seeded_at.isoformat(timespec="seconds")}
         timelines = HandoffTimeline.objects.count()
