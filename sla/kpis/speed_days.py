@@ -279,7 +279,11 @@ def speed_days(model: type[models.Model], start: dt.date, end: dt.date, team_ids
 
 # --- reading a quantile from merged buckets ---------------------------------------------
 
-_MERGED = "SUM(n) AS n, MIN(shortest) AS shortest, MAX(longest) AS longest"
+# Counts as integers, not the numeric a sum of sums becomes: the window sums over them
+# then add machine integers (a 4-week range merges some 12,000 buckets).
+_MERGED = "CAST(SUM(n) AS INTEGER) AS n, MIN(shortest) AS shortest, MAX(longest) AS longest"
+# The groupings as small integers (sorted and partitioned by, cheaper than text).
+_KINDS = ("overall", "source", "team", "rep")
 
 
 def _at(rank: str) -> str:
@@ -327,17 +331,17 @@ def hop_quantiles(
             SELECT team_id, source, hop, bucket, {_MERGED}
             FROM ({by_source}) AS r GROUP BY team_id, source, hop, bucket
         ), merged AS (
-            SELECT 'overall' AS kind, CAST(NULL AS BIGINT) AS id, '' AS source, hop, bucket,
+            SELECT 0 AS kind, CAST(NULL AS BIGINT) AS id, '' AS source, hop, bucket,
                 {_MERGED}
             FROM cells GROUP BY hop, bucket
             UNION ALL
-            SELECT 'source', CAST(NULL AS BIGINT), source, hop, bucket, {_MERGED}
+            SELECT 1, CAST(NULL AS BIGINT), source, hop, bucket, {_MERGED}
             FROM cells GROUP BY source, hop, bucket
             UNION ALL
-            SELECT 'team', team_id, '', hop, bucket, {_MERGED}
+            SELECT 2, team_id, '', hop, bucket, {_MERGED}
             FROM cells GROUP BY team_id, hop, bucket
             UNION ALL
-            SELECT 'rep', rep_id, '', hop, bucket, {_MERGED}
+            SELECT 3, rep_id, '', hop, bucket, {_MERGED}
             FROM ({by_rep}) AS r GROUP BY rep_id, hop, bucket
         ), ranked AS (
             SELECT kind, id, source, hop, n, shortest, longest,
@@ -364,7 +368,8 @@ def hop_quantiles(
 
     overall = empty()
     groups: dict[str, dict[Any, dict[str, dict[str, Any]]]] = {"source": {}, "team": {}, "rep": {}}
-    for kind, id_, source, hop, total, median, p90 in found:
+    for kind_number, id_, source, hop, total, median, p90 in found:
+        kind = _KINDS[kind_number]
         if hop not in overall:
             continue  # a hop no longer measured
         if kind == "overall":
