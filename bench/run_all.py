@@ -99,6 +99,9 @@ BENCHES: dict[str, tuple[str, list[str], list[str], dict[str, Check]]] = {
                 r["results"]["timelines"]
                 == r["size"]["open_handoffs"] + r["size"]["closed_handoffs"]
             ),
+            "the app's refresh made the rows of every marked day": lambda r: (
+                r["results"]["days_refreshed"] == r["results"]["days_marked"] > 0
+            ),
         },
     ),
     "inbox": (

@@ -21,7 +21,11 @@ Both seeds run in CI at smoke size (`.ci/bench_smoke.sh`), so a drift fails ther
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import json
+import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -84,6 +88,21 @@ def handoff_search_key_sql(lead_id: str) -> str:
     )
 
 
+# Seconds each table's seed took in this process (table → seconds), for the reports, and
+# a line on stderr per table as it finishes: a seed of millions of rows runs for minutes,
+# and a stalled one should say where it stalled.
+SEED_SECONDS: dict[str, float] = {}
+
+
+@contextmanager
+def _timed(table: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    seconds = time.perf_counter() - started
+    SEED_SECONDS[table] = round(SEED_SECONDS.get(table, 0.0) + seconds, 1)
+    print(f"seeded {table} in {seconds:.1f} s", file=sys.stderr, flush=True)
+
+
 class SeedError(SystemExit):
     """The seed does not store what the app would: fix the seed (the message says where)."""
 
@@ -129,7 +148,23 @@ def insert_select(
             problems.append(f"{column} is derived from {lacking}, which the seed does not set")
     if problems:
         raise SeedError(f"Seed of {table} " + "; ".join(problems) + ": fix bench/ seeding.")
+    with _timed(table):
+        _insert_select(table, values, derived, source, params)
+        # Statistics now, not at the end of the seed: the seed's next statements read this
+        # table (an UPDATE of every handoff from its timers), and a table just filled in
+        # bulk has none: the planner then guesses 0.5 % of the rows per key and, for the
+        # handoffs' next deadline, scanned a whole timer index per handoff (minutes).
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {table}")
 
+
+def _insert_select(
+    table: str,
+    values: dict[str, str],
+    derived: dict[str, tuple[Callable[..., str], tuple[str, ...]]],
+    source: str,
+    params: Sequence[Any],
+) -> None:
     if not derived:
         with transaction.atomic(), connection.cursor() as cursor, _indexes_after(cursor, table):
             cursor.execute(
@@ -278,3 +313,27 @@ def indexes_deferred(*seeded: type[models.Model]) -> Iterator[list[str]]:
             for _name, definition in definitions:
                 cursor.execute(definition)
             cursor.execute("RESET maintenance_work_mem")
+
+
+def remember_seeded_size(marker: str, size: dict[str, Any]) -> None:
+    """Record in the database (table `marker`) the size of the rows just seeded, for a
+    later run's `--reuse`."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {marker} (size jsonb, at timestamptz)")
+        cursor.execute(f"DELETE FROM {marker}")
+        cursor.execute(f"INSERT INTO {marker} VALUES (%s, now())", [json.dumps(size)])
+
+
+def seeded_size_at(marker: str, size: dict[str, Any]) -> dt.datetime | None:
+    """When rows of this size were last seeded (`remember_seeded_size`), else None."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [marker])
+        if cursor.fetchone()[0] is None:
+            return None
+        # As text: Django's PostgreSQL backend hands jsonb back undecoded (a str), which
+        # never equalled the size, so --reuse seeded afresh every time.
+        cursor.execute(f"SELECT size::text, at FROM {marker}")
+        row = cursor.fetchone()
+    if row is None or json.loads(row[0]) != size:
+        return None
+    return row[1]

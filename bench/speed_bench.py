@@ -9,7 +9,10 @@ with their timers), then one timeline per handoff (handoff.HandoffTimeline) with
 instant filled as intake, routing and the reps would: the MA event minutes before the
 MQL, received seconds before, assigned at the MQL, the rep notified within a minute,
 7 in 10 opened within hours, the seeded first contacts and verdicts, the SFA within
-seconds. Times, `--requests` times each (p50/p95/max): the selectors in `sla.kpis.speed_metrics`
+seconds. Then, each run (also with `--reuse`, which keeps rows seeded at the same size),
+the per-day speed-to-lead rows the figures read, made by the app's own rebuild and
+refresh (sla.kpis.days). Times, `--requests` times each (p50/p95/max): the selectors in
+`sla.kpis.speed_metrics`
 (hops overall and per source/team/rep, delay buckets, the forecast, the slowest hop's
 handoffs) for the last 4 weeks of every team, and the page and the API through Django's
 test client as a manager of both teams. Floor, same run, same rows: a bare
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -29,21 +31,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from django.core.management import call_command
-from django.db import connection, transaction
-from django.db.models.functions import TruncDate
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
 from bench import sla_bench
 from bench.report import emit, latency
-from bench.seeding import insert_select
-from handoff.models import HandoffTimeline
+from bench.seeding import SEED_SECONDS, insert_select, remember_seeded_size, seeded_size_at
+from handoff.models import HandoffTimeline, TimelineStaleDay
 from leadflow.models import User
 from sla.access import DEFAULT_RANGE_DAYS
 from sla.kpis import speed_days, speed_metrics
+from sla.kpis.days import kpi_days_rebuild, kpi_days_refresh_all
 from sla.kpis.metrics import MetricsFilter
-from sla.kpis.speed_days import speed_days_recompute
-from sla.models import SpeedHopDay, SpeedRepHopDay
+from sla.models import KpiStaleDay, SpeedHopDay, SpeedRepHopDay
 from sla.selectors import calendar_for
 
 SMOKE = {"leads": 2_000, "events": 5_000, "open": 500, "closed": 500, "requests": 5}
@@ -78,52 +79,37 @@ def seed_timelines() -> int:
 
 
 def fill_speed_days() -> dict:
-    """The per-day speed-to-lead rows of every seeded day, as the upgrade's first refresh
-    makes them (sla.kpis.speed_days), timed; then the number of rows the range reads."""
-    tz = timezone.get_default_timezone()
-    days = sorted(
-        set(
-            HandoffTimeline.objects.annotate(day=TruncDate("mql_at", tzinfo=tz))
-            .order_by()
-            .values_list("day", flat=True)
-            .distinct()
-        )
-    )
+    """The per-day speed-to-lead rows of every seeded day, made as the app makes them after
+    an upgrade or by the nightly rebuild: every day marked stale, then worked off by the
+    refresh beat runs (`sla.kpis.days`, DAYS_PER_REFRESH days per transaction, the KPI days
+    with them), timed; so the tables the figures read hold rows as the app lays them out."""
+    KpiStaleDay.objects.all().delete()
+    TimelineStaleDay.objects.all().delete()
+    marked = kpi_days_rebuild()
     started = time.perf_counter()
-    with transaction.atomic():
-        speed_days_recompute(days)
+    refreshed = kpi_days_refresh_all()
     seconds = time.perf_counter() - started
     with connection.cursor() as cursor:
         cursor.execute(
             "ANALYZE sla_speedhopday, sla_speedrephopday, sla_speeddelayday, sla_speedarrivalhour"
         )
-    return {"speed_days": len(days), "speed_days_recompute_seconds": round(seconds, 1)}
+    return {
+        "days_marked": marked,
+        "days_refreshed": refreshed,
+        "refresh_seconds": round(seconds, 1),
+    }
 
 
 # The size of the rows seeded last, so that --reuse keeps them only for the same size.
 MARKER = "bench_speed_seed"
 
 
-def remember(size: dict[str, int]) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TABLE IF NOT EXISTS {MARKER} (size jsonb, at timestamptz)")
-        cursor.execute(f"DELETE FROM {MARKER}")
-        cursor.execute(f"INSERT INTO {MARKER} VALUES (%s, now())", [json.dumps(size)])
-
-
 def reusable(size: dict[str, int]) -> dt.datetime | None:
     """When the rows of this size were seeded, if they still are (else None)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s)", [MARKER])
-        if cursor.fetchone()[0] is None:
-            return None
-        cursor.execute(f"SELECT size, at FROM {MARKER}")
-        row = cursor.fetchone()
-    if row is None or row[0] != size:
-        return None
-    if HandoffTimeline.objects.count() != size["open"] + size["closed"]:
-        return None  # another bench wiped or reseeded the tables since
-    return row[1]
+    seeded_at = seeded_size_at(MARKER, size)
+    if seeded_at is None or HandoffTimeline.objects.count() != size["open"] + size["closed"]:
+        return None  # none of this size, or another bench wiped or reseeded the tables since
+    return seeded_at
 
 
 def timed(function: Callable[[], object], requests: int) -> dict:
@@ -174,7 +160,8 @@ def main() -> None:
         seeded = sla_bench.seed(args.leads, args.events, args.open, args.closed, 0)
         timelines = seed_timelines()
         seeded["seed_seconds"] = round(time.perf_counter() - started, 1)
-        remember(size)
+        seeded["seed_table_seconds"] = dict(SEED_SECONDS)
+        remember_seeded_size(MARKER, size)
     else:
         seeded = {"reused_seed_of": seeded_at.isoformat(timespec="seconds")}
         timelines = HandoffTimeline.objects.count()

@@ -572,7 +572,9 @@ class SpeedHopDay(HopHistogramDay):
     class Meta:
         verbose_name = _("speed-to-lead day (hops by source)")
         verbose_name_plural = _("speed-to-lead days (hops by source)")
-        indexes = [models.Index(fields=["day", "team"], name="sla_speedhop_day_idx")]
+        # By day and then day or week: a range reads the day rows of some days and
+        # the week rows of others, and the recomputation deletes by day.
+        indexes = [models.Index(fields=["day", "days", "team"], name="sla_speedhop_days_idx")]
 
     def __str__(self) -> str:
         return f"{self.day} team={self.team_id} {self.source} {self.hop}[{self.bucket}]"
@@ -586,7 +588,9 @@ class SpeedRepHopDay(HopHistogramDay):
     class Meta:
         verbose_name = _("speed-to-lead day (hops by rep)")
         verbose_name_plural = _("speed-to-lead days (hops by rep)")
-        indexes = [models.Index(fields=["day", "team"], name="sla_speedrephop_day_idx")]
+        # By day and then day or week: a range reads the day rows of some days and
+        # the week rows of others, and the recomputation deletes by day.
+        indexes = [models.Index(fields=["day", "days", "team"], name="sla_speedrephop_days_idx")]
 
     def __str__(self) -> str:
         return f"{self.day} team={self.team_id} rep={self.rep_id} {self.hop}[{self.bucket}]"

@@ -44,7 +44,7 @@ from sla.kpis.speed_days import (
     Hop,
     arrival_slots,
     delay_counts,
-    hop_histograms,
+    hop_quantiles,
 )
 from sla.models import SlaTimer, TimerStatus
 
@@ -90,17 +90,8 @@ def hop_figures(f: MetricsFilter) -> dict[str, Any]:
     """Median and p90 of each hop, overall and per source, team and rep, read from the
     per-day histograms (sla.kpis.speed_days: within ERROR_PERCENT of the exact nearest-rank
     figure, as of the last recomputation)."""
-    overall_histograms, group_histograms = hop_histograms(f.start, f.end, f.team_ids)
-    overall = {key: histogram.figures() for key, histogram in overall_histograms.items()}
-    groups = {
-        name: _sorted_groups(
-            {
-                key: {hop: histogram.figures() for hop, histogram in hops.items()}
-                for key, hops in group_histograms[name].items()
-            }
-        )
-        for name in GROUPINGS
-    }
+    overall, group_figures = hop_quantiles(f.start, f.end, f.team_ids)
+    groups = {name: _sorted_groups(group_figures[name]) for name in GROUPINGS}
     slowest = max(
         (key for key in HOP_KEYS if overall[key]["median_seconds"] is not None),
         key=lambda key: overall[key]["median_seconds"],

@@ -10,7 +10,14 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from bench.seeding import SeedError, audit, insert_select, required_columns
+from bench.seeding import (
+    SeedError,
+    audit,
+    insert_select,
+    remember_seeded_size,
+    required_columns,
+    seeded_size_at,
+)
 from handoff.models import Handoff
 from leadflow.models import Company, Lead, StageTransition
 from leadflow.normalize import company_key, name_key, phone_key
@@ -176,3 +183,14 @@ def test_a_seed_runs_without_the_plain_indexes_and_gets_them_back_even_when_it_f
         1 / 0  # noqa: B018 - the seed fails half-way
 
     assert _indexes("leadflow_lead") | _indexes("handoff_handoff") == before
+
+
+@pytest.mark.postgres
+def test_a_remembered_seed_size_is_found_again_only_for_that_size():
+    size = {"leads": 1000, "open": 10}
+    assert seeded_size_at("bench_test_seed", size) is None  # nothing seeded yet
+
+    remember_seeded_size("bench_test_seed", size)
+
+    assert seeded_size_at("bench_test_seed", {"open": 10, "leads": 1000}) is not None
+    assert seeded_size_at("bench_test_seed", {**size, "open": 11}) is None

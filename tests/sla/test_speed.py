@@ -4,6 +4,8 @@ hand in the comments, not by the code under test."""
 from __future__ import annotations
 
 import datetime as dt
+import math
+import random
 
 import pytest
 import time_machine
@@ -14,7 +16,7 @@ from leadflow.roles import MARKETING
 from sla.kpis import speed_days, speed_metrics
 from sla.kpis.days import kpi_days_rebuild, kpi_days_refresh_all
 from sla.kpis.metrics import MetricsFilter
-from sla.models import SlaTimer, SpeedHopDay, TimerKind
+from sla.models import SlaTimer, SpeedHopDay, SpeedRepHopDay, TimerKind
 from sla.selectors import calendar_for
 from tests.factories import UserFactory
 from tests.handoff.helpers import make_mql, make_team, set_profile
@@ -435,3 +437,83 @@ def test_bucketed_quantiles_stay_within_the_stated_error_of_the_exact_ones():
     assert close(by_b["median_seconds"], speed_metrics.quantile(of_b, 0.5))
     assert close(by_b["p90_seconds"], speed_metrics.quantile(of_b, 0.9))
     assert figures["error_percent"] == 5.0
+
+
+# The way the figures were read before the database picked the quantiles' buckets (every
+# bucket merged here, in Python): the SQL must give exactly what this gives.
+def _reference_figures(rows: list[tuple]) -> dict[str, dict[str, float | int | None]]:
+    merged: dict[tuple[str, int], list] = {}
+    for hop, bucket, n, shortest, longest in rows:
+        mine = merged.setdefault((hop, bucket), [0, shortest, longest])
+        mine[0] += n
+        mine[1], mine[2] = min(mine[1], shortest), max(mine[2], longest)
+    figures = {}
+    for hop in speed_days.HOP_KEYS:
+        ordered = sorted((b, v) for (h, b), v in merged.items() if h == hop)
+        total = sum(n for _b, (n, _s, _l) in ordered)
+        result: dict[str, float | int | None] = {"n": total}
+        for key, q in (("median_seconds", 0.5), ("p90_seconds", 0.9)):
+            result[key], rank, below = None, max(1, math.ceil(q * total)), 0
+            for _bucket, (n, shortest, longest) in ordered if total else ():
+                if rank <= below + n:
+                    result[key] = (
+                        float(shortest)
+                        if rank == below + 1
+                        else float(longest)
+                        if rank == below + n
+                        else (shortest + longest) / 2
+                    )
+                    break
+                below += n
+        figures[hop] = result
+    return figures
+
+
+@pytest.mark.parametrize("team_ids", [None, [1]])
+def test_the_quantiles_picked_in_sql_are_those_of_every_bucket_merged(team_ids):
+    # Random buckets over 10 days (Monday 11-02 to Wednesday 11-11) and their week rows,
+    # two teams and the team queue (None), sources with none (""), reps and no rep (None):
+    # the same bucket on many rows, so counts add and the shortest and longest merge.
+    rng = random.Random(20)
+    source_rows, rep_rows = [], []
+    for _row in range(3000):
+        day = dt.date(2026, 11, 2) + dt.timedelta(days=rng.randrange(10))
+        team = rng.choice([1, 2, None])
+        hop, bucket = rng.choice(speed_days.HOP_KEYS[:4]), rng.randrange(40, 60)
+        shortest = 1.1 ** (bucket - 1) / 1000 * (1 + rng.random() / 20)
+        longest = shortest * (1 + rng.random() / 20)
+        n = rng.choice([1, 1, 2, 3, 10])
+        common = {"day": day, "team_id": team, "hop": hop, "bucket": bucket, "n": n}
+        common |= {"shortest": shortest, "longest": longest}
+        source_rows.append(SpeedHopDay(source=rng.choice(["", "web", "csv"]), **common))
+        rep_rows.append(SpeedRepHopDay(rep_id=rng.choice([7, 8, None]), **common))
+    SpeedHopDay.objects.bulk_create(source_rows)
+    SpeedRepHopDay.objects.bulk_create(rep_rows)
+    speed_days._roll_up_weeks([dt.date(2026, 11, 2), dt.date(2026, 11, 9)])
+    start, end = dt.date(2026, 11, 1), dt.date(2026, 11, 10)  # the week of 11-02 whole
+
+    overall, groups = speed_days.hop_quantiles(start, end, team_ids)
+
+    def of(rows, keep=lambda row: True):
+        return _reference_figures(
+            [
+                (r.hop, r.bucket, r.n, r.shortest, r.longest)
+                for r in rows
+                if start <= r.day <= end and (team_ids is None or r.team_id in team_ids) and keep(r)
+            ]
+        )
+
+    assert overall == of(source_rows)
+    kept = [r for r in source_rows if team_ids is None or r.team_id in team_ids]
+    assert groups["source"] == {
+        s: of(source_rows, lambda r, s=s: r.source == s) for s in {r.source for r in kept}
+    }
+    assert groups["team"] == {
+        t: of(source_rows, lambda r, t=t: r.team_id == t) for t in {r.team_id for r in kept}
+    }
+    kept_reps = [r for r in rep_rows if team_ids is None or r.team_id in team_ids]
+    assert groups["rep"] == {
+        p: of(rep_rows, lambda r, p=p: r.rep_id == p) for p in {r.rep_id for r in kept_reps}
+    }
+    # The week row stood for its days: the range read it, not them.
+    assert SpeedHopDay.objects.filter(days=7, day=dt.date(2026, 11, 2)).exists()
