@@ -2,14 +2,14 @@
 
 import pytest
 
+from tests.shared_rows import building, kept_for_many_tests
+
 
 @pytest.fixture(scope="package")
 def demo_data(django_db_setup, django_db_blocker):
-    """The demo (`load_demo`) loaded once for this package, as Django's
-    TestCase.setUpTestData does: the load runs in an outer transaction kept open for the
-    package, each test runs in its own transaction inside it (a savepoint) and is rolled
-    back, and the outer one is rolled back at the end, so no test outside tests/demo/
-    sees the demo.
+    """The demo (`load_demo`) loaded once for this package (tests/shared_rows.py): each
+    test runs in its own savepoint inside the load's transaction, and no test outside
+    tests/demo/ sees the demo.
     Loading it takes seconds (it goes through the real services); a dozen tests that each
     loaded it were a third of `make test`.
 
@@ -18,7 +18,6 @@ def demo_data(django_db_setup, django_db_blocker):
 
     import httpx
     from django.core.management import call_command
-    from django.test import TestCase, override_settings
 
     attempted: list[str] = []
 
@@ -26,21 +25,8 @@ def demo_data(django_db_setup, django_db_blocker):
         attempted.append(str(request.url))
         raise httpx.ConnectError("the demo must not call out", request=request)
 
-    with django_db_blocker.unblock():
-        atomics = TestCase._enter_atomics()
-        try:
-            with (
-                override_settings(
-                    LANGUAGE_CODE="en",
-                    PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-                ),
-                pytest.MonkeyPatch.context() as patch,
-            ):
-                patch.setattr(httpx.HTTPTransport, "handle_request", no_network)
-                call_command("load_demo", stdout=io.StringIO())
-        except BaseException:
-            TestCase._rollback_atomics(atomics)
-            raise
-    yield attempted
-    with django_db_blocker.unblock():
-        TestCase._rollback_atomics(atomics)
+    with kept_for_many_tests(django_db_blocker):
+        with building(django_db_blocker), pytest.MonkeyPatch.context() as patch:
+            patch.setattr(httpx.HTTPTransport, "handle_request", no_network)
+            call_command("load_demo", stdout=io.StringIO())
+        yield attempted

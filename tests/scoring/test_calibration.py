@@ -25,6 +25,7 @@ from django.urls import reverse
 
 from leadflow.lifecycle import lead_transition
 from leadflow.models import Stage
+from leadflow.roles import sync_roles
 from scoring import calibration as cal_module
 from scoring.calibration import calibration_for
 from scoring.models import EngagementRule, ModelStatus, ScoringModel
@@ -32,6 +33,7 @@ from scoring.services import scoring_model_accept_suggestion, scoring_model_clon
 from scoring.suggestions import LOWER, RAISE, feedback_for
 from tests.factories import EngagementEventFactory, LeadFactory
 from tests.scoring.conftest import T0, make_model, publish
+from tests.shared_rows import building, kept_for_many_tests
 
 DAY = dt.timedelta(days=1)
 
@@ -53,8 +55,7 @@ def _reject(lead, code: str) -> None:
     _move(lead, Stage.RECYCLED, 6, rejection_reason=code)
 
 
-@pytest.fixture
-def history(db):
+def _build_history() -> ScoringModel:
     published = make_model(
         fit=[
             {
@@ -112,6 +113,24 @@ def history(db):
     for i in range(3):  # never handed over: no outcome, in no figure
         _events(_lead("none", i, executive=True), "page_view", 9, T0)
     return published
+
+
+@pytest.fixture(scope="module")
+def history_built(django_db_setup, django_db_blocker):
+    # Built once for the module (a second or so each time; tests/shared_rows.py). Every
+    # database test of this module sees it: tests on leads of their own live in
+    # test_calibration_edges.py.
+    with kept_for_many_tests(django_db_blocker):
+        with building(django_db_blocker):
+            sync_roles()
+            pk = _build_history().pk
+        yield pk
+
+
+@pytest.fixture
+def history(db, history_built):
+    # The published model of the history, fetched again for each test.
+    return ScoringModel.objects.get(pk=history_built)
 
 
 @pytest.mark.django_db
@@ -300,39 +319,6 @@ def test_accepting_an_unknown_rule_or_wild_points_is_refused(history):
     with pytest.raises(DomainError) as error:
         scoring_model_accept_suggestion(model=draft, rule_key=key, points=5000)
     assert error.value.code == "invalid_points"
-
-
-@pytest.mark.django_db
-def test_without_decided_leads_every_figure_is_empty(db):
-    model = make_model(engagement=[{"kind": "page_view", "points": 10}])
-    c = calibration_for(model)
-    assert (c.total.leads, c.handed_over, c.current.precision, c.current.recall) == (
-        0,
-        0,
-        None,
-        None,
-    )
-    assert c.deciles() == []
-    assert feedback_for(model).suggestions == []
-
-
-@pytest.mark.django_db
-def test_the_hand_raiser_counts_at_every_threshold(db):
-    model = make_model(
-        fit=[{"field": "role", "operator": "equals", "value": "executive", "points": 40}],
-        engagement=[{"kind": "consultation", "points": 5}],
-        hand_raiser_kind="consultation",
-        hand_raiser_min_fit=20,
-    )
-    for i, executive in enumerate((True, False)):
-        lead = _lead("hr", i, executive=executive)
-        _events(lead, "consultation", 1, T0)
-        _move(lead, Stage.MQL, 5)
-        _move(lead, Stage.SQL, 6)
-    c = calibration_for(model)
-    # Engagement 5 is under a threshold of 500, but the executive raised a hand with fit
-    # 40 ≥ 20, whatever the fit threshold; the staff member (fit 0) did not qualify.
-    assert (c.point(30, 500).mqls, c.point(90, 500).mqls, c.point(0, 0).mqls) == (1, 1, 2)
 
 
 @pytest.mark.django_db

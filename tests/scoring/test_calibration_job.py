@@ -16,7 +16,7 @@ from scoring.models import EngagementRule
 from scoring.services import preview_run_execute, preview_run_start, scoring_model_clone
 from tests.factories import EngagementEventFactory
 from tests.scoring.conftest import T0
-from tests.scoring.test_calibration import history  # noqa: F401 - fixture
+from tests.scoring.test_calibration import history, history_built  # noqa: F401 - fixtures
 
 HOUR = dt.timedelta(hours=1)
 
