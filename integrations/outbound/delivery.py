@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -261,6 +262,9 @@ class DeliveryStats:
     retrying: int = 0
     dead: int = 0
     lost_lease: int = 0
+    # How long the last connector call took (the destination's answer alone, not the
+    # recording after it): inline delivery pauses a destination that answers slowly.
+    last_call_seconds: float = 0.0
 
 
 def deliver_one(
@@ -273,11 +277,13 @@ def deliver_one(
 
     destination = message.destination
     connector = CONNECTORS.get(destination.kind)
+    started = time.monotonic()
     try:
         if connector is None:
             raise DeliveryError(f"No connector for kind {destination.kind!r}.", permanent=True)
         result = connector(destination=destination, message=message, client=client)
     except DeliveryError as error:
+        stats.last_call_seconds = time.monotonic() - started
         outcome = _record_failure(message, error, timezone.now(), rng)
         if outcome == MessageStatus.DEAD:
             stats.dead += 1
@@ -285,12 +291,14 @@ def deliver_one(
             stats.retrying += 1
         return
     except httpx.HTTPError as exc:
+        stats.last_call_seconds = time.monotonic() - started
         outcome = _record_failure(message, error_from_transport(exc), timezone.now(), rng)
         if outcome == MessageStatus.DEAD:
             stats.dead += 1
         else:
             stats.retrying += 1
         return
+    stats.last_call_seconds = time.monotonic() - started
     delivered_at = timezone.now()
     if _record_success(message, result, delivered_at):
         stats.delivered += 1

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from integrations.models import InboundEvent, InboundStatus
-from integrations.outbound import base, inline
+from integrations.outbound import base, delivery, inline
 from integrations.outbound.delivery import outbox_deliver_due
 from integrations.outbound.inline import outbox_delivery_inline
 from integrations.outbound.models import MessageStatus, OutboundEvent, OutboxMessage
@@ -234,6 +235,35 @@ def test_a_slow_destination_is_left_to_the_delivery_queue_for_a_while(no_kick):
     ]
     assert len(no_kick) == 1
     assert destination.pk in inline._inline_paused_until
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fast_destination_stays_inline_when_recording_its_answer_is_slow(
+    no_kick, receiver, monkeypatch
+):
+    # The worker's own writes after the answer (a worker short of CPU, a busy database)
+    # are not the destination being slow: only the call is timed.
+    record = delivery._record_success
+
+    def slow_record(*args, **kwargs):
+        time.sleep(0.3)
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(delivery, "_record_success", slow_record)
+    destination = make_webhook(f"{receiver.url}/hook")
+    first, second = LeadFactory.create_batch(2)
+    for lead in (first, second):
+        stored_score(lead, fit=45, engagement=60)
+
+    with outbox_delivery_inline() as stats:
+        lead_transition(lead=first, to_stage=Stage.MQL, actor="scoring")
+    with outbox_delivery_inline() as later:
+        lead_transition(lead=second, to_stage=Stage.MQL, actor="scoring")
+
+    assert (stats.delivered, later.delivered) == (1, 1)
+    assert len(receiver.requests) == 2
+    assert no_kick == []
+    assert destination.pk not in inline._inline_paused_until
 
 
 @pytest.mark.django_db(transaction=True)
