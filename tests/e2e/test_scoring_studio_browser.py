@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from scoring.models import RescoreRun, RunStatus, ScoringModel
 from scoring.services import rescore_run_execute
 from tests.factories import UserFactory
-from tests.scoring.test_calibration import history  # noqa: F401 - fixture
+from tests.scoring.test_calibration import _build_history
 
 pytestmark = [
     pytest.mark.browser,
@@ -23,11 +23,18 @@ pytestmark = [
 PASSWORD = "pw-for-tests"  # tests.factories.UserFactory's
 
 
+@pytest.fixture
+def history(db):
+    # The calibration tests' hand-built history, built for this test alone: the live
+    # server reads committed rows, not the savepoints test_calibration.py shares.
+    return _build_history()
+
+
 def test_a_marketer_tunes_a_rule_on_sales_verdicts_and_publishes_it(
     live_server,
     browser_page,
     screenshots,
-    history,  # noqa: F811
+    history,
 ):
     published = history
     marketer = UserFactory(roles=["Marketing"], is_staff=True)
