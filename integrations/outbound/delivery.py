@@ -279,26 +279,21 @@ def deliver_one(
     connector = CONNECTORS.get(destination.kind)
     started = time.monotonic()
     try:
-        if connector is None:
-            raise DeliveryError(f"No connector for kind {destination.kind!r}.", permanent=True)
-        result = connector(destination=destination, message=message, client=client)
-    except DeliveryError as error:
-        stats.last_call_seconds = time.monotonic() - started
+        try:
+            if connector is None:
+                raise DeliveryError(f"No connector for kind {destination.kind!r}.", permanent=True)
+            result = connector(destination=destination, message=message, client=client)
+        finally:
+            # The destination's answer alone, before anything is recorded.
+            stats.last_call_seconds = time.monotonic() - started
+    except (DeliveryError, httpx.HTTPError) as exc:
+        error = exc if isinstance(exc, DeliveryError) else error_from_transport(exc)
         outcome = _record_failure(message, error, timezone.now(), rng)
         if outcome == MessageStatus.DEAD:
             stats.dead += 1
         else:
             stats.retrying += 1
         return
-    except httpx.HTTPError as exc:
-        stats.last_call_seconds = time.monotonic() - started
-        outcome = _record_failure(message, error_from_transport(exc), timezone.now(), rng)
-        if outcome == MessageStatus.DEAD:
-            stats.dead += 1
-        else:
-            stats.retrying += 1
-        return
-    stats.last_call_seconds = time.monotonic() - started
     delivered_at = timezone.now()
     if _record_success(message, result, delivered_at):
         stats.delivered += 1
