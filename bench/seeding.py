@@ -22,6 +22,7 @@ Both seeds run in CI at smoke size (`.ci/bench_smoke.sh`), so a drift fails ther
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import io
 import json
 import sys
@@ -77,15 +78,12 @@ DERIVED: dict[type[models.Model], dict[str, tuple[Callable[..., str], tuple[str,
 
 def handoff_search_key_sql(lead_id: str) -> str:
     """The SQL of a seeded handoff's search key, from its lead (`lead_id`, an SQL
-    expression) and the lead's company: what the database's triggers store
-    (leadflow.normalize.handoff_search_key; handoff migration 0012), set in the seed's
-    own INSERT so a hundred thousand handoffs are not keyed one trigger call at a time.
-    `audit(Handoff)` proves it is what the database would store."""
-    return (
-        "(SELECT trim(l.search_key || ' ' || coalesce(c.search_key, ''))"
-        " FROM leadflow_lead l LEFT JOIN leadflow_company c ON c.id = l.company_id"
-        f" WHERE l.id = {lead_id})"
-    )
+    expression) and the lead's company: the very expression the database's triggers
+    compute (handoff migration 0012), set in the seed's own INSERT so a hundred thousand
+    handoffs are not keyed one trigger call at a time. `audit(Handoff)` proves it is
+    what the database would store."""
+    migration = importlib.import_module("handoff.migrations.0012_handoff_search_key")
+    return migration.KEY.format(lead=lead_id)
 
 
 # Seconds each table's seed took in this process (table → seconds), for the reports, and

@@ -341,8 +341,8 @@ class Handoff(models.Model):
     next_due_kind = models.CharField(
         max_length=20, blank=True, default="", db_default="", editable=False
     )
-    # What the lists search: the lead's search key and its company's
-    # (leadflow.normalize.handoff_search_key). The database writes it (triggers of
+    # What the lists search: the lead's search key and its company's, one space
+    # between. The database writes it (triggers of
     # migration 0012, on the handoff, the lead and the company), so every path that
     # renames a lead or a company, or moves a handoff, keeps it; PostgreSQL indexes it
     # with trigrams (handoff_search_trgm_idx). A value set here is recomputed on save.

@@ -148,10 +148,3 @@ def lead_search_key(
 def company_search_key(name: str | None, name_kana: str | None = None) -> str:
     """The company's stored search key: its name and kana reading, folded."""
     return " ".join(part for part in (search_fold(name), search_fold(name_kana)) if part)
-
-
-def handoff_search_key(lead_key: str | None, company_key: str | None) -> str:
-    """A handoff's stored search key: its lead's search key and its company's, already
-    folded, one space between (what the database's triggers write; handoff migration
-    0012 keeps the SQL twin of this: trim(lead || ' ' || company))."""
-    return " ".join(part for part in (lead_key, company_key) if part)

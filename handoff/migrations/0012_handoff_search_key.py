@@ -1,5 +1,5 @@
 """Handoff.search_key: the searchable text of the handoff's lead and of its company (the
-lead's search_key, a space, the company's; leadflow.normalize.handoff_search_key), kept
+lead's search_key, a space, the company's; the KEY expression below), kept
 by the database, filled for the existing rows, and indexed with trigrams on PostgreSQL.
 
 Why on the handoff: the lists search handoffs. With the key on the lead and the company,
