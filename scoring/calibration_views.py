@@ -141,15 +141,17 @@ def _stored_run(model_admin, request: HttpRequest, original: ScoringModel, *, st
     return selectors.preview_run_scored(model=original)
 
 
+def _readable(run: PreviewRun | None) -> bool:
+    """Whether the figures can be given: read from a finished run's stored rows, or, with
+    no run (a published model no draft was previewed against), scored here on a small
+    database only: a million handoffs are not scored inside a request."""
+    if run is not None:
+        return run.status == PreviewStatus.DONE
+    return selectors.preview_fits_inline()
+
+
 def _calibration(model: ScoringModel, run: PreviewRun | None) -> Calibration | None:
-    """`model`'s calibration from the run's stored rows; without a finished run, scored
-    here only on a small database (a published model no draft was previewed against),
-    else None: a million handoffs are not scored inside a request."""
-    if run is not None and run.status == PreviewStatus.DONE:
-        return calibration_for(model, run=run)
-    if run is None and selectors.preview_fits_inline():
-        return calibration_for(model)
-    return None
+    return calibration_for(model, run=run) if _readable(run) else None
 
 
 def calibration_view(model_admin, request: HttpRequest, pk: int) -> HttpResponse:
@@ -172,7 +174,8 @@ def calibration_view(model_admin, request: HttpRequest, pk: int) -> HttpResponse
     theirs = _calibration(published, run) if published and published.pk != original.pk else None
     if published is not None and theirs is not None:
         columns.insert(0, (published, theirs))
-    feedback = feedback_for(original)
+    # From the same rows as `mine` (scored here only where `mine` was too).
+    feedback = feedback_for(original, run=run)
     choices = _model_choices(original, published)
     context |= {
         "columns": columns,

@@ -734,6 +734,12 @@ class DraftHandoffScore(models.Model):
     decided = models.BooleanField(_("decided by sales"), default=False)
     customer = models.BooleanField(_("became a customer"), default=False)
     history_missing = models.BooleanField(_("events only after the handoff"), default=False)
+    # What the suggestions read (scoring.suggestions): lost after it became SQL, and for
+    # a decided lead each model's engagement per rule at the handoff, in the shape of
+    # LeadScore.engagement_state (rule id → [count, points, decayed value, ...]).
+    lost = models.BooleanField(_("lost after SQL"), default=False)
+    engagement_state = models.JSONField(_("engagement per rule"), null=True)
+    published_engagement_state = models.JSONField(null=True)
 
     class Meta:
         verbose_name = _("draft handoff score")

@@ -640,9 +640,10 @@ def handoff_scores_sql(draft: CompiledModel, published: CompiledModel, leads: Le
     of its handoff (its first move to MQL or SQL), with only the events up to then and
     the fit it had then (its snapshot, else today's), and what sales decided later.
     Columns lead_id, as_of, df, de, dh, dq, pf, pe, ph, pq (q: meets the policy, 0/1),
-    won, rejected (0/1), snap (1: fit from the snapshot), and for the calibration
+    won, rejected (0/1), snap (1: fit from the snapshot), for the calibration
     (scoring.calibration's definitions) decided, customer and missing (0/1: events
-    after the handoff but none up to it)."""
+    after the handoff but none up to it), and for the suggestions lost (0/1: lost after
+    SQL) and, of a decided lead, ds and ps (each model's engagement state per rule)."""
     where, where_params = leads.on("lead_id")
     e_where, e_params = leads.on("e.lead_id")
     sql = Sql(
@@ -653,7 +654,8 @@ def handoff_scores_sql(draft: CompiledModel, published: CompiledModel, leads: Le
         " MAX(CASE WHEN from_stage = %s AND to_stage = %s THEN 1 ELSE 0 END) AS rejected,"
         " MAX(CASE WHEN from_stage = %s OR to_stage IN (%s, %s, %s, %s) THEN 1 ELSE 0 END)"
         " AS decided,"
-        " MAX(CASE WHEN to_stage IN (%s, %s) THEN 1 ELSE 0 END) AS customer"
+        " MAX(CASE WHEN to_stage IN (%s, %s) THEN 1 ELSE 0 END) AS customer,"
+        " MAX(CASE WHEN from_stage IN (%s, %s) AND to_stage = %s THEN 1 ELSE 0 END) AS lost"
         f" FROM leadflow_stagetransition WHERE {where} GROUP BY lead_id), " + _fit_at_handoff_cte(),
         [
             Stage.MQL,
@@ -666,6 +668,9 @@ def handoff_scores_sql(draft: CompiledModel, published: CompiledModel, leads: Le
             *WON_STAGES,
             Stage.CUSTOMER,
             Stage.ADVOCATE,
+            Stage.SQL,
+            Stage.OPPORTUNITY,
+            Stage.RECYCLED,
             *where_params,
         ],
     )
@@ -692,7 +697,9 @@ def handoff_scores_sql(draft: CompiledModel, published: CompiledModel, leads: Le
         ", bt AS (SELECT co.lead_id, co.as_of, d.fit AS df, d.engagement AS de,"
         f" d.hand_raised_at AS dh, {dq} AS dq, p.fit AS pf, p.engagement AS pe,"
         f" p.hand_raised_at AS ph, {pq} AS pq, o.won, o.rejected, f.snap, o.decided,"
-        " o.customer, CASE WHEN seen.before = 0 THEN 1 ELSE 0 END AS missing"
+        " o.customer, CASE WHEN seen.before = 0 THEN 1 ELSE 0 END AS missing, o.lost,"
+        " CASE WHEN o.decided = 1 THEN d.state END AS ds,"
+        " CASE WHEN o.decided = 1 THEN p.state END AS ps"
         " FROM co JOIN outcome o ON o.lead_id = co.lead_id JOIN fsrc f ON f.id = co.lead_id"
         " JOIN d_scores d ON d.lead_id = co.lead_id JOIN p_scores p ON p.lead_id = co.lead_id"
         " LEFT JOIN seen ON seen.lead_id = co.lead_id)",

@@ -500,9 +500,11 @@ def _preview_insert_history(
         " INSERT INTO scoring_drafthandoffscore (run_id, lead_id, handed_at, fit, engagement,"
         " hand_raised_at, qualifies, published_fit, published_engagement,"
         " published_hand_raised_at, published_qualifies, won, rejected, fit_from_snapshot,"
-        " decided, customer, history_missing)"
+        " decided, customer, history_missing, lost, engagement_state,"
+        " published_engagement_state)"
         " SELECT %s, lead_id, as_of, df, de, dh, dq = 1, pf, pe, ph, pq = 1, won = 1,"
-        " rejected = 1, snap = 1, decided = 1, customer = 1, missing = 1 FROM bt",
+        " rejected = 1, snap = 1, decided = 1, customer = 1, missing = 1, lost = 1, ds, ps"
+        " FROM bt",
         [run.pk],
     )
     return _inserted(sql)

@@ -99,6 +99,16 @@ class Dialect:
             return f"json_object_agg(CAST({key} AS text), {value}) FILTER (WHERE {where})"
         return f"json_group_object(CAST({key} AS TEXT), {value}) FILTER (WHERE {where})"
 
+    def json_entries(self, col: str, alias: str) -> str:
+        """A FROM item: a row per key of the JSON object `col` ({alias}.key, {alias}.value)."""
+        return f"jsonb_each({col}) AS {alias}" if self.pg else f"json_each({col}) AS {alias}"
+
+    def json_number_at(self, array: str, index: int) -> str:
+        """Element `index` of the JSON array `array`, as a number."""
+        if self.pg:
+            return f"CAST({array} ->> {int(index)} AS double precision)"
+        return f"json_extract({array}, '$[{int(index)}]')"
+
     def json_array(self, items: str) -> str:
         return f"json_build_array({items})" if self.pg else f"json_array({items})"
 

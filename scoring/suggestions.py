@@ -26,10 +26,10 @@ from django.db import connection
 from django.utils.translation import gettext as _
 
 from leadflow.models import Stage
-from scoring import engine
+from scoring import engine, selectors
 from scoring.calibration import Counts, history_ctes, scores_for
 from scoring.engine import CEngagementRule, CompiledModel
-from scoring.models import ScoringModel
+from scoring.models import PreviewRun, ScoringModel
 from scoring.sql import Dialect, Sql, round_sql
 
 CARRIED_SHARE = 0.7  # "engagement ≥ 70 % from this rule"
@@ -191,13 +191,15 @@ def suggest(feedback_rules: list[RuleVerdicts], everyone: Verdicts, labels: dict
     return out
 
 
-def feedback_for(model: ScoringModel | CompiledModel) -> Feedback:
-    """Per engagement rule, sales' verdicts on the leads it scored, and the suggestions."""
+def feedback_for(model: ScoringModel | CompiledModel, *, run: PreviewRun | None = None) -> Feedback:
+    """Per engagement rule, sales' verdicts on the leads it scored, and the suggestions:
+    read from what `run` (a finished preview job that scored `model`, as the draft or as
+    the model it was compared with) stored per handoff, or without a run scored here."""
     compiled = model if isinstance(model, CompiledModel) else engine.compiled(model)
     labels = reason_labels()
     everyone = Verdicts()
     per_rule = {r.id: RuleVerdicts(rule=r) for r in compiled.engagement_rules}
-    for row in _rows(compiled):
+    for row in _rows(compiled, run):
         rule_id, carried, reason, n, n_sql, n_won, n_lost, n_rejected = row
         target = everyone
         if rule_id is not None:
@@ -223,33 +225,29 @@ def feedback_for(model: ScoringModel | CompiledModel) -> Feedback:
     return Feedback(compiled, everyone, rules, suggest(rules, everyone, labels), labels)
 
 
-def _rows(model: CompiledModel) -> list[tuple]:
+def _rows(model: CompiledModel, run: PreviewRun | None) -> list[tuple]:
     """(rule_id, carried, reason, leads, sql, won, lost, rejected) rows: per rule and
     "carried or not" (reason NULL: the verdict counts; a reason: leads rejected with it),
     and for all decided leads (rule_id NULL)."""
     if not model.engagement_rules:
         return []
     d = Dialect()
-    history = history_ctes()
-    scores = scores_for(model, prefix="s_")
+    sql = _stored_decided(d, model, run) if run is not None else _live_decided(model)
     reason_sql, reason_params = d.json_text("t.context", "rejection_reason")
     share = round(CARRIED_SHARE * 10)
-    sql = Sql("WITH ").add(history.text, history.params).add(", " + scores.text, scores.params)
+    # From `dec` (lead_id, engagement, is_sql, won, lost, rejected: the decided leads)
+    # and `per_rule` (lead_id, rule_id, v: each rule's decayed points at the handoff).
     sql.add(
         f", reasons AS (SELECT DISTINCT t.lead_id, COALESCE({reason_sql}, '') AS reason"
-        " FROM leadflow_stagetransition t JOIN co ON co.lead_id = t.lead_id"
+        " FROM leadflow_stagetransition t JOIN dec ON dec.lead_id = t.lead_id"
         " WHERE t.from_stage = %s AND t.to_stage = %s)",
         [*reason_params, Stage.MQL, Stage.RECYCLED],
     )
     sql.add(
-        ", dec AS (SELECT co.lead_id, s.engagement, o.is_sql, o.won, o.lost, o.rejected"
-        " FROM co JOIN outcome o ON o.lead_id = co.lead_id"
-        " JOIN s_scores s ON s.lead_id = co.lead_id WHERE o.decided = 1)"
         ", pr AS (SELECT r.lead_id, r.rule_id,"
         f" CASE WHEN d.engagement > 0 AND 10 * {round_sql('r.v')} >= {share} * d.engagement"
         " THEN 1 ELSE 0 END AS carried"
-        " FROM s_per_rule r JOIN dec d ON d.lead_id = r.lead_id"
-        " WHERE r.rule_id IS NOT NULL)"
+        " FROM per_rule r JOIN dec d ON d.lead_id = r.lead_id)"
         " SELECT pr.rule_id, pr.carried, NULL, COUNT(*), SUM(d.is_sql), SUM(d.won),"
         " SUM(d.lost), SUM(d.rejected)"
         " FROM pr JOIN dec d ON d.lead_id = pr.lead_id GROUP BY pr.rule_id, pr.carried"
@@ -264,3 +262,39 @@ def _rows(model: CompiledModel) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql.text, sql.params)
         return cursor.fetchall()
+
+
+def _live_decided(model: CompiledModel) -> Sql:
+    """WITH ... dec, per_rule: every decided lead scored here as of its handoff."""
+    history = history_ctes()
+    scores = scores_for(model, prefix="s_")
+    sql = Sql("WITH ").add(history.text, history.params).add(", " + scores.text, scores.params)
+    return sql.add(
+        ", dec AS (SELECT co.lead_id, s.engagement, o.is_sql, o.won, o.lost, o.rejected"
+        " FROM co JOIN outcome o ON o.lead_id = co.lead_id"
+        " JOIN s_scores s ON s.lead_id = co.lead_id WHERE o.decided = 1)"
+        ", per_rule AS (SELECT lead_id, rule_id, v FROM s_per_rule WHERE rule_id IS NOT NULL)"
+    )
+
+
+def _stored_decided(d: Dialect, model: CompiledModel, run: PreviewRun) -> Sql:
+    """WITH dec, per_rule: the decided leads as the job stored them at their handoff (the
+    same leads, instants and verdicts as `_live_decided`), their per-rule points taken
+    from the stored engagement state (rule id → [count, points, decayed value, ...])."""
+    side = selectors.preview_run_side(run=run, model_id=model.id)
+
+    def flag(name: str) -> str:
+        return f"CASE WHEN h.{name} THEN 1 ELSE 0 END"
+
+    # The lead join drops the rows of leads deleted since the run, as every read does.
+    return Sql(
+        f"WITH dec AS (SELECT h.lead_id, h.{side}engagement AS engagement,"
+        f" h.{side}engagement_state AS state, {flag('won')} AS is_sql,"
+        f" {flag('customer')} AS won, {flag('lost')} AS lost, {flag('rejected')} AS rejected"
+        " FROM scoring_drafthandoffscore h JOIN leadflow_lead l ON l.id = h.lead_id"
+        " WHERE h.run_id = %s AND h.decided)"
+        ", per_rule AS (SELECT dec.lead_id, CAST(j.key AS INTEGER) AS rule_id,"
+        f" {d.json_number_at('j.value', 2)} AS v"
+        f" FROM dec, {d.json_entries('dec.state', 'j')})",
+        [run.pk],
+    )

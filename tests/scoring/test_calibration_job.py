@@ -14,6 +14,7 @@ from leadflow.models import Lead
 from scoring.calibration import calibration_for
 from scoring.models import EngagementRule
 from scoring.services import preview_run_execute, preview_run_start, scoring_model_clone
+from scoring.suggestions import feedback_for
 from tests.factories import EngagementEventFactory
 from tests.scoring.conftest import T0
 from tests.scoring.test_calibration import history, history_built  # noqa: F401 - fixtures
@@ -81,6 +82,60 @@ def test_the_stored_calibration_reads_the_jobs_rows_not_the_events(job):
 
     assert (stored.missing_history, stored.point(0, 30).mqls) == (4, 60)
     assert live.point(0, 30).mqls == 80  # G3's 20 now have 30 engagement points
+
+
+def _verdicts(v):
+    return (v.leads, v.sql, v.won, v.lost, v.rejected, v.reasons)
+
+
+def _feedback(f):
+    return {
+        "all": _verdicts(f.all),
+        "rules": [(r.rule.key, _verdicts(r.scored), _verdicts(r.carried)) for r in f.rules],
+        "suggestions": [s.text for s in f.suggestions],
+    }
+
+
+@pytest.mark.django_db
+def test_the_suggestions_from_the_stored_job_are_the_live_ones(job):
+    published, draft, run = job
+
+    for model in (published, draft):
+        assert _feedback(feedback_for(model, run=run)) == _feedback(feedback_for(model))
+    # The hand-worked figures of tests/scoring/test_calibration.py: G1's page views were
+    # rejected as "no budget" 2.1× as often, G2's seminars won 2.8× as often.
+    p = feedback_for(published, run=run)
+    assert _verdicts(p.all) == (84, 32, 12, 2, 52, {"no_budget": 24, "timing": 28})
+    views, seminars = p.rules
+    assert _verdicts(views.scored) == (30, 6, 0, 0, 24, {"no_budget": 18, "timing": 6})
+    assert _verdicts(seminars.carried) == (30, 24, 12, 2, 6, {"timing": 6})
+    assert [(s.kind, s.before, s.after) for s in p.suggestions] == [
+        ("lower", 10, 5),
+        ("raise", 30, 84),
+    ]
+    # The draft's page views give 5 points: G1's 6 views make 30, still all of G1's
+    # engagement, so the draft's rule is judged on the same 30 leads.
+    d = feedback_for(draft, run=run)
+    assert [(r.rule.points, r.carried.leads) for r in d.rules] == [(5, 30), (30, 30)]
+    assert [(s.kind, s.before, s.after) for s in d.suggestions] == [
+        ("lower", 5, 2),
+        ("raise", 30, 84),
+    ]
+
+
+@pytest.mark.django_db
+def test_the_stored_suggestions_read_the_jobs_rows_not_the_events(job):
+    published, _draft, run = job
+    # Three page views before the handoff of every G3 lead: live scoring now sees 20
+    # more leads with page views; the job's rows (its picture as of the run) do not.
+    for lead in Lead.objects.filter(email__startswith="g3-"):
+        for k in range(3):
+            EngagementEventFactory(lead=lead, kind="page_view", occurred_at=T0 + k * HOUR)
+
+    stored = feedback_for(published, run=run)
+    live = feedback_for(published)
+
+    assert (stored.rules[0].scored.leads, live.rules[0].scored.leads) == (30, 50)
 
 
 @pytest.mark.django_db
