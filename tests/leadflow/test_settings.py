@@ -87,3 +87,38 @@ def test_postgres_and_redis_urls_are_taken_as_given():
         "leadflow",
         "redis://cache.internal:6379/0",
     ]
+
+
+def _db_options(**env: str) -> str:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings;"
+            " print(settings.DATABASES['default'].get('OPTIONS', {}).get('options'))",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "leadflow.settings", "DEBUG": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_postgresql_connections_turn_jit_off_unless_the_url_sets_options():
+    assert _db_options(DATABASE_URL="postgres://u@127.0.0.1:5432/x") == "-c jit=off"
+    given = "postgres://u@127.0.0.1:5432/x?options=-c%20statement_timeout%3D5000"
+    assert _db_options(DATABASE_URL=given) == "-c statement_timeout=5000"
+    assert _db_options(DATABASE_URL="sqlite:///x.sqlite3") == "None"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_app_s_postgresql_connection_has_jit_off():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone() == ("off",)
