@@ -42,7 +42,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from leadflow.errors import DomainError, InvalidTransition
-from leadflow.lifecycle import lead_transition
+from leadflow.lifecycle import BulkMove, lead_transition, leads_transition_bulk
 from leadflow.models import EngagementEvent, Lead, Stage, StageTransition, User
 from leadflow.transactions import enqueue_on_commit
 from scoring import engine, policy, selectors
@@ -77,6 +77,9 @@ ACTOR = "scoring"
 # statement into a temporary table, see rescore_run_step) per chunk.
 BATCH_SIZE = 20_000
 STAGE_SIZE = 250_000
+# New MQLs moved per transaction of hand_off_new_mqls: the batch holds every team's lock
+# to its commit, so an MQL routed one by one meanwhile waits for one batch at most.
+HAND_OFF_BATCH = 2_000
 # Arbitrary constant naming "the published scoring model" for pg advisory locks.
 _PUBLISH_LOCK_KEY = 7_301_001
 # The same for "a rescore slice" (a session advisory lock, with the slice's id).
@@ -228,6 +231,36 @@ def _last_recycled_at(lead_id: int) -> datetime | None:
     )["at"]
 
 
+def _mql_text(model: CompiledModel, score: LeadScore, reason: str) -> str:
+    """The StageTransition's reason for an MQL scoring made (single and bulk alike)."""
+    if reason == policy.THRESHOLDS:
+        return _(
+            "Scoring v%(version)s: fit %(fit)s ≥ %(fit_min)s and "
+            "engagement %(engagement)s ≥ %(engagement_min)s."
+        ) % {
+            "version": model.version,
+            "fit": score.fit,
+            "fit_min": model.fit_threshold,
+            "engagement": score.engagement,
+            "engagement_min": model.engagement_threshold,
+        }
+    return _("Scoring v%(version)s: hand-raiser event with fit %(fit)s ≥ %(fit_min)s.") % {
+        "version": model.version,
+        "fit": score.fit,
+        "fit_min": model.hand_raiser_min_fit,
+    }
+
+
+def _mql_context(model: CompiledModel, score: LeadScore, reason: str) -> dict[str, Any]:
+    return {
+        "scoring_model": model.id,
+        "version": model.version,
+        "rule": reason,
+        "fit": score.fit,
+        "engagement": score.engagement,
+    }
+
+
 def _apply_policy(
     *,
     lead: Lead,
@@ -248,37 +281,14 @@ def _apply_policy(
     )
     if reason is None:
         return None
-    if reason == policy.THRESHOLDS:
-        text = _(
-            "Scoring v%(version)s: fit %(fit)s ≥ %(fit_min)s and "
-            "engagement %(engagement)s ≥ %(engagement_min)s."
-        ) % {
-            "version": model.version,
-            "fit": score.fit,
-            "fit_min": model.fit_threshold,
-            "engagement": score.engagement,
-            "engagement_min": model.engagement_threshold,
-        }
-    else:
-        text = _("Scoring v%(version)s: hand-raiser event with fit %(fit)s ≥ %(fit_min)s.") % {
-            "version": model.version,
-            "fit": score.fit,
-            "fit_min": model.hand_raiser_min_fit,
-        }
     try:
         return lead_transition(
             lead=lead,
             to_stage=Stage.MQL,
             actor=ACTOR,
-            reason=text,
+            reason=_mql_text(model, score, reason),
             expected_from=stage,
-            context={
-                "scoring_model": model.id,
-                "version": model.version,
-                "rule": reason,
-                "fit": score.fit,
-                "engagement": score.engagement,
-            },
+            context=_mql_context(model, score, reason),
         )
     except InvalidTransition:
         # Someone (a rep, another worker) moved the lead since we read its stage: their
@@ -543,16 +553,23 @@ def fit_snapshot_take(*, lead: Lead, at: datetime) -> None:
     custom attributes) as they are at `at`, the moment it became an MQL, for the
     backtest to score it as it was. Call it where the handoff is created, in that
     transaction (the lead is locked there). Idempotent per lead and moment."""
-    values: dict[str, Any] = {}
-    for path in FIELD_PATHS:
-        value = engine.read_field(lead, path)
-        # Without a company: blank (see FitSnapshot), NULL only for the number.
-        values[snapshot_column(path)] = value if value is not None or path in NUMBER_FIELDS else ""
-    attributes = lead.attributes if isinstance(lead.attributes, dict) else {}
-    FitSnapshot.objects.bulk_create(
-        [FitSnapshot(lead=lead, taken_at=at, attributes=attributes, **values)],
-        ignore_conflicts=True,
-    )
+    fit_snapshots_take(leads=[lead], at=at)
+
+
+def fit_snapshots_take(*, leads: Sequence[Lead], at: datetime) -> None:
+    """fit_snapshot_take for many leads (a bulk move's handoffs): one INSERT."""
+    rows = []
+    for lead in leads:
+        values: dict[str, Any] = {}
+        for path in FIELD_PATHS:
+            value = engine.read_field(lead, path)
+            # Without a company: blank (see FitSnapshot), NULL only for the number.
+            values[snapshot_column(path)] = (
+                value if value is not None or path in NUMBER_FIELDS else ""
+            )
+        attributes = lead.attributes if isinstance(lead.attributes, dict) else {}
+        rows.append(FitSnapshot(lead=lead, taken_at=at, attributes=attributes, **values))
+    FitSnapshot.objects.bulk_create(rows, ignore_conflicts=True)
 
 
 def fit_snapshot_erase(*, lead_ids: Iterable[int]) -> dict[str, int]:
@@ -919,9 +936,16 @@ def _promotion_candidates(
 def hand_off_new_mqls(model: CompiledModel, lead_ids: list[int], now: datetime) -> int:
     """Move the leads a rescore found crossing into MQL (`_promotion_candidates`), after
     the batch that scored them committed; returns how many moved. The one place a
-    rescore hands its new MQLs on: today each takes the per-lead path (its own
-    transaction, the policy re-checked under its lock, the lifecycle move with routing,
-    timers, outbox and KPI marks); a bulk qualification replaces this function whole."""
+    rescore hands its new MQLs on.
+
+    Set-based, `HAND_OFF_BATCH` leads per transaction: the policy re-checked for each
+    under the shared publish lock (the score as it is now, nothing if another model was
+    published meanwhile), then one `leads_transition_bulk` per batch, whose reactions write
+    the handoffs, routing, timers, outbox rows and KPI marks a table at a time, the rows
+    the per-lead path writes. A lead a rep (or an event) holds or moved meanwhile is
+    skipped; the run's end promotes it if it still qualifies. Hand-raisers keep the
+    per-lead path, after the batch: a person who asked for contact is never part of a
+    wave."""
     if not lead_ids:
         return 0
     recycled = dict(
@@ -931,13 +955,53 @@ def hand_off_new_mqls(model: CompiledModel, lead_ids: list[int], now: datetime) 
         .values_list("lead_id", "at")
     )
     moved = 0
-    for lead_id in sorted(lead_ids):
+    ordered = sorted(lead_ids)
+    for start in range(0, len(ordered), HAND_OFF_BATCH):
+        batch = ordered[start : start + HAND_OFF_BATCH]
+        hand_raisers: list[int] = []
+        with transaction.atomic():
+            _publish_lock(exclusive=False)
+            scores = LeadScore.objects.filter(
+                lead_id__in=batch, model_id=model.id, model__status=ModelStatus.PUBLISHED
+            ).select_related("lead")
+            moves = []
+            for score in sorted(scores, key=lambda s: s.lead_id):
+                reason = policy.mql_reason(
+                    model,
+                    stage=score.lead.stage,
+                    fit=score.fit,
+                    engagement=score.engagement,
+                    hand_raised_at=score.hand_raised_at,
+                    recycled_at=partial(recycled.get, score.lead_id),
+                    now=now,
+                )
+                if reason is None:
+                    continue
+                if reason != policy.THRESHOLDS:
+                    hand_raisers.append(score.lead_id)
+                    continue
+                moves.append(
+                    BulkMove(
+                        lead_id=score.lead_id,
+                        expected_from=score.lead.stage,
+                        reason=_mql_text(model, score, reason),
+                        context=_mql_context(model, score, reason),
+                    )
+                )
+            moved += len(leads_transition_bulk(moves=moves, to_stage=Stage.MQL, actor=ACTOR))
+        moved += _hand_off_one_by_one(model, hand_raisers, now, recycled)
+    return moved
+
+
+def _hand_off_one_by_one(
+    model: CompiledModel, lead_ids: list[int], now: datetime, recycled: dict[int, datetime]
+) -> int:
+    moved = 0
+    for lead_id in lead_ids:
         # One lead per transaction (a savepoint inside a caller's): its lock, its team's
         # lock for the routing, then the commit, so nobody waits for the rest of the list.
         with transaction.atomic():
             _publish_lock(exclusive=False)
-            # Re-read under the publish lock: the score as it is now (intake may have
-            # moved on), and nothing if another model was published meanwhile.
             score = (
                 LeadScore.objects.filter(
                     lead_id=lead_id, model_id=model.id, model__status=ModelStatus.PUBLISHED
