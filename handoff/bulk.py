@@ -10,6 +10,14 @@ a single move, and the rows are then written a table at a time: the handoffs, th
 timers, KPI day marks and fit snapshots (HANDOFFS_CREATED_BULK), the assignments and claim
 windows (HANDOFFS_ASSIGNED_BULK), the timelines, queue notices, the teams' round robin.
 
+A wave (a publish's rescore, `leadflow.models.MqlWave`) must not flood sales: its MQLs
+go to the reps who have room now, round robin and capacity as for any MQL, and the rest
+wait in their team's queue with their SLA clocks not running (`Handoff.clock_waits`,
+no timers, no queue notice per lead: the managers see the wave in the queue's banner).
+The queue's drain hands them out as reps free up, and the timers start with that
+assignment (sla.reactions.on_handoff_assigned). Without a wave (and for every MQL made
+one at a time: an event, a hand-raiser) a queued MQL's clock runs from the MQL, as ever.
+
 Locks (leadflow.locks): the batch's leads are held (leads_for_bulk_change), then every
 team, lower id first (`locks.teams_all`): a wave of MQLs may reach any team, and the
 per-lead paths never hold two.
@@ -24,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, F, OuterRef, Subquery
 
 from handoff import hours, locks, routing, selectors
 from handoff.models import (
@@ -38,7 +46,7 @@ from handoff.models import (
 )
 from handoff.timeline import timeline_row
 from leadflow import reactions
-from leadflow.models import EngagementEvent, Lead, Stage, StageTransition, User
+from leadflow.models import EngagementEvent, Lead, MqlWave, Stage, StageTransition, User
 from leadflow.transactions import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
@@ -180,7 +188,9 @@ class _Routed:
     choice: routing.Choice
 
 
-def handoffs_create_for_mqls(*, transitions: list[StageTransition], wave=None) -> list[Handoff]:
+def handoffs_create_for_mqls(
+    *, transitions: list[StageTransition], wave: MqlWave | None = None
+) -> list[Handoff]:
     """Create and route the handoffs of a batch of new MQLs, in the bulk move's
     transaction (STAGE_CHANGED_BULK[MQL]); the rows a single `handoff_create_for_mql` per
     transition writes, a table at a time. Returns the new handoffs, in lead id order."""
@@ -224,6 +234,7 @@ def handoffs_create_for_mqls(*, transitions: list[StageTransition], wave=None) -
             assigned_to=r.choice.membership.rep if r.choice.membership else None,
             assigned_at=at if r.choice.membership else None,
             created_at=at,
+            wave=wave,
         )
         for r in routed
     ]
@@ -269,10 +280,19 @@ def handoffs_create_for_mqls(*, transitions: list[StageTransition], wave=None) -
         [
             (handoff, r.team_id)
             for handoff, r in zip(handoffs, routed, strict=True)
-            if r.choice.membership is None and not r.choice.waits_for_opening
+            if r.choice.membership is None
+            and not r.choice.waits_for_opening
+            and not handoff.clock_waits
         ],
         at,
     )
+    if wave is not None:
+        # Last write of the batch: the wave's row is locked only until the commit.
+        MqlWave.objects.filter(pk=wave.pk).update(
+            mqls=F("mqls") + len(handoffs),
+            assigned=F("assigned") + len(assignments),
+            held=F("held") + len(handoffs) - len(assignments),
+        )
     HandoffTimeline.objects.bulk_create(
         timeline_row(handoff=handoff, at=at, event=events.get(handoff.lead_id))
         for handoff in handoffs

@@ -400,6 +400,12 @@ class Handoff(models.Model):
         return self.status == HandoffStatus.OPEN and self.assigned_to_id is None
 
     @property
+    def clock_waits(self) -> bool:
+        """A wave's MQL that waits in the queue: its SLA clocks start when a rep gets it
+        (handoff.bulk); any other MQL's start at the MQL."""
+        return self.wave_id is not None and self.assigned_to_id is None
+
+    @property
     def bant(self) -> dict[str, bool | None]:
         return {key: getattr(self, f"bant_{key}") for key in BANT_KEYS}
 

@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy
 
 from leadflow import locks, reactions
 from leadflow.errors import DomainError, InvalidTransition, NotFound
-from leadflow.models import Lead, Stage, StageTransition, User
+from leadflow.models import Lead, MqlWave, Stage, StageTransition, User
 
 S = Stage
 
@@ -200,6 +200,20 @@ def leads_transition_bulk(
             lead.stage, lead.stage_changed_at = to_stage, when
         reactions.run(reactions.STAGE_CHANGED_BULK[to_stage], transitions=records, wave=wave)
     return records
+
+
+def mql_wave_start(*, kind: str, key: str, label: str, started_by: User | None = None) -> MqlWave:
+    """The wave of MQLs a cause (a publish's rescore, an import) is about to make, named
+    by `key` so each of its batches finds it; the one already there for that key."""
+    wave, _created = MqlWave.objects.get_or_create(
+        key=key, defaults={"kind": kind, "label": label, "started_by": started_by}
+    )
+    return wave
+
+
+def mql_wave_finish(*, key: str, at: datetime) -> None:
+    """The cause has made its last MQL (the rescore's end)."""
+    MqlWave.objects.filter(key=key, finished_at__isnull=True).update(finished_at=at)
 
 
 # --- after SQL: the pipeline (by the rep, or SFA feedback as actor "sfa:x") ---------------

@@ -406,6 +406,7 @@ class StageTransition(models.Model):
 
 class WaveKind(models.TextChoices):
     PUBLISH = "publish", _("Scoring model published")
+    RESCORE = "rescore", _("Rescore")
     IMPORT = "import", _("Import")
 
 
@@ -416,6 +417,8 @@ class MqlWave(models.Model):
     capacity there, their first-contact clock not running until a rep gets them)."""
 
     kind = models.CharField(_("cause"), max_length=20, choices=WaveKind.choices)
+    # What it belongs to, so each batch of the cause finds it: "rescore:<run id>".
+    key = models.CharField(max_length=100, unique=True, editable=False)
     # What started it, in words: "Scoring model v4", "Import contacts.csv".
     label = models.CharField(_("started by"), max_length=200)
     started_by = models.ForeignKey(

@@ -42,8 +42,22 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from leadflow.errors import DomainError, InvalidTransition
-from leadflow.lifecycle import BulkMove, lead_transition, leads_transition_bulk
-from leadflow.models import EngagementEvent, Lead, Stage, StageTransition, User
+from leadflow.lifecycle import (
+    BulkMove,
+    lead_transition,
+    leads_transition_bulk,
+    mql_wave_finish,
+    mql_wave_start,
+)
+from leadflow.models import (
+    EngagementEvent,
+    Lead,
+    MqlWave,
+    Stage,
+    StageTransition,
+    User,
+    WaveKind,
+)
 from leadflow.transactions import enqueue_on_commit
 from scoring import engine, policy, selectors
 from scoring.engine import CompiledModel
@@ -623,7 +637,7 @@ def scoring_model_publish(*, model: ScoringModel, actor: User | None = None) -> 
         ScoringModel.objects.filter(pk=locked.pk).update(
             status=ModelStatus.PUBLISHED, published_at=now
         )
-        run = _run_create(model=locked, now=now)
+        run = _run_create(model=locked, now=now, kind=WaveKind.PUBLISH, actor=actor)
     model.refresh_from_db()
     logger.info("Scoring model v%s published by %s; rescore run %s", model.version, actor, run.pk)
     return run
@@ -642,10 +656,17 @@ def rescore_run_start(*, model: ScoringModel, enqueue: bool = True) -> RescoreRu
         # stamped before the run, which the run then overwrites with a state older
         # than that row.
         _publish_lock(exclusive=True)
-        return _run_create(model=model, now=timezone.now(), enqueue=enqueue)
+        return _run_create(model=model, now=timezone.now(), enqueue=enqueue, kind=WaveKind.RESCORE)
 
 
-def _run_create(*, model: ScoringModel, now: datetime, enqueue: bool = True) -> RescoreRun:
+def _run_create(
+    *,
+    model: ScoringModel,
+    now: datetime,
+    kind: str,
+    enqueue: bool = True,
+    actor: User | None = None,
+) -> RescoreRun:
     from scoring.tasks import rescore_run_task
 
     RescoreRun.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
@@ -659,9 +680,23 @@ def _run_create(*, model: ScoringModel, now: datetime, enqueue: bool = True) -> 
         RescoreSlice(run=run, lower=lower, upper=upper, cursor=lower)
         for lower, upper in zip([0, *bounds], [*bounds, None], strict=True)
     )
+    # The MQLs the run makes are one wave (handoff holds them above the teams' room).
+    if kind == WaveKind.PUBLISH:
+        label = _("Scoring model v%(version)s published") % {"version": model.version}
+    else:
+        label = _("Rescore with scoring model v%(version)s") % {"version": model.version}
+    mql_wave_start(kind=kind, key=_wave_key(run.pk), label=label, started_by=actor)
     for _worker in range(workers if enqueue else 0):
         enqueue_on_commit(rescore_run_task, run.pk)
     return run
+
+
+def _wave_key(run_id: int) -> str:
+    return f"rescore:{run_id}"
+
+
+def _wave(run_id: int) -> MqlWave | None:
+    return MqlWave.objects.filter(key=_wave_key(run_id)).first()
 
 
 def _slice_bounds(total: int, workers: int) -> list[int]:
@@ -823,7 +858,7 @@ def _slice_chunk(run_id: int, part_id: int, batch_size: int, stage_size: int) ->
                     started_at=Coalesce(F("started_at"), Value(now)),
                 )
             cursor_at = upper
-            moved = hand_off_new_mqls(model, candidates, now)
+            moved = hand_off_new_mqls(model, candidates, now, wave=_wave(run_id))
             if moved:
                 RescoreRun.objects.filter(pk=run_id).update(moved_to_mql=F("moved_to_mql") + moved)
     finally:
@@ -852,10 +887,13 @@ def _run_finish(run_id: int, now: datetime) -> None:
     if run.slices.filter(finished=False).exists():
         return
     model = engine.compiled(run.model_id)
-    moved = _sweep_stale(model, now)
+    wave = _wave(run_id)
+    moved = _sweep_stale(model, now, wave)
     # Leads a batch scored but whose move was lost (a worker that died right after the
-    # batch's commit): normally none, so this is one small query.
-    moved += hand_off_new_mqls(model, _promotion_candidates(model, now), now)
+    # batch's commit), or that someone held while their batch moved: normally none, so
+    # this is one small query.
+    moved += hand_off_new_mqls(model, _promotion_candidates(model, now), now, wave=wave)
+    mql_wave_finish(key=_wave_key(run_id), at=now)
     RescoreRun.objects.filter(pk=run_id).update(
         status=RunStatus.DONE,
         finished_at=now,
@@ -884,7 +922,7 @@ def _set_local_work_mem() -> None:
             cursor.execute("SET LOCAL work_mem = '128MB'")
 
 
-def _sweep_stale(model: CompiledModel, now: datetime) -> int:
+def _sweep_stale(model: CompiledModel, now: datetime, wave: MqlWave | None) -> int:
     """Rows still under another model at the end (placeholders, or rows a concurrent
     writer held): score them one by one; they are few. Returns the MQL moves."""
     stale = list(
@@ -892,7 +930,7 @@ def _sweep_stale(model: CompiledModel, now: datetime) -> int:
     )
     for lead_id in stale:
         upsert_scores(model, leads=LeadFilter.one(lead_id), now=now)
-    return hand_off_new_mqls(model, stale, now)
+    return hand_off_new_mqls(model, stale, now, wave=wave)
 
 
 def _promotion_candidates(
@@ -933,7 +971,9 @@ def _promotion_candidates(
         return [row[0] for row in cursor.fetchall()]
 
 
-def hand_off_new_mqls(model: CompiledModel, lead_ids: list[int], now: datetime) -> int:
+def hand_off_new_mqls(
+    model: CompiledModel, lead_ids: list[int], now: datetime, *, wave: MqlWave | None = None
+) -> int:
     """Move the leads a rescore found crossing into MQL (`_promotion_candidates`), after
     the batch that scored them committed; returns how many moved. The one place a
     rescore hands its new MQLs on.
@@ -945,7 +985,8 @@ def hand_off_new_mqls(model: CompiledModel, lead_ids: list[int], now: datetime) 
     the per-lead path writes. A lead a rep (or an event) holds or moved meanwhile is
     skipped; the run's end promotes it if it still qualifies. Hand-raisers keep the
     per-lead path, after the batch: a person who asked for contact is never part of a
-    wave."""
+    wave. `wave`: the MqlWave the moves belong to (the run's: see handoff.bulk for what
+    a wave changes)."""
     if not lead_ids:
         return 0
     recycled = dict(
@@ -977,7 +1018,11 @@ def hand_off_new_mqls(model: CompiledModel, lead_ids: list[int], now: datetime) 
                 )
                 if reason is None:
                     continue
-                if reason != policy.THRESHOLDS:
+                if reason != policy.THRESHOLDS or policy.raised_hand(
+                    model, score.fit, score.hand_raised_at
+                ):
+                    # A hand-raiser (even one the thresholds also make an MQL) asked for
+                    # contact: never part of a wave, never held in the queue.
                     hand_raisers.append(score.lead_id)
                     continue
                 moves.append(
@@ -988,7 +1033,9 @@ def hand_off_new_mqls(model: CompiledModel, lead_ids: list[int], now: datetime) 
                         context=_mql_context(model, score, reason),
                     )
                 )
-            moved += len(leads_transition_bulk(moves=moves, to_stage=Stage.MQL, actor=ACTOR))
+            moved += len(
+                leads_transition_bulk(moves=moves, to_stage=Stage.MQL, actor=ACTOR, wave=wave)
+            )
         moved += _hand_off_one_by_one(model, hand_raisers, now, recycled)
     return moved
 

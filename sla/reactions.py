@@ -49,6 +49,8 @@ def on_handoffs_assigned_bulk(*, assignments: list[Assignment], at: datetime) ->
 
 
 def on_handoff_assigned(*, handoff: Handoff, assignment: Assignment, at: datetime) -> None:
+    # A wave's MQL that waited in the queue: its clocks start with its first rep.
+    services.timers_start_on_assignment(handoff=handoff, at=at)
     services.timers_reassign(handoff=handoff, rep_id=assignment.rep_id, at=at)
     # The routing of a new MQL is part of its creation, whose day on_handoff_created has
     # just marked in the same transaction: a second row per MQL on the webhook path.

@@ -118,7 +118,11 @@ def timers_start(*, handoff: Handoff, at: datetime) -> list[SlaTimer]:
 def timers_start_bulk(*, handoffs: list[Handoff], at: datetime) -> list[SlaTimer]:
     """timers_start for handoffs all created at `at` (a bulk move's): each policy's
     deadline is computed once, the timers written in one INSERT, the next deadlines in
-    one UPDATE. Idempotent, as timers_start."""
+    one UPDATE. Idempotent, as timers_start. A wave's MQL waiting in the queue gets none
+    yet (`Handoff.clock_waits`): `timers_start_on_assignment` starts them."""
+    handoffs = [handoff for handoff in handoffs if not handoff.clock_waits]
+    if not handoffs:
+        return []
     deadlines = [
         (policy, *timer_deadline(policy=policy, start=at, calendar=calendar))
         for policy, calendar in timer_policies_with_calendars()
@@ -141,6 +145,15 @@ def timers_start_bulk(*, handoffs: list[Handoff], at: datetime) -> list[SlaTimer
     SlaTimer.objects.bulk_create(timers, ignore_conflicts=True)
     handoff_next_due_refresh(handoff_ids=[handoff.pk for handoff in handoffs])
     return timers
+
+
+def timers_start_on_assignment(*, handoff: Handoff, at: datetime) -> list[SlaTimer]:
+    """A wave's MQL that waited in the queue got its first rep (HANDOFF_ASSIGNED): its
+    timers start now, with that rep, as a new MQL's start at the MQL. Nothing for a
+    handoff that has its timers already (assigned at once, or reassigned since)."""
+    if handoff.wave_id is None or SlaTimer.objects.filter(handoff_id=handoff.pk).exists():
+        return []
+    return timers_start(handoff=handoff, at=at)
 
 
 def handoff_next_due_refresh(*, handoff_ids: Iterable[int]) -> None:
