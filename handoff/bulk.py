@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, F, OuterRef, Subquery
+from django.utils import timezone
 
 from handoff import hours, locks, routing, selectors
 from handoff.models import (
@@ -109,6 +110,7 @@ class BatchState(routing.MembersInMemory):
             .values_list("assigned_to_id", "n"),
         )
         self.touched: dict[int, TeamMembership] = {}
+        self.find_team = selectors.routing_team_finder()
         self._load_owners(leads)
 
     def _load_owners(self, leads: list[Lead]) -> None:
@@ -151,7 +153,7 @@ class BatchState(routing.MembersInMemory):
 
     # routing.RoutingState (beside MembersInMemory's)
     def routing_team_for(self, lead: Lead) -> Team | None:
-        found = selectors.routing_team_for(lead=lead)
+        found = self.find_team(lead)
         return self.teams.get(found.pk) if found is not None else None
 
     def account_owner_for(self, lead: Lead) -> tuple[int, str] | None:
@@ -211,20 +213,12 @@ def handoffs_create_for_mqls(
     counters = {pk: team.assignment_counter for pk, team in teams.items()}
     state = BatchState(teams, [t.lead for t in transitions])
 
-    routed: list[_Routed] = []
-    for transition in transitions:
-        lead = transition.lead
-        team = state.routing_team_for(lead)
-        owner = routing._account_owner_membership(lead=lead, routed=team, at=at, state=state)
-        team_id = owner[0].team_id if owner else (team.pk if team else None)
-        locked = teams.get(team_id) if team_id is not None else None
-        choice = routing.choose_for_new_mql(team=locked, owner=owner, at=at, state=state)
-        if locked is not None and choice.membership is not None:
-            state.assigned(locked, choice.membership, at)
-            state.moved(lead, choice.membership.rep_id, at)
-        else:
-            state.moved(lead, lead.owner_id, at)
-        routed.append(_Routed(transition, team_id, choice))
+    routed = [
+        _Routed(transition, team_id, choice)
+        for transition, (team_id, choice) in zip(
+            transitions, _route([t.lead for t in transitions], state, at), strict=True
+        )
+    ]
 
     handoffs = [
         Handoff(
@@ -298,6 +292,79 @@ def handoffs_create_for_mqls(
         for handoff in handoffs
     )
     return handoffs
+
+
+def _route(
+    leads: list[Lead], state: BatchState, at: datetime
+) -> list[tuple[int | None, routing.Choice]]:
+    """Each lead's team and routing choice, in order, as the single path would decide
+    them one after the other (the state advanced after each)."""
+    decided = []
+    for lead in leads:
+        team = state.routing_team_for(lead)
+        owner = routing._account_owner_membership(lead=lead, routed=team, at=at, state=state)
+        team_id = owner[0].team_id if owner else (team.pk if team else None)
+        locked = state.teams.get(team_id) if team_id is not None else None
+        choice = routing.choose_for_new_mql(team=locked, owner=owner, at=at, state=state)
+        if locked is not None and choice.membership is not None:
+            state.assigned(locked, choice.membership, at)
+            state.moved(lead, choice.membership.rep_id, at)
+        else:
+            state.moved(lead, lead.owner_id, at)
+        decided.append((team_id, choice))
+    return decided
+
+
+def wave_forecast(*, lead_ids: Collection[int], never_held: Collection[int] = ()) -> list[dict]:
+    """What a wave making these leads MQLs would do now, per team (the draft's preview
+    and the publish's confirmation, through leadflow.reactions.WAVE_FORECAST): how many
+    it would route to the team, the team's free capacity (its reps' room now), how many
+    would go to a rep at once and how many would wait in the queue. The routing is the
+    bulk move's own (account owners, round robin, capacity, working hours), run in
+    memory on the tables as they are, without locks or writes. `never_held`: the
+    hand-raisers, which go one by one and never wait for the wave (counted as handed
+    when they find room; queued, they wait with their clock running, not held).
+    Rows by team name; None's row is the MQLs no rule or default team takes."""
+    leads = list(
+        Lead.objects.filter(pk__in=list(lead_ids)).select_related("company").order_by("pk")
+    )
+    teams = {team.pk: team for team in Team.objects.order_by("pk")}
+    state = BatchState(teams, leads)
+    now = timezone.now()
+    # A rep's room counts in each team they are in, as the routing would use it.
+    free = {
+        team_id: sum(_room(state, membership, now) for membership in members)
+        for team_id, members in state.by_team.items()
+    }
+    rows: dict[int | None, dict] = {}
+    raisers = set(never_held)
+    for lead, (team_id, choice) in zip(leads, _route(leads, state, now), strict=True):
+        row = rows.setdefault(
+            team_id,
+            {
+                "team": teams[team_id].name if team_id is not None else "",
+                "team_id": team_id,
+                "leads": 0,
+                "free": free.get(team_id, 0) if team_id is not None else 0,
+                "handed": 0,
+                "waiting": 0,
+            },
+        )
+        row["leads"] += 1
+        if choice.membership is not None:
+            row["handed"] += 1
+        elif lead.pk not in raisers:
+            row["waiting"] += 1
+    return sorted(rows.values(), key=lambda row: (row["team_id"] is None, row["team"]))
+
+
+def _room(state: BatchState, membership: TeamMembership, at: datetime) -> int:
+    """How many more open handoffs the rep may take now (routing._with_room's test)."""
+    profile = getattr(membership.rep, "rep_profile", None)
+    if profile is not None and profile.is_away(at):
+        return 0
+    capacity = profile.max_open_handoffs if profile else routing.DEFAULT_CAPACITY
+    return max(0, capacity - state.open[membership.rep_id])
 
 
 def _newest_events(lead_ids: list[int]) -> dict[int, EngagementEvent]:

@@ -46,7 +46,8 @@ The use cases, top to bottom (→ means "which runs"):
   teams, rules, memberships and capacities, ROUTING_PLAN_PUBLISHED (the reps' working
   hours, which sla keeps).
 
-Below the reactions, the answers: what handoff asks of an app above it that it may not
+Below the reactions, the answers: what handoff asks of an app above it (and what scoring
+asks of handoff, above it: a wave's forecast) that it may not
 import (who works when; the list conditions that need the SLA timers). They are listed
 here by name as the reactions are, so no AppConfig.ready() registers anything anywhere.
 
@@ -195,6 +196,11 @@ WORKING_HOURS = "sla.hours.CalendarWorkingHours"
 # A routing plan's replay: the reps' live hours, a plan's hours, business time and the
 # first-contact SLA. A class implementing handoff.plans.PlanTiming (sla's calendar).
 PLAN_TIMING = "sla.plan_timing.CalendarPlanTiming"
+
+# What a wave of MQLs would do to the teams now (scoring's preview and publish
+# confirmation: per team, the MQLs routed to it, its free capacity, how many go to a rep
+# at once and how many wait). `(lead_ids, never_held) -> list[dict]`.
+WAVE_FORECAST = "handoff.bulk.wave_forecast"
 
 # The handoff lists' conditions that need the timers (handoff.filters.ListCondition,
 # `(value, now) -> Q | None`), by the list parameter they serve: ?sla= (the SLA state) and

@@ -41,6 +41,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from leadflow import reactions
 from leadflow.errors import DomainError, InvalidTransition
 from leadflow.lifecycle import (
     BulkMove,
@@ -487,6 +488,7 @@ def _preview_finish(run_id: int) -> None:
     if PreviewSlice.objects.filter(run_id=run_id, finished=False).exists():
         return  # another worker is on the last slice: it finishes the run
     run.summary = _preview_summary(run)
+    run.summary["wave"] = _preview_wave(run)
     run.status, run.finished_at = PreviewStatus.DONE, timezone.now()
     run.save(update_fields=["summary", "status", "finished_at"])
 
@@ -530,6 +532,25 @@ def _preview_insert_history(
         [run.pk],
     )
     return _inserted(sql)
+
+
+def _preview_wave(run: PreviewRun) -> list[dict]:
+    """Per team, what the leads publishing moves would do to sales now (handoff's
+    forecast, leadflow.reactions.WAVE_FORECAST): the page and the publish's confirmation
+    show it beside the count. The hand-raisers among them are never held."""
+    draft = engine.compiled(run.model_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT lead_id, fit, hand_raised_at FROM scoring_draftleadscore"
+            " WHERE run_id = %s AND outcome = %s",
+            [run.pk, selectors.MOVES],
+        )
+        rows = cursor.fetchall()
+    forecast = reactions.resolve(reactions.WAVE_FORECAST)
+    return forecast(
+        lead_ids=[row[0] for row in rows],
+        never_held={row[0] for row in rows if policy.raised_hand(draft, row[1], row[2])},
+    )
 
 
 def _preview_summary(run: PreviewRun) -> dict:

@@ -143,3 +143,47 @@ def test_a_publish_makes_one_wave_and_a_hand_raiser_is_never_held_in_it(monkeypa
     assert (raised.wave_id, raised.assigned_to_id) == (None, None)
     assert SlaTimer.objects.get(handoff=raised, kind=TimerKind.FIRST_CONTACT).started_at == NOW
     assert RescoreRun.objects.get(pk=run.pk).moved_to_mql == 2
+
+
+def test_the_forecast_says_per_team_how_many_a_wave_hands_out_and_how_many_wait():
+    from handoff.bulk import wave_forecast
+
+    with time_machine.travel(NOW, tick=False):
+        team, (rep,), _boss = make_team("Kanto", reps=1, default=True)
+        set_profile(rep, max_open_handoffs=2)
+        west, (west_rep,), _boss = make_team("Kansai", reps=1)
+        set_profile(west_rep, away=True)
+        from handoff.models import RoutingRule
+
+        RoutingRule.objects.create(name="west", prefectures=["大阪府"], team=west)
+        from tests.factories import CompanyFactory
+
+        east = sorted(LeadFactory.create_batch(4), key=lambda lead: lead.pk)
+        osaka = LeadFactory(company=CompanyFactory(prefecture="大阪府"))
+
+        rows = wave_forecast(
+            lead_ids=[*(lead.pk for lead in east), osaka.pk], never_held={east[3].pk}
+        )
+
+    assert rows == [
+        {"team": "Kansai", "team_id": west.pk, "leads": 1, "free": 0, "handed": 0, "waiting": 1},
+        # The hand-raiser queued too, but it is not held: its clock runs from the MQL.
+        {"team": "Kanto", "team_id": team.pk, "leads": 4, "free": 2, "handed": 2, "waiting": 1},
+    ]
+    # A forecast writes nothing.
+    assert not Handoff.objects.exists()
+
+
+def test_managers_see_the_wave_in_the_queue_banner(client):
+    with time_machine.travel(NOW, tick=False):
+        _team, _rep, _leads, wave = _wave_of_five()
+    manager = _team.managers.get()
+
+    client.force_login(manager)
+    body = client.get("/inbox/").content.decode()
+
+    assert (
+        f'<p class="queue-alert" id="queue-wave-{wave.pk}" role="status">A wave of MQLs: '
+        "Scoring model v2 (2026-11-02 10:00) made 5 MQLs; 2 went to reps at once and 3 of "
+        "them wait here. Their SLA clocks start when a rep gets them.</p>"
+    ) in body
