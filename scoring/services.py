@@ -27,6 +27,7 @@ import dataclasses
 import itertools
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -154,9 +155,12 @@ def lead_score_changes(
     events: Sequence[EngagementEvent] = (),
     attributes_changed: bool = False,
     lead_created: bool = False,
+    apply_policy: bool = True,
 ) -> LeadScore | None:
     """Score what changed for one lead in the caller's transaction: its fields (fit) and
-    the engagement events just recorded for it, then apply the MQL policy once.
+    the engagement events just recorded for it, then apply the MQL policy once (unless
+    `apply_policy` is false: a large import hands its MQLs on together afterwards,
+    `leads_hand_off_imported`).
 
     A one-lead recompute (when the row is missing, from another model version, or an
     event of a capped rule is older than one already counted) reads every event in the
@@ -222,7 +226,8 @@ def lead_score_changes(
                             "computed_at",
                         ]
                     )
-        _apply_policy(lead=lead, score=score, model=model, now=now)
+        if apply_policy:
+            _apply_policy(lead=lead, score=score, model=model, now=now)
     return score
 
 
@@ -1058,6 +1063,34 @@ def hand_off_new_mqls(
                 leads_transition_bulk(moves=moves, to_stage=Stage.MQL, actor=ACTOR, wave=wave)
             )
         moved += _hand_off_one_by_one(model, hand_raisers, now, recycled)
+    return moved
+
+
+# Rows of an import from which its MQLs are one wave, handed on together after the rows
+# (below it each row's MQL goes on in the row's transaction, as an event's does).
+IMPORT_WAVE_MIN = 20
+
+
+def leads_hand_off_imported(
+    *, lead_ids: Sequence[int], label: str, started_by: User | None = None
+) -> int:
+    """The MQLs a large import makes (its rows scored with apply_policy=False and
+    committed): the policy applied to each lead now, and those crossing into MQL handed
+    on set-based as one wave (kind import), as a publish's are: above the teams' room
+    they wait in the queue with their clocks stopped. Hand-raisers go one by one.
+    Returns how many moved; a wave that moved nobody is not kept."""
+    model = published_model()
+    if model is None or not lead_ids:
+        return 0
+    wave = mql_wave_start(
+        kind=WaveKind.IMPORT, key=f"import:{uuid.uuid4()}", label=label, started_by=started_by
+    )
+    now = timezone.now()
+    moved = hand_off_new_mqls(model, sorted(set(lead_ids)), now, wave=wave)
+    if moved:
+        mql_wave_finish(key=wave.key, at=timezone.now())
+    else:
+        wave.delete()
     return moved
 
 

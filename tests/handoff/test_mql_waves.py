@@ -187,3 +187,53 @@ def test_managers_see_the_wave_in_the_queue_banner(client):
         "Scoring model v2 (2026-11-02 10:00) made 5 MQLs; 2 went to reps at once and 3 of "
         "them wait here. Their SLA clocks start when a rep gets them.</p>"
     ) in body
+
+
+def _directors_qualify():
+    """A published model that makes every director an MQL, events or not."""
+    model = make_model(
+        fit=[{"field": "role", "operator": "equals", "value": "director", "points": 40}],
+        fit_threshold=30,
+        engagement_threshold=0,
+    )
+    ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).update(status=ModelStatus.ARCHIVED)
+    ScoringModel.objects.filter(pk=model.pk).update(status=ModelStatus.PUBLISHED)
+    return model
+
+
+def _csv(rows: int) -> bytes:
+    lines = ["メールアドレス,役職"] + [f"buyer{n}@example.jp,営業部長" for n in range(rows)]
+    return "\r\n".join(lines).encode("utf-8")
+
+
+def test_a_large_csv_import_makes_its_mqls_one_wave_held_above_the_teams_room():
+    from integrations.services import leads_import_csv
+    from scoring.services import IMPORT_WAVE_MIN
+
+    with time_machine.travel(NOW, tick=False):
+        _team, (rep,), _boss = make_team("Kanto", reps=1, default=True)
+        set_profile(rep, max_open_handoffs=2)
+        _directors_qualify()
+        report = leads_import_csv(data=_csv(IMPORT_WAVE_MIN), source="fair")
+
+    wave = MqlWave.objects.get()
+    assert (wave.kind, wave.label) == (WaveKind.IMPORT, f"Import of {IMPORT_WAVE_MIN} rows (fair)")
+    assert (report.created, report.mqls) == (IMPORT_WAVE_MIN, IMPORT_WAVE_MIN)
+    assert (wave.mqls, wave.assigned, wave.held) == (IMPORT_WAVE_MIN, 2, IMPORT_WAVE_MIN - 2)
+    assert wave.finished_at == NOW
+    assert Handoff.objects.filter(wave=wave, assigned_to=rep).count() == 2
+    assert SlaTimer.objects.filter(kind=TimerKind.FIRST_CONTACT).count() == 2
+
+
+def test_a_small_csv_import_keeps_the_one_by_one_path_and_its_clocks():
+    from integrations.services import leads_import_csv
+
+    with time_machine.travel(NOW, tick=False):
+        make_team("Kanto", reps=0, default=True)
+        _directors_qualify()
+        report = leads_import_csv(data=_csv(3), source="fair")
+
+    assert (report.created, report.mqls) == (3, 0)
+    assert not MqlWave.objects.exists()
+    assert Handoff.objects.filter(wave__isnull=True, assigned_to__isnull=True).count() == 3
+    assert SlaTimer.objects.filter(kind=TimerKind.FIRST_CONTACT, started_at=NOW).count() == 3
