@@ -219,3 +219,28 @@ def test_a_bulk_move_to_a_stage_without_bulk_reactions_is_refused():
         )
     assert Lead.objects.get(pk=lead.pk).stage == Stage.KNOWN
     assert not StageTransition.objects.filter(lead=lead).exists()
+
+
+def test_a_bulk_move_tells_the_reps_in_chunks_after_the_commit(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    from handoff import bulk, tasks
+
+    sent: list[list[int]] = []
+    monkeypatch.setattr(bulk, "NOTIFY_CHUNK", 2)
+    monkeypatch.setattr(
+        tasks.notify_assignments_task, "apply_async", lambda args: sent.append(list(args[0]))
+    )
+    monkeypatch.setattr(tasks.notify_queued_task, "apply_async", lambda args: None)
+    with time_machine.travel(NOW, tick=False):
+        make_team("Kanto", reps=3, default=True)
+        leads = sorted(LeadFactory.create_batch(3), key=lambda lead: lead.pk)
+        with django_capture_on_commit_callbacks(execute=True):
+            leads_transition_bulk(moves=_moves(leads), to_stage=Stage.MQL, actor="scoring")
+
+    ids = list(
+        Assignment.objects.filter(handoff__lead__in=leads)
+        .order_by("handoff__lead_id")
+        .values_list("pk", flat=True)
+    )
+    assert sent == [ids[:2], ids[2:]]
