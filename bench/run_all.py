@@ -207,6 +207,32 @@ BENCHES: dict[str, tuple[str, list[str], list[str], dict[str, Check]]] = {
             "the claim windows passed MQLs on": lambda r: r["results"]["replay_passes"] > 0,
         },
     ),
+    "bulk": (
+        "bulk_bench.py",
+        ["--wipe"],
+        [
+            "results.seconds",
+            "results.mqls_per_second",
+            "floor.seconds",
+            "ratio.hand_off_vs_floor",
+        ],
+        {
+            "every lead moved to MQL with its handoff and outbox row": lambda r: (
+                r["results"]["moved"]
+                == r["results"]["handoffs"]
+                == r["results"]["transitions"]
+                == r["results"]["outbox"]
+                == r["size"]["mqls"]
+                == r["floor"]["handoffs"]
+            ),
+            "the wave handed the reps' room and held the rest": lambda r: (
+                r["results"]["wave"]["assigned"]
+                == r["size"]["reps"] * r["size"]["capacity_per_rep"]
+                and r["results"]["wave"]["held"]
+                == r["size"]["mqls"] - r["results"]["wave"]["assigned"]
+            ),
+        },
+    ),
     "intake": (
         "intake_bench.py",
         [],

@@ -71,6 +71,33 @@ def claim_window_open(*, assignment: Assignment, team: Team, at: datetime) -> Ha
     )
 
 
+def claim_windows_open_bulk(*, assignments: list[Assignment], at: datetime) -> list[HandoffClaim]:
+    """claim_window_open for the first assignments of a bulk move's new handoffs (each
+    with its handoff and team): no window can be pending for them yet, so only the new
+    windows of teams that require claims are written, in one INSERT."""
+    due: dict[tuple[int, int], datetime] = {}
+    claims = []
+    for assignment in assignments:
+        team = assignment.handoff.team
+        if team is None or not team.claim_required:
+            continue
+        key = (assignment.rep_id, team.claim_window_minutes)
+        if key not in due:
+            due[key] = working_hours().add_working_time(
+                assignment.rep_id, at, timedelta(minutes=team.claim_window_minutes)
+            )
+        claims.append(
+            HandoffClaim(
+                handoff_id=assignment.handoff_id,
+                assignment=assignment,
+                rep_id=assignment.rep_id,
+                started_at=at,
+                due_at=due[key],
+            )
+        )
+    return HandoffClaim.objects.bulk_create(claims)
+
+
 def claim_make(*, handoff_id: int, rep_id: int, via: str, at: datetime) -> bool:
     """The rep claims their pending window (one conditional UPDATE: a second claim, or one
     after a pass, changes nothing). The claim is the timeline's "opened" instant."""

@@ -20,6 +20,12 @@ def team(team_id: int) -> Team:
     return Team.objects.select_for_update(no_key=True).get(pk=team_id)
 
 
+def teams_all() -> dict[int, Team]:
+    """Lock every team, lower id first (a bulk move's routing, `handoff.bulk`): its MQLs
+    may go to any team, and a fixed order keeps two batches from deadlocking."""
+    return {t.pk: t for t in Team.objects.select_for_update(no_key=True).order_by("pk")}
+
+
 def team_queue(team_id: int) -> tuple[Team, QuerySet[Handoff]]:
     """The team locked, and its queued handoffs, oldest first, to be locked as read."""
     locked = team(team_id)

@@ -309,6 +309,15 @@ class Handoff(models.Model):
     status = models.CharField(
         _("status"), max_length=20, choices=HandoffStatus.choices, default=HandoffStatus.OPEN
     )
+    # The wave of MQLs it came with (a publish, an import), if any (handoff.bulk).
+    wave = models.ForeignKey(
+        "leadflow.MqlWave",
+        verbose_name=_("wave"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="handoffs",
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     assigned_at = models.DateTimeField(_("assigned"), null=True, blank=True)
     first_contact_at = models.DateTimeField(_("first contact"), null=True, blank=True)
@@ -389,6 +398,12 @@ class Handoff(models.Model):
     @property
     def is_queued(self) -> bool:
         return self.status == HandoffStatus.OPEN and self.assigned_to_id is None
+
+    @property
+    def clock_waits(self) -> bool:
+        """A wave's MQL that waits in the queue: its SLA clocks start when a rep gets it
+        (handoff.bulk); any other MQL's start at the MQL."""
+        return self.wave_id is not None and self.assigned_to_id is None
 
     @property
     def bant(self) -> dict[str, bool | None]:

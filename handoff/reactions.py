@@ -6,16 +6,28 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from handoff.claims import claim_on_activity, claim_window_open
+from handoff.bulk import handoffs_create_for_mqls
+from handoff.claims import claim_on_activity, claim_window_open, claim_windows_open_bulk
 from handoff.merging import handoff_check_merge
 from handoff.models import Activity, Assignment, Handoff
 from handoff.routing import handoff_create_for_mql
-from leadflow.models import Lead, StageTransition
+from leadflow.models import Lead, MqlWave, StageTransition
 
 
 def on_mql(*, transition: StageTransition, lead: Lead) -> None:
     # In lead_transition's transaction: the MQL and its handoff commit together.
     handoff_create_for_mql(lead=lead, transition=transition)
+
+
+def on_mqls_bulk(*, transitions: list[StageTransition], wave: MqlWave | None) -> None:
+    # on_mql's twin, in leads_transition_bulk's transaction: a batch's MQLs and handoffs
+    # commit together.
+    handoffs_create_for_mqls(transitions=transitions, wave=wave)
+
+
+def on_handoffs_assigned_bulk(*, assignments: list[Assignment], at: datetime) -> None:
+    # on_handoff_assigned's twin: the batch's new handoffs have no earlier window.
+    claim_windows_open_bulk(assignments=assignments, at=at)
 
 
 def on_handoff_assigned(*, handoff: Handoff, assignment: Assignment, at: datetime) -> None:

@@ -304,7 +304,7 @@ class _Sim:
     released: bool = False
 
 
-class ReplayState:
+class ReplayState(routing.MembersInMemory):
     """routing.RoutingState on a plan: its teams, rules, members, capacities and hours,
     and the open loads of the replay so far."""
 
@@ -351,17 +351,7 @@ class ReplayState:
         # Per company, the open simulated handoffs' reps, latest assignment last.
         self.open_at_company: dict[int, list[tuple[int, int]]] = defaultdict(list)
 
-    # routing.RoutingState
-    def members(self, team: Team, exclude: Iterable[int]) -> list[TeamMembership]:
-        left_out = set(exclude)
-        return [m for m in self.by_team.get(team.pk, []) if m.rep_id not in left_out]
-
-    def memberships_of(self, rep_id: int) -> list[TeamMembership]:
-        return list(self.by_rep.get(rep_id, []))
-
-    def open_counts(self, rep_ids: list[int]) -> dict[int, int]:
-        return {rep_id: self.open[rep_id] for rep_id in rep_ids}
-
+    # routing.RoutingState (beside MembersInMemory's)
     def routing_team_for(self, lead: Lead) -> Team | None:
         for rule in self.rules:
             if rule.matches(lead):

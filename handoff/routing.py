@@ -60,6 +60,25 @@ class RoutingState(Protocol):
     def account_owner_for(self, lead: Lead) -> tuple[int, str] | None: ...
 
 
+class MembersInMemory:
+    """RoutingState's members and loads over rows held in memory, advanced by the holder
+    as it assigns: a routing plan's replay, a bulk move's batch (handoff.bulk)."""
+
+    by_team: dict[int, list[TeamMembership]]
+    by_rep: dict[int, list[TeamMembership]]
+    open: dict[int, int]  # a defaultdict(int): open handoffs per rep
+
+    def members(self, team: Team, exclude: Iterable[int]) -> list[TeamMembership]:
+        left_out = set(exclude)
+        return [m for m in self.by_team.get(team.pk, []) if m.rep_id not in left_out]
+
+    def memberships_of(self, rep_id: int) -> list[TeamMembership]:
+        return list(self.by_rep.get(rep_id, []))
+
+    def open_counts(self, rep_ids: list[int]) -> dict[int, int]:
+        return {rep_id: self.open[rep_id] for rep_id in rep_ids}
+
+
 def _fair_tiebreak(team_id: int, rep_id: int) -> bytes:
     # Among reps never assigned in this team, a stable order that is unrelated to who
     # joined first (primary keys would always favour the oldest members).

@@ -7,7 +7,7 @@ marketing reads everything, nobody else sees anything. Pages and the API both us
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -158,11 +158,21 @@ def routing_team_for(*, lead: Lead) -> Team | None:
 
     Rules and default team come from the per-process copy (leadflow.config), reloaded
     when either table changes; the team returned is that copy's: lock it by pk."""
+    return routing_team_finder()(lead)
+
+
+def routing_team_finder() -> Callable[[Lead], Team | None]:
+    """routing_team_for with the rules read once, for many leads (a bulk move's batch):
+    the per-process copy's version is checked here, not per lead."""
     rules, default_team = config_cached("handoff.routing", _routing_table)
-    for rule in rules:
-        if rule.matches(lead):
-            return rule.team
-    return default_team
+
+    def find(lead: Lead) -> Team | None:
+        for rule in rules:
+            if rule.matches(lead):
+                return rule.team
+        return default_team
+
+    return find
 
 
 # Why an account owner got the MQL: the assignment history says it in these words.
@@ -273,7 +283,8 @@ def team_queue_for_manager(*, user) -> QuerySet[Handoff]:
     queued = Handoff.objects.filter(status=HandoffStatus.OPEN, assigned_to__isnull=True)
     if not access.is_admin:
         queued = queued.filter(Q(team_id__in=access.managed_team_ids) | Q(team__isnull=True))
-    return with_inbox_details(handoffs_order_by_urgency(queued))
+    # With the wave it came with (a publish): the queue's banner names it.
+    return with_inbox_details(handoffs_order_by_urgency(queued)).select_related("wave")
 
 
 def team_open_for_manager(*, user) -> QuerySet[Handoff]:

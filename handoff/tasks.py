@@ -18,6 +18,19 @@ def notify_assignment_task(assignment_id: int) -> dict[str, bool]:
     return notifications.assignment_notify(assignment_id=assignment_id)
 
 
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OSError,),  # as notify_assignment_task; a retry skips what was sent
+    retry_backoff=True,
+    max_retries=6,
+)
+def notify_assignments_task(assignment_ids: list[int]) -> int:
+    """A bulk move's assignments, a chunk per task (handoff.bulk); returns how many."""
+    for assignment_id in assignment_ids:
+        notifications.assignment_notify(assignment_id=assignment_id)
+    return len(assignment_ids)
+
+
 @shared_task(acks_late=True)
 def assign_from_queue_task(team_id: int) -> int:
     team = Team.objects.filter(pk=team_id).first()

@@ -50,10 +50,19 @@ def timeline_start(
 ) -> HandoffTimeline:
     """The row of a new handoff, in the transaction that creates it, after its routing;
     `event` is `timeline_event`'s answer, read before it."""
+    row = timeline_row(handoff=handoff, at=at, event=event)
+    row.save(force_insert=True)
+    return row
+
+
+def timeline_row(
+    *, handoff: Handoff, at: datetime, event: EngagementEvent | None
+) -> HandoffTimeline:
+    """timeline_start's row, unsaved (a bulk move inserts its batch's in one statement)."""
     # Recorded just before the MQL, in the same intake: a back-dated MQL (an import, the
     # demo) or one made by a model change long after the last event has no MA hops.
     caused = event is not None and at - EVENT_CAUSE_WINDOW <= event.created_at <= at
-    return HandoffTimeline.objects.create(
+    return HandoffTimeline(
         handoff=handoff,
         mql_at=at,
         source=handoff.lead.source,

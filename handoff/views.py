@@ -7,6 +7,7 @@ the form comes back with them (422) either way, never a 500.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -96,6 +97,7 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     else:
         mine = []
     queue: list[Handoff] = []
+    queue_waves: list[dict[str, Any]] = []
     team_open: list[Handoff] = []
     teams: list[Team] = []
     if access.is_manager or access.is_admin:
@@ -113,6 +115,13 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         # A button per team that has something queued: "assign the queue" of a team
         # with an empty queue does nothing.
         queued_team_ids = {handoff.team_id for handoff in queue}
+        # The banner of each wave (a publish) whose MQLs wait here: read off the queue's
+        # own rows (the wave comes with them), no query of its own.
+        waiting = Counter(handoff.wave_id for handoff in queue if handoff.wave_id is not None)
+        waves = {handoff.wave_id: handoff.wave for handoff in queue if handoff.wave_id}
+        queue_waves = [
+            {"wave": waves[wave_id], "waiting": n} for wave_id, n in sorted(waiting.items())
+        ]
         teams = [
             team
             for team in selectors.managed_teams(user=request.user)
@@ -125,6 +134,7 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     context: dict[str, Any] = {
         "mine": mine,
         "queue": queue,
+        "queue_waves": queue_waves,
         "team_open": team_open,
         "teams": teams,
         "marketing_open": marketing_open,

@@ -49,20 +49,24 @@ from leadflow.fits import InvalidValue, printable
 from leadflow.models import EngagementEvent, EventKind, Lead
 from leadflow.normalize import nfkc
 from leadflow.services import UpsertResult, event_record, lead_upsert
-from scoring.services import lead_score_changes
+from scoring.services import IMPORT_WAVE_MIN, lead_score_changes, leads_hand_off_imported
 
 logger = logging.getLogger(__name__)
 
 
-def _score_changes(result: UpsertResult, new_events: list[EngagementEvent]) -> None:
+def _score_changes(
+    result: UpsertResult, new_events: list[EngagementEvent], *, apply_policy: bool = True
+) -> None:
     """Score every lead intake touched, inside the transaction that touched it, so the MQL
     decision (and its handoff) follows the event at once. Only newly recorded events are
-    passed: a redelivery must never count twice."""
+    passed: a redelivery must never count twice. `apply_policy=False`: a large CSV
+    import, whose MQLs go on together after its rows (leads_hand_off_imported)."""
     lead_score_changes(
         lead=result.lead,
         events=new_events,
         attributes_changed=bool(result.changed),  # lead_created implies it there
         lead_created=result.created,
+        apply_policy=apply_policy,
     )
 
 
@@ -614,6 +618,7 @@ class ImportReport:
     unchanged: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line, message)
     dry_run: bool = False
+    mqls: int = 0  # a large import's: the leads it made MQLs together, as one wave
 
     @property
     def ok(self) -> bool:
@@ -656,6 +661,10 @@ def leads_import_csv(
     report.columns = sheet.columns
     report.ignored_columns = sheet.ignored
     mapping = {"fields": {header: target for header, target in sheet.columns.items()}}
+    # A large import's MQLs are one wave, handed on together after its rows (a publish's
+    # are the same): its leads are scored row by row, the policy applied at the end.
+    as_wave = len(sheet.rows) >= IMPORT_WAVE_MIN and not dry_run
+    scored: list[int] = []
     for line, row in sheet.rows:
         report.rows += 1
         try:
@@ -694,17 +703,21 @@ def leads_import_csv(
                     )
                     if created:
                         new_events.append(visit)
-                _score_changes(result, new_events)
+                _score_changes(result, new_events, apply_policy=not as_wave)
         except InvalidValue as error:
             report.errors.append((line, f"{lead_data.origin(error.field)}: {error.message}"))
             continue
         except DomainError as error:
             report.errors.append((line, error.message))
             continue
+        scored.append(result.lead.pk)
         if result.created:
             report.created += 1
         elif result.changed:
             report.updated += 1
         else:
             report.unchanged += 1
+    if as_wave and scored:
+        label = _("Import of %(rows)s rows (%(source)s)") % {"rows": report.rows, "source": source}
+        report.mqls = leads_hand_off_imported(lead_ids=scored, label=label)
     return report

@@ -8,7 +8,8 @@ re-reads the stage under the lock, checks the move against `ALLOWED`, and writes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypedDict, Unpack
 
@@ -19,7 +20,7 @@ from django.utils.translation import gettext_lazy
 
 from leadflow import locks, reactions
 from leadflow.errors import DomainError, InvalidTransition, NotFound
-from leadflow.models import Lead, Stage, StageTransition, User
+from leadflow.models import Lead, MqlWave, Stage, StageTransition, User
 
 S = Stage
 
@@ -127,6 +128,92 @@ def lead_transition(
         lead.stage = locked.stage
         lead.stage_changed_at = locked.stage_changed_at
     return record
+
+
+# --- many leads at once ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BulkMove:
+    """One lead of a bulk move: the stage the caller read it in (the move is skipped when
+    the lead is elsewhere by now), and the reason and context of its StageTransition."""
+
+    lead_id: int
+    expected_from: str
+    reason: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def leads_transition_bulk(
+    *,
+    moves: Sequence[BulkMove],
+    to_stage: str,
+    actor: Actor | User | str,
+    at: datetime | None = None,
+    wave: Any = None,
+) -> list[StageTransition]:
+    """The set-based twin of `lead_transition`, for one batch of leads: one transaction,
+    one lock statement, one UPDATE of the stages, one INSERT of the StageTransition rows
+    (the same columns a single move writes), then the stage's bulk reactions
+    (`reactions.STAGE_CHANGED_BULK`), each the set-based twin of a single one.
+
+    A lead that another transaction holds is skipped, not waited for (SKIP LOCKED), as is
+    one no longer in its `expected_from` stage (a rep moved it meanwhile): their decision
+    stands. Returns the transitions written, in lead id order. `wave`: the MqlWave the
+    moves belong to, handed to the reactions (handoff holds a wave's MQLs in the queue).
+    Only stages listed in STAGE_CHANGED_BULK can be moved in bulk.
+    """
+    if to_stage not in reactions.STAGE_CHANGED_BULK:
+        raise InvalidTransition(
+            _("Leads cannot be moved to %(stage)s in bulk.") % {"stage": to_stage}
+        )
+    who = actor if isinstance(actor, Actor) else Actor.of(actor)
+    when = at or timezone.now()
+    by_lead = {move.lead_id: move for move in moves}
+    sources = {move.expected_from for move in moves if can_move(move.expected_from, to_stage)}
+    with transaction.atomic():
+        locked = locks.leads_for_bulk_change(by_lead, stages=sources)
+        # Under the lock: the stage each lead is in now, as lead_transition re-reads it.
+        kept = [
+            lead for lead_id, lead in locked.items() if lead.stage == by_lead[lead_id].expected_from
+        ]
+        if not kept:
+            return []
+        Lead.objects.filter(pk__in=[lead.pk for lead in kept]).update(
+            stage=to_stage, stage_changed_at=when, updated_at=timezone.now()
+        )
+        records = [
+            StageTransition(
+                lead=lead,
+                from_stage=lead.stage,
+                to_stage=to_stage,
+                occurred_at=when,
+                actor_user=who.user,
+                actor_system=who.system,
+                reason=by_lead[lead.pk].reason,
+                context=by_lead[lead.pk].context or {},
+            )
+            for lead in kept
+        ]
+        StageTransition.objects.bulk_create(records)
+        for lead in kept:
+            lead.stage, lead.stage_changed_at = to_stage, when
+        reactions.run(reactions.STAGE_CHANGED_BULK[to_stage], transitions=records, wave=wave)
+    return records
+
+
+def mql_wave_start(*, kind: str, key: str, label: str, started_by: User | None = None) -> MqlWave:
+    """The wave of MQLs a cause (a publish's rescore, an import) is about to make, named
+    by `key` so each of its batches finds it; the one already there for that key."""
+    wave, _created = MqlWave.objects.get_or_create(
+        key=key, defaults={"kind": kind, "label": label, "started_by": started_by}
+    )
+    return wave
+
+
+def mql_wave_finish(*, key: str, at: datetime) -> None:
+    """The cause has made its last MQL (the rescore's end)."""
+    MqlWave.objects.filter(key=key, finished_at__isnull=True).update(finished_at=at)
 
 
 # --- after SQL: the pipeline (by the rep, or SFA feedback as actor "sfa:x") ---------------

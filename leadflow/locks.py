@@ -19,6 +19,9 @@
 - The one exception: a verdict locks its handoff, then moves its lead (handoff → lead).
   It cannot close a cycle: the only path that holds a lead and then waits for a team is a
   new MQL, and a lead with an open handoff does not become an MQL.
+- A bulk move (many leads become MQL at once) locks its batch's leads, lower id first,
+  SKIP LOCKED (`leads_for_bulk_change`), then every team, lower id first: it holds no team
+  while it waits for a lead, and the per-lead paths hold at most one team.
 - A merge locks both leads, lower id first (`leads_in_order`), and nothing of handoff's
   beyond reading.
 
@@ -42,6 +45,23 @@ def lead_for_change(lead_id: int) -> Lead | None:
         .filter(pk=lead_id)
         .first()
     )
+
+
+def leads_for_bulk_change(lead_ids: Iterable[int], *, stages: Iterable[str]) -> dict[int, Lead]:
+    """Lock, for a bulk move (`lifecycle.leads_transition_bulk`), those of the leads that
+    are in one of `stages` and that no other transaction holds: lower id first, SKIP
+    LOCKED. A lead held elsewhere (a rep moving it, an event scoring it) is left out
+    instead of waited for: the batch then holds leads that nobody else waits behind, and
+    never waits for a lead while holding others (no deadlock with the per-lead moves).
+    The caller re-checks each stage under the lock. With their companies, as
+    `lead_for_change`; NO KEY, as there."""
+    return {
+        lead.pk: lead
+        for lead in Lead.objects.select_for_update(of=("self",), no_key=True, skip_locked=True)
+        .select_related("company")
+        .filter(pk__in=list(lead_ids), stage__in=list(stages))
+        .order_by("pk")
+    }
 
 
 def leads_in_order(lead_ids: Iterable[int]) -> dict[int, Lead]:

@@ -404,6 +404,46 @@ class StageTransition(models.Model):
         return str(self.actor_user) if self.actor_user_id else self.actor_system
 
 
+class WaveKind(models.TextChoices):
+    PUBLISH = "publish", _("Scoring model published")
+    RESCORE = "rescore", _("Rescore")
+    IMPORT = "import", _("Import")
+
+
+class MqlWave(models.Model):
+    """Many leads made MQLs at once, by one cause (a scoring model published, an import):
+    who or what started it, how many it moved, how many reps got at once and how many
+    waited in their team's queue (handoff holds a wave's MQLs above the teams' free
+    capacity there, their first-contact clock not running until a rep gets them)."""
+
+    kind = models.CharField(_("cause"), max_length=20, choices=WaveKind.choices)
+    # What it belongs to, so each batch of the cause finds it: "rescore:<run id>".
+    key = models.CharField(max_length=100, unique=True, editable=False)
+    # What started it, in words: "Scoring model v4", "Import contacts.csv".
+    label = models.CharField(_("started by"), max_length=200)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("by user"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    mqls = models.PositiveIntegerField(_("MQLs"), default=0)
+    assigned = models.PositiveIntegerField(_("assigned at once"), default=0)
+    held = models.PositiveIntegerField(_("waiting in the queue"), default=0)
+
+    class Meta:
+        verbose_name = _("MQL wave")
+        verbose_name_plural = _("MQL waves")
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
 class DuplicateCandidate(models.Model):
     """Two leads that look like one person, with the evidence, for marketing to review.
 

@@ -18,6 +18,14 @@ The use cases, top to bottom (→ means "which runs"):
      routed to a rep → HANDOFF_ASSIGNED (the timers follow the rep), or queued, and the
      managers told after commit;
   2. the outbox: a message per SFA connection that subscribes to the stage.
+- **Many leads become MQLs at once** (a publish's rescore, `scoring.services.
+  hand_off_new_mqls`): `leadflow.lifecycle.leads_transition_bulk`, one transaction per
+  batch → STAGE_CHANGED_BULK[MQL], the set-based twins of the list above:
+  1. `handoff.reactions.on_mqls_bulk`: the batch's handoffs routed (the same decisions, in
+     lead id order) and written → HANDOFFS_CREATED_BULK (timers, KPI day marks, fit
+     snapshots) → HANDOFFS_ASSIGNED_BULK (claim windows);
+  2. the outbox: the same messages, one INSERT.
+  Hand-raisers and MQLs made by an event keep the single path.
 - **Accepted** (`handoff.verdicts.handoff_accept`): `lead_transition` to SQL →
   STAGE_CHANGED[SQL] (the outbox); then HANDOFF_DECIDED (the verdict and first-contact
   timers are met, the KPI day marked); after commit the team's queue moves.
@@ -38,7 +46,8 @@ The use cases, top to bottom (→ means "which runs"):
   teams, rules, memberships and capacities, ROUTING_PLAN_PUBLISHED (the reps' working
   hours, which sla keeps).
 
-Below the reactions, the answers: what handoff asks of an app above it that it may not
+Below the reactions, the answers: what handoff asks of an app above it (and what scoring
+asks of handoff, above it: a wave's forecast) that it may not
 import (who works when; the list conditions that need the SLA timers). They are listed
 here by name as the reactions are, so no AppConfig.ready() registers anything anywhere.
 
@@ -80,6 +89,22 @@ STAGE_CHANGED: dict[str, tuple[str, ...]] = {
     S.DISQUALIFIED: (_OUTBOX,),
 }
 
+# leads_transition_bulk, after its StageTransition rows, under the batch's lead locks: the
+# set-based twin of STAGE_CHANGED for the stages a batch may move to, entry for entry
+# (tests/leadflow/test_bulk_reactions.py holds each to its single twin). kwargs:
+# transitions (list of StageTransition, lead id order, each with its locked lead and
+# company as `.lead`), wave (handoff.models.MqlWave or None).
+_BULK_HANDOFFS_FOR_MQLS = "handoff.reactions.on_mqls_bulk"
+_BULK_OUTBOX = "integrations.outbound.reactions.on_stages_changed_bulk"
+STAGE_CHANGED_BULK: dict[str, tuple[str, ...]] = {
+    S.MQL: (_BULK_HANDOFFS_FOR_MQLS, _BULK_OUTBOX),
+}
+# The single reaction each bulk one stands for.
+BULK_TWINS: dict[str, str] = {
+    _BULK_HANDOFFS_FOR_MQLS: _HANDOFF_FOR_MQL,
+    _BULK_OUTBOX: _OUTBOX,
+}
+
 # handoff_create_for_mql, the handoff row written, before it is routed.
 # kwargs: handoff, at (when the MQL happened).
 HANDOFF_CREATED: tuple[str, ...] = (
@@ -87,11 +112,26 @@ HANDOFF_CREATED: tuple[str, ...] = (
     "scoring.reactions.on_handoff_created",  # the lead's fit snapshot, for backtests
 )
 
+# handoffs_create_for_mqls (handoff.bulk), the batch's handoffs written with the reps the
+# routing chose: HANDOFF_CREATED's twin, whose timers start with that rep (where a single
+# creation's HANDOFF_ASSIGNED leaves them). kwargs: handoffs (list of Handoff), at.
+HANDOFFS_CREATED_BULK: tuple[str, ...] = (
+    "sla.reactions.on_handoffs_created_bulk",
+    "scoring.reactions.on_handoffs_created_bulk",
+)
+
 # Every assignment of a rep (routing, the queue, a manager, an SLA escalation), under the
 # team's and the handoff's locks. kwargs: handoff, assignment, at.
 HANDOFF_ASSIGNED: tuple[str, ...] = (
     "sla.reactions.on_handoff_assigned",
     "handoff.reactions.on_handoff_assigned",  # the new rep's claim window (#19)
+)
+
+# handoffs_create_for_mqls, the batch's assignment rows written: HANDOFF_ASSIGNED's twin.
+# kwargs: assignments (list of Assignment, each with its handoff and the handoff's team), at.
+HANDOFFS_ASSIGNED_BULK: tuple[str, ...] = (
+    "sla.reactions.on_handoffs_assigned_bulk",
+    "handoff.reactions.on_handoffs_assigned_bulk",
 )
 
 # activity_log, the activity written, under the handoff's lock. kwargs: handoff, activity.
@@ -123,8 +163,11 @@ ROUTING_PLAN_PUBLISHED: tuple[str, ...] = ("sla.reactions.on_routing_plan_publis
 
 ALL: dict[str, Sequence[str]] = {
     **{f"STAGE_CHANGED[{stage}]": paths for stage, paths in STAGE_CHANGED.items()},
+    **{f"STAGE_CHANGED_BULK[{stage}]": paths for stage, paths in STAGE_CHANGED_BULK.items()},
     "HANDOFF_CREATED": HANDOFF_CREATED,
+    "HANDOFFS_CREATED_BULK": HANDOFFS_CREATED_BULK,
     "HANDOFF_ASSIGNED": HANDOFF_ASSIGNED,
+    "HANDOFFS_ASSIGNED_BULK": HANDOFFS_ASSIGNED_BULK,
     "ACTIVITY_LOGGED": ACTIVITY_LOGGED,
     "BEFORE_REJECT": BEFORE_REJECT,
     "HANDOFF_DECIDED": HANDOFF_DECIDED,
@@ -153,6 +196,11 @@ WORKING_HOURS = "sla.hours.CalendarWorkingHours"
 # A routing plan's replay: the reps' live hours, a plan's hours, business time and the
 # first-contact SLA. A class implementing handoff.plans.PlanTiming (sla's calendar).
 PLAN_TIMING = "sla.plan_timing.CalendarPlanTiming"
+
+# What a wave of MQLs would do to the teams now (scoring's preview and publish
+# confirmation: per team, the MQLs routed to it, its free capacity, how many go to a rep
+# at once and how many wait). `(lead_ids, never_held) -> list[dict]`.
+WAVE_FORECAST = "handoff.bulk.wave_forecast"
 
 # The handoff lists' conditions that need the timers (handoff.filters.ListCondition,
 # `(value, now) -> Q | None`), by the list parameter they serve: ?sla= (the SLA state) and

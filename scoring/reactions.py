@@ -19,3 +19,8 @@ def on_handoff_created(*, handoff: Any, at: datetime) -> None:
     # The fit the lead has as it goes to sales, for backtests that score it as it was.
     # (`handoff` is handoff.models.Handoff: an app above this one, so not imported.)
     services.fit_snapshot_take(lead=handoff.lead, at=at)
+
+
+def on_handoffs_created_bulk(*, handoffs: list[Any], at: datetime) -> None:
+    # on_handoff_created's twin for a bulk move's handoffs: one INSERT.
+    services.fit_snapshots_take(leads=[handoff.lead for handoff in handoffs], at=at)

@@ -360,6 +360,9 @@ class Preview:
     history_today_fit: int = 0
     # Of the history leads, those with events only after their handoff.
     history_missing: int = 0
+    # Per team, what the MQLs publishing makes would do to sales (handoff.bulk's
+    # wave_forecast rows: team, leads, free, handed, waiting), as the job computed it.
+    wave: list[dict] = field(default_factory=list)
 
     @property
     def changed(self) -> int:
@@ -859,6 +862,7 @@ def preview_from_run(*, run: PreviewRun) -> Preview:
     preview.backtest, preview.history_leads = _backtest_rows(figures), figures.leads
     preview.history_today_fit = figures.today_fit
     preview.history_missing = figures.missing_history
+    preview.wave = run.summary.get("wave", [])
     return preview
 
 

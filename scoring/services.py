@@ -27,6 +27,7 @@ import dataclasses
 import itertools
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -41,9 +42,24 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from leadflow import reactions
 from leadflow.errors import DomainError, InvalidTransition
-from leadflow.lifecycle import lead_transition
-from leadflow.models import EngagementEvent, Lead, Stage, StageTransition, User
+from leadflow.lifecycle import (
+    BulkMove,
+    lead_transition,
+    leads_transition_bulk,
+    mql_wave_finish,
+    mql_wave_start,
+)
+from leadflow.models import (
+    EngagementEvent,
+    Lead,
+    MqlWave,
+    Stage,
+    StageTransition,
+    User,
+    WaveKind,
+)
 from leadflow.transactions import enqueue_on_commit
 from scoring import engine, policy, selectors
 from scoring.engine import CompiledModel
@@ -77,6 +93,9 @@ ACTOR = "scoring"
 # statement into a temporary table, see rescore_run_step) per chunk.
 BATCH_SIZE = 20_000
 STAGE_SIZE = 250_000
+# New MQLs moved per transaction of hand_off_new_mqls: the batch holds every team's lock
+# to its commit, so an MQL routed one by one meanwhile waits for one batch at most.
+HAND_OFF_BATCH = 2_000
 # Arbitrary constant naming "the published scoring model" for pg advisory locks.
 _PUBLISH_LOCK_KEY = 7_301_001
 # The same for "a rescore slice" (a session advisory lock, with the slice's id).
@@ -136,9 +155,12 @@ def lead_score_changes(
     events: Sequence[EngagementEvent] = (),
     attributes_changed: bool = False,
     lead_created: bool = False,
+    apply_policy: bool = True,
 ) -> LeadScore | None:
     """Score what changed for one lead in the caller's transaction: its fields (fit) and
-    the engagement events just recorded for it, then apply the MQL policy once.
+    the engagement events just recorded for it, then apply the MQL policy once (unless
+    `apply_policy` is false: a large import hands its MQLs on together afterwards,
+    `leads_hand_off_imported`).
 
     A one-lead recompute (when the row is missing, from another model version, or an
     event of a capped rule is older than one already counted) reads every event in the
@@ -204,7 +226,8 @@ def lead_score_changes(
                             "computed_at",
                         ]
                     )
-        _apply_policy(lead=lead, score=score, model=model, now=now)
+        if apply_policy:
+            _apply_policy(lead=lead, score=score, model=model, now=now)
     return score
 
 
@@ -228,6 +251,36 @@ def _last_recycled_at(lead_id: int) -> datetime | None:
     )["at"]
 
 
+def _mql_text(model: CompiledModel, score: LeadScore, reason: str) -> str:
+    """The StageTransition's reason for an MQL scoring made (single and bulk alike)."""
+    if reason == policy.THRESHOLDS:
+        return _(
+            "Scoring v%(version)s: fit %(fit)s ≥ %(fit_min)s and "
+            "engagement %(engagement)s ≥ %(engagement_min)s."
+        ) % {
+            "version": model.version,
+            "fit": score.fit,
+            "fit_min": model.fit_threshold,
+            "engagement": score.engagement,
+            "engagement_min": model.engagement_threshold,
+        }
+    return _("Scoring v%(version)s: hand-raiser event with fit %(fit)s ≥ %(fit_min)s.") % {
+        "version": model.version,
+        "fit": score.fit,
+        "fit_min": model.hand_raiser_min_fit,
+    }
+
+
+def _mql_context(model: CompiledModel, score: LeadScore, reason: str) -> dict[str, Any]:
+    return {
+        "scoring_model": model.id,
+        "version": model.version,
+        "rule": reason,
+        "fit": score.fit,
+        "engagement": score.engagement,
+    }
+
+
 def _apply_policy(
     *,
     lead: Lead,
@@ -248,37 +301,14 @@ def _apply_policy(
     )
     if reason is None:
         return None
-    if reason == policy.THRESHOLDS:
-        text = _(
-            "Scoring v%(version)s: fit %(fit)s ≥ %(fit_min)s and "
-            "engagement %(engagement)s ≥ %(engagement_min)s."
-        ) % {
-            "version": model.version,
-            "fit": score.fit,
-            "fit_min": model.fit_threshold,
-            "engagement": score.engagement,
-            "engagement_min": model.engagement_threshold,
-        }
-    else:
-        text = _("Scoring v%(version)s: hand-raiser event with fit %(fit)s ≥ %(fit_min)s.") % {
-            "version": model.version,
-            "fit": score.fit,
-            "fit_min": model.hand_raiser_min_fit,
-        }
     try:
         return lead_transition(
             lead=lead,
             to_stage=Stage.MQL,
             actor=ACTOR,
-            reason=text,
+            reason=_mql_text(model, score, reason),
             expected_from=stage,
-            context={
-                "scoring_model": model.id,
-                "version": model.version,
-                "rule": reason,
-                "fit": score.fit,
-                "engagement": score.engagement,
-            },
+            context=_mql_context(model, score, reason),
         )
     except InvalidTransition:
         # Someone (a rep, another worker) moved the lead since we read its stage: their
@@ -463,6 +493,7 @@ def _preview_finish(run_id: int) -> None:
     if PreviewSlice.objects.filter(run_id=run_id, finished=False).exists():
         return  # another worker is on the last slice: it finishes the run
     run.summary = _preview_summary(run)
+    run.summary["wave"] = _preview_wave(run)
     run.status, run.finished_at = PreviewStatus.DONE, timezone.now()
     run.save(update_fields=["summary", "status", "finished_at"])
 
@@ -510,6 +541,25 @@ def _preview_insert_history(
     return _inserted(sql)
 
 
+def _preview_wave(run: PreviewRun) -> list[dict]:
+    """Per team, what the leads publishing moves would do to sales now (handoff's
+    forecast, leadflow.reactions.WAVE_FORECAST): the page and the publish's confirmation
+    show it beside the count. The hand-raisers among them are never held."""
+    draft = engine.compiled(run.model_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT lead_id, fit, hand_raised_at FROM scoring_draftleadscore"
+            " WHERE run_id = %s AND outcome = %s",
+            [run.pk, selectors.MOVES],
+        )
+        rows = cursor.fetchall()
+    forecast = reactions.resolve(reactions.WAVE_FORECAST)
+    return forecast(
+        lead_ids=[row[0] for row in rows],
+        never_held={row[0] for row in rows if policy.raised_hand(draft, row[1], row[2])},
+    )
+
+
 def _preview_summary(run: PreviewRun) -> dict:
     """The totals the page shows, summed once over the run's rows."""
     names = {
@@ -545,16 +595,23 @@ def fit_snapshot_take(*, lead: Lead, at: datetime) -> None:
     custom attributes) as they are at `at`, the moment it became an MQL, for the
     backtest to score it as it was. Call it where the handoff is created, in that
     transaction (the lead is locked there). Idempotent per lead and moment."""
-    values: dict[str, Any] = {}
-    for path in FIELD_PATHS:
-        value = engine.read_field(lead, path)
-        # Without a company: blank (see FitSnapshot), NULL only for the number.
-        values[snapshot_column(path)] = value if value is not None or path in NUMBER_FIELDS else ""
-    attributes = lead.attributes if isinstance(lead.attributes, dict) else {}
-    FitSnapshot.objects.bulk_create(
-        [FitSnapshot(lead=lead, taken_at=at, attributes=attributes, **values)],
-        ignore_conflicts=True,
-    )
+    fit_snapshots_take(leads=[lead], at=at)
+
+
+def fit_snapshots_take(*, leads: Sequence[Lead], at: datetime) -> None:
+    """fit_snapshot_take for many leads (a bulk move's handoffs): one INSERT."""
+    rows = []
+    for lead in leads:
+        values: dict[str, Any] = {}
+        for path in FIELD_PATHS:
+            value = engine.read_field(lead, path)
+            # Without a company: blank (see FitSnapshot), NULL only for the number.
+            values[snapshot_column(path)] = (
+                value if value is not None or path in NUMBER_FIELDS else ""
+            )
+        attributes = lead.attributes if isinstance(lead.attributes, dict) else {}
+        rows.append(FitSnapshot(lead=lead, taken_at=at, attributes=attributes, **values))
+    FitSnapshot.objects.bulk_create(rows, ignore_conflicts=True)
 
 
 def fit_snapshot_erase(*, lead_ids: Iterable[int]) -> dict[str, int]:
@@ -608,7 +665,7 @@ def scoring_model_publish(*, model: ScoringModel, actor: User | None = None) -> 
         ScoringModel.objects.filter(pk=locked.pk).update(
             status=ModelStatus.PUBLISHED, published_at=now
         )
-        run = _run_create(model=locked, now=now)
+        run = _run_create(model=locked, now=now, kind=WaveKind.PUBLISH, actor=actor)
     model.refresh_from_db()
     logger.info("Scoring model v%s published by %s; rescore run %s", model.version, actor, run.pk)
     return run
@@ -627,10 +684,17 @@ def rescore_run_start(*, model: ScoringModel, enqueue: bool = True) -> RescoreRu
         # stamped before the run, which the run then overwrites with a state older
         # than that row.
         _publish_lock(exclusive=True)
-        return _run_create(model=model, now=timezone.now(), enqueue=enqueue)
+        return _run_create(model=model, now=timezone.now(), enqueue=enqueue, kind=WaveKind.RESCORE)
 
 
-def _run_create(*, model: ScoringModel, now: datetime, enqueue: bool = True) -> RescoreRun:
+def _run_create(
+    *,
+    model: ScoringModel,
+    now: datetime,
+    kind: str,
+    enqueue: bool = True,
+    actor: User | None = None,
+) -> RescoreRun:
     from scoring.tasks import rescore_run_task
 
     RescoreRun.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
@@ -644,9 +708,23 @@ def _run_create(*, model: ScoringModel, now: datetime, enqueue: bool = True) -> 
         RescoreSlice(run=run, lower=lower, upper=upper, cursor=lower)
         for lower, upper in zip([0, *bounds], [*bounds, None], strict=True)
     )
+    # The MQLs the run makes are one wave (handoff holds them above the teams' room).
+    if kind == WaveKind.PUBLISH:
+        label = _("Scoring model v%(version)s published") % {"version": model.version}
+    else:
+        label = _("Rescore with scoring model v%(version)s") % {"version": model.version}
+    mql_wave_start(kind=kind, key=_wave_key(run.pk), label=label, started_by=actor)
     for _worker in range(workers if enqueue else 0):
         enqueue_on_commit(rescore_run_task, run.pk)
     return run
+
+
+def _wave_key(run_id: int) -> str:
+    return f"rescore:{run_id}"
+
+
+def _wave(run_id: int) -> MqlWave | None:
+    return MqlWave.objects.filter(key=_wave_key(run_id)).first()
 
 
 def _slice_bounds(total: int, workers: int) -> list[int]:
@@ -808,7 +886,7 @@ def _slice_chunk(run_id: int, part_id: int, batch_size: int, stage_size: int) ->
                     started_at=Coalesce(F("started_at"), Value(now)),
                 )
             cursor_at = upper
-            moved = hand_off_new_mqls(model, candidates, now)
+            moved = hand_off_new_mqls(model, candidates, now, wave=_wave(run_id))
             if moved:
                 RescoreRun.objects.filter(pk=run_id).update(moved_to_mql=F("moved_to_mql") + moved)
     finally:
@@ -837,10 +915,13 @@ def _run_finish(run_id: int, now: datetime) -> None:
     if run.slices.filter(finished=False).exists():
         return
     model = engine.compiled(run.model_id)
-    moved = _sweep_stale(model, now)
+    wave = _wave(run_id)
+    moved = _sweep_stale(model, now, wave)
     # Leads a batch scored but whose move was lost (a worker that died right after the
-    # batch's commit): normally none, so this is one small query.
-    moved += hand_off_new_mqls(model, _promotion_candidates(model, now), now)
+    # batch's commit), or that someone held while their batch moved: normally none, so
+    # this is one small query.
+    moved += hand_off_new_mqls(model, _promotion_candidates(model, now), now, wave=wave)
+    mql_wave_finish(key=_wave_key(run_id), at=now)
     RescoreRun.objects.filter(pk=run_id).update(
         status=RunStatus.DONE,
         finished_at=now,
@@ -869,7 +950,7 @@ def _set_local_work_mem() -> None:
             cursor.execute("SET LOCAL work_mem = '128MB'")
 
 
-def _sweep_stale(model: CompiledModel, now: datetime) -> int:
+def _sweep_stale(model: CompiledModel, now: datetime, wave: MqlWave | None) -> int:
     """Rows still under another model at the end (placeholders, or rows a concurrent
     writer held): score them one by one; they are few. Returns the MQL moves."""
     stale = list(
@@ -877,7 +958,7 @@ def _sweep_stale(model: CompiledModel, now: datetime) -> int:
     )
     for lead_id in stale:
         upsert_scores(model, leads=LeadFilter.one(lead_id), now=now)
-    return hand_off_new_mqls(model, stale, now)
+    return hand_off_new_mqls(model, stale, now, wave=wave)
 
 
 def _promotion_candidates(
@@ -918,12 +999,22 @@ def _promotion_candidates(
         return [row[0] for row in cursor.fetchall()]
 
 
-def hand_off_new_mqls(model: CompiledModel, lead_ids: list[int], now: datetime) -> int:
+def hand_off_new_mqls(
+    model: CompiledModel, lead_ids: list[int], now: datetime, *, wave: MqlWave | None = None
+) -> int:
     """Move the leads a rescore found crossing into MQL (`_promotion_candidates`), after
     the batch that scored them committed; returns how many moved. The one place a
-    rescore hands its new MQLs on: today each takes the per-lead path (its own
-    transaction, the policy re-checked under its lock, the lifecycle move with routing,
-    timers, outbox and KPI marks); a bulk qualification replaces this function whole."""
+    rescore hands its new MQLs on.
+
+    Set-based, `HAND_OFF_BATCH` leads per transaction: the policy re-checked for each
+    under the shared publish lock (the score as it is now, nothing if another model was
+    published meanwhile), then one `leads_transition_bulk` per batch, whose reactions write
+    the handoffs, routing, timers, outbox rows and KPI marks a table at a time, the rows
+    the per-lead path writes. A lead a rep (or an event) holds or moved meanwhile is
+    skipped; the run's end promotes it if it still qualifies. Hand-raisers keep the
+    per-lead path, after the batch: a person who asked for contact is never part of a
+    wave. `wave`: the MqlWave the moves belong to (the run's: see handoff.bulk for what
+    a wave changes)."""
     if not lead_ids:
         return 0
     recycled = dict(
@@ -933,13 +1024,87 @@ def hand_off_new_mqls(model: CompiledModel, lead_ids: list[int], now: datetime) 
         .values_list("lead_id", "at")
     )
     moved = 0
-    for lead_id in sorted(lead_ids):
+    ordered = sorted(lead_ids)
+    for start in range(0, len(ordered), HAND_OFF_BATCH):
+        batch = ordered[start : start + HAND_OFF_BATCH]
+        hand_raisers: list[int] = []
+        with transaction.atomic():
+            _publish_lock(exclusive=False)
+            scores = LeadScore.objects.filter(
+                lead_id__in=batch, model_id=model.id, model__status=ModelStatus.PUBLISHED
+            ).select_related("lead")
+            moves = []
+            for score in sorted(scores, key=lambda s: s.lead_id):
+                reason = policy.mql_reason(
+                    model,
+                    stage=score.lead.stage,
+                    fit=score.fit,
+                    engagement=score.engagement,
+                    hand_raised_at=score.hand_raised_at,
+                    recycled_at=partial(recycled.get, score.lead_id),
+                    now=now,
+                )
+                if reason is None:
+                    continue
+                if reason != policy.THRESHOLDS or policy.raised_hand(
+                    model, score.fit, score.hand_raised_at
+                ):
+                    # A hand-raiser (even one the thresholds also make an MQL) asked for
+                    # contact: never part of a wave, never held in the queue.
+                    hand_raisers.append(score.lead_id)
+                    continue
+                moves.append(
+                    BulkMove(
+                        lead_id=score.lead_id,
+                        expected_from=score.lead.stage,
+                        reason=_mql_text(model, score, reason),
+                        context=_mql_context(model, score, reason),
+                    )
+                )
+            moved += len(
+                leads_transition_bulk(moves=moves, to_stage=Stage.MQL, actor=ACTOR, wave=wave)
+            )
+        moved += _hand_off_one_by_one(model, hand_raisers, now, recycled)
+    return moved
+
+
+# Rows of an import from which its MQLs are one wave, handed on together after the rows
+# (below it each row's MQL goes on in the row's transaction, as an event's does).
+IMPORT_WAVE_MIN = 20
+
+
+def leads_hand_off_imported(
+    *, lead_ids: Sequence[int], label: str, started_by: User | None = None
+) -> int:
+    """The MQLs a large import makes (its rows scored with apply_policy=False and
+    committed): the policy applied to each lead now, and those crossing into MQL handed
+    on set-based as one wave (kind import), as a publish's are: above the teams' room
+    they wait in the queue with their clocks stopped. Hand-raisers go one by one.
+    Returns how many moved; a wave that moved nobody is not kept."""
+    model = published_model()
+    if model is None or not lead_ids:
+        return 0
+    wave = mql_wave_start(
+        kind=WaveKind.IMPORT, key=f"import:{uuid.uuid4()}", label=label, started_by=started_by
+    )
+    now = timezone.now()
+    moved = hand_off_new_mqls(model, sorted(set(lead_ids)), now, wave=wave)
+    if moved:
+        mql_wave_finish(key=wave.key, at=timezone.now())
+    else:
+        wave.delete()
+    return moved
+
+
+def _hand_off_one_by_one(
+    model: CompiledModel, lead_ids: list[int], now: datetime, recycled: dict[int, datetime]
+) -> int:
+    moved = 0
+    for lead_id in lead_ids:
         # One lead per transaction (a savepoint inside a caller's): its lock, its team's
         # lock for the routing, then the commit, so nobody waits for the rest of the list.
         with transaction.atomic():
             _publish_lock(exclusive=False)
-            # Re-read under the publish lock: the score as it is now (intake may have
-            # moved on), and nothing if another model was published meanwhile.
             score = (
                 LeadScore.objects.filter(
                     lead_id=lead_id, model_id=model.id, model__status=ModelStatus.PUBLISHED

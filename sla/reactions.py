@@ -28,7 +28,29 @@ def on_handoff_created(*, handoff: Handoff, at: datetime) -> None:
     days.kpi_days_mark_handoff(handoff=handoff)
 
 
+def on_handoffs_created_bulk(*, handoffs: list[Handoff], at: datetime) -> None:
+    # on_handoff_created's twin: the timers start with the rep the routing chose (where
+    # timers_reassign leaves a single creation's), one mark per MQL day, not per handoff
+    # (a mark says "recompute the day": one is as good as many).
+    services.timers_start_bulk(handoffs=handoffs, at=at)
+    days.kpi_days_mark_stale(moments=[handoff.created_at for handoff in handoffs])
+
+
+def on_handoffs_assigned_bulk(*, assignments: list[Assignment], at: datetime) -> None:
+    # on_handoff_assigned's twin: the timers already have their rep (on_handoffs_created_bulk);
+    # an account owner's assignment marks the day again, as a single one does.
+    moments = [
+        a.handoff.created_at
+        for a in assignments
+        if not (a.via == AssignmentVia.ROUTING and at == a.handoff.created_at)
+    ]
+    if moments:
+        days.kpi_days_mark_stale(moments=moments)
+
+
 def on_handoff_assigned(*, handoff: Handoff, assignment: Assignment, at: datetime) -> None:
+    # A wave's MQL that waited in the queue: its clocks start with its first rep.
+    services.timers_start_on_assignment(handoff=handoff, at=at)
     services.timers_reassign(handoff=handoff, rep_id=assignment.rep_id, at=at)
     # The routing of a new MQL is part of its creation, whose day on_handoff_created has
     # just marked in the same transaction: a second row per MQL on the webhook path.

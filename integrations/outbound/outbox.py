@@ -56,12 +56,53 @@ def outbox_enqueue_for_transition(*, transition: StageTransition) -> list[Outbox
     lead's row lock: the rows commit or roll back with the change, and a lead's messages
     get ids in the order of its changes (which delivery relies on for ordering).
     """
-    events = events_for_transition(from_stage=transition.from_stage, to_stage=transition.to_stage)
-    if not events:
+    return outbox_enqueue_for_transitions(transitions=[transition])
+
+
+def outbox_enqueue_for_transitions(
+    *, transitions: Iterable[StageTransition]
+) -> list[OutboxMessage]:
+    """The outbox rows of several stage changes (a bulk move, STAGE_CHANGED_BULK, under
+    the batch's lead locks), in one INSERT: per transition, the rows a single change writes."""
+    transitions = list(transitions)
+    moving = [
+        (transition, events)
+        for transition in transitions
+        if (
+            events := events_for_transition(
+                from_stage=transition.from_stage, to_stage=transition.to_stage
+            )
+        )
+    ]
+    if not moving:
         return []
     destinations = selectors.destinations_enabled()
     if not destinations:
         return []
+    rows = []
+    for transition, events in moving:
+        rows.extend(_rows_for(transition, events, destinations))
+    if not rows:
+        return []
+    # Sending right after the commit is for one lead's change (claim_for_inline reads that
+    # lead's open messages); a bulk move's rows go to the delivery worker.
+    inline = inline_batch.get() if len(moving) == 1 else None
+    claimed_token = claim_for_inline(rows, inline) if inline is not None else None
+    # ignore_conflicts: a repeated signal for the same transition must not fail the
+    # stage change; the unique key already makes the second copy a no-op.
+    created = OutboxMessage.objects.bulk_create(rows, ignore_conflicts=True)
+    if inline is not None and claimed_token is not None:
+        claimed = [row for row in rows if row.claim_token == claimed_token]
+        transaction.on_commit(partial(inline.committed, claimed_token, claimed), robust=True)
+    if any(row.status == MessageStatus.PENDING for row in rows):
+        # Low latency: a worker starts as soon as the change is committed.
+        kick_delivery_on_commit()
+    return created
+
+
+def _rows_for(
+    transition: StageTransition, events: list[str], destinations: list
+) -> list[OutboxMessage]:
     lead = transition.lead
     facts = transition_facts(transition)
     scores = scores_of(transition)
@@ -94,20 +135,7 @@ def outbox_enqueue_for_transition(*, transition: StageTransition) -> list[Outbox
                     created_at=timezone.now(),
                 )
             )
-    if not rows:
-        return []
-    inline = inline_batch.get()
-    claimed_token = claim_for_inline(rows, inline) if inline is not None else None
-    # ignore_conflicts: a repeated signal for the same transition must not fail the
-    # stage change; the unique key already makes the second copy a no-op.
-    created = OutboxMessage.objects.bulk_create(rows, ignore_conflicts=True)
-    if inline is not None and claimed_token is not None:
-        claimed = [row for row in rows if row.claim_token == claimed_token]
-        transaction.on_commit(partial(inline.committed, claimed_token, claimed), robust=True)
-    if any(row.status == MessageStatus.PENDING for row in rows):
-        # Low latency: a worker starts as soon as the change is committed.
-        kick_delivery_on_commit()
-    return created
+    return rows
 
 
 # --- Operator actions -----------------------------------------------------------------

@@ -4,20 +4,33 @@ destination's field mapping (integrations/mapping.py), the vendor's objects.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from django.utils import translation
 
 from integrations.mapping import destination_objects
-from leadflow.models import Lead, StageTransition
+from leadflow.models import Company, Lead, StageTransition
+
+
+@cache
+def _industry_labels() -> dict[str, str]:
+    """The English label of each industry, what get_industry_display() gives under
+    translation.override("en"): read once per process, because that call builds the
+    choices' lookup table (hashing each lazy label) every time, a fifth of a
+    millisecond per message, 13 s of a 65,000-MQL wave."""
+    with translation.override("en"):
+        return {
+            value: str(label) for value, label in Company._meta.get_field("industry").flatchoices
+        }
 
 
 def lead_snapshot(lead: Lead) -> dict[str, Any]:
     """The lead and its company as plain JSON values, the data every mapping reads."""
     company = lead.company
     owner = lead.owner
-    with translation.override("en"):
-        industry_label = company.get_industry_display() if company and company.industry else ""
+    industry = company.industry if company else ""
+    industry_label = _industry_labels().get(industry, industry) if industry else ""
     return {
         "lead": {
             "id": lead.pk,

@@ -185,7 +185,9 @@ def test_small_parsers():
 def test_scoring_sees_each_touched_lead_and_only_new_events(client, monkeypatch):
     seen: list[tuple[str, bool, bool, list[str]]] = []
 
-    def score(*, lead, events, attributes_changed, lead_created):
+    def score(*, lead, events, attributes_changed, lead_created, apply_policy):
+        # An event's MQL follows it at once, in its transaction: never deferred to a wave.
+        assert apply_policy is True
         seen.append((lead.email, attributes_changed, lead_created, [e.kind for e in events]))
 
     monkeypatch.setattr(services, "lead_score_changes", score)

@@ -187,18 +187,19 @@ def test_files_that_are_not_csv_are_refused(data, message):
 
 
 def test_each_imported_lead_is_scored(monkeypatch):
-    seen: list[tuple[str, list, bool]] = []
+    seen: list[tuple[str, list, bool, bool]] = []
     monkeypatch.setattr(
         services,
         "lead_score_changes",
-        lambda *, lead, events, attributes_changed, lead_created: seen.append(
-            (lead.email, list(events), lead_created)
+        lambda *, lead, events, attributes_changed, lead_created, apply_policy: seen.append(
+            (lead.email, list(events), lead_created, apply_policy)
         ),
     )
 
     leads_import_csv(data=ENGLISH.encode())
 
-    assert seen == [("ken@example.com", [], True)]
+    # One row: its MQL (if any) follows in the row's transaction, not in a wave.
+    assert seen == [("ken@example.com", [], True, True)]
 
 
 def test_import_leads_command(tmp_path):

@@ -13,8 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 # The keyword arguments each list's reactions are called with (leadflow.reactions).
 KWARGS = {
     "STAGE_CHANGED": {"transition", "lead"},
+    "STAGE_CHANGED_BULK": {"transitions", "wave"},
     "HANDOFF_CREATED": {"handoff", "at"},
+    "HANDOFFS_CREATED_BULK": {"handoffs", "at"},
     "HANDOFF_ASSIGNED": {"handoff", "assignment", "at"},
+    "HANDOFFS_ASSIGNED_BULK": {"assignments", "at"},
     "ACTIVITY_LOGGED": {"handoff", "activity"},
     "BEFORE_REJECT": {"handoff", "reason"},
     "HANDOFF_DECIDED": {"handoff", "at"},
@@ -103,3 +106,10 @@ def test_the_answers_for_handoff_resolve_to_what_handoff_calls():
         assert len(parameters) == 2, path
     labels = reactions.resolve(reactions.KPI_LABELS)
     assert isinstance(labels, dict) and "mqls" in labels
+
+
+def test_every_bulk_reaction_stands_for_its_single_twin_in_the_same_order():
+    for stage, paths in reactions.STAGE_CHANGED_BULK.items():
+        assert [reactions.BULK_TWINS[path] for path in paths] == list(
+            reactions.STAGE_CHANGED[stage]
+        ), stage

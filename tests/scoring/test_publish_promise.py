@@ -394,3 +394,30 @@ def test_the_publish_page_without_a_current_job_says_why_and_offers_one(
     # Every state keeps the diff and the publish button.
     for html in (never, running, stale):
         assert 'id="scoring-diff"' in html and 'id="publish-form"' in html
+
+
+@pytest.mark.django_db
+def test_the_preview_and_the_publish_page_say_how_many_go_to_each_team(client, marketer, studio):
+    """The four leads publishing moves (a, b, c, cooled) go to the one team, whose rep
+    has room for one: one goes to the rep at once, three wait in the queue."""
+    from handoff.models import RepProfile
+    from tests.handoff.helpers import make_team
+
+    _published, draft, _leads = studio
+    _team, (rep,), _boss = make_team("Kanto", reps=1, default=True)
+    RepProfile.objects.create(user=rep, max_open_handoffs=1)
+    sentence = (
+        "Would hand 4 leads to Kanto (free capacity 1): 1 to a rep at once, 3 wait in the queue."
+    )
+
+    with time_machine.travel(NOW, tick=False):
+        client.force_login(marketer)
+        preview = client.get(f"/admin/scoring/scoringmodel/{draft.pk}/preview/")
+        confirmation = _publish_page(client, draft)
+
+    assert sentence in preview.content.decode()
+    assert sentence in confirmation
+    run = selectors.preview_run_current(draft=draft)
+    assert run.summary["wave"] == [
+        {"team": "Kanto", "team_id": _team.pk, "leads": 4, "free": 1, "handed": 1, "waiting": 3}
+    ]

@@ -1,0 +1,409 @@
+"""Many new MQLs at once (a publish's rescore): the set-based twin of
+`routing.handoff_create_for_mql`, for one batch of a bulk move.
+
+The routing decisions are the single path's own functions (`routing.choose_for_new_mql`,
+`routing._account_owner_membership`), run against `BatchState`: the live teams, members,
+open loads and account owners read once under the teams' locks, and kept up to date in
+memory as the batch's MQLs are routed one after the other in lead id order, which is the
+order the per-lead path routes them in. So each lead gets the rep it would have got from
+a single move, and the rows are then written a table at a time: the handoffs, their
+timers, KPI day marks and fit snapshots (HANDOFFS_CREATED_BULK), the assignments and claim
+windows (HANDOFFS_ASSIGNED_BULK), the timelines, queue notices, the teams' round robin.
+
+A wave (a publish's rescore, `leadflow.models.MqlWave`) must not flood sales: its MQLs
+go to the reps who have room now, round robin and capacity as for any MQL, and the rest
+wait in their team's queue with their SLA clocks not running (`Handoff.clock_waits`,
+no timers, no queue notice per lead: the managers see the wave in the queue's banner).
+The queue's drain hands them out as reps free up, and the timers start with that
+assignment (sla.reactions.on_handoff_assigned). Without a wave (and for every MQL made
+one at a time: an event, a hand-raiser) a queued MQL's clock runs from the MQL, as ever.
+
+Locks (leadflow.locks): the batch's leads are held (leads_for_bulk_change), then every
+team, lower id first (`locks.teams_all`): a wave of MQLs may reach any team, and the
+per-lead paths never hold two.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Count, F, OuterRef, Subquery
+from django.utils import timezone
+
+from handoff import hours, locks, routing, selectors
+from handoff.models import (
+    Assignment,
+    Handoff,
+    HandoffStatus,
+    HandoffTimeline,
+    QueueNotice,
+    Team,
+    TeamMembership,
+)
+from handoff.timeline import timeline_row
+from leadflow import reactions
+from leadflow.models import EngagementEvent, Lead, MqlWave, Stage, StageTransition, User
+from leadflow.transactions import enqueue_on_commit
+
+logger = logging.getLogger(__name__)
+
+# Assignment ids per notification task: one broker round trip per chunk, not per rep.
+NOTIFY_CHUNK = 50
+# The stages in which another lead of the company makes its holder the account owner,
+# ranked as selectors.account_owner_for ranks them.
+_OWNER_RANK: dict[str, int] = {
+    Stage.MQL: 1,
+    Stage.SQL: 2,
+    Stage.OPPORTUNITY: 2,
+    Stage.CUSTOMER: 3,
+    Stage.ADVOCATE: 3,
+}
+_HOW = {1: "open", 2: "opportunity", 3: "customer"}
+
+
+class _CachedHours:
+    """The registered working hours, asked once per rep and instant: a batch routes all
+    its MQLs at one instant, and each routing asks about every member of the team."""
+
+    def __init__(self, inner: hours.WorkingHours) -> None:
+        self.inner = inner
+        self.known: dict[tuple[int, datetime], datetime] = {}
+
+    def starts(self, rep_ids: Collection[int], at: datetime) -> dict[int, datetime]:
+        missing = [rep_id for rep_id in rep_ids if (rep_id, at) not in self.known]
+        if missing:
+            for rep_id, start in self.inner.starts(missing, at).items():
+                self.known[rep_id, at] = start
+        return {rep_id: self.known[rep_id, at] for rep_id in rep_ids}
+
+    def add_working_time(self, rep_id: int, start: datetime, delta: timedelta) -> datetime:
+        return self.inner.add_working_time(rep_id, start, delta)
+
+
+class BatchState(routing.MembersInMemory):
+    """routing.RoutingState on the live tables, read once for a batch under the teams'
+    locks and advanced in memory as the batch assigns (`assigned`)."""
+
+    def __init__(self, teams: dict[int, Team], leads: list[Lead]) -> None:
+        self.hours: hours.WorkingHours = _CachedHours(hours.working_hours())
+        self.teams = teams
+        self.by_team: dict[int, list[TeamMembership]] = defaultdict(list)
+        self.by_rep: dict[int, list[TeamMembership]] = defaultdict(list)
+        rows = TeamMembership.objects.filter(
+            team_id__in=list(teams), is_active=True, rep__is_active=True
+        ).select_related("rep__rep_profile")
+        for membership in rows:
+            membership.team = teams[membership.team_id]
+            self.by_team[membership.team_id].append(membership)
+            self.by_rep[membership.rep_id].append(membership)
+        self.open = defaultdict(
+            int,
+            Handoff.objects.filter(status=HandoffStatus.OPEN, assigned_to_id__in=list(self.by_rep))
+            .order_by()
+            .values("assigned_to_id")
+            .annotate(n=Count("id"))
+            .values_list("assigned_to_id", "n"),
+        )
+        self.touched: dict[int, TeamMembership] = {}
+        self.find_team = selectors.routing_team_finder()
+        self._load_owners(leads)
+
+    def _load_owners(self, leads: list[Lead]) -> None:
+        # Per company without an owner of its own, the best holder of another of its leads
+        # (selectors.account_owner_for's order: rank, latest stage change, latest id). The
+        # batch's own leads are left out here: they enter as the batch moves them (`moved`).
+        batch_ids = [lead.pk for lead in leads]
+        companies = {
+            lead.company_id
+            for lead in leads
+            if lead.company is not None and lead.company.owner_id is None
+        }
+        self.best: dict[int, tuple[tuple, int]] = {}
+        rows = (
+            Lead.objects.filter(
+                company_id__in=list(companies),
+                owner__isnull=False,
+                owner__is_active=True,
+                stage__in=list(_OWNER_RANK),
+            )
+            .exclude(pk__in=batch_ids)
+            .values_list("company_id", "owner_id", "stage", "stage_changed_at", "pk")
+        )
+        for company_id, owner_id, stage, changed_at, pk in rows:
+            self._offer(company_id, (_OWNER_RANK[stage], changed_at, pk), owner_id)
+        owner_ids = {lead.owner_id for lead in leads if lead.owner_id is not None}
+        self.active_owners = set(
+            User.objects.filter(pk__in=owner_ids, is_active=True).values_list("pk", flat=True)
+        )
+
+    def _offer(self, company_id: int, rank: tuple, owner_id: int) -> None:
+        current = self.best.get(company_id)
+        # Lowest rank first, then the latest stage change, then the latest id.
+        if current is None or (rank[0], -rank[1].timestamp(), -rank[2]) < (
+            current[0][0],
+            -current[0][1].timestamp(),
+            -current[0][2],
+        ):
+            self.best[company_id] = (rank, owner_id)
+
+    # routing.RoutingState (beside MembersInMemory's)
+    def routing_team_for(self, lead: Lead) -> Team | None:
+        found = self.find_team(lead)
+        return self.teams.get(found.pk) if found is not None else None
+
+    def account_owner_for(self, lead: Lead) -> tuple[int, str] | None:
+        company = lead.company
+        if company is None:
+            return None
+        if company.owner_id is not None:
+            return company.owner_id, "company"
+        best = self.best.get(company.pk)
+        return None if best is None else (best[1], _HOW[best[0][0]])
+
+    # the batch's own bookkeeping
+    def assigned(self, team: Team, membership: TeamMembership, at: datetime) -> None:
+        """What routing._assign changes in the round robin, in memory."""
+        team.assignment_counter += 1
+        membership.last_assignment_seq = team.assignment_counter
+        membership.last_assigned_at = at
+        self.open[membership.rep_id] += 1
+        self.touched[membership.pk] = membership
+
+    def moved(self, lead: Lead, owner_id: int | None, at: datetime) -> None:
+        """The lead is an MQL now, held by `owner_id`: for the company's next leads of the
+        batch it is the open handoff selectors.account_owner_for finds first."""
+        if lead.company_id is None or owner_id is None:
+            return
+        if owner_id in self.active_owners or owner_id in self.by_rep:
+            self._offer(lead.company_id, (_OWNER_RANK[Stage.MQL], at, lead.pk), owner_id)
+
+
+@dataclass
+class _Routed:
+    transition: StageTransition
+    team_id: int | None
+    choice: routing.Choice
+
+
+def handoffs_create_for_mqls(
+    *, transitions: list[StageTransition], wave: MqlWave | None = None
+) -> list[Handoff]:
+    """Create and route the handoffs of a batch of new MQLs, in the bulk move's
+    transaction (STAGE_CHANGED_BULK[MQL]); the rows a single `handoff_create_for_mql` per
+    transition writes, a table at a time. Returns the new handoffs, in lead id order."""
+    if not transitions:
+        return []
+    at = transitions[0].occurred_at
+    leads = [t.lead for t in transitions]
+    # A lead that still has an open handoff keeps it (the single path logs and returns it).
+    still_open = set(
+        Handoff.objects.filter(
+            lead_id__in=[lead.pk for lead in leads], status=HandoffStatus.OPEN
+        ).values_list("lead_id", flat=True)
+    )
+    for lead_id in sorted(still_open):
+        logger.warning("Lead %s became MQL with a handoff still open", lead_id)
+    transitions = [t for t in transitions if t.lead_id not in still_open]
+    teams = locks.teams_all()
+    counters = {pk: team.assignment_counter for pk, team in teams.items()}
+    state = BatchState(teams, [t.lead for t in transitions])
+
+    routed = [
+        _Routed(transition, team_id, choice)
+        for transition, (team_id, choice) in zip(
+            transitions, _route([t.lead for t in transitions], state, at), strict=True
+        )
+    ]
+
+    handoffs = [
+        Handoff(
+            lead=r.transition.lead,
+            mql_transition=r.transition,
+            team_id=r.team_id,
+            assigned_to=r.choice.membership.rep if r.choice.membership else None,
+            assigned_at=at if r.choice.membership else None,
+            created_at=at,
+            wave=wave,
+        )
+        for r in routed
+    ]
+    Handoff.objects.bulk_create(handoffs)
+    reactions.run(reactions.HANDOFFS_CREATED_BULK, handoffs=handoffs, at=at)
+    events = _newest_events([h.lead_id for h in handoffs])
+
+    # The round robin's counters and positions, as _assign leaves them.
+    for team in teams.values():
+        if team.assignment_counter != counters[team.pk]:
+            Team.objects.filter(pk=team.pk).update(assignment_counter=team.assignment_counter)
+    TeamMembership.objects.bulk_update(
+        list(state.touched.values()), ["last_assignment_seq", "last_assigned_at"]
+    )
+    by_rep: dict[int, list[int]] = defaultdict(list)
+    assignments = []
+    for handoff, r in zip(handoffs, routed, strict=True):
+        if r.choice.membership is None or r.team_id is None:
+            continue
+        by_rep[r.choice.membership.rep_id].append(handoff.lead_id)
+        handoff.team = teams[r.team_id]
+        assignments.append(
+            Assignment(
+                handoff=handoff,
+                rep=r.choice.membership.rep,
+                via=r.choice.via,
+                reason=r.choice.reason,
+                assigned_at=at,
+            )
+        )
+    # The rep who holds the handoff owns the lead (routing._assign): one UPDATE per rep.
+    for rep_id, lead_ids in by_rep.items():
+        Lead.objects.filter(pk__in=lead_ids).update(owner_id=rep_id, updated_at=at)
+    Assignment.objects.bulk_create(assignments)
+    if assignments:
+        reactions.run(reactions.HANDOFFS_ASSIGNED_BULK, assignments=assignments, at=at)
+        from handoff.tasks import notify_assignments_task
+
+        ids = [a.pk for a in assignments]
+        for start in range(0, len(ids), NOTIFY_CHUNK):
+            enqueue_on_commit(notify_assignments_task, ids[start : start + NOTIFY_CHUNK])
+    _queue_notices(
+        [
+            (handoff, r.team_id)
+            for handoff, r in zip(handoffs, routed, strict=True)
+            if r.choice.membership is None
+            and not r.choice.waits_for_opening
+            and not handoff.clock_waits
+        ],
+        at,
+    )
+    if wave is not None:
+        # Last write of the batch: the wave's row is locked only until the commit.
+        MqlWave.objects.filter(pk=wave.pk).update(
+            mqls=F("mqls") + len(handoffs),
+            assigned=F("assigned") + len(assignments),
+            held=F("held") + len(handoffs) - len(assignments),
+        )
+    HandoffTimeline.objects.bulk_create(
+        timeline_row(handoff=handoff, at=at, event=events.get(handoff.lead_id))
+        for handoff in handoffs
+    )
+    return handoffs
+
+
+def _route(
+    leads: list[Lead], state: BatchState, at: datetime
+) -> list[tuple[int | None, routing.Choice]]:
+    """Each lead's team and routing choice, in order, as the single path would decide
+    them one after the other (the state advanced after each)."""
+    decided = []
+    for lead in leads:
+        team = state.routing_team_for(lead)
+        owner = routing._account_owner_membership(lead=lead, routed=team, at=at, state=state)
+        team_id = owner[0].team_id if owner else (team.pk if team else None)
+        locked = state.teams.get(team_id) if team_id is not None else None
+        choice = routing.choose_for_new_mql(team=locked, owner=owner, at=at, state=state)
+        if locked is not None and choice.membership is not None:
+            state.assigned(locked, choice.membership, at)
+            state.moved(lead, choice.membership.rep_id, at)
+        else:
+            state.moved(lead, lead.owner_id, at)
+        decided.append((team_id, choice))
+    return decided
+
+
+def wave_forecast(*, lead_ids: Collection[int], never_held: Collection[int] = ()) -> list[dict]:
+    """What a wave making these leads MQLs would do now, per team (the draft's preview
+    and the publish's confirmation, through leadflow.reactions.WAVE_FORECAST): how many
+    it would route to the team, the team's free capacity (its reps' room now), how many
+    would go to a rep at once and how many would wait in the queue. The routing is the
+    bulk move's own (account owners, round robin, capacity, working hours), run in
+    memory on the tables as they are, without locks or writes. `never_held`: the
+    hand-raisers, which go one by one and never wait for the wave (counted as handed
+    when they find room; queued, they wait with their clock running, not held).
+    Rows by team name; None's row is the MQLs no rule or default team takes."""
+    leads = list(
+        Lead.objects.filter(pk__in=list(lead_ids)).select_related("company").order_by("pk")
+    )
+    teams = {team.pk: team for team in Team.objects.order_by("pk")}
+    state = BatchState(teams, leads)
+    now = timezone.now()
+    # A rep's room counts in each team they are in, as the routing would use it.
+    free = {
+        team_id: sum(_room(state, membership, now) for membership in members)
+        for team_id, members in state.by_team.items()
+    }
+    rows: dict[int | None, dict] = {}
+    raisers = set(never_held)
+    for lead, (team_id, choice) in zip(leads, _route(leads, state, now), strict=True):
+        row = rows.setdefault(
+            team_id,
+            {
+                "team": teams[team_id].name if team_id is not None else "",
+                "team_id": team_id,
+                "leads": 0,
+                "free": free.get(team_id, 0) if team_id is not None else 0,
+                "handed": 0,
+                "waiting": 0,
+            },
+        )
+        row["leads"] += 1
+        if choice.membership is not None:
+            row["handed"] += 1
+        elif lead.pk not in raisers:
+            row["waiting"] += 1
+    return sorted(rows.values(), key=lambda row: (row["team_id"] is None, row["team"]))
+
+
+def _room(state: BatchState, membership: TeamMembership, at: datetime) -> int:
+    """How many more open handoffs the rep may take now (routing._with_room's test)."""
+    profile = getattr(membership.rep, "rep_profile", None)
+    if profile is not None and profile.is_away(at):
+        return 0
+    capacity = profile.max_open_handoffs if profile else routing.DEFAULT_CAPACITY
+    return max(0, capacity - state.open[membership.rep_id])
+
+
+def _newest_events(lead_ids: list[int]) -> dict[int, EngagementEvent]:
+    """Each lead's newest event (timeline.timeline_event, for many leads): two queries."""
+    newest = (
+        EngagementEvent.objects.filter(lead_id=OuterRef("pk"))
+        .order_by("-created_at", "-id")
+        .values("id")[:1]
+    )
+    event_ids = [
+        event_id
+        for event_id in Lead.objects.filter(pk__in=lead_ids)
+        .annotate(event_id=Subquery(newest))
+        .values_list("event_id", flat=True)
+        if event_id is not None
+    ]
+    return {
+        event.lead_id: event
+        for event in EngagementEvent.objects.filter(pk__in=event_ids).only(
+            "lead_id", "occurred_at", "received_at", "created_at"
+        )
+    }
+
+
+def _queue_notices(queued: list[tuple[Handoff, int | None]], at: datetime) -> None:
+    """The managers hear of each MQL nobody could take (handoff_create_for_mql's notice),
+    when there is anybody to tell."""
+    if not queued:
+        return
+    webhook = getattr(settings, "HANDOFF_SLACK_WEBHOOK_URL", "")
+    told: dict[int | None, bool] = {}
+    notices = []
+    for handoff, team_id in queued:
+        if team_id not in told:
+            told[team_id] = bool(webhook) or selectors.managers_to_notify(team_id=team_id).exists()
+        if told[team_id]:
+            notices.append(QueueNotice(handoff=handoff, created_at=at))
+    QueueNotice.objects.bulk_create(notices)
+    from handoff.tasks import notify_queued_task
+
+    for notice in notices:
+        enqueue_on_commit(notify_queued_task, notice.pk)
