@@ -206,10 +206,16 @@ class RoutingRule(models.Model):
 
     def matches(self, lead: Lead) -> bool:
         company = lead.company
-        prefecture = company.prefecture if company else ""
-        region = company.region if company else ""
-        industry = company.industry if company else ""
-        employees = company.employee_count if company else None
+        if company is None:
+            return self.matches_company("", "", "", None)
+        return self.matches_company(
+            company.prefecture, company.region, company.industry, company.employee_count
+        )
+
+    def matches_company(
+        self, prefecture: str, region: str, industry: str, employees: int | None
+    ) -> bool:
+        """The rule on the lead's company's fields alone (all a rule tests)."""
         if self.prefectures and prefecture not in self.prefectures:
             return False
         if self.regions and region not in self.regions:
