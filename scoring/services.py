@@ -65,6 +65,7 @@ from scoring import engine, policy, selectors
 from scoring.engine import CompiledModel
 from scoring.models import (
     FIELD_PATHS,
+    DraftLeadScore,
     FitSnapshot,
     LeadScore,
     ModelStatus,
@@ -544,20 +545,17 @@ def _preview_insert_history(
 def _preview_wave(run: PreviewRun) -> list[dict]:
     """Per team, what the leads publishing moves would do to sales now (handoff's
     forecast, leadflow.reactions.WAVE_FORECAST): the page and the publish's confirmation
-    show it beside the count. The hand-raisers among them are never held."""
+    show it beside the count. The hand-raisers among them (policy.raised_hand) are never
+    held. The ids go as subqueries: a publish may move most of a million leads."""
     draft = engine.compiled(run.model_id)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT lead_id, fit, hand_raised_at FROM scoring_draftleadscore"
-            " WHERE run_id = %s AND outcome = %s",
-            [run.pk, selectors.MOVES],
-        )
-        rows = cursor.fetchall()
-    forecast = reactions.resolve(reactions.WAVE_FORECAST)
-    return forecast(
-        lead_ids=[row[0] for row in rows],
-        never_held={row[0] for row in rows if policy.raised_hand(draft, row[1], row[2])},
+    moves = DraftLeadScore.objects.filter(run_id=run.pk, outcome=selectors.MOVES)
+    raisers = (
+        moves.filter(fit__gte=draft.hand_raiser_min_fit, hand_raised_at__isnull=False)
+        if draft.hand_raiser_kind
+        else moves.none()
     )
+    forecast = reactions.resolve(reactions.WAVE_FORECAST)
+    return forecast(lead_ids=moves.values("lead_id"), never_held=raisers.values("lead_id"))
 
 
 def _preview_summary(run: PreviewRun) -> dict:
