@@ -1,13 +1,16 @@
-"""A webhook is stored by one autocommitted INSERT, not BEGIN + INSERT + COMMIT.
+"""A webhook is stored by one autocommitted INSERT, not BEGIN + INSERT + COMMIT, and
+marked as queued by that INSERT, not by an UPDATE after the send.
 
-Profiling the intake bench (issue #17) showed intake's time is its network round trips,
-not its checks; a transaction around one INSERT cost two of its six.
+Profiling the intake bench (issue #17) showed intake's time is its network round trips
+and commits, not its checks; a transaction around one INSERT cost two of its six, the
+UPDATE of `enqueued_at` one more commit.
 """
 
 from __future__ import annotations
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from integrations import services
 from integrations.models import InboundEvent, InboundStatus
@@ -35,18 +38,31 @@ def transactions(monkeypatch):
     return seen
 
 
+@pytest.fixture
+def sent(monkeypatch):
+    """The ids of the processing tasks handed to the broker."""
+    ids: list[int] = []
+    monkeypatch.setattr("integrations.tasks.process_inbound_event.delay", lambda pk: ids.append(pk))
+    return ids
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_webhook_is_stored_and_enqueued_without_opening_a_transaction(client, transactions):
+def test_a_webhook_is_stored_and_enqueued_without_opening_a_transaction(client, transactions, sent):
     source = make_source("generic")
     transactions.clear()
 
-    response = post(client, source, EVENT)
+    with CaptureQueriesContext(connection) as queries:
+        response = post(client, source, EVENT)
 
     assert response.status_code == 202
     event = InboundEvent.objects.get(pk=response.json()["id"])
     assert event.status == InboundStatus.RECEIVED
-    assert event.enqueued_at is not None  # the on-commit enqueue ran (autocommit: at once)
+    assert sent == [event.pk]  # the on-commit enqueue ran (autocommit: at once)
+    assert event.enqueued_at is not None
     assert transactions == []
+    # The source (first read since make_source saved it, which clears the selector's
+    # cache), then one INSERT; no UPDATE of enqueued_at after the send.
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["SELECT", "INSERT"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -64,7 +80,7 @@ def test_a_redelivery_is_stored_as_a_duplicate_without_a_transaction(client, tra
 
 
 @pytest.mark.django_db(transaction=True)
-def test_in_a_callers_transaction_a_duplicate_does_not_break_it_and_enqueues_on_commit():
+def test_in_a_callers_transaction_a_duplicate_does_not_break_it_and_enqueues_on_commit(sent):
     source = make_source("generic")
     services.inbound_event_receive(source=source, body="{}", headers={}, dedup_key="k")
 
@@ -77,8 +93,9 @@ def test_in_a_callers_transaction_a_duplicate_does_not_break_it_and_enqueues_on_
         )
         # Still usable after the IntegrityError (a savepoint took it), not yet queued.
         assert InboundEvent.objects.filter(source=source).count() == 3
-        assert InboundEvent.objects.get(pk=fresh.pk).enqueued_at is None
+        assert fresh.pk not in sent
 
     assert (created, fresh_created) == (False, True)
     assert duplicate.status == InboundStatus.DUPLICATE
+    assert sent[-1] == fresh.pk
     assert InboundEvent.objects.get(pk=fresh.pk).enqueued_at is not None
