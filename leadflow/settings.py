@@ -253,6 +253,7 @@ CELERY_TASK_QUEUES = [
 ]
 CELERY_TASK_ROUTES = {
     "integrations.process_inbound_event": {"queue": "intake"},
+    "integrations.drain_inbound_events": {"queue": "intake"},
     "integrations.requeue_stale_inbound_events": {"queue": "intake"},
     "integrations.prune_inbound_payloads": {"queue": "intake"},
     "scoring.*": {"queue": "scoring"},

@@ -174,7 +174,7 @@ def test_receiving_enqueues_processing_on_commit(
     client, django_capture_on_commit_callbacks, monkeypatch
 ):
     enqueued: list[int] = []
-    monkeypatch.setattr(services, "_enqueue", lambda pk, **options: enqueued.append(pk))
+    monkeypatch.setattr(services, "_wake_for", enqueued.append)
     source = make_source("generic")
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -187,12 +187,12 @@ def test_receiving_enqueues_processing_on_commit(
 def test_a_broker_outage_does_not_fail_the_request(
     client, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from integrations.tasks import process_inbound_event as task
+    from integrations.tasks import drain_inbound_events as task
 
     def broken(*args, **kwargs):
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(task, "delay", broken)
+    monkeypatch.setattr(task, "apply_async", broken)
     source = make_source("generic")
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -40,14 +40,19 @@ def transactions(monkeypatch):
 
 @pytest.fixture
 def sent(monkeypatch):
-    """The ids of the processing tasks handed to the broker."""
-    ids: list[int] = []
-    monkeypatch.setattr("integrations.tasks.process_inbound_event.delay", lambda pk: ids.append(pk))
-    return ids
+    """The drain tasks handed to the broker (their options): one per wake-up."""
+    wakes: list[dict] = []
+    monkeypatch.setattr(
+        "integrations.tasks.drain_inbound_events.apply_async",
+        lambda args=(), **options: wakes.append(options),
+    )
+    return wakes
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_webhook_is_stored_and_enqueued_without_opening_a_transaction(client, transactions, sent):
+def test_a_webhook_is_stored_and_wakes_a_worker_without_opening_a_transaction(
+    client, transactions, sent
+):
     source = make_source("generic")
     transactions.clear()
 
@@ -57,7 +62,7 @@ def test_a_webhook_is_stored_and_enqueued_without_opening_a_transaction(client, 
     assert response.status_code == 202
     event = InboundEvent.objects.get(pk=response.json()["id"])
     assert event.status == InboundStatus.RECEIVED
-    assert sent == [event.pk]  # the on-commit enqueue ran (autocommit: at once)
+    assert sent == [{"expires": 30.0}]  # the on-commit wake-up ran (autocommit: at once)
     assert event.enqueued_at is not None
     assert transactions == []
     # The source (first read since make_source saved it, which clears the selector's
@@ -80,9 +85,13 @@ def test_a_redelivery_is_stored_as_a_duplicate_without_a_transaction(client, tra
 
 
 @pytest.mark.django_db(transaction=True)
-def test_in_a_callers_transaction_a_duplicate_does_not_break_it_and_enqueues_on_commit(sent):
+def test_in_a_callers_transaction_a_duplicate_does_not_break_it_and_wakes_on_commit(
+    monkeypatch,
+):
+    woken: list[int] = []
+    monkeypatch.setattr(services, "_wake_for", woken.append)
     source = make_source("generic")
-    services.inbound_event_receive(source=source, body="{}", headers={}, dedup_key="k")
+    first, _ = services.inbound_event_receive(source=source, body="{}", headers={}, dedup_key="k")
 
     with transaction.atomic():
         duplicate, created = services.inbound_event_receive(
@@ -91,11 +100,11 @@ def test_in_a_callers_transaction_a_duplicate_does_not_break_it_and_enqueues_on_
         fresh, fresh_created = services.inbound_event_receive(
             source=source, body="{}", headers={}, dedup_key="k2"
         )
-        # Still usable after the IntegrityError (a savepoint took it), not yet queued.
+        # Still usable after the IntegrityError (a savepoint took it), not yet woken for.
         assert InboundEvent.objects.filter(source=source).count() == 3
-        assert fresh.pk not in sent
+        assert woken == [first.pk]  # none for the duplicate, nor yet for the fresh one
 
     assert (created, fresh_created) == (False, True)
     assert duplicate.status == InboundStatus.DUPLICATE
-    assert sent[-1] == fresh.pk
+    assert woken == [first.pk, fresh.pk]
     assert InboundEvent.objects.get(pk=fresh.pk).enqueued_at is not None
