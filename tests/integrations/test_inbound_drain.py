@@ -22,16 +22,7 @@ from integrations.models import InboundEvent, InboundStatus
 from integrations.tasks import drain_inbound_events
 from leadflow.models import EngagementEvent
 from tests.integrations.conftest import make_source, post
-
-
-def page_view(n: int) -> dict:
-    return {
-        "id": f"evt-drain-{n}",
-        "type": "page_view",
-        "occurred_at": "2026-01-15T10:00:00+09:00",
-        "lead": {"email": f"drain-{n}@example.jp"},
-    }
-
+from tests.integrations.test_inbound_locks import page_view
 
 WAKE = {"expires": 30.0}
 
