@@ -1,6 +1,8 @@
 """The signed webhook doors run behind settings.WEBHOOK_MIDDLEWARE (leadflow/wsgi.py);
 every other path behind the full MIDDLEWARE. Called through the WSGI application itself:
-the test client builds its own handler from MIDDLEWARE and would not show the split."""
+the test client builds its own handler from MIDDLEWARE and would not show the split.
+Transactional tests: the handler's request signals close a connection found inside a
+transaction, as the test client does not."""
 
 from __future__ import annotations
 
@@ -82,7 +84,7 @@ def test_a_webhook_is_accepted_through_the_short_stack_with_its_request_id():
     assert "Set-Cookie" not in answer["headers"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_bad_webhook_keeps_its_error_shape_in_the_senders_language():
     make_source("generic")
 
@@ -103,7 +105,7 @@ def test_a_bad_webhook_keeps_its_error_shape_in_the_senders_language():
     }
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_nul_in_a_webhooks_query_is_still_refused_in_the_error_shape():
     answer = _call("/api/v1/intake/generic-test/", method="POST", query="x=%00")
 
@@ -111,7 +113,7 @@ def test_a_nul_in_a_webhooks_query_is_still_refused_in_the_error_shape():
     assert json.loads(answer["body"])["error"]["code"] == "invalid_query"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_other_paths_keep_the_full_stack():
     answer = _call("/healthz")
 
