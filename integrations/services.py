@@ -107,13 +107,11 @@ def source_create(
 # --- Receiving -------------------------------------------------------------------------
 
 
-def _enqueue(inbound_event_id: int, *, marked: bool = False) -> None:
-    """Queue processing and keep `enqueued_at` true: set only once the broker took it.
-
-    Scheduled with a plain `transaction.on_commit`, not
-    `leadflow.transactions.enqueue_on_commit`: that one only sends. `marked` says the
-    caller already wrote `enqueued_at` with the row (a webhook's INSERT), so a send that
-    works costs no UPDATE and only a failed one has to take the mark back."""
+def _enqueue(inbound_event_id: int) -> None:
+    """Queue processing of one event (a re-process, a hand-over, the sweep), then record
+    that the broker took it. Scheduled with a plain `transaction.on_commit`, not
+    `leadflow.transactions.enqueue_on_commit`: that one only sends, and the requeue sweep
+    needs `enqueued_at` written after a successful send."""
     from integrations.tasks import process_inbound_event
 
     try:
@@ -124,15 +122,9 @@ def _enqueue(inbound_event_id: int, *, marked: bool = False) -> None:
         logger.exception(
             "Could not enqueue inbound event %s; the sweep will retry", inbound_event_id
         )
-        if marked:
-            # Back to "never queued", so the sweep takes it after the lease without
-            # waiting for the queue to run short. Should this UPDATE fail too, the sweep
-            # still takes it as "queued and lost" (its mark is as old as the request).
-            InboundEvent.objects.filter(pk=inbound_event_id).update(enqueued_at=None)
         return
-    if not marked:
-        # Only after the broker took it: an empty enqueued_at is what "never queued" means.
-        InboundEvent.objects.filter(pk=inbound_event_id).update(enqueued_at=timezone.now())
+    # Only after the broker took it: an empty enqueued_at is what "never queued" means.
+    InboundEvent.objects.filter(pk=inbound_event_id).update(enqueued_at=timezone.now())
 
 
 # --- Waking the workers ----------------------------------------------------------------
@@ -251,11 +243,11 @@ def inbound_event_receive(
     nested = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
         with nested:
-            # Marked as queued in the INSERT itself: the send follows right after the
-            # commit, and a second UPDATE (its own commit, a WAL flush) once the broker
-            # took it cost a webhook a third of its time (issue #17's profile). A failed
-            # send clears the mark; a process killed between commit and send leaves a mark
-            # that the requeue sweep treats as a lost message (see _enqueue).
+            # Marked as queued in the INSERT itself: the wake-up follows right after the
+            # commit, and a second UPDATE (its own commit, a WAL flush) after the send cost
+            # a webhook a third of its time (issue #17's profile). A failed wake-up clears
+            # the mark; a process killed between commit and wake-up leaves a mark that the
+            # requeue sweep treats as a lost message (see _wake_for).
             event = InboundEvent.objects.create(
                 source=source,
                 body=body,
