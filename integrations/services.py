@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import re
 import secrets
 import socket
 import uuid
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from time import monotonic
+from time import monotonic, sleep
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -107,9 +108,10 @@ def source_create(
 
 
 def _enqueue(inbound_event_id: int) -> None:
-    """Queue processing, then record that the broker took it. Scheduled with a plain
-    `transaction.on_commit`, not `leadflow.transactions.enqueue_on_commit`: that one only
-    sends, and the requeue sweep needs `enqueued_at` written after a successful send."""
+    """Queue processing of one event (a re-process, a hand-over, the sweep), then record
+    that the broker took it. Scheduled with a plain `transaction.on_commit`, not
+    `leadflow.transactions.enqueue_on_commit`: that one only sends, and the requeue sweep
+    needs `enqueued_at` written after a successful send."""
     from integrations.tasks import process_inbound_event
 
     try:
@@ -123,6 +125,100 @@ def _enqueue(inbound_event_id: int) -> None:
         return
     # Only after the broker took it: an empty enqueued_at is what "never queued" means.
     InboundEvent.objects.filter(pk=inbound_event_id).update(enqueued_at=timezone.now())
+
+
+# --- Waking the workers ----------------------------------------------------------------
+#
+# A webhook is not one broker message: workers claim stored events from the table (the
+# drain, below), and a webhook only makes sure a drain will look after its commit. Each
+# web process sends a drain at most once every WAKE_SECONDS; a drain, once started, keeps
+# looking until it has found nothing for DRAIN_LINGER_SECONDS (longer than WAKE_SECONDS
+# plus a poll). So a webhook that sends nothing committed within WAKE_SECONDS of its
+# process's last wake, whose drain started after that wake and looks at least until
+# DRAIN_LINGER_SECONDS after starting: it sees the webhook's row. Under load that is no
+# broker or Redis round trip for nearly every webhook (the bare view's two round trips,
+# the connection check and the INSERT; issue #17's profile: each costs a webhook a
+# context switch on a busy machine). A drain message that never runs (lost with a Redis
+# restart, expired in a long queue) is covered by the requeue sweep, which sends a task
+# for any event left `received` past its lease: every 202 is processed.
+
+WAKE_SECONDS = 0.5
+DRAIN_LINGER_SECONDS = 1.5
+DRAIN_POLL_SECONDS = 0.05
+# A drain that has waited this long in the queue is dropped unstarted: the ones behind it
+# (or the sweep) look instead, and a burst does not leave workers lingering for minutes.
+DRAIN_EXPIRES_SECONDS = 30.0
+# A drain task claims events for about this long, then hands over to a fresh one.
+DRAIN_BUDGET_SECONDS = 60.0
+_last_wake = -math.inf  # this process's last drain sent (monotonic seconds)
+
+
+def inbound_workers_wake(*, force: bool = False) -> bool:
+    """Make sure a drain task looks for received events after this moment.
+
+    False when one could not be sent (the broker is down): the caller's events are left
+    to the requeue sweep. `force` sends one even if this process sent one just now."""
+    global _last_wake
+    from integrations.tasks import drain_inbound_events
+
+    now = monotonic()
+    if not force and now - _last_wake < WAKE_SECONDS:
+        return True  # the drain sent then looks until after this webhook's commit
+    try:
+        drain_inbound_events.apply_async(expires=DRAIN_EXPIRES_SECONDS)
+    except Exception:
+        logger.exception("Could not wake the intake workers; the sweep will")
+        return False
+    _last_wake = now  # only a sent drain counts: after a failure the next one tries again
+    return True
+
+
+def _wake_for(inbound_event_id: int) -> None:
+    if not inbound_workers_wake():
+        # Back to "never queued", so the sweep takes it after the lease without waiting
+        # for the queue to run short. Should this UPDATE fail too, the sweep still takes it
+        # as "queued and lost" (its mark is as old as the request).
+        InboundEvent.objects.filter(pk=inbound_event_id).update(enqueued_at=None)
+
+
+def inbound_events_drain(
+    *,
+    time_budget: float | None = None,
+    linger: float | None = None,
+    each: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> int:
+    """Process received events, oldest first, until none has come for `linger` seconds
+    (DRAIN_LINGER_SECONDS) or `time_budget` (DRAIN_BUDGET_SECONDS) is spent, when a fresh
+    drain is woken for the rest. Returns how many events it claimed. Each event is
+    processed inside `each()` (the task's inline outbox delivery, which sends an event's
+    SFA messages when its block ends: per event, not per drain).
+
+    Any number of drains (and per-event tasks) may run at once: each claim skips the rows
+    other workers hold, and processing checks the status under the row lock, so each
+    event is processed once. A drain that finds work wakes one more, so a backlog spreads
+    over the free worker processes."""
+    budget = DRAIN_BUDGET_SECONDS if time_budget is None else time_budget
+    linger = DRAIN_LINGER_SECONDS if linger is None else linger
+    started = idle_since = monotonic()
+    claimed = 0
+    while True:
+        now = monotonic()
+        if now - started >= budget:
+            inbound_workers_wake(force=True)
+            return claimed
+        with each():
+            inbound = inbound_event_process(
+                inbound_event_id=None, time_budget=budget - (now - started)
+            )
+        if inbound is None:
+            if monotonic() - idle_since >= linger:
+                return claimed
+            sleep(DRAIN_POLL_SECONDS)
+            continue
+        claimed += 1
+        idle_since = monotonic()
+        if claimed == 1:
+            inbound_workers_wake(force=True)  # there was work: recruit another process
 
 
 def inbound_event_receive(
@@ -147,10 +243,19 @@ def inbound_event_receive(
     nested = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
         with nested:
+            # Marked as queued in the INSERT itself: the wake-up follows right after the
+            # commit, and a second UPDATE (its own commit, a WAL flush) after the send cost
+            # a webhook a third of its time (issue #17's profile). A failed wake-up clears
+            # the mark; a process killed between commit and wake-up leaves a mark that the
+            # requeue sweep treats as a lost message (see _wake_for).
             event = InboundEvent.objects.create(
-                source=source, body=body, headers=headers, dedup_key=dedup_key
+                source=source,
+                body=body,
+                headers=headers,
+                dedup_key=dedup_key,
+                enqueued_at=timezone.now(),
             )
-        transaction.on_commit(lambda: _enqueue(event.pk))
+        transaction.on_commit(lambda: _wake_for(event.pk))
         return event, True
     except IntegrityError:
         original = (
@@ -205,6 +310,8 @@ class _Run:
     again by each) and the name under which it holds the lease."""
 
     worker: str
+    # The event this run works on: given, or the one its first chunk claimed.
+    event_id: int | None = None
     source: Source | None = None
     items: list[Item] | None = None
     problem: str = ""  # why the body could not be read (then items stays None)
@@ -390,21 +497,40 @@ def _process_locked(inbound: InboundEvent) -> None:
 _MORE, _DONE, _HELD = "more", "done", "held"
 
 
-def _process_chunk(inbound_event_id: int, run: _Run) -> tuple[str, InboundEvent | None]:
+def _process_chunk(run: _Run) -> tuple[str, InboundEvent | None]:
+    """One chunk of `run.event_id`; without an event yet, of the next one to claim."""
     with transaction.atomic():
         # The row lock makes a second worker wait for this chunk's commit, then see the
         # new cursor and lease. Only this row: a lock on the joined source would make
         # every worker and every intake request of that source (its INSERT checks the
         # foreign key) wait. NO KEY: the item rows that refer to it may still be written.
-        locked = InboundEvent.objects.select_for_update(of=("self",), no_key=True)
+        event_id = run.event_id
+        # A claim skips the rows other workers hold: each takes a different event
+        # instead of queueing behind one (PostgreSQL; SQLite has no row locks).
+        locked = InboundEvent.objects.select_for_update(
+            of=("self",), no_key=True, skip_locked=event_id is None
+        )
         if run.source is None:
             locked = locked.select_related("source").defer("headers")  # the first reads the body
         else:
             locked = locked.defer("body", "headers")
-        inbound = locked.filter(pk=inbound_event_id).first()
+        now = timezone.now()
+        if event_id is None:
+            # The oldest received event whose lease (a worker between two chunks of it)
+            # is not running: the (status, received_at) index.
+            inbound = (
+                locked.filter(status=InboundStatus.RECEIVED)
+                .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+                .order_by("received_at", "pk")
+                .first()
+            )
+            if inbound is None:
+                return _DONE, None
+            run.event_id = inbound.pk
+        else:
+            inbound = locked.filter(pk=event_id).first()
         if inbound is None or inbound.status != InboundStatus.RECEIVED:
             return _DONE, inbound
-        now = timezone.now()
         if (
             inbound.claimed_by not in ("", run.worker)
             and inbound.lease_until is not None
@@ -433,10 +559,11 @@ class _GaveUp(Exception):
     """A chunk met lock conflicts three times."""
 
 
-def _process_chunk_retrying(inbound_event_id: int, run: _Run) -> tuple[str, InboundEvent | None]:
+def _process_chunk_retrying(run: _Run) -> tuple[str, InboundEvent | None]:
     for attempt in range(3):
         try:
-            return _process_chunk(inbound_event_id, run)
+            # A claim whose chunk rolled back retries the event it claimed (run.event_id).
+            return _process_chunk(run)
         except OperationalError as error:  # deadlock between two batches: try again
             if attempt == 2:
                 raise _GaveUp() from error
@@ -462,10 +589,11 @@ def _mark_failed(inbound_event_id: int, worker: str, reason: str) -> None:
 
 
 def inbound_event_process(
-    *, inbound_event_id: int, time_budget: float | None = _NO_BUDGET
+    *, inbound_event_id: int | None, time_budget: float | None = _NO_BUDGET
 ) -> InboundEvent | None:
     """Turn a received inbound event into leads and events, chunk by chunk; safe to run
-    twice, and at once (see the section's comment).
+    twice, and at once (see the section's comment). With `inbound_event_id=None` the
+    oldest received event no other worker holds is claimed (None when there is none).
 
     Items that cannot become a lead (no e-mail and no known id, a value that does not fit
     its column) get an item result with the field and the reason, and leave the event
@@ -478,35 +606,42 @@ def inbound_event_process(
     budget = TIME_BUDGET_SECONDS if time_budget == _NO_BUDGET else time_budget
     started = monotonic()
     worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:100]
-    run = _Run(worker=worker)
+    run = _Run(worker=worker, event_id=inbound_event_id)
     try:
         while True:
-            state, inbound = _process_chunk_retrying(inbound_event_id, run)
-            if state != _MORE:
+            state, inbound = _process_chunk_retrying(run)
+            if state != _MORE or inbound is None:
                 return inbound
             if budget is not None and monotonic() - started >= budget:
-                _release(inbound_event_id, worker)
-                _enqueue(inbound_event_id)
+                _release(inbound.pk, worker)
+                _enqueue(inbound.pk)
                 return inbound
     except SoftTimeLimitExceeded:
+        if run.event_id is None:
+            return None  # stopped before it claimed anything: nothing to hand over
         # The chunk in progress rolled back. With chunks committed in this run the rest is
         # handed over; a single chunk that outlasts the time limit would do so forever.
         if run.chunks:
-            _release(inbound_event_id, worker)
-            _enqueue(inbound_event_id)
+            _release(run.event_id, worker)
+            _enqueue(run.event_id)
         else:
             _mark_failed(
-                inbound_event_id,
+                run.event_id,
                 worker,
                 f"Internal error: {CHUNK_SIZE} items took longer than the task's time limit.",
             )
     except _GaveUp as error:
-        logger.exception("Inbound event %s failed after retries", inbound_event_id)
-        _mark_failed(inbound_event_id, worker, f"Database error: {error.__cause__}")
+        logger.exception("Inbound event %s failed after retries", run.event_id)
+        if run.event_id is not None:
+            _mark_failed(run.event_id, worker, f"Database error: {error.__cause__}")
     except Exception as error:
-        logger.exception("Inbound event %s could not be processed", inbound_event_id)
-        _mark_failed(inbound_event_id, worker, f"Internal error: {error!r}")
-    return InboundEvent.objects.filter(pk=inbound_event_id).first()
+        logger.exception("Inbound event %s could not be processed", run.event_id)
+        if run.event_id is None:
+            raise  # no event to blame (the claim's own query failed): the task's error
+        _mark_failed(run.event_id, worker, f"Internal error: {error!r}")
+    if run.event_id is None:
+        return None
+    return InboundEvent.objects.filter(pk=run.event_id).first()
 
 
 def inbound_event_reprocess(*, inbound_event_id: int) -> bool:

@@ -17,6 +17,13 @@ def process_inbound_event(inbound_event_id: int) -> None:
         services.inbound_event_process(inbound_event_id=inbound_event_id)
 
 
+@shared_task(name="integrations.drain_inbound_events", acks_late=True)
+def drain_inbound_events() -> int:
+    # Woken after webhooks commit (services.inbound_workers_wake); claims stored events.
+    # An MQL an event makes is sent to the SFA by this worker right after that event.
+    return services.inbound_events_drain(each=outbox_delivery_inline)
+
+
 @shared_task(name="integrations.requeue_stale_inbound_events")
 def requeue_stale_inbound_events() -> int:
     return services.inbound_events_requeue_stale()
@@ -41,6 +48,7 @@ from integrations.outbound.tasks import deliver_outbox_task  # noqa: E402
 
 __all__ = [
     "deliver_outbox_task",
+    "drain_inbound_events",
     "process_inbound_event",
     "prune_inbound_payloads",
     "requeue_stale_inbound_events",

@@ -95,6 +95,17 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
+# The signed webhook doors (leadflow/wsgi.py): machines, not browsers, so none of the
+# session, user, CSRF, CSP, frame or lockout middlewares; the rest in the same order.
+WEBHOOK_PATH_PREFIXES = ["/api/v1/intake/", "/api/v1/feedback/"]
+WEBHOOK_MIDDLEWARE = [
+    "django_guid.middleware.guid_middleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "leadflow.middleware.RejectNulInQueryMiddleware",
+]
+
 ROOT_URLCONF = "leadflow.urls"
 WSGI_APPLICATION = "leadflow.wsgi.application"
 ASGI_APPLICATION = "leadflow.asgi.application"
@@ -242,6 +253,7 @@ CELERY_TASK_QUEUES = [
 ]
 CELERY_TASK_ROUTES = {
     "integrations.process_inbound_event": {"queue": "intake"},
+    "integrations.drain_inbound_events": {"queue": "intake"},
     "integrations.requeue_stale_inbound_events": {"queue": "intake"},
     "integrations.prune_inbound_payloads": {"queue": "intake"},
     "scoring.*": {"queue": "scoring"},

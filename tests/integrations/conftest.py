@@ -67,6 +67,13 @@ def _fresh_rate_limits():
     _clear_cache()
 
 
+@pytest.fixture(autouse=True)
+def _no_recent_wake(monkeypatch):
+    # A web process sends a drain at most once per WAKE_SECONDS: each test starts as a
+    # process that has not sent one, whatever the test before it posted.
+    monkeypatch.setattr("integrations.services._last_wake", float("-inf"))
+
+
 def make_source(kind: str, slug: str | None = None, **extra) -> Source:
     source = source_create(kind=kind, slug=slug or f"{kind}-test", secret=SECRET)
     if extra:

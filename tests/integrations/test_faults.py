@@ -149,7 +149,7 @@ def test_webhooks_are_kept_while_the_broker_is_down_and_processed_when_it_return
     stored = InboundEvent.objects.filter(pk__in=ids)
     assert set(stored.values_list("status", flat=True)) == {InboundStatus.RECEIVED}
     assert not stored.filter(enqueued_at__isnull=False).exists()  # never reached a queue
-    assert sum("Could not enqueue inbound event" in r.getMessage() for r in caplog.records) == 3
+    assert sum("Could not wake the intake workers" in r.getMessage() for r in caplog.records) == 3
 
     # The broker is back. Beat's next run (a minute later) re-enqueues them; a worker runs.
     with time_machine.travel(timezone.now() + timedelta(minutes=2)):

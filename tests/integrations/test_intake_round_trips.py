@@ -1,13 +1,16 @@
-"""A webhook is stored by one autocommitted INSERT, not BEGIN + INSERT + COMMIT.
+"""A webhook is stored by one autocommitted INSERT, not BEGIN + INSERT + COMMIT, and
+marked as queued by that INSERT, not by an UPDATE after the send.
 
-Profiling the intake bench (issue #17) showed intake's time is its network round trips,
-not its checks; a transaction around one INSERT cost two of its six.
+Profiling the intake bench (issue #17) showed intake's time is its network round trips
+and commits, not its checks; a transaction around one INSERT cost two of its six, the
+UPDATE of `enqueued_at` one more commit.
 """
 
 from __future__ import annotations
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from integrations import services
 from integrations.models import InboundEvent, InboundStatus
@@ -35,18 +38,36 @@ def transactions(monkeypatch):
     return seen
 
 
+@pytest.fixture
+def sent(monkeypatch):
+    """The drain tasks handed to the broker (their options): one per wake-up."""
+    wakes: list[dict] = []
+    monkeypatch.setattr(
+        "integrations.tasks.drain_inbound_events.apply_async",
+        lambda args=(), **options: wakes.append(options),
+    )
+    return wakes
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_webhook_is_stored_and_enqueued_without_opening_a_transaction(client, transactions):
+def test_a_webhook_is_stored_and_wakes_a_worker_without_opening_a_transaction(
+    client, transactions, sent
+):
     source = make_source("generic")
     transactions.clear()
 
-    response = post(client, source, EVENT)
+    with CaptureQueriesContext(connection) as queries:
+        response = post(client, source, EVENT)
 
     assert response.status_code == 202
     event = InboundEvent.objects.get(pk=response.json()["id"])
     assert event.status == InboundStatus.RECEIVED
-    assert event.enqueued_at is not None  # the on-commit enqueue ran (autocommit: at once)
+    assert sent == [{"expires": 30.0}]  # the on-commit wake-up ran (autocommit: at once)
+    assert event.enqueued_at is not None
     assert transactions == []
+    # The source (first read since make_source saved it, which clears the selector's
+    # cache), then one INSERT; no UPDATE of enqueued_at after the send.
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["SELECT", "INSERT"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -64,9 +85,13 @@ def test_a_redelivery_is_stored_as_a_duplicate_without_a_transaction(client, tra
 
 
 @pytest.mark.django_db(transaction=True)
-def test_in_a_callers_transaction_a_duplicate_does_not_break_it_and_enqueues_on_commit():
+def test_in_a_callers_transaction_a_duplicate_does_not_break_it_and_wakes_on_commit(
+    monkeypatch,
+):
+    woken: list[int] = []
+    monkeypatch.setattr(services, "_wake_for", woken.append)
     source = make_source("generic")
-    services.inbound_event_receive(source=source, body="{}", headers={}, dedup_key="k")
+    first, _ = services.inbound_event_receive(source=source, body="{}", headers={}, dedup_key="k")
 
     with transaction.atomic():
         duplicate, created = services.inbound_event_receive(
@@ -75,10 +100,11 @@ def test_in_a_callers_transaction_a_duplicate_does_not_break_it_and_enqueues_on_
         fresh, fresh_created = services.inbound_event_receive(
             source=source, body="{}", headers={}, dedup_key="k2"
         )
-        # Still usable after the IntegrityError (a savepoint took it), not yet queued.
+        # Still usable after the IntegrityError (a savepoint took it), not yet woken for.
         assert InboundEvent.objects.filter(source=source).count() == 3
-        assert InboundEvent.objects.get(pk=fresh.pk).enqueued_at is None
+        assert woken == [first.pk]  # none for the duplicate, nor yet for the fresh one
 
     assert (created, fresh_created) == (False, True)
     assert duplicate.status == InboundStatus.DUPLICATE
+    assert woken == [first.pk, fresh.pk]
     assert InboundEvent.objects.get(pk=fresh.pk).enqueued_at is not None
