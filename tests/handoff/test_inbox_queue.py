@@ -83,7 +83,10 @@ def test_the_queue_link_says_so_in_japanese(client):
 
     body = client.get("/inbox/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
 
-    assert f'<a href="{QUEUE_URL}">緊急度の高い50件を表示しています。キューの60件すべてを見る（ページ送り）</a>' in body
+    assert (
+        f'<a href="{QUEUE_URL}">緊急度の高い50件を表示しています。キューの60件すべてを見る（ページ送り）</a>'
+        in body
+    )
 
 
 def test_a_short_queue_shows_every_card_and_links_to_its_search(client):
