@@ -34,11 +34,10 @@ from handoff.forms import (
     add_domain_error,
 )
 from handoff.listing import handoff_list
-from handoff.models import Handoff, HandoffStatus, Team
+from handoff.models import Handoff, HandoffStatus
 from leadflow import lifecycle
 from leadflow.errors import DomainError
 from leadflow.models import Stage, User
-
 
 # The inbox shows this many cards of the team queue, most urgent first; the rest are on
 # the paged list (queue_list_url). After a wave 64,000 queued handoffs are normal, and a

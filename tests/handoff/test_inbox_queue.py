@@ -10,6 +10,7 @@ import pytest
 import time_machine
 
 from handoff.models import Handoff
+from handoff.selectors import team_queue_for_manager
 from handoff.views import INBOX_QUEUE_CARDS
 from leadflow.lifecycle import BulkMove, leads_transition_bulk, mql_wave_start
 from leadflow.models import Stage, WaveKind
@@ -66,31 +67,29 @@ def test_the_queue_shows_the_50_most_urgent_cards_and_the_true_figures_of_all_60
 
 
 def test_the_cards_are_the_most_urgent_of_the_queue(client):
-    _team, manager, _wave_ = _wave(queued=55)
+    _team, manager, _ = _wave(queued=55)
     client.force_login(manager)
 
     response = client.get("/inbox/")
-
-    from handoff.selectors import team_queue_for_manager
 
     expected = list(team_queue_for_manager(user=manager).values_list("pk", flat=True)[:50])
     assert [h.pk for h in response.context["queue"]] == expected
 
 
 def test_the_queue_link_says_so_in_japanese(client):
-    _team, manager, _wave_ = _wave(queued=60)
+    _team, manager, _ = _wave(queued=60)
     client.force_login(manager)
 
     body = client.get("/inbox/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
 
     assert (
-        f'<a href="{QUEUE_URL}">緊急度の高い50件を表示しています。キューの60件すべてを見る（ページ送り）</a>'
-        in body
+        f'<a href="{QUEUE_URL}">緊急度の高い50件を表示しています。'
+        "キューの60件すべてを見る（ページ送り）</a>" in body
     )
 
 
 def test_a_short_queue_shows_every_card_and_links_to_its_search(client):
-    _team, manager, _wave_ = _wave(queued=5)
+    _team, manager, _ = _wave(queued=5)
     client.force_login(manager)
 
     response = client.get("/inbox/")
@@ -106,7 +105,7 @@ def test_a_short_queue_shows_every_card_and_links_to_its_search(client):
 def test_the_manager_inbox_queries_do_not_grow_with_the_queue(
     client, queued, django_assert_num_queries
 ):
-    _team, manager, _wave_ = _wave(queued=queued)
+    _team, manager, _ = _wave(queued=queued)
     client.force_login(manager)
 
     # session, user, roles, managed teams, availability, own handoffs (none), the queue's
@@ -119,7 +118,7 @@ def test_the_manager_inbox_queries_do_not_grow_with_the_queue(
 
 
 def test_the_queue_link_lists_every_queued_handoff_page_by_page(client):
-    _team, manager, _wave_ = _wave(queued=60)
+    _team, manager, _ = _wave(queued=60)
     client.force_login(manager)
     queued = set(Handoff.objects.filter(assigned_to__isnull=True).values_list("pk", flat=True))
 
@@ -135,7 +134,7 @@ def test_the_queue_link_lists_every_queued_handoff_page_by_page(client):
 
 
 def test_beside_a_managers_own_list_the_team_table_shows_50_rows_and_counts_all(client):
-    team, (rep,), manager = make_team("Kanto", reps=1, default=True)
+    _team, (rep,), manager = make_team("Kanto", reps=1, default=True)
     set_profile(rep, max_open_handoffs=100)
     leads = LeadFactory.create_batch(56)
     with time_machine.travel(NOW, tick=False):

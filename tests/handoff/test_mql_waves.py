@@ -146,9 +146,7 @@ def test_a_publish_makes_one_wave_and_a_hand_raiser_is_never_held_in_it(monkeypa
 
 
 @pytest.mark.parametrize("chunk", [2000, 2, 1])
-def test_the_forecast_says_per_team_how_many_a_wave_hands_out_and_how_many_wait(
-    chunk, monkeypatch
-):
+def test_the_forecast_says_per_team_how_many_a_wave_hands_out_and_how_many_wait(chunk, monkeypatch):
     """With chunks of 2 or 1 the forecast routes the first two leads (the rep's room)
     and only counts the rest by their company, which must come to the same rows."""
     from handoff.bulk import wave_forecast
