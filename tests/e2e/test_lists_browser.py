@@ -14,11 +14,9 @@ import pytest
 from handoff.activities import activity_log
 from handoff.models import Assignment, Handoff
 from handoff.verdicts import handoff_accept, handoff_reject
-from leadflow.lifecycle import BulkMove, leads_transition_bulk, mql_wave_start
-from leadflow.models import Stage, WaveKind
 from sla.kpis.days import kpi_days_refresh_all
 from tests.factories import LeadFactory
-from tests.handoff.helpers import make_mql, make_mql_for, make_team, set_profile
+from tests.handoff.helpers import make_mql, make_mql_for, make_team, make_wave, set_profile
 from tests.sla.conftest import seeded  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -197,13 +195,7 @@ def test_a_wave_in_the_managers_inbox_shows_50_cards_and_links_to_all_of_them(
     _team, (rep,), manager = make_team("Kanto", reps=1, default=True)
     set_profile(rep, max_open_handoffs=2)
     leads = LeadFactory.create_batch(55)
-    wave = mql_wave_start(kind=WaveKind.PUBLISH, key="rescore:1", label="Scoring model v2")
-    leads_transition_bulk(
-        moves=[BulkMove(lead_id=lead.pk, expected_from=Stage.KNOWN) for lead in leads],
-        to_stage=Stage.MQL,
-        actor="scoring",
-        wave=wave,
-    )
+    make_wave(leads)
     page = page_at(live_server.url, manager, viewport, "/inbox/")
 
     assert page.get_by_test_id("queue-count").inner_text() == "53"

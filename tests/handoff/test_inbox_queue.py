@@ -12,10 +12,8 @@ import time_machine
 from handoff.models import Handoff
 from handoff.selectors import team_queue_for_manager
 from handoff.views import INBOX_QUEUE_CARDS
-from leadflow.lifecycle import BulkMove, leads_transition_bulk, mql_wave_start
-from leadflow.models import Stage, WaveKind
 from tests.factories import LeadFactory
-from tests.handoff.helpers import make_team, set_profile
+from tests.handoff.helpers import make_team, make_wave, set_profile
 
 TOKYO = dt.timezone(dt.timedelta(hours=9))
 NOW = dt.datetime(2026, 11, 2, 10, 0, tzinfo=TOKYO)  # a Monday, in business hours
@@ -30,13 +28,7 @@ def _wave(*, queued: int):
     set_profile(rep, max_open_handoffs=2)
     leads = LeadFactory.create_batch(queued + 2)
     with time_machine.travel(NOW, tick=False):
-        wave = mql_wave_start(kind=WaveKind.PUBLISH, key="rescore:1", label="Scoring model v2")
-        leads_transition_bulk(
-            moves=[BulkMove(lead_id=lead.pk, expected_from=Stage.KNOWN) for lead in leads],
-            to_stage=Stage.MQL,
-            actor="scoring",
-            wave=wave,
-        )
+        wave = make_wave(leads)
     assert Handoff.objects.filter(assigned_to__isnull=True).count() == queued
     return team, manager, wave
 
@@ -138,13 +130,7 @@ def test_beside_a_managers_own_list_the_team_table_shows_50_rows_and_counts_all(
     set_profile(rep, max_open_handoffs=100)
     leads = LeadFactory.create_batch(56)
     with time_machine.travel(NOW, tick=False):
-        wave = mql_wave_start(kind=WaveKind.PUBLISH, key="rescore:1", label="Scoring model v2")
-        leads_transition_bulk(
-            moves=[BulkMove(lead_id=lead.pk, expected_from=Stage.KNOWN) for lead in leads],
-            to_stage=Stage.MQL,
-            actor="scoring",
-            wave=wave,
-        )
+        make_wave(leads)
     # One of them is the manager's own: their inbox then pages their own list.
     Handoff.objects.filter(lead=leads[0]).update(assigned_to=manager)
     client.force_login(manager)
