@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Case, Exists, F, OuterRef, Prefetch, Q, QuerySet, Value, When
+from django.db.models import Case, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
@@ -28,7 +28,7 @@ from handoff.models import (
     TeamMembership,
 )
 from leadflow.config import config_cached
-from leadflow.models import EngagementEvent, Lead, Stage, User
+from leadflow.models import EngagementEvent, Lead, MqlWave, Stage, User
 from leadflow.roles import MARKETING
 
 # How much of the timeline a card in the inbox list shows; the detail page shows more.
@@ -303,14 +303,49 @@ def inbox_for_rep(*, user) -> QuerySet[Handoff]:
     )
 
 
-def team_queue_for_manager(*, user) -> QuerySet[Handoff]:
-    """Open handoffs nobody could take yet, in the teams this user manages."""
+def team_queued(*, user) -> QuerySet[Handoff]:
+    """Open handoffs nobody could take yet, in the teams this user manages (or in no team):
+    the bare rows, for counting and grouping. After a wave (handoff.bulk) tens of
+    thousands of them are normal."""
     access = access_for(user=user)
     queued = Handoff.objects.filter(status=HandoffStatus.OPEN, assigned_to__isnull=True)
     if not access.is_admin:
         queued = queued.filter(Q(team_id__in=access.managed_team_ids) | Q(team__isnull=True))
-    # With the wave it came with (a publish): the queue's banner names it.
-    return with_inbox_details(handoffs_order_by_urgency(queued)).select_related("wave")
+    return queued
+
+
+def team_queue_for_manager(*, user) -> QuerySet[Handoff]:
+    """The team queue, most urgent first, with what an inbox card shows. Unbounded: slice it."""
+    return with_inbox_details(handoffs_order_by_urgency(team_queued(user=user)))
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    """The whole team queue in figures, whatever its length: what the inbox says of it
+    beside the few cards it shows."""
+
+    total: int
+    # (wave, how many of its MQLs still wait here), oldest wave first.
+    waves: list[tuple[MqlWave, int]]
+    # The managed teams with something queued: "assign the queue" of an empty one does nothing.
+    teams: list[Team]
+
+
+def team_queue_summary(*, user) -> QueueSummary:
+    """Three queries: the COUNT, one GROUP BY over the waves, one DISTINCT over the teams."""
+    queued = team_queued(user=user)
+    total = queued.count()
+    waves = (
+        MqlWave.objects.filter(handoffs__in=queued)
+        .annotate(waiting=Count("handoffs"))
+        .order_by("pk")
+    )
+    teams = managed_teams(user=user).filter(pk__in=queued.values("team_id").distinct())
+    return QueueSummary(
+        total=total,
+        waves=[(wave, wave.waiting) for wave in waves],  # type: ignore[attr-defined]
+        teams=list(teams),
+    )
 
 
 def team_open_for_manager(*, user) -> QuerySet[Handoff]:

@@ -7,7 +7,6 @@ the form comes back with them (422) either way, never a 500.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -35,10 +34,17 @@ from handoff.forms import (
     add_domain_error,
 )
 from handoff.listing import handoff_list
-from handoff.models import Handoff, HandoffStatus, Team
+from handoff.models import Handoff, HandoffStatus
 from leadflow import lifecycle
 from leadflow.errors import DomainError
 from leadflow.models import Stage, User
+
+# The inbox shows this many cards of the team queue, most urgent first; the rest are on
+# the paged list (queue_list_url). After a wave 64,000 queued handoffs are normal, and a
+# card each would make the page useless (and its build minutes long).
+INBOX_QUEUE_CARDS = 50
+# The team table beside a manager's own (paged) list: its most urgent rows.
+INBOX_TEAM_ROWS = 50
 
 
 def _actor(request: HttpRequest) -> User:
@@ -97,11 +103,12 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     else:
         mine = []
     queue: list[Handoff] = []
-    queue_waves: list[dict[str, Any]] = []
+    queue_summary: selectors.QueueSummary | None = None
     team_open: list[Handoff] = []
-    teams: list[Team] = []
+    team_open_total = 0
     if access.is_manager or access.is_admin:
-        queue = list(selectors.team_queue_for_manager(user=request.user))
+        queue = list(selectors.team_queue_for_manager(user=request.user)[:INBOX_QUEUE_CARDS])
+        queue_summary = selectors.team_queue_summary(user=request.user)
         if listing is None:
             listing = handoff_list(
                 params=params,
@@ -111,22 +118,11 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
             )
             team_open = list(listing.page.object_list) if listing.page is not None else []
         else:
-            team_open = list(selectors.team_open_for_manager(user=request.user))
-        # A button per team that has something queued: "assign the queue" of a team
-        # with an empty queue does nothing.
-        queued_team_ids = {handoff.team_id for handoff in queue}
-        # The banner of each wave (a publish) whose MQLs wait here: read off the queue's
-        # own rows (the wave comes with them), no query of its own.
-        waiting = Counter(handoff.wave_id for handoff in queue if handoff.wave_id is not None)
-        waves = {handoff.wave_id: handoff.wave for handoff in queue if handoff.wave_id}
-        queue_waves = [
-            {"wave": waves[wave_id], "waiting": n} for wave_id, n in sorted(waiting.items())
-        ]
-        teams = [
-            team
-            for team in selectors.managed_teams(user=request.user)
-            if team.pk in queued_team_ids
-        ]
+            # A manager who is also a rep: their own list is the paged one, so the team
+            # table shows the most urgent rows and says how many there are in all.
+            team_scope = selectors.team_open_for_manager(user=request.user)
+            team_open = list(team_scope[:INBOX_TEAM_ROWS])
+            team_open_total = team_scope.count()
     marketing_open: list[Handoff] = []
     if access.is_marketing and not (access.is_manager or access.is_admin):
         marketing_open = list(selectors.open_handoffs_for_marketing()[:200])
@@ -134,9 +130,15 @@ def _inbox_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     context: dict[str, Any] = {
         "mine": mine,
         "queue": queue,
-        "queue_waves": queue_waves,
+        "queue_total": queue_summary.total if queue_summary else 0,
+        "queue_waves": [
+            {"wave": wave, "waiting": waiting}
+            for wave, waiting in (queue_summary.waves if queue_summary else [])
+        ],
+        "queue_list_url": f"{reverse('handoff:list')}?status=open&queued=true",
         "team_open": team_open,
-        "teams": teams,
+        "team_open_total": team_open_total,
+        "teams": queue_summary.teams if queue_summary else [],
         "marketing_open": marketing_open,
         "access": access,
         "scoring_available": scoring_available,

@@ -2,7 +2,8 @@
 (1366×900): search + filter + sort + the next page list the expected handoffs and the
 back button returns to the first; a new MQL shows in an open inbox without a reload, in
 the page and in the header; a KPI card of the dashboard opens the list of exactly the
-handoffs it counted; bulk reassign writes one assignment row each, with the reason."""
+handoffs it counted; bulk reassign writes one assignment row each, with the reason; a wave
+in a manager's inbox shows its most urgent cards and links to the list of all of them."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from handoff.activities import activity_log
 from handoff.models import Assignment, Handoff
 from handoff.verdicts import handoff_accept, handoff_reject
 from sla.kpis.days import kpi_days_refresh_all
-from tests.handoff.helpers import make_mql, make_mql_for, make_team
+from tests.factories import LeadFactory
+from tests.handoff.helpers import make_mql, make_mql_for, make_team, make_wave, set_profile
 from tests.sla.conftest import seeded  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -180,4 +182,29 @@ def test_bulk_reassign_writes_one_assignment_row_each_with_the_reason(
     )
     assert sorted(rows) == sorted((h.pk, bob.pk, alice.pk, manager.pk, "休暇の代行") for h in moved)
     assert Handoff.objects.get(pk=stays.pk).assigned_to_id == alice.pk
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
+
+
+@VIEWPORTS
+def test_a_wave_in_the_managers_inbox_shows_50_cards_and_links_to_all_of_them(
+    seeded,  # noqa: F811
+    live_server,
+    page_at,
+    viewport,
+):
+    _team, (rep,), manager = make_team("Kanto", reps=1, default=True)
+    set_profile(rep, max_open_handoffs=2)
+    leads = LeadFactory.create_batch(55)
+    make_wave(leads)
+    page = page_at(live_server.url, manager, viewport, "/inbox/")
+
+    assert page.get_by_test_id("queue-count").inner_text() == "53"
+    assert page.locator("section[aria-labelledby=queue-title] article.hcard").count() == 50
+    more = page.locator("#queue-more a")
+    assert more.is_visible()
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
+
+    more.click()
+    page.wait_for_url(re.compile(r"/inbox/list/\?status=open&queued=true$"))
+    assert page.get_by_test_id("total").inner_text() == "53件の引き渡し · 1 / 3 ページ"
     assert page.evaluate(NO_SIDEWAYS_SCROLL)

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from handoff.models import Handoff, RepProfile, Team, TeamMembership
-from leadflow.lifecycle import lead_transition
-from leadflow.models import Stage
+from leadflow.lifecycle import BulkMove, lead_transition, leads_transition_bulk, mql_wave_start
+from leadflow.models import MqlWave, Stage, WaveKind
 from leadflow.roles import SALES_MANAGER, SALES_REP
 from tests.factories import CompanyFactory, LeadFactory, UserFactory
 
@@ -63,3 +63,16 @@ def retime(timers, **changes) -> int:
     count = timers.update(**changes)
     handoff_next_due_refresh(handoff_ids=handoff_ids)
     return count
+
+
+def make_wave(leads, *, key: str = "rescore:1", label: str = "Scoring model v2") -> MqlWave:
+    """A publish that makes these known leads MQLs at once (handoff.bulk): above the teams'
+    free capacity they wait in the queue."""
+    wave = mql_wave_start(kind=WaveKind.PUBLISH, key=key, label=label)
+    leads_transition_bulk(
+        moves=[BulkMove(lead_id=lead.pk, expected_from=Stage.KNOWN) for lead in leads],
+        to_stage=Stage.MQL,
+        actor="scoring",
+        wave=wave,
+    )
+    return wave

@@ -49,9 +49,10 @@ def _listed(response) -> int:
 @pytest.mark.parametrize(
     "who,url,queries,rows",
     [
-        # + availability, mine exists?, the queue, the count and page of the team table,
-        # the queued teams, the filter's teams and reps, the poll's mark
-        ("manager", "/inbox/", SIGNED_IN + 9, lambda r: len(r.context["team_open"])),
+        # + availability, mine exists?, the queue's cards, its count, its waves (GROUP BY),
+        # its teams, the count and page of the team table, the filter's teams and reps,
+        # the poll's mark
+        ("manager", "/inbox/", SIGNED_IN + 11, lambda r: len(r.context["team_open"])),
         # + availability, mine exists?, the open handoffs, the poll's mark, permissions
         # (the admin link) twice: the user's and their groups'
         ("marketer", "/inbox/", SIGNED_IN + 6, lambda r: len(r.context["marketing_open"])),

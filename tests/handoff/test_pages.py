@@ -526,10 +526,10 @@ def test_manager_inbox_queries_do_not_grow_either(client, kanto, count, django_a
         make_mql()
     client.force_login(manager)
 
-    # session, user, roles, managed teams, availability, own handoffs (none), queue + its
-    # events + its activities, the team table's count and page, teams, the filter's teams
-    # and reps, scores, the live poll's mark
-    with django_assert_num_queries(16):
+    # session, user, roles, managed teams, availability, own handoffs (none), queue's cards
+    # + their events + their activities, the queue's count, its waves, its teams, the team
+    # table's count and page, the filter's teams and reps, scores, the live poll's mark
+    with django_assert_num_queries(18):
         response = client.get("/inbox/")
     assert len(response.context["queue"]) == count
     assert len(response.context["team_open"]) == count
