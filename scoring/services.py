@@ -967,7 +967,10 @@ def _rescore_stale(
     rows = LeadScore.objects.filter(lead_id__gt=after)
     if upto is not None:
         rows = rows.filter(lead_id__lte=upto)
-    stale = list(rows.exclude(model_id=model.id).values_list("lead_id", flat=True)[:10_000])
+    # In key order: a planner with stale statistics otherwise scans the whole table
+    # for a range it takes to be large (the tail, past every batch, is usually empty).
+    ids = rows.exclude(model_id=model.id).order_by("lead_id").values_list("lead_id", flat=True)
+    stale = list(ids[:10_000])
     for lead_id in stale:
         upsert_scores(model, leads=LeadFilter.one(lead_id), now=now)
     return stale
