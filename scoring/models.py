@@ -461,6 +461,11 @@ class LeadScore(models.Model):
     lead = models.OneToOneField(
         Lead, on_delete=models.CASCADE, primary_key=True, related_name="score"
     )
+    # No index and no database constraint: every bulk batch rewrites `model_id` on every
+    # row, and an index on it makes each of those updates a non-HOT one (a new index
+    # entry per row, in every index of the table) plus an FK check per row. Nothing looks
+    # rows up by model (the queries filter by lead, then compare the model); PROTECT is
+    # still enforced by the ORM, the only thing that deletes models.
     model = models.ForeignKey(
         ScoringModel,
         on_delete=models.PROTECT,
@@ -468,6 +473,8 @@ class LeadScore(models.Model):
         blank=True,
         related_name="scores",
         verbose_name=_("model"),
+        db_index=False,
+        db_constraint=False,
     )
     fit = models.IntegerField(_("fit"), default=0)
     engagement = models.IntegerField(_("engagement"), default=0)
@@ -481,7 +488,8 @@ class LeadScore(models.Model):
         verbose_name = _("lead score")
         verbose_name_plural = _("lead scores")
         # No secondary index on purpose: every bulk batch rewrites these rows, and with
-        # only the primary key indexed PostgreSQL can update them in place (HOT).
+        # only the primary key indexed PostgreSQL can update them in place (HOT), in the
+        # free half of each page the table's fillfactor keeps (migration 0008).
 
     def __str__(self) -> str:
         return gettext("fit %(fit)s / engagement %(engagement)s") % {

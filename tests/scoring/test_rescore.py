@@ -6,9 +6,10 @@ import random
 
 import pytest
 import time_machine
+from django.db import connection
 
 from leadflow.models import Stage, StageTransition
-from scoring.models import LeadScore, ModelStatus, RunStatus, ScoringModel
+from scoring.models import LeadScore, ModelStatus, RescoreRun, RunStatus, ScoringModel
 from scoring.selectors import lead_score_explain
 from scoring.services import (
     lead_score_event,
@@ -353,3 +354,69 @@ def test_a_second_worker_claims_the_other_slice_while_the_first_is_still_claimin
     services._slice_release(second_slice)
 
     assert (first, second) == ([first_slice], second_slice)
+
+
+@pytest.mark.django_db
+def test_a_row_its_chunk_did_not_stage_is_scored_by_its_batch_and_moved(monkeypatch):
+    from scoring import services
+
+    old = make_model(engagement=[{"kind": "email_click", "points": 25}])
+    lead = LeadFactory(role="executive")
+    EngagementEventFactory.create_batch(2, lead=lead, kind="email_click", occurred_at=T0)
+    with time_machine.travel(T0, tick=False):
+        publish(old)
+        rescore_run_task(RescoreRun.objects.get(model=old).pk)
+    new = make_model(
+        fit=[{"field": "role", "operator": "equals", "value": "executive", "points": 40}],
+        engagement=[{"kind": "email_click", "points": 25}],
+    )
+    stage = services.stage_scores
+
+    def stage_without_the_lead(model, *, table, leads, now):
+        staged = stage(model, table=table, leads=leads, now=now)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE lead_id = %s", [lead.pk])
+        return staged - 1
+
+    monkeypatch.setattr(services, "stage_scores", stage_without_the_lead)
+    with time_machine.travel(T0 + dt.timedelta(hours=1), tick=False):
+        run = publish(new)
+        rescore_run_task(run.pk)
+
+    score = LeadScore.objects.get(lead=lead)
+    assert (score.model_id, score.fit, score.engagement) == (new.pk, 40, 50)
+    lead.refresh_from_db()
+    assert lead.stage == Stage.MQL
+    run.refresh_from_db()
+    assert (run.status, run.moved_to_mql) == (RunStatus.DONE, 1)
+
+
+@pytest.mark.django_db
+def test_a_row_under_another_model_past_the_last_batch_is_scored_when_the_run_ends(monkeypatch):
+    from scoring import services
+
+    old = make_model(engagement=[{"kind": "email_click", "points": 1}])
+    new = make_model(engagement=[{"kind": "email_click", "points": 3}])
+    first = LeadFactory(stage=Stage.SQL)
+    finish = services._run_finish
+    late = []
+
+    def lead_appears_then_finish(run_id, now):
+        # Every slice is written; a lead past them has a row under the old model.
+        lead = LeadFactory(stage=Stage.SQL)
+        EngagementEventFactory(lead=lead, kind="email_click", occurred_at=T0)
+        LeadScore.objects.create(lead=lead, model=old, engagement=1, computed_at=T0)
+        late.append(lead)
+        finish(run_id, now)
+
+    monkeypatch.setattr(services, "_run_finish", lead_appears_then_finish)
+    with time_machine.travel(T0, tick=False):
+        publish(old)
+        run = publish(new)
+        rescore_run_task(run.pk)
+
+    assert LeadScore.objects.get(lead=first).model_id == new.pk
+    late_score = LeadScore.objects.get(lead=late[0])
+    assert (late_score.model_id, late_score.engagement) == (new.pk, 3)
+    run.refresh_from_db()
+    assert run.status == RunStatus.DONE
