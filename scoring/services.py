@@ -1032,10 +1032,10 @@ def hand_off_new_mqls(
     published meanwhile), then one `leads_transition_bulk` per batch, whose reactions write
     the handoffs, routing, timers, outbox rows and KPI marks a table at a time, the rows
     the per-lead path writes. A lead a rep (or an event) holds or moved meanwhile is
-    skipped; the run's end promotes it if it still qualifies. Hand-raisers keep the
-    per-lead path, after the batch: a person who asked for contact is never part of a
-    wave. `wave`: the MqlWave the moves belong to (the run's: see handoff.bulk for what
-    a wave changes)."""
+    skipped; the run's end promotes it if it still qualifies. Hand-raisers move in
+    the same transaction, first and without the wave: a person who asked for contact is
+    never part of a wave. `wave`: the MqlWave the moves belong to (the run's: see
+    handoff.bulk for what a wave changes)."""
     if not lead_ids:
         return 0
     recycled = dict(
@@ -1048,7 +1048,7 @@ def hand_off_new_mqls(
     ordered = sorted(lead_ids)
     for start in range(0, len(ordered), HAND_OFF_BATCH):
         batch = ordered[start : start + HAND_OFF_BATCH]
-        hand_raisers: list[int] = []
+        hand_raisers: list[BulkMove] = []
         with transaction.atomic():
             _publish_lock(exclusive=False)
             scores = LeadScore.objects.filter(
@@ -1067,25 +1067,29 @@ def hand_off_new_mqls(
                 )
                 if reason is None:
                     continue
+                move = BulkMove(
+                    lead_id=score.lead_id,
+                    expected_from=score.lead.stage,
+                    reason=_mql_text(model, score, reason),
+                    context=_mql_context(model, score, reason),
+                )
                 if reason != policy.THRESHOLDS or policy.raised_hand(
                     model, score.fit, score.hand_raised_at
                 ):
                     # A hand-raiser (even one the thresholds also make an MQL) asked for
                     # contact: never part of a wave, never held in the queue.
-                    hand_raisers.append(score.lead_id)
-                    continue
-                moves.append(
-                    BulkMove(
-                        lead_id=score.lead_id,
-                        expected_from=score.lead.stage,
-                        reason=_mql_text(model, score, reason),
-                        context=_mql_context(model, score, reason),
+                    hand_raisers.append(move)
+                else:
+                    moves.append(move)
+            # The hand-raisers first, outside the wave: they take the reps' room before
+            # the wave does, and queued they wait with their clock running from the MQL,
+            # as after any single move (the bulk move without a wave writes the same rows).
+            for group, group_wave in ((hand_raisers, None), (moves, wave)):
+                moved += len(
+                    leads_transition_bulk(
+                        moves=group, to_stage=Stage.MQL, actor=ACTOR, wave=group_wave
                     )
                 )
-            moved += len(
-                leads_transition_bulk(moves=moves, to_stage=Stage.MQL, actor=ACTOR, wave=wave)
-            )
-        moved += _hand_off_one_by_one(model, hand_raisers, now, recycled)
     return moved
 
 
@@ -1114,35 +1118,6 @@ def leads_hand_off_imported(
         mql_wave_finish(key=wave.key, at=timezone.now())
     else:
         wave.delete()
-    return moved
-
-
-def _hand_off_one_by_one(
-    model: CompiledModel, lead_ids: list[int], now: datetime, recycled: dict[int, datetime]
-) -> int:
-    moved = 0
-    for lead_id in lead_ids:
-        # One lead per transaction (a savepoint inside a caller's): its lock, its team's
-        # lock for the routing, then the commit, so nobody waits for the rest of the list.
-        with transaction.atomic():
-            _publish_lock(exclusive=False)
-            score = (
-                LeadScore.objects.filter(
-                    lead_id=lead_id, model_id=model.id, model__status=ModelStatus.PUBLISHED
-                )
-                .select_related("lead")
-                .first()
-            )
-            if score is None:
-                continue
-            moved_now = _apply_policy(
-                lead=score.lead,
-                score=score,
-                model=model,
-                now=now,
-                recycled_at=partial(recycled.get, lead_id),
-            )
-        moved += moved_now is not None
     return moved
 
 

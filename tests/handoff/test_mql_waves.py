@@ -145,6 +145,40 @@ def test_a_publish_makes_one_wave_and_a_hand_raiser_is_never_held_in_it(monkeypa
     assert RescoreRun.objects.get(pk=run.pk).moved_to_mql == 2
 
 
+def test_a_publish_hands_its_hand_raisers_to_the_reps_before_the_wave(monkeypatch):
+    """One rep with room for one; the lead made MQL by its score has the lower id, yet
+    the hand-raiser gets the rep, and the other waits in the wave with no clock."""
+    from scoring.tasks import rescore_run_task
+
+    monkeypatch.setattr(rescore_run_task, "apply_async", lambda *args, **kwargs: None)
+    with time_machine.travel(NOW, tick=False):
+        _team, (rep,), _boss = make_team("Kanto", reps=1, default=True)
+        set_profile(rep, max_open_handoffs=1)
+        model = make_model(
+            fit=[{"field": "role", "operator": "equals", "value": "executive", "points": 40}],
+            engagement=[{"kind": "email_click", "points": 60}],
+            hand_raiser_kind="consultation",
+            hand_raiser_min_fit=30,
+        )
+        ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).update(
+            status=ModelStatus.ARCHIVED
+        )
+        by_score, by_hand = LeadFactory(role="executive"), LeadFactory(role="executive")
+        EngagementEventFactory(lead=by_score, kind="email_click", occurred_at=NOW)
+        EngagementEventFactory(lead=by_hand, kind="consultation", occurred_at=NOW)
+        run = publish(model)
+        rescore_run_execute(run_id=run.pk)
+
+    assert by_score.pk < by_hand.pk
+    raised = Handoff.objects.get(lead=by_hand)
+    assert (raised.wave_id, raised.assigned_to_id) == (None, rep.pk)
+    assert SlaTimer.objects.get(handoff=raised, kind=TimerKind.FIRST_CONTACT).started_at == NOW
+    held = Handoff.objects.get(lead=by_score)
+    assert (held.wave_id, held.assigned_to_id) == (MqlWave.objects.get().pk, None)
+    assert not SlaTimer.objects.filter(handoff=held).exists()
+    assert (MqlWave.objects.get().assigned, MqlWave.objects.get().held) == (0, 1)
+
+
 @pytest.mark.parametrize("chunk", [2000, 2, 1])
 def test_the_forecast_says_per_team_how_many_a_wave_hands_out_and_how_many_wait(chunk, monkeypatch):
     """With chunks of 2 or 1 the forecast routes the first two leads (the rep's room)
