@@ -105,21 +105,26 @@ def test_without_a_wave_a_queued_mql_keeps_todays_rule_its_clock_runs_from_the_m
     assert timer.started_at == NOW
 
 
+def _model_with_a_hand_raiser() -> ScoringModel:
+    """Executives 40 fit points, an e-mail click 60, a consultation a hand-raiser from
+    fit 30; the published model archived, so this one is published next."""
+    model = make_model(
+        fit=[{"field": "role", "operator": "equals", "value": "executive", "points": 40}],
+        engagement=[{"kind": "email_click", "points": 60}],
+        hand_raiser_kind="consultation",
+        hand_raiser_min_fit=30,
+    )
+    ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).update(status=ModelStatus.ARCHIVED)
+    return model
+
+
 def test_a_publish_makes_one_wave_and_a_hand_raiser_is_never_held_in_it(monkeypatch):
     from scoring.tasks import rescore_run_task
 
     monkeypatch.setattr(rescore_run_task, "apply_async", lambda *args, **kwargs: None)
     with time_machine.travel(NOW, tick=False):
         make_team("Kanto", reps=0, default=True)  # nobody has room: all of a wave waits
-        model = make_model(
-            fit=[{"field": "role", "operator": "equals", "value": "executive", "points": 40}],
-            engagement=[{"kind": "email_click", "points": 60}],
-            hand_raiser_kind="consultation",
-            hand_raiser_min_fit=30,
-        )
-        ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).update(
-            status=ModelStatus.ARCHIVED
-        )
+        model = _model_with_a_hand_raiser()
         by_score, by_hand = LeadFactory(role="executive"), LeadFactory(role="executive")
         EngagementEventFactory(lead=by_score, kind="email_click", occurred_at=NOW)
         EngagementEventFactory(lead=by_hand, kind="email_click", occurred_at=NOW)
@@ -154,15 +159,7 @@ def test_a_publish_hands_its_hand_raisers_to_the_reps_before_the_wave(monkeypatc
     with time_machine.travel(NOW, tick=False):
         _team, (rep,), _boss = make_team("Kanto", reps=1, default=True)
         set_profile(rep, max_open_handoffs=1)
-        model = make_model(
-            fit=[{"field": "role", "operator": "equals", "value": "executive", "points": 40}],
-            engagement=[{"kind": "email_click", "points": 60}],
-            hand_raiser_kind="consultation",
-            hand_raiser_min_fit=30,
-        )
-        ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).update(
-            status=ModelStatus.ARCHIVED
-        )
+        model = _model_with_a_hand_raiser()
         by_score, by_hand = LeadFactory(role="executive"), LeadFactory(role="executive")
         EngagementEventFactory(lead=by_score, kind="email_click", occurred_at=NOW)
         EngagementEventFactory(lead=by_hand, kind="consultation", occurred_at=NOW)
