@@ -165,13 +165,16 @@ def routing_team_for(*, lead: Lead) -> Team | None:
 def routing_team_finder() -> Callable[[Lead], Team | None]:
     """routing_team_for with the rules read once, for many leads (a bulk move's batch):
     the per-process copy's version is checked here, not per lead."""
-    rules, default_team = config_cached("handoff.routing", _routing_table)
+    by_company = routing_team_by_company()
 
     def find(lead: Lead) -> Team | None:
-        for rule in rules:
-            if rule.matches(lead):
-                return rule.team
-        return default_team
+        # A rule tests the company's fields only (RoutingRule.matches_company).
+        company = lead.company
+        if company is None:
+            return by_company((None, None, None, None))
+        return by_company(
+            (company.prefecture, company.region, company.industry, company.employee_count)
+        )
 
     return find
 
