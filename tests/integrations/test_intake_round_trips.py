@@ -8,9 +8,12 @@ UPDATE of `enqueued_at` one more commit.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from integrations import services
 from integrations.models import InboundEvent, InboundStatus
@@ -108,3 +111,30 @@ def test_in_a_callers_transaction_a_duplicate_does_not_break_it_and_wakes_on_com
     assert duplicate.status == InboundStatus.DUPLICATE
     assert woken == [first.pk, fresh.pk]
     assert InboundEvent.objects.get(pk=fresh.pk).enqueued_at is not None
+
+
+@pytest.mark.django_db
+def test_the_hand_built_insert_writes_the_row_the_orms_create_writes():
+    source = make_source("generic")
+    now = timezone.now()
+    headers = {"Content-Type": "application/json", "X-Request-Id": "abc"}
+    body = '{"id": "evt-1", "name": "山田"}'
+
+    event = services._insert_received(
+        source=source, body=body, headers=headers, dedup_key="k1", enqueued_at=now
+    )
+    orm = InboundEvent.objects.create(
+        source=source, body=body, headers=headers, dedup_key="k2", enqueued_at=now
+    )
+
+    stored = InboundEvent.objects.get(pk=event.pk)
+    orm.refresh_from_db()
+    differing = {"id", "dedup_key", "received_at"}
+    fields = [f.attname for f in InboundEvent._meta.concrete_fields if f.attname not in differing]
+    assert {f: getattr(stored, f) for f in fields} == {f: getattr(orm, f) for f in fields}
+    assert {f: getattr(event, f) for f in fields} == {f: getattr(orm, f) for f in fields}
+    assert stored.dedup_key == "k1"
+    assert stored.headers == headers
+    assert stored.enqueued_at == now
+    assert abs(stored.received_at - orm.received_at) < timedelta(seconds=5)
+    assert event._state.adding is False
