@@ -243,12 +243,15 @@ _RECEIVED_FIELDS = (
 @cache
 def _received_insert() -> tuple[str, tuple[Field, ...]]:
     meta = InboundEvent._meta
-    fields = tuple(meta.get_field(name) for name in _RECEIVED_FIELDS)
+    by_name = {f.name: f for f in meta.concrete_fields}
+    fields = tuple(by_name[name] for name in _RECEIVED_FIELDS)
     quote = connection.ops.quote_name
-    # Names from the model's own metadata; every value is a parameter.
+    # Names from the model's own metadata (a concrete field always has its column);
+    # every value is a parameter.
+    columns = ", ".join(quote(str(f.column)) for f in fields)
     sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"  # noqa: S608
-        f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(meta.pk.column)}"
+        f"INSERT INTO {quote(meta.db_table)} ({columns})"  # noqa: S608
+        f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(str(meta.pk.column))}"
     )
     return sql, fields
 
