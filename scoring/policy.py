@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import cache
 
 from django.db import connection
 
@@ -42,6 +43,25 @@ def raised_hand(model: CompiledModel, fit: int, hand_raised_at: datetime | None)
     )
 
 
+def hand_raise_counts(
+    model: CompiledModel,
+    *,
+    stage: str,
+    fit: int,
+    hand_raised_at: datetime | None,
+    recycled_at: Callable[[], datetime | None],
+) -> bool:
+    """The lead raised its hand and the raise counts now: for a recycled lead, only a
+    raise after its last move to recycled (an old one was already answered by sales).
+    A lead it counts for is a hand-raiser, never held back in a wave (handoff.bulk)."""
+    if not raised_hand(model, fit, hand_raised_at):
+        return False
+    if stage != Stage.RECYCLED:
+        return True
+    since = recycled_at()
+    return since is None or (hand_raised_at is not None and hand_raised_at > since)
+
+
 def mql_reason(
     model: CompiledModel,
     *,
@@ -54,23 +74,25 @@ def mql_reason(
 ) -> str | None:
     """Why the lead should become an MQL now (THRESHOLDS or HAND_RAISER), or None.
 
-    `recycled_at` is called only when needed (it costs a query): the time of the lead's
-    last move to "recycled". A recycled lead waits out the model's cool-down from then,
-    and a hand-raiser event counts for it only if it came after that move."""
+    `recycled_at` is called at most once, only when needed (it costs a query): the time
+    of the lead's last move to "recycled". A recycled lead waits out the model's
+    cool-down from then, and a hand-raiser event counts for it only if it came after
+    that move (hand_raise_counts)."""
     if stage not in MOVABLE_STAGES:
         return None
     by_thresholds = meets_thresholds(model, fit, engagement)
-    by_hand = raised_hand(model, fit, hand_raised_at)
-    if not (by_thresholds or by_hand):
+    if not (by_thresholds or raised_hand(model, fit, hand_raised_at)):
         return None
+    recycled = cache(recycled_at)
     if stage == Stage.RECYCLED:
-        since = recycled_at()
-        if since is not None:
-            if now < since + timedelta(days=model.recycle_cooldown_days):
-                return None
-            by_hand = by_hand and hand_raised_at is not None and hand_raised_at > since
+        since = recycled()
+        if since is not None and now < since + timedelta(days=model.recycle_cooldown_days):
+            return None
     if by_thresholds:
         return THRESHOLDS
+    by_hand = hand_raise_counts(
+        model, stage=stage, fit=fit, hand_raised_at=hand_raised_at, recycled_at=recycled
+    )
     return HAND_RAISER if by_hand else None
 
 

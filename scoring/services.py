@@ -37,7 +37,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Max, Value
+from django.db.models import Exists, F, Max, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -546,12 +546,20 @@ def _preview_insert_history(
 def _preview_wave(run: PreviewRun) -> list[dict]:
     """Per team, what the leads publishing moves would do to sales now (handoff's
     forecast, leadflow.reactions.WAVE_FORECAST): the page and the publish's confirmation
-    show it beside the count. The hand-raisers among them (policy.raised_hand) are never
-    held. The ids go as subqueries: a publish may move most of a million leads."""
+    show it beside the count. The hand-raisers among them (policy.hand_raise_counts: a
+    recycled lead's raise only after its last recycle) are never held. The ids go as
+    subqueries: a publish may move most of a million leads."""
     draft = engine.compiled(run.model_id)
     moves = DraftLeadScore.objects.filter(run_id=run.pk, outcome=selectors.MOVES)
+    answered_before = StageTransition.objects.filter(
+        lead_id=OuterRef("lead_id"),
+        to_stage=Stage.RECYCLED,
+        occurred_at__gte=OuterRef("hand_raised_at"),
+    )
     raisers = (
-        moves.filter(fit__gte=draft.hand_raiser_min_fit, hand_raised_at__isnull=False)
+        moves.filter(fit__gte=draft.hand_raiser_min_fit, hand_raised_at__isnull=False).exclude(
+            Q(lead__stage=Stage.RECYCLED) & Exists(answered_before)
+        )
         if draft.hand_raiser_kind
         else moves.none()
     )
@@ -1073,8 +1081,12 @@ def hand_off_new_mqls(
                     reason=_mql_text(model, score, reason),
                     context=_mql_context(model, score, reason),
                 )
-                if reason != policy.THRESHOLDS or policy.raised_hand(
-                    model, score.fit, score.hand_raised_at
+                if policy.hand_raise_counts(
+                    model,
+                    stage=score.lead.stage,
+                    fit=score.fit,
+                    hand_raised_at=score.hand_raised_at,
+                    recycled_at=partial(recycled.get, score.lead_id),
                 ):
                     # A hand-raiser (even one the thresholds also make an MQL) asked for
                     # contact: never part of a wave, never held in the queue.
@@ -1104,7 +1116,8 @@ def leads_hand_off_imported(
     """The MQLs a large import makes (its rows scored with apply_policy=False and
     committed): the policy applied to each lead now, and those crossing into MQL handed
     on set-based as one wave (kind import), as a publish's are: above the teams' room
-    they wait in the queue with their clocks stopped. Hand-raisers go one by one.
+    they wait in the queue with their clocks stopped. Hand-raisers move set-based too,
+    first and outside the wave (hand_off_new_mqls).
     Returns how many moved; a wave that moved nobody is not kept."""
     model = published_model()
     if model is None or not lead_ids:

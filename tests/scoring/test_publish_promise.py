@@ -421,3 +421,52 @@ def test_the_preview_and_the_publish_page_say_how_many_go_to_each_team(client, m
     assert run.summary["wave"] == [
         {"team": "Kanto", "team_id": _team.pk, "leads": 4, "free": 1, "handed": 1, "waiting": 3}
     ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("raised_days_ago", "hand_raiser"),
+    [(45, False), (35, True)],
+    ids=["raised-before-its-recycle", "raised-after-it"],
+)
+def test_a_recycled_lead_is_a_hand_raiser_of_the_publish_only_if_it_raised_after_its_recycle(
+    studio, raised_days_ago, hand_raiser, monkeypatch
+):
+    """`back` (recycled 40 days ago, past the cool-down) moves by its score. Its
+    consultation makes it a hand-raiser, never held in the wave, only if it came after
+    the recycle: the earlier one was answered by sales (policy.hand_raise_counts). With
+    no rep free, a hand-raiser waits with its clock running; a wave MQL without one."""
+    from handoff.models import Handoff
+    from leadflow.models import Lead, MqlWave
+    from scoring.tasks import rescore_run_task
+    from sla.models import SlaTimer
+    from tests.handoff.helpers import make_team
+
+    monkeypatch.setattr(rescore_run_task, "apply_async", lambda *args, **kwargs: None)
+    _published, draft, _leads = studio
+    make_team("Kanto", reps=0, default=True)
+    back = LeadFactory(email="back@example.jp", role="manager")
+    events(back, "seminar_attendance", 2)
+    StageTransition.objects.create(
+        lead=back,
+        from_stage=Stage.MQL,
+        to_stage=Stage.RECYCLED,
+        occurred_at=NOW - 40 * DAY,
+        actor_system="test",
+    )
+    Lead.objects.filter(pk=back.pk).update(stage=Stage.RECYCLED)
+    events(back, "consultation", 1, start=NOW - raised_days_ago * DAY)
+
+    with time_machine.travel(NOW, tick=False):
+        run = scoring_model_publish(model=draft)
+        rescore_run_execute(run_id=run.pk)
+
+    wave = MqlWave.objects.get(key=f"rescore:{run.pk}")
+    handoff = Handoff.objects.get(lead=back)
+    assert handoff.assigned_to_id is None
+    if hand_raiser:
+        assert handoff.wave_id is None
+        assert SlaTimer.objects.filter(handoff=handoff).exists()
+    else:
+        assert handoff.wave_id == wave.pk
+        assert not SlaTimer.objects.filter(handoff=handoff).exists()
