@@ -25,6 +25,7 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -37,7 +38,7 @@ from leadflow.transactions import enqueue_on_commit
 logger = logging.getLogger(__name__)
 
 
-def _held(queryset):
+def _held(queryset: QuerySet[Handoff]) -> QuerySet[Handoff]:
     """The handoffs of `queryset` held in a wave: open, nobody's, not released."""
     return queryset.filter(
         status=HandoffStatus.OPEN,
