@@ -96,7 +96,7 @@ def _score_filter(field: str, lookup: str) -> django_filters.NumberFilter:
 
 class HandoffListFilter(django_filters.FilterSet):
     """?q=&status=&sla=&team=&rep=&source=&fit_min=&fit_max=&engagement_min=
-    &engagement_max=&mql_from=&mql_to=&kpi=&sort= (all optional)."""
+    &engagement_max=&mql_from=&mql_to=&kpi=&wave=&sort= (all optional)."""
 
     q = django_filters.CharFilter(
         label=_("Search"), method="filter_q", max_length=MAX_SEARCH_LENGTH
@@ -116,6 +116,9 @@ class HandoffListFilter(django_filters.FilterSet):
     mql_from = django_filters.DateFilter(label=_("MQL from"), method="filter_mql_from")
     mql_to = django_filters.DateFilter(label=_("MQL to"), method="filter_mql_to")
     kpi = django_filters.CharFilter(label=_("Figure"), method="filter_kpi", max_length=40)
+    # The MQLs a wave made (the wave's admin page links here, with ?queued=true for those
+    # that still wait).
+    wave = id_filter("wave_id")
     sort = django_filters.ChoiceFilter(label=_("Sort"), choices=SORTS, method="filter_sort")
 
     # The order without ?sort=: the pages work most urgent first; the API has always
@@ -131,6 +134,7 @@ class HandoffListFilter(django_filters.FilterSet):
         self.now = now or timezone.now()
         self.filters["team"].label = _("Team")
         self.filters["rep"].label = _("Rep")
+        self.filters["wave"].label = _("MQL wave")
         for name, label in (
             ("fit_min", _("Fit from")),
             ("fit_max", _("Fit up to")),

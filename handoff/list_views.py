@@ -24,8 +24,9 @@ from handoff import routing, selectors
 from handoff.filters import kpi_choices
 from handoff.listing import Mark, changes_since, handoff_list, mark_now
 from handoff.models import Handoff, Team, TeamMembership
+from leadflow.api.filters import MAX_ID
 from leadflow.errors import DomainError
-from leadflow.models import User
+from leadflow.models import MqlWave, User
 
 ROUND_ROBIN = "round_robin"
 # How often an open inbox asks what is new (seconds); the browser tests shorten it.
@@ -84,6 +85,14 @@ class BulkReassignForm(forms.Form):
         self.fields["handoff"].error_messages["required"] = _("Choose at least one handoff.")
 
 
+def _wave_label(value: str) -> str:
+    """What made the wave ?wave= names (the heading says whose MQLs these are); a query
+    only when the list is filtered by a wave. The filter itself validates the value."""
+    if not value.isdigit() or int(value) > MAX_ID:
+        return ""
+    return MqlWave.objects.filter(pk=int(value)).values_list("label", flat=True).first() or ""
+
+
 @require_safe
 @login_required
 def handoff_list_page(request: HttpRequest) -> HttpResponse:
@@ -103,6 +112,7 @@ def handoff_list_page(request: HttpRequest) -> HttpResponse:
         now=now,
         selectable=bool(manageable),
         kpi_label=dict(kpi_choices()).get(request.GET.get("kpi", "")),
+        wave_label=_wave_label(request.GET.get("wave", "")),
     )
     if manageable:
         context["bulk_form"] = BulkReassignForm(reps=context["filter_reps"])

@@ -324,6 +324,12 @@ class Handoff(models.Model):
         blank=True,
         related_name="handoffs",
     )
+    # When it left its wave's hold, its lead having raised its hand while it waited
+    # (handoff.waves): from then on it is an ordinary MQL, its clocks running. The wave
+    # stays, as the record of what made it an MQL.
+    wave_released_at = models.DateTimeField(
+        _("left its wave"), null=True, blank=True, editable=False
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     assigned_at = models.DateTimeField(_("assigned"), null=True, blank=True)
     first_contact_at = models.DateTimeField(_("first contact"), null=True, blank=True)
@@ -408,8 +414,13 @@ class Handoff(models.Model):
     @property
     def clock_waits(self) -> bool:
         """A wave's MQL that waits in the queue: its SLA clocks start when a rep gets it
-        (handoff.bulk); any other MQL's start at the MQL."""
-        return self.wave_id is not None and self.assigned_to_id is None
+        (handoff.bulk), or when its lead raises its hand (handoff.waves); any other
+        MQL's start at the MQL."""
+        return (
+            self.wave_id is not None
+            and self.wave_released_at is None
+            and self.assigned_to_id is None
+        )
 
     @property
     def bant(self) -> dict[str, bool | None]:

@@ -11,7 +11,8 @@ from handoff.claims import claim_on_activity, claim_window_open, claim_windows_o
 from handoff.merging import handoff_check_merge
 from handoff.models import Activity, Assignment, Handoff
 from handoff.routing import handoff_create_for_mql
-from leadflow.models import Lead, MqlWave, StageTransition
+from handoff.waves import handoff_hand_raised
+from leadflow.models import EngagementEvent, Lead, MqlWave, StageTransition
 
 
 def on_mql(*, transition: StageTransition, lead: Lead) -> None:
@@ -23,6 +24,12 @@ def on_mqls_bulk(*, transitions: list[StageTransition], wave: MqlWave | None) ->
     # on_mql's twin, in leads_transition_bulk's transaction: a batch's MQLs and handoffs
     # commit together.
     handoffs_create_for_mqls(transitions=transitions, wave=wave)
+
+
+def on_hand_raised(*, lead: Lead, event: EngagementEvent) -> None:
+    # A hand-raiser is never held back: a wave's held MQL leaves the hold and is routed,
+    # after the event's commit (handoff.waves says why not in its transaction).
+    handoff_hand_raised(lead=lead, event=event)
 
 
 def on_handoffs_assigned_bulk(*, assignments: list[Assignment], at: datetime) -> None:

@@ -339,17 +339,23 @@ def handoff_create_for_mql(*, lead: Lead, transition: StageTransition) -> Handof
                 mark_timeline=False,
             )
         elif not choice.waits_for_opening:
-            # Nobody could take it: it waits in the queue, and the managers must hear of
-            # it (a queued MQL is the one nobody's clock reminds anybody of). With nobody
-            # to tell (no manager, no webhook) there is no notice and no task.
-            webhook = getattr(settings, "HANDOFF_SLACK_WEBHOOK_URL", "")
-            if webhook or selectors.managers_to_notify(team_id=team.pk if team else None).exists():
-                notice = QueueNotice.objects.create(handoff=handoff, created_at=at)
-                from handoff.tasks import notify_queued_task
-
-                enqueue_on_commit(notify_queued_task, notice.pk)
+            queue_notice(handoff=handoff, team=team, at=at)
         timeline_start(handoff=handoff, at=at, event=event)
     return handoff
+
+
+def queue_notice(*, handoff: Handoff, team: Team | None, at: datetime) -> QueueNotice | None:
+    """Nobody could take the MQL: it waits in the queue, and the managers must hear of it
+    (a queued MQL is the one nobody's clock reminds anybody of). With nobody to tell (no
+    manager, no webhook) there is no notice and no task. In the routing's transaction."""
+    webhook = getattr(settings, "HANDOFF_SLACK_WEBHOOK_URL", "")
+    if not webhook and not selectors.managers_to_notify(team_id=team.pk if team else None).exists():
+        return None
+    notice = QueueNotice.objects.create(handoff=handoff, created_at=at)
+    from handoff.tasks import notify_queued_task
+
+    enqueue_on_commit(notify_queued_task, notice.pk)
+    return notice
 
 
 def handoff_assign_from_queue(*, team: Team, actor: User | None = None) -> list[Handoff]:

@@ -338,8 +338,10 @@ def team_queue_summary(*, user) -> QueueSummary:
     """Three queries: the COUNT, one GROUP BY over the waves, one DISTINCT over the teams."""
     queued = team_queued(user=user)
     total = queued.count()
+    # Held: a handoff whose lead raised its hand left the wave's hold (handoff.waves) and
+    # waits as any queued MQL does, its clock running.
     waves = (
-        MqlWave.objects.filter(handoffs__in=queued)
+        MqlWave.objects.filter(handoffs__in=queued.filter(wave_released_at__isnull=True))
         .annotate(waiting=Count("handoffs"))
         .order_by("pk")
     )
@@ -384,7 +386,9 @@ def handoff_detail(*, user, pk: int) -> Handoff | None:
     # Through the urgency ordering for its annotation: the page shows the next deadline.
     return (
         handoffs_order_by_urgency(handoffs_visible_to(user=user))
-        .select_related("lead__company", "team", "assigned_to", "decided_by", "rejection_reason")
+        .select_related(
+            "lead__company", "team", "assigned_to", "decided_by", "rejection_reason", "wave"
+        )
         .filter(pk=pk)
         .first()
     )

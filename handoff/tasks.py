@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from handoff import notifications, replay, routing
+from handoff import notifications, replay, routing, waves
 from handoff.models import HandoffStatus, Team
 
 
@@ -64,3 +64,10 @@ def notify_queued_task(notice_id: int) -> dict[str, bool]:
 def replay_run_task(run_id: int) -> bool:
     """Replay a draft routing plan (handoff.replay); safe to deliver twice."""
     return replay.replay_run_execute(run_id=run_id)
+
+
+@shared_task(acks_late=True)
+def release_from_wave_task(handoff_id: int, event_id: int) -> bool:
+    """A held MQL whose lead raised its hand (handoff.waves); a second run finds it
+    released and does nothing. True when this run released it."""
+    return waves.handoff_release_from_wave(handoff_id=handoff_id, event_id=event_id) is not None

@@ -26,6 +26,12 @@ The use cases, top to bottom (→ means "which runs"):
      snapshots) → HANDOFFS_ASSIGNED_BULK (claim windows);
   2. the outbox: the same messages, one INSERT.
   Hand-raisers and MQLs made by an event keep the single path.
+- **An MQL's lead raises its hand** (`scoring.services.lead_score_changes`: a new event
+  of the published model's hand-raiser kind, fit ≥ its hand-raiser minimum): HAND_RAISED →
+  `handoff.reactions.on_hand_raised`: a lead whose MQL waits in a wave's hold has its
+  handoff released after the event's commit (`handoff.waves`), in a transaction of its
+  own: HANDOFF_RELEASED (its SLA timers start at the event), then it is routed as a new
+  MQL is → HANDOFF_ASSIGNED, or it stays queued, its clock running, and the managers told.
 - **Accepted** (`handoff.verdicts.handoff_accept`): `lead_transition` to SQL →
   STAGE_CHANGED[SQL] (the outbox); then HANDOFF_DECIDED (the verdict and first-contact
   timers are met, the KPI day marked); after commit the team's queue moves.
@@ -120,6 +126,21 @@ HANDOFFS_CREATED_BULK: tuple[str, ...] = (
     "scoring.reactions.on_handoffs_created_bulk",
 )
 
+# lead_score_changes, after the score is written and the MQL policy applied, in the
+# event's transaction (the lead and its score locked): the lead was an MQL already, one
+# of the new events is of the published model's hand-raiser kind and the lead's fit
+# reaches its hand-raiser minimum.
+# kwargs: lead, event (the newest such EngagementEvent of the change).
+HAND_RAISED: tuple[str, ...] = (
+    "handoff.reactions.on_hand_raised",  # a wave's held MQL leaves the hold (after commit)
+)
+
+# handoff_release_from_wave, the handoff out of its wave's hold, under the team's and the
+# handoff's locks, before it is routed. kwargs: handoff, at (the hand-raise, recorded).
+HANDOFF_RELEASED: tuple[str, ...] = (
+    "sla.reactions.on_handoff_released",  # its timers start, the KPI day is marked
+)
+
 # Every assignment of a rep (routing, the queue, a manager, an SLA escalation), under the
 # team's and the handoff's locks. kwargs: handoff, assignment, at.
 HANDOFF_ASSIGNED: tuple[str, ...] = (
@@ -166,6 +187,8 @@ ALL: dict[str, Sequence[str]] = {
     **{f"STAGE_CHANGED_BULK[{stage}]": paths for stage, paths in STAGE_CHANGED_BULK.items()},
     "HANDOFF_CREATED": HANDOFF_CREATED,
     "HANDOFFS_CREATED_BULK": HANDOFFS_CREATED_BULK,
+    "HAND_RAISED": HAND_RAISED,
+    "HANDOFF_RELEASED": HANDOFF_RELEASED,
     "HANDOFF_ASSIGNED": HANDOFF_ASSIGNED,
     "HANDOFFS_ASSIGNED_BULK": HANDOFFS_ASSIGNED_BULK,
     "ACTIVITY_LOGGED": ACTIVITY_LOGGED,

@@ -67,6 +67,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_READ_OUTBOUND,
         *_EDIT_SCORING,
         *_READ_SLA,
+        # What a publish or an import made at once, and what became of it (read-only).
+        "leadflow.view_mqlwave",
         "sla.view_mqltarget",
         "sla.add_mqltarget",
         "sla.change_mqltarget",
@@ -92,6 +94,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_READ_OUTBOUND,
         *_READ_SCORES,
         *_READ_SLA,
+        "leadflow.view_mqlwave",  # the waves in their queues, as marketing sees them
         "sla.change_timerpolicy",
         "handoff.add_activity",
         "handoff.change_team",

@@ -228,9 +228,27 @@ def lead_score_changes(
                             "computed_at",
                         ]
                     )
+        # Read before the policy moves it: only a lead that was an MQL already can be
+        # waiting in a wave's hold (one the policy makes an MQL now is handed on alone).
+        was_mql = lead.stage == Stage.MQL
         if apply_policy:
             _apply_policy(lead=lead, score=score, model=model, now=now)
+        if was_mql:
+            _hand_raised(lead=lead, score=score, model=model, events=events)
     return score
+
+
+def _hand_raised(
+    *, lead: Lead, score: LeadScore, model: CompiledModel, events: Sequence[EngagementEvent]
+) -> None:
+    """An MQL's new event of the model's hand-raiser kind, with the fit the policy asks
+    of a hand-raiser: the person asked for contact (HAND_RAISED: an MQL held in a wave
+    is held back no longer). Also under a large import's deferred policy: the lead is an
+    MQL already, the import's wave has nothing to decide for it."""
+    raised = [event for event in events if model.hand_raiser_kind == event.kind]
+    if raised and policy.raised_hand(model, score.fit, score.hand_raised_at):
+        newest = max(raised, key=lambda event: (event.created_at, event.pk))
+        reactions.run(reactions.HAND_RAISED, lead=lead, event=newest)
 
 
 def lead_score_recompute(*, lead: Lead) -> LeadScore | None:

@@ -28,6 +28,13 @@ def on_handoff_created(*, handoff: Handoff, at: datetime) -> None:
     days.kpi_days_mark_handoff(handoff=handoff)
 
 
+def on_handoff_released(*, handoff: Handoff, at: datetime) -> None:
+    # A wave's held MQL whose lead raised its hand: its clocks start now, as a new MQL's
+    # do at the MQL, and follow the rep the routing gives it next (HANDOFF_ASSIGNED).
+    services.timers_start(handoff=handoff, at=at)
+    days.kpi_days_mark_handoff(handoff=handoff)
+
+
 def on_handoffs_created_bulk(*, handoffs: list[Handoff], at: datetime) -> None:
     # on_handoff_created's twin: the timers start with the rep the routing chose (where
     # timers_reassign leaves a single creation's), one mark per MQL day, not per handoff

@@ -9,17 +9,19 @@ import datetime as dt
 import pytest
 import time_machine
 
-from handoff.models import Handoff, QueueNotice
+from handoff.models import Assignment, AssignmentVia, Handoff, HandoffTimeline, QueueNotice
 from handoff.routing import handoff_assign_from_queue
+from handoff.tasks import notify_queued_task, release_from_wave_task
 from leadflow.lifecycle import BulkMove, leads_transition_bulk, mql_wave_start
-from leadflow.models import MqlWave, Stage, WaveKind
+from leadflow.models import EngagementEvent, MqlWave, Stage, WaveKind
 from scoring.models import ModelStatus, RescoreRun, ScoringModel
 from scoring.services import rescore_run_execute
 from sla.models import SlaTimer, TimerKind
 from sla.selectors import timer_policies_with_calendars
 from sla.services import timer_deadline
 from tests.factories import EngagementEventFactory, LeadFactory
-from tests.handoff.helpers import make_team, set_profile
+from tests.handoff.helpers import make_team, make_wave, set_profile
+from tests.integrations.conftest import deliver, make_source, post
 from tests.scoring.conftest import make_model, publish
 
 TOKYO = dt.timezone(dt.timedelta(hours=9))
@@ -272,3 +274,261 @@ def test_a_small_csv_import_keeps_the_one_by_one_path_and_its_clocks():
     assert not MqlWave.objects.exists()
     assert Handoff.objects.filter(wave__isnull=True, assigned_to__isnull=True).count() == 3
     assert SlaTimer.objects.filter(kind=TimerKind.FIRST_CONTACT, started_at=NOW).count() == 3
+
+
+# --- a held lead that raises its hand is held back no longer (handoff.waves) ----------------
+
+
+def _hand_raiser_published() -> ScoringModel:
+    model = _model_with_a_hand_raiser()
+    ScoringModel.objects.filter(pk=model.pk).update(status=ModelStatus.PUBLISHED)
+    return model
+
+
+def _held_wave(*, room: int = 1, **lead_fields):
+    """Kanto's one rep with room for `room`; a publish's wave of three executives (fit 40,
+    a hand-raiser from 30): the first goes to the rep, the other two are held."""
+    team, (rep,), manager = make_team("Kanto", reps=1, default=True)
+    set_profile(rep, max_open_handoffs=room)
+    _hand_raiser_published()
+    leads = sorted(
+        LeadFactory.create_batch(3, **{"role": "executive", **lead_fields}),
+        key=lambda lead: lead.pk,
+    )
+    wave = make_wave(leads)
+    handoffs = list(Handoff.objects.filter(lead__in=leads).order_by("lead_id"))
+    assert [h.clock_waits for h in handoffs] == [False, True, True]
+    return team, rep, manager, handoffs, wave
+
+
+@pytest.fixture
+def releases(monkeypatch):
+    """The releases sent to the broker after a commit: (handoff id, event id) each."""
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        release_from_wave_task, "apply_async", lambda args, **options: sent.append(tuple(args))
+    )
+    return sent
+
+
+def _event(lead, kind: str, event_id: str) -> dict:
+    return {
+        "id": event_id,
+        "type": kind,
+        "occurred_at": "2026-11-02T12:55:00+09:00",
+        "lead": {"email": lead.email},
+    }
+
+
+def _raise_hand(client, source, lead, capture, *, kind="consultation", event_id="evt-1"):
+    """An event from the MA tool, processed as the worker does, its commit's tasks sent."""
+    with capture(execute=True):
+        inbound = deliver(client, source, _event(lead, kind, event_id))
+    return inbound
+
+
+def _release_all(releases) -> list[bool]:
+    """What the worker does with the releases sent: run each task."""
+    return [release_from_wave_task(*args) for args in releases]
+
+
+def test_a_held_lead_that_raises_its_hand_goes_to_a_rep_with_room_at_once(
+    client, releases, django_capture_on_commit_callbacks
+):
+    with time_machine.travel(NOW, tick=False):
+        _team, rep, _manager, (_given, older, raiser), wave = _held_wave()
+        source = make_source("generic")
+    with time_machine.travel(LATER, tick=False):
+        set_profile(rep, max_open_handoffs=2)  # room for one more, nobody drained the queue
+        _raise_hand(client, source, raiser.lead, django_capture_on_commit_callbacks)
+        event = EngagementEvent.objects.get(lead=raiser.lead, kind="consultation")
+        assert releases == [(raiser.pk, event.pk)]
+        assert _release_all(releases) == [True]
+
+    raiser.refresh_from_db()
+    # The hand-raiser, not the older MQL first in the queue, got the rep's room.
+    assert (raiser.assigned_to_id, raiser.assigned_at, raiser.wave_released_at) == (
+        rep.pk,
+        LATER,
+        LATER,
+    )
+    assert raiser.wave_id == wave.pk  # what made it an MQL stays on record
+    timers = {t.kind: t for t in SlaTimer.objects.filter(handoff=raiser)}
+    first_contact = timers[TimerKind.FIRST_CONTACT]
+    assert (first_contact.started_at, first_contact.due_at) == (LATER, _first_contact_due(LATER))
+    assert (first_contact.rep_id, first_contact.rep_since) == (rep.pk, LATER)
+    assert {t.started_at for t in timers.values()} == {LATER}
+    assert raiser.next_due_at == _first_contact_due(LATER)
+    (assignment,) = Assignment.objects.filter(handoff=raiser)
+    assert (assignment.via, assignment.rep_id, assignment.assigned_at) == (
+        AssignmentVia.ROUTING,
+        rep.pk,
+        LATER,
+    )
+    assert assignment.reason == (
+        "Raised a hand (Individual consultation) while waiting in the MQL wave "
+        "“Scoring model v2”: left the wave and routed at once."
+    )
+    assert HandoffTimeline.objects.get(handoff=raiser).assigned_at == LATER
+    # The older one still waits in the wave, its clock stopped.
+    older.refresh_from_db()
+    assert older.clock_waits and not SlaTimer.objects.filter(handoff=older).exists()
+
+
+def test_a_held_lead_that_raises_its_hand_with_nobody_free_waits_as_any_queued_mql(
+    client, releases, django_capture_on_commit_callbacks, monkeypatch
+):
+    notices: list[int] = []
+    monkeypatch.setattr(
+        notify_queued_task, "apply_async", lambda args, **options: notices.extend(args)
+    )
+    with time_machine.travel(NOW, tick=False):
+        _team, _rep, manager, (_given, older, raiser), _wave = _held_wave()
+        source = make_source("generic")
+    with time_machine.travel(LATER, tick=False):
+        _raise_hand(client, source, raiser.lead, django_capture_on_commit_callbacks)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert _release_all(releases) == [True]
+
+    raiser.refresh_from_db()
+    assert (raiser.assigned_to_id, raiser.wave_released_at, raiser.clock_waits) == (
+        None,
+        LATER,
+        False,
+    )
+    # Out of the wave's hold: its clocks run from the hand-raise, the managers are told.
+    first_contact = SlaTimer.objects.get(handoff=raiser, kind=TimerKind.FIRST_CONTACT)
+    assert (first_contact.started_at, first_contact.rep_id) == (LATER, None)
+    assert raiser.next_due_at == _first_contact_due(LATER)
+    notice = QueueNotice.objects.get()
+    assert (notice.handoff_id, notice.created_at) == (raiser.pk, LATER)
+    assert notices == [notice.pk]
+    assert not Assignment.objects.filter(handoff=raiser).exists()
+    # The queue's banner counts only the one still held; the page says why it left.
+    client.force_login(manager)
+    inbox = client.get("/inbox/").content.decode()
+    assert "2 went to reps at once" not in inbox
+    assert "1 went to reps at once and 1 of them wait here." in inbox
+    page = client.get(f"/inbox/handoffs/{raiser.pk}/").content.decode()
+    assert '<li id="wave-released">' in page
+    assert "The lead raised its hand while its MQL waited in the wave" in page
+    older.refresh_from_db()
+    assert older.clock_waits
+
+
+def test_a_lead_not_held_keeps_todays_path_when_it_raises_its_hand(
+    client, releases, django_capture_on_commit_callbacks
+):
+    with time_machine.travel(NOW, tick=False):
+        _team, rep, _manager, (given, _older, _raiser), _wave = _held_wave()
+        fresh = LeadFactory(role="executive")
+        source = make_source("generic")
+        timers_before = list(SlaTimer.objects.order_by("pk").values_list("pk", "started_at"))
+    with time_machine.travel(LATER, tick=False):
+        # The wave's MQL the rep already has, and a known lead the hand-raise makes an MQL.
+        _raise_hand(client, source, given.lead, django_capture_on_commit_callbacks)
+        _raise_hand(client, source, fresh, django_capture_on_commit_callbacks, event_id="evt-fresh")
+
+    assert releases == []
+    given.refresh_from_db()
+    assert (given.assigned_to_id, given.wave_released_at) == (rep.pk, None)
+    assert Assignment.objects.filter(handoff=given).count() == 1
+    made = Handoff.objects.get(lead=fresh)
+    # One by one, never in a wave: queued (the rep is full), its clock from the MQL.
+    assert (made.wave_id, made.assigned_to_id, made.created_at) == (None, None, LATER)
+    assert SlaTimer.objects.get(handoff=made, kind=TimerKind.FIRST_CONTACT).started_at == LATER
+    assert (
+        list(SlaTimer.objects.exclude(handoff=made).order_by("pk").values_list("pk", "started_at"))
+        == timers_before
+    )
+
+
+def test_a_second_hand_raise_and_a_redelivered_webhook_change_nothing_more(
+    client, releases, django_capture_on_commit_callbacks
+):
+    with time_machine.travel(NOW, tick=False):
+        _team, rep, _manager, (_given, _older, raiser), _wave = _held_wave(room=1)
+        source = make_source("generic")
+    with time_machine.travel(LATER, tick=False):
+        set_profile(rep, max_open_handoffs=2)
+        _raise_hand(client, source, raiser.lead, django_capture_on_commit_callbacks)
+        with django_capture_on_commit_callbacks(execute=True):
+            again = post(client, source, _event(raiser.lead, "consultation", "evt-1"))
+        assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+        # The worker runs the one release twice (a redelivered task): the second finds
+        # nothing held.
+        assert _release_all(releases * 2) == [True, False]
+    with time_machine.travel(LATER + dt.timedelta(hours=1), tick=False):
+        _raise_hand(
+            client, source, raiser.lead, django_capture_on_commit_callbacks, event_id="evt-2"
+        )
+
+    assert len(releases) == 1  # neither the duplicate nor the later hand-raise sent one
+    assert EngagementEvent.objects.filter(lead=raiser.lead, kind="consultation").count() == 2
+    raiser.refresh_from_db()
+    assert (raiser.assigned_to_id, raiser.wave_released_at) == (rep.pk, LATER)
+    assert Assignment.objects.filter(handoff=raiser).count() == 1
+    assert set(SlaTimer.objects.filter(handoff=raiser).values_list("started_at", flat=True)) == {
+        LATER
+    }
+
+
+@pytest.mark.parametrize(
+    ("role", "kind"),
+    [
+        ("executive", "email_click"),  # fit 40, but not the hand-raiser's event
+        ("staff", "consultation"),  # the hand-raiser's event, with fit 0 below its 30
+    ],
+)
+def test_a_held_lead_stays_held_on_another_event_or_a_hand_raise_below_the_fit(
+    client, releases, django_capture_on_commit_callbacks, role, kind
+):
+    with time_machine.travel(NOW, tick=False):
+        _team, _rep, _manager, (_given, held, _other), _wave = _held_wave(role=role)
+        source = make_source("generic")
+    with time_machine.travel(LATER, tick=False):
+        _raise_hand(client, source, held.lead, django_capture_on_commit_callbacks, kind=kind)
+
+    assert EngagementEvent.objects.filter(lead=held.lead, kind=kind).count() == 1
+    assert releases == []
+    held.refresh_from_db()
+    assert held.clock_waits and held.wave_released_at is None
+    assert not SlaTimer.objects.filter(handoff=held).exists()
+
+
+def test_a_release_that_comes_after_the_queue_gave_the_handoff_out_does_nothing(
+    client, releases, django_capture_on_commit_callbacks
+):
+    with time_machine.travel(NOW, tick=False):
+        team, rep, _manager, (_given, older, _raiser), _wave = _held_wave()
+        source = make_source("generic")
+    with time_machine.travel(LATER, tick=False):
+        _raise_hand(client, source, older.lead, django_capture_on_commit_callbacks)
+        set_profile(rep, max_open_handoffs=2)
+        (drained,) = handoff_assign_from_queue(team=team)  # before the worker's release
+        assert drained.pk == older.pk
+        assert _release_all(releases) == [False]
+
+    older.refresh_from_db()
+    assert (older.assigned_to_id, older.wave_released_at) == (rep.pk, None)
+    assert list(Assignment.objects.filter(handoff=older).values_list("via", flat=True)) == [
+        AssignmentVia.QUEUE
+    ]
+
+
+def test_the_release_note_is_written_in_the_sites_language(
+    client, releases, django_capture_on_commit_callbacks, settings
+):
+    with time_machine.travel(NOW, tick=False):
+        _team, rep, _manager, (_given, _older, raiser), _wave = _held_wave()
+        source = make_source("generic")
+    with time_machine.travel(LATER, tick=False):
+        set_profile(rep, max_open_handoffs=2)
+        _raise_hand(client, source, raiser.lead, django_capture_on_commit_callbacks)
+        settings.LANGUAGE_CODE = "ja"
+        _release_all(releases)
+
+    assert Assignment.objects.get(handoff=raiser).reason == (
+        "MQLウェーブ「Scoring model v2」で待機中にハンドレイザーのイベント（個別相談会）が"
+        "ありました。ウェーブを離れ、すぐに振り分けました。"
+    )

@@ -16,6 +16,8 @@ KWARGS = {
     "STAGE_CHANGED_BULK": {"transitions", "wave"},
     "HANDOFF_CREATED": {"handoff", "at"},
     "HANDOFFS_CREATED_BULK": {"handoffs", "at"},
+    "HAND_RAISED": {"lead", "event"},
+    "HANDOFF_RELEASED": {"handoff", "at"},
     "HANDOFF_ASSIGNED": {"handoff", "assignment", "at"},
     "HANDOFFS_ASSIGNED_BULK": {"assignments", "at"},
     "ACTIVITY_LOGGED": {"handoff", "activity"},
