@@ -97,18 +97,23 @@ STAGE_CHANGED: dict[str, tuple[str, ...]] = {
 
 # leads_transition_bulk, after its StageTransition rows, under the batch's lead locks: the
 # set-based twin of STAGE_CHANGED for the stages a batch may move to, entry for entry
-# (tests/leadflow/test_bulk_reactions.py holds each to its single twin). kwargs:
-# transitions (list of StageTransition, lead id order, each with its locked lead and
-# company as `.lead`), wave (handoff.models.MqlWave or None).
+# (BULK_TWINS; tests/leadflow/test_reactions.py holds each list to its single twin's).
+# kwargs: transitions (list of StageTransition, lead id order, each with its locked lead
+# and company as `.lead`), wave (leadflow.models.MqlWave or None).
 _BULK_HANDOFFS_FOR_MQLS = "handoff.reactions.on_mqls_bulk"
 _BULK_OUTBOX = "integrations.outbound.reactions.on_stages_changed_bulk"
 STAGE_CHANGED_BULK: dict[str, tuple[str, ...]] = {
     S.MQL: (_BULK_HANDOFFS_FOR_MQLS, _BULK_OUTBOX),
 }
-# The single reaction each bulk one stands for.
+# The single reaction each bulk one stands for (of the three bulk lists: this one,
+# HANDOFFS_CREATED_BULK and HANDOFFS_ASSIGNED_BULK below).
 BULK_TWINS: dict[str, str] = {
     _BULK_HANDOFFS_FOR_MQLS: _HANDOFF_FOR_MQL,
     _BULK_OUTBOX: _OUTBOX,
+    "sla.reactions.on_handoffs_created_bulk": "sla.reactions.on_handoff_created",
+    "scoring.reactions.on_handoffs_created_bulk": "scoring.reactions.on_handoff_created",
+    "sla.reactions.on_handoffs_assigned_bulk": "sla.reactions.on_handoff_assigned",
+    "handoff.reactions.on_handoffs_assigned_bulk": "handoff.reactions.on_handoff_assigned",
 }
 
 # handoff_create_for_mql, the handoff row written, before it is routed.

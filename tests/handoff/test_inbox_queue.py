@@ -143,7 +143,8 @@ def test_beside_a_managers_own_list_the_team_table_shows_50_rows_and_counts_all(
     assert response.context["team_open_total"] == 55
     assert (
         '<a href="/inbox/list/?status=open&amp;queued=false">'
-        "The 50 most urgent are shown. See every open handoff in your teams, page by page</a>"
+        "The 50 most urgent are shown. See every open handoff in your teams, yours included,"
+        " page by page</a>"
     ) in body
     assert response.context["queue_total"] == 0
     assert "The queue is empty." in body

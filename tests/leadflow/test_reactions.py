@@ -115,3 +115,8 @@ def test_every_bulk_reaction_stands_for_its_single_twin_in_the_same_order():
         assert [reactions.BULK_TWINS[path] for path in paths] == list(
             reactions.STAGE_CHANGED[stage]
         ), stage
+    for bulk, single in (
+        (reactions.HANDOFFS_CREATED_BULK, reactions.HANDOFF_CREATED),
+        (reactions.HANDOFFS_ASSIGNED_BULK, reactions.HANDOFF_ASSIGNED),
+    ):
+        assert [reactions.BULK_TWINS[path] for path in bulk] == list(single)
