@@ -17,6 +17,10 @@ here, under the team's lock, would close that cycle. So the event only finds the
 handoff (one read, no lock) and sends `release_from_wave_task` once it commits; the
 release takes team → handoff as every reassignment does, and does nothing when the
 handoff is not held any more: a second hand-raise, a drain or a manager came first.
+
+A release sent after the commit can be lost (the broker down at that moment, a worker
+killed before it ran): the beat's SLA sweep backs it up (`held_hand_raisers_release`),
+releasing each held handoff whose lead's score says it raised its hand after the MQL.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -34,6 +38,8 @@ from handoff.models import Handoff, HandoffStatus
 from leadflow import reactions
 from leadflow.models import EngagementEvent, Lead
 from leadflow.transactions import enqueue_on_commit
+from scoring.models import LeadScore
+from scoring.services import published_model
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +118,47 @@ def handoff_release_from_wave(*, handoff_id: int, event_id: int) -> Handoff | No
             routing.queue_notice(handoff=handoff, team=team, at=now)
     logger.info("Handoff %s left its wave: its lead raised its hand", handoff_id)
     return handoff
+
+
+# Held handoffs the beat's backstop looks at per run (sla.tasks.sweep_task).
+RELEASE_SWEEP_BATCH = 100
+
+
+def held_hand_raisers_release(*, batch_size: int = RELEASE_SWEEP_BATCH) -> list[int]:
+    """The beat's backstop for HAND_RAISED's release (sent after the event's commit, so
+    it can be lost): each handoff still held in a wave whose lead, by its score under the
+    published model, raised its hand after the handoff was made, at the fit the model
+    asks of a hand-raiser, is released now. Oldest first, `batch_size` a run; returns the
+    ids released. The score keeps when the last raise happened at the MA tool, so a raise
+    that happened before the MQL and arrived after is left to the release it sent.
+    Nothing to do is one indexed probe per held handoff."""
+    model = published_model()
+    if model is None or not model.hand_raiser_kind:
+        return []
+    raised_since = LeadScore.objects.filter(
+        pk=OuterRef("lead_id"),
+        model_id=model.id,
+        fit__gte=model.hand_raiser_min_fit,
+        hand_raised_at__gt=OuterRef("created_at"),
+    )
+    due = list(
+        _held(Handoff.objects.filter(Exists(raised_since)))
+        .order_by("created_at", "pk")
+        .values_list("pk", "lead_id")[:batch_size]
+    )
+    released = []
+    for handoff_id, lead_id in due:
+        event_id = (
+            EngagementEvent.objects.filter(lead_id=lead_id, kind=model.hand_raiser_kind)
+            .order_by("-created_at", "-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if event_id is None:
+            continue
+        if handoff_release_from_wave(handoff_id=handoff_id, event_id=event_id) is not None:
+            released.append(handoff_id)
+    return released
 
 
 def _release_reason(*, event: EngagementEvent | None, wave: str, also: str) -> str:

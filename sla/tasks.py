@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from handoff import claims
+from handoff import claims, waves
 from sla import services
 from sla.kpis import days
 
@@ -16,7 +16,9 @@ def sweep_task() -> dict[str, int]:
     result = services.timers_sweep()
     # Claim or pass on (#19): unclaimed assignments pass to the next rep, in the same beat.
     claimed = claims.claims_sweep()
-    if result.more or claimed.more:
+    # A wave's held MQL whose lead raised its hand and whose release was lost (#17).
+    released = waves.held_hand_raisers_release()
+    if result.more or claimed.more or len(released) == waves.RELEASE_SWEEP_BATCH:
         sweep_task.delay()
     return {
         "breached": len(result.breached),
@@ -24,6 +26,7 @@ def sweep_task() -> dict[str, int]:
         "retried": len(result.retried),
         "passed": len(claimed.passed),
         "queued": len(claimed.queued),
+        "released": len(released),
     }
 
 

@@ -113,6 +113,7 @@ def test_the_sweep_task_reenqueues_itself_while_batches_are_full(
         "retried": 0,
         "passed": 0,
         "queued": 0,
+        "released": 0,
     }
     assert enqueued["sweep"] == [True]
 
