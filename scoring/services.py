@@ -39,7 +39,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from leadflow import reactions
@@ -733,11 +733,14 @@ def _run_create(
         RescoreSlice(run=run, lower=lower, upper=upper, cursor=lower)
         for lower, upper in zip([0, *bounds], [*bounds, None], strict=True)
     )
-    # The MQLs the run makes are one wave (handoff holds them above the teams' room).
-    if kind == WaveKind.PUBLISH:
-        label = _("Scoring model v%(version)s published") % {"version": model.version}
-    else:
-        label = _("Rescore with scoring model v%(version)s") % {"version": model.version}
+    # The MQLs the run makes are one wave (handoff holds them above the teams' room). Its
+    # label is stored in the site's language, as the assignment log's reasons are, not in
+    # whichever language the marketer who published reads the admin in.
+    with translation.override(settings.LANGUAGE_CODE):
+        if kind == WaveKind.PUBLISH:
+            label = _("Scoring model v%(version)s published") % {"version": model.version}
+        else:
+            label = _("Rescore with scoring model v%(version)s") % {"version": model.version}
     mql_wave_start(kind=kind, key=_wave_key(run.pk), label=label, started_by=actor)
     for _worker in range(workers if enqueue else 0):
         enqueue_on_commit(rescore_run_task, run.pk)

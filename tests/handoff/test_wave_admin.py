@@ -169,3 +169,19 @@ def test_the_handoff_list_filters_by_wave(client):
     )
     assert sorted(row["id"] for row in api["results"]) == in_second
     assert client.get("/inbox/list/", {"wave": "x"}).status_code == 400
+
+
+def test_a_publishs_wave_is_labelled_in_the_sites_language_not_the_publishers(settings):
+    from django.utils import translation
+
+    from scoring.services import scoring_model_publish
+    from tests.scoring.conftest import make_model
+
+    settings.LANGUAGE_CODE = "ja"
+    model = make_model(engagement=[{"kind": "email_click", "points": 60}])
+    with translation.override("en"):  # the marketer reads the admin in English
+        run = scoring_model_publish(model=model)
+
+    assert MqlWave.objects.get(key=f"rescore:{run.pk}").label == (
+        f"スコアリングモデル v{model.version} の公開"
+    )
