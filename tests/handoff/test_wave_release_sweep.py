@@ -17,7 +17,7 @@ from tests.handoff.helpers import make_team, make_wave, set_profile
 from tests.handoff.test_mql_waves import LATER, NOW, _hand_raiser_published, _raise_hand
 from tests.integrations.conftest import make_source
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
