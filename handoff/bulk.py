@@ -403,12 +403,8 @@ def _room_left(state: BatchState, at: datetime) -> bool:
 
 
 def _room(state: BatchState, membership: TeamMembership, at: datetime) -> int:
-    """How many more open handoffs the rep may take now (routing._with_room's test)."""
-    profile = getattr(membership.rep, "rep_profile", None)
-    if profile is not None and profile.is_away(at):
-        return 0
-    capacity = profile.max_open_handoffs if profile else routing.DEFAULT_CAPACITY
-    return max(0, capacity - state.open[membership.rep_id])
+    """How many more open handoffs the rep may take now (the routing's own test)."""
+    return routing.rep_room(membership, state.open[membership.rep_id], at)
 
 
 def _newest_events(lead_ids: list[int]) -> dict[int, EngagementEvent]:

@@ -85,34 +85,38 @@ def _fair_tiebreak(team_id: int, rep_id: int) -> bytes:
     return hashlib.sha256(f"{team_id}:{rep_id}".encode()).digest()
 
 
+def rep_room(membership: TeamMembership, open_count: int, at: datetime) -> int:
+    """How many more open handoffs the membership's rep may take at `at`: none while
+    away, else their capacity less the `open_count` they hold. The one test of room: the
+    routing's (`_with_room`), the queue's drain and the wave's forecast (handoff.bulk)
+    all ask it, so they cannot come to different answers."""
+    profile = getattr(membership.rep, "rep_profile", None)
+    if profile is not None and profile.is_away(at):
+        return 0
+    capacity = profile.max_open_handoffs if profile else DEFAULT_CAPACITY
+    return max(0, capacity - open_count)
+
+
+def _open_counts(rep_ids: list[int], state: RoutingState | None) -> dict[int, int]:
+    if state is not None:
+        return state.open_counts(rep_ids)
+    return dict(
+        Handoff.objects.filter(status=HandoffStatus.OPEN, assigned_to_id__in=rep_ids)
+        .order_by()
+        .values("assigned_to_id")
+        .annotate(n=Count("id"))
+        .values_list("assigned_to_id", "n")
+    )
+
+
 def _with_room(
     members: list[TeamMembership], at: datetime, state: RoutingState | None = None
 ) -> list[TeamMembership]:
     """The members who are here and below their capacity of open handoffs."""
     if not members:
         return []
-    rep_ids = [m.rep_id for m in members]
-    open_counts = (
-        state.open_counts(rep_ids)
-        if state is not None
-        else dict(
-            Handoff.objects.filter(status=HandoffStatus.OPEN, assigned_to_id__in=rep_ids)
-            .order_by()
-            .values("assigned_to_id")
-            .annotate(n=Count("id"))
-            .values_list("assigned_to_id", "n")
-        )
-    )
-    available = []
-    for membership in members:
-        profile = getattr(membership.rep, "rep_profile", None)
-        capacity = profile.max_open_handoffs if profile else DEFAULT_CAPACITY
-        if profile is not None and profile.is_away(at):
-            continue
-        if open_counts.get(membership.rep_id, 0) >= capacity:
-            continue
-        available.append(membership)
-    return available
+    open_counts = _open_counts([m.rep_id for m in members], state)
+    return [m for m in members if rep_room(m, open_counts.get(m.rep_id, 0), at) > 0]
 
 
 def _members(
