@@ -119,6 +119,16 @@ def _with_room(
     return [m for m in members if rep_room(m, open_counts.get(m.rep_id, 0), at) > 0]
 
 
+def _team_room(team: Team, at: datetime) -> int:
+    """How many more open handoffs the team's reps may take at `at`, together: at most
+    this many of its queued handoffs can get a rep now."""
+    members = _members(team)
+    if not members:
+        return 0
+    open_counts = _open_counts([m.rep_id for m in members], None)
+    return sum(rep_room(m, open_counts.get(m.rep_id, 0), at) for m in members)
+
+
 def _members(
     team: Team, *, exclude: Iterable[int] = (), state: RoutingState | None = None
 ) -> list[TeamMembership]:
@@ -363,7 +373,9 @@ def queue_notice(*, handoff: Handoff, team: Team | None, at: datetime) -> QueueN
 
 
 def handoff_assign_from_queue(*, team: Team, actor: User | None = None) -> list[Handoff]:
-    """Hand the team's queued handoffs, oldest first, to reps who now have room.
+    """Hand the team's queued handoffs, most urgent first (`locks.team_queue`: running
+    SLA clocks by deadline, then the held wave MQLs oldest first), to reps who now have
+    room.
 
     Called when a rep frees up or comes back (tasks after a verdict, the periodic sweep,
     the admin action, the manager's button). Returns the handoffs that got a rep.
@@ -372,8 +384,14 @@ def handoff_assign_from_queue(*, team: Team, actor: User | None = None) -> list[
     assigned: list[Handoff] = []
     with transaction.atomic(durable=True):
         locked_team, queued = locks.team_queue(team.pk)
+        # Only as many rows as the reps have room for are read and locked: after a wave the
+        # queue may hold tens of thousands, and each call hands out a few. Counted under
+        # the team's lock, which every routing to this team waits for.
+        room = _team_room(locked_team, at)
+        if room == 0:
+            return []
         # Claim or pass on (#19): out of passes, it waits for a manager, not the drain.
-        for handoff in claims.exclude_held(queued):
+        for handoff in list(claims.exclude_held(queued)[:room]):
             membership = _pick_rep(team=locked_team, at=at)
             if membership is None:
                 break
