@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from handoff import hours, locks, routing, selectors
@@ -328,10 +328,12 @@ def wave_forecast(*, lead_ids: Iterable[int], never_held: Iterable[int] = ()) ->
     it would route to the team, the team's free capacity (its reps' room now), how many
     would go to a rep at once and how many would wait in the queue. The routing is the
     bulk move's own (account owners, round robin, capacity, working hours), run in
-    memory on the tables as they are, without locks or writes, in lead id order, until
-    no rep has room left: from then on every lead waits in the queue of the team the
-    routing rules give it, so the rest are counted per company fields in one query (a
-    publish may move 640,000 leads; routing each one took 140 s and 2 GB here).
+    memory on the tables as they are, without locks or writes, in lead id order, a chunk
+    at a time, until no lead left can get a rep (`_may_hand`: not merely until no rep
+    has room, as a rep with room in a team none of them reaches takes none of them):
+    from then on every lead waits in the queue of the team the routing rules give it,
+    so the rest are counted per company fields in one query (a publish may move 640,000
+    leads; routing each one took 140 s and 2 GB here).
     `lead_ids` and `never_held` may be lists or querysets of ids (`pk__in`), so a
     million ids need not come into Python. `never_held`: the hand-raisers, which go one
     by one and never wait for the wave (counted as handed when they find room; queued,
@@ -365,7 +367,8 @@ def wave_forecast(*, lead_ids: Iterable[int], never_held: Iterable[int] = ()) ->
         row["waiting"] += waiting
 
     last = 0
-    while _room_left(state, now):
+    reach = _Reach(leads)
+    while _may_hand(state, reach, last, now):
         chunk = list(
             leads.filter(pk__gt=last).select_related("company").order_by("pk")[:FORECAST_CHUNK]
         )
@@ -381,8 +384,9 @@ def wave_forecast(*, lead_ids: Iterable[int], never_held: Iterable[int] = ()) ->
             handed = choice.membership is not None
             count(team_id, leads=1, handed=handed, waiting=not handed and lead.pk not in raisers)
         last = chunk[-1].pk
-    # Nobody has room: no account owner or round robin can take a lead (both need room),
-    # each waits in the team its company's fields route it to (a hand-raiser unheld).
+    # No lead left can get a rep: no account owner or round robin can take one (both need
+    # room), each waits in the team its company's fields route it to (a hand-raiser
+    # unheld).
     team_of = selectors.routing_team_by_company()
     rest = (
         leads.filter(pk__gt=last)
@@ -397,18 +401,68 @@ def wave_forecast(*, lead_ids: Iterable[int], never_held: Iterable[int] = ()) ->
     return sorted(rows.values(), key=lambda row: (row["team_id"] is None, row["team"]))
 
 
-def _room_left(state: BatchState, at: datetime) -> bool:
-    """Whether any rep may take another open handoff now."""
-    return any(_room(state, memberships[0], at) > 0 for memberships in state.by_rep.values())
+class _Reach:
+    """Which teams the forecast's leads route to, read once and only when needed."""
+
+    def __init__(self, leads: QuerySet[Lead]) -> None:
+        self.leads = leads
+        self._last_by_team: dict[int | None, int] | None = None
+
+    def last_by_team(self) -> dict[int | None, int]:
+        """Per team, the highest id of the leads its routing rules give it: one GROUP BY
+        over the company fields, as the counting of the rest."""
+        if self._last_by_team is None:
+            team_of = selectors.routing_team_by_company()
+            found: dict[int | None, int] = {}
+            rows = (
+                self.leads.order_by()
+                .values(*selectors.ROUTING_COMPANY_FIELDS)
+                .annotate(last=Max("pk"))
+            )
+            for row in rows:
+                team = team_of(tuple(row[name] for name in selectors.ROUTING_COMPANY_FIELDS))
+                team_id = team.pk if team is not None else None
+                found[team_id] = max(found.get(team_id, 0), row["last"])
+            self._last_by_team = found
+        return self._last_by_team
+
+
+def _may_hand(state: BatchState, reach: _Reach, last: int, at: datetime) -> bool:
+    """Whether a lead after id `last` might still get a rep. Only a rep with room can take
+    one (routing._with_room, for the round robin and the account owner alike), and room
+    only shrinks as the forecast hands leads out. Such a rep takes a lead by the round
+    robin of a team of theirs that the lead's company routes to, or as the account
+    owner of the lead's company, in a team that puts owners first: they own the company
+    or a lead of it in the tables (the forecast's own hand-outs add none beyond these: a
+    lead handed by the round robin routes its company's later leads to the same team,
+    one handed to the account owner was theirs already). False only when none of that
+    holds for any lead left: routing the rest would hand out nothing, and counting them
+    gives the same rows. True may still hand out nothing (the rep owns a lead of the
+    company, but another holder ranks first): the rest is then routed, exact but slower."""
+    roomy = [
+        memberships for memberships in state.by_rep.values() if _room(state, memberships[0], at) > 0
+    ]
+    if not roomy:
+        return False
+    last_by_team = reach.last_by_team()
+    if any(last_by_team.get(m.team_id, 0) > last for memberships in roomy for m in memberships):
+        return True
+    owners = [
+        memberships[0].rep_id
+        for memberships in roomy
+        if any(m.team.account_owner_first for m in memberships)
+    ]
+    if not owners:
+        return False
+    owned = Q(company__owner_id__in=owners) | Q(
+        company_id__in=Lead.objects.filter(owner_id__in=owners).values("company_id")
+    )
+    return reach.leads.filter(owned, pk__gt=last).exists()
 
 
 def _room(state: BatchState, membership: TeamMembership, at: datetime) -> int:
-    """How many more open handoffs the rep may take now (routing._with_room's test)."""
-    profile = getattr(membership.rep, "rep_profile", None)
-    if profile is not None and profile.is_away(at):
-        return 0
-    capacity = profile.max_open_handoffs if profile else routing.DEFAULT_CAPACITY
-    return max(0, capacity - state.open[membership.rep_id])
+    """How many more open handoffs the rep may take now (the routing's own test)."""
+    return routing.rep_room(membership, state.open[membership.rep_id], at)
 
 
 def _newest_events(lead_ids: list[int]) -> dict[int, EngagementEvent]:

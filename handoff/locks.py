@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from handoff.models import ClaimStatus, Handoff, HandoffClaim, HandoffStatus, Team
 
@@ -27,12 +27,21 @@ def teams_all() -> dict[int, Team]:
 
 
 def team_queue(team_id: int) -> tuple[Team, QuerySet[Handoff]]:
-    """The team locked, and its queued handoffs, oldest first, to be locked as read."""
+    """The team locked, and its queued handoffs in the order the queue hands them out, to
+    be locked as read (the caller slices it: only the rows it may assign are locked).
+
+    A queued handoff whose SLA clock runs (an MQL made by an event, a hand-raiser, a claim
+    passed back) has a deadline, `next_due_at`; a wave's MQL held with its clock stopped
+    has none (`Handoff.clock_waits`). The running clocks go first, nearest deadline first,
+    then the held ones, oldest first: otherwise a lead whose clock runs waits behind a
+    whole wave and breaches while the reps work the wave off. No SKIP LOCKED: the only
+    holders of a queued handoff's row without the team's lock are one handoff's verdict
+    or activity, short, and skipping the row would hand out a less urgent one before it."""
     locked = team(team_id)
     queued = (
         Handoff.objects.select_for_update()
         .filter(team=locked, status=HandoffStatus.OPEN, assigned_to__isnull=True)
-        .order_by("created_at", "id")
+        .order_by(F("next_due_at").asc(nulls_last=True), "created_at", "id")
     )
     return locked, queued
 

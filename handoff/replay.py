@@ -25,7 +25,9 @@ The simulation model
 - **An assignment to a rep** adds one to their open load. Their first contact comes after
   their response time of *the plan's* working hours (`add_working_time`); the handoff
   leaves their open load their holding time after that (the verdict), and the team's
-  queue is then handed out, oldest first (as the queue drain after a verdict does).
+  queue is then handed out, oldest first (as the queue drain after a verdict does: it
+  hands out the nearest deadline first, which is the oldest here, every simulated clock
+  running from its arrival).
 - **Claim windows.** In a team of the plan that requires claims, the rep claims at their
   first contact. If that comes after the window (the team's minutes of the plan's working
   hours), the handoff passes at the window's end to the next rep the claim pass would
@@ -526,7 +528,8 @@ class _Replay:
             self._drain_at_opening(team, at)
 
     def _drain(self, team: Team, at: datetime) -> None:
-        """handoff_assign_from_queue: oldest first, while the round robin finds a rep."""
+        """handoff_assign_from_queue: nearest deadline first (the oldest, every clock here
+        running from the arrival), while the round robin finds a rep."""
         queue = self.queues.get(team.pk, [])
         while queue:
             membership = routing._pick_rep(team=team, at=at, state=self.state)

@@ -85,34 +85,48 @@ def _fair_tiebreak(team_id: int, rep_id: int) -> bytes:
     return hashlib.sha256(f"{team_id}:{rep_id}".encode()).digest()
 
 
+def rep_room(membership: TeamMembership, open_count: int, at: datetime) -> int:
+    """How many more open handoffs the membership's rep may take at `at`: none while
+    away, else their capacity less the `open_count` they hold. The one test of room: the
+    routing's (`_with_room`), the queue's drain and the wave's forecast (handoff.bulk)
+    all ask it, so they cannot come to different answers."""
+    profile = getattr(membership.rep, "rep_profile", None)
+    if profile is not None and profile.is_away(at):
+        return 0
+    capacity = profile.max_open_handoffs if profile else DEFAULT_CAPACITY
+    return max(0, capacity - open_count)
+
+
+def _open_counts(rep_ids: list[int], state: RoutingState | None) -> dict[int, int]:
+    if state is not None:
+        return state.open_counts(rep_ids)
+    return dict(
+        Handoff.objects.filter(status=HandoffStatus.OPEN, assigned_to_id__in=rep_ids)
+        .order_by()
+        .values("assigned_to_id")
+        .annotate(n=Count("id"))
+        .values_list("assigned_to_id", "n")
+    )
+
+
 def _with_room(
     members: list[TeamMembership], at: datetime, state: RoutingState | None = None
 ) -> list[TeamMembership]:
     """The members who are here and below their capacity of open handoffs."""
     if not members:
         return []
-    rep_ids = [m.rep_id for m in members]
-    open_counts = (
-        state.open_counts(rep_ids)
-        if state is not None
-        else dict(
-            Handoff.objects.filter(status=HandoffStatus.OPEN, assigned_to_id__in=rep_ids)
-            .order_by()
-            .values("assigned_to_id")
-            .annotate(n=Count("id"))
-            .values_list("assigned_to_id", "n")
-        )
-    )
-    available = []
-    for membership in members:
-        profile = getattr(membership.rep, "rep_profile", None)
-        capacity = profile.max_open_handoffs if profile else DEFAULT_CAPACITY
-        if profile is not None and profile.is_away(at):
-            continue
-        if open_counts.get(membership.rep_id, 0) >= capacity:
-            continue
-        available.append(membership)
-    return available
+    open_counts = _open_counts([m.rep_id for m in members], state)
+    return [m for m in members if rep_room(m, open_counts.get(m.rep_id, 0), at) > 0]
+
+
+def _team_room(team: Team, at: datetime) -> int:
+    """How many more open handoffs the team's reps may take at `at`, together: at most
+    this many of its queued handoffs can get a rep now."""
+    members = _members(team)
+    if not members:
+        return 0
+    open_counts = _open_counts([m.rep_id for m in members], None)
+    return sum(rep_room(m, open_counts.get(m.rep_id, 0), at) for m in members)
 
 
 def _members(
@@ -359,7 +373,9 @@ def queue_notice(*, handoff: Handoff, team: Team | None, at: datetime) -> QueueN
 
 
 def handoff_assign_from_queue(*, team: Team, actor: User | None = None) -> list[Handoff]:
-    """Hand the team's queued handoffs, oldest first, to reps who now have room.
+    """Hand the team's queued handoffs, most urgent first (`locks.team_queue`: running
+    SLA clocks by deadline, then the held wave MQLs oldest first), to reps who now have
+    room.
 
     Called when a rep frees up or comes back (tasks after a verdict, the periodic sweep,
     the admin action, the manager's button). Returns the handoffs that got a rep.
@@ -368,8 +384,14 @@ def handoff_assign_from_queue(*, team: Team, actor: User | None = None) -> list[
     assigned: list[Handoff] = []
     with transaction.atomic(durable=True):
         locked_team, queued = locks.team_queue(team.pk)
+        # Only as many rows as the reps have room for are read and locked: after a wave the
+        # queue may hold tens of thousands, and each call hands out a few. Counted under
+        # the team's lock, which every routing to this team waits for.
+        room = _team_room(locked_team, at)
+        if room == 0:
+            return []
         # Claim or pass on (#19): out of passes, it waits for a manager, not the drain.
-        for handoff in claims.exclude_held(queued):
+        for handoff in list(claims.exclude_held(queued)[:room]):
             membership = _pick_rep(team=locked_team, at=at)
             if membership is None:
                 break

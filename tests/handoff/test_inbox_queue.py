@@ -10,10 +10,10 @@ import pytest
 import time_machine
 
 from handoff.models import Handoff
-from handoff.selectors import team_queue_for_manager
 from handoff.views import INBOX_QUEUE_CARDS
+from sla.models import SlaTimer
 from tests.factories import LeadFactory
-from tests.handoff.helpers import make_team, make_wave, set_profile
+from tests.handoff.helpers import make_mql, make_team, make_wave, retime, set_profile
 
 TOKYO = dt.timezone(dt.timedelta(hours=9))
 NOW = dt.datetime(2026, 11, 2, 10, 0, tzinfo=TOKYO)  # a Monday, in business hours
@@ -59,12 +59,30 @@ def test_the_queue_shows_the_50_most_urgent_cards_and_the_true_figures_of_all_60
 
 
 def test_the_cards_are_the_most_urgent_of_the_queue(client):
+    """Running SLA clocks first, nearest deadline first; then the held wave MQLs (no
+    deadline), oldest first. The held ones' ages are shuffled against their ids."""
     _team, manager, _ = _wave(queued=55)
+    held = list(
+        Handoff.objects.filter(assigned_to__isnull=True).order_by("pk").values_list("pk", flat=True)
+    )
+    # 7 and 55 are coprime: every held one gets its own age, in no id order.
+    ages = {pk: (index * 7) % 55 for index, pk in enumerate(held)}
+    for pk, minutes in ages.items():
+        Handoff.objects.filter(pk=pk).update(created_at=NOW - dt.timedelta(minutes=minutes))
+    # Three MQLs made by events while the rep is full: queued, their clocks running.
+    running = []
+    for hours in (1, 2, 3):
+        with time_machine.travel(NOW + dt.timedelta(hours=hours), tick=False):
+            running.append(make_mql())
+    assert [h.assigned_to_id for h in running] == [None, None, None]
+    retime(SlaTimer.objects.filter(handoff=running[0]), due_at=NOW + dt.timedelta(days=3))
+    oldest_first = sorted(held, key=lambda pk: -ages[pk])
+    assert oldest_first[:3] == [held[47], held[39], held[31]]  # 54, 53, 52 minutes old
     client.force_login(manager)
 
     response = client.get("/inbox/")
 
-    expected = list(team_queue_for_manager(user=manager).values_list("pk", flat=True)[:50])
+    expected = [running[1].pk, running[2].pk, running[0].pk, *oldest_first[:47]]
     assert [h.pk for h in response.context["queue"]] == expected
 
 
