@@ -48,9 +48,9 @@ from integrations.registry import ADAPTERS
 from leadflow.celery import broker_queue_length
 from leadflow.errors import DomainError
 from leadflow.fits import InvalidValue, printable
-from leadflow.models import EngagementEvent, EventKind, Lead
+from leadflow.models import EngagementEvent, EventKind, Heartbeat, Lead
 from leadflow.normalize import nfkc
-from leadflow.services import UpsertResult, event_record, lead_upsert
+from leadflow.services import UpsertResult, event_record, heartbeat_record, lead_upsert
 from scoring.services import IMPORT_WAVE_MIN, lead_score_changes, leads_hand_off_imported
 
 logger = logging.getLogger(__name__)
@@ -152,6 +152,24 @@ DRAIN_EXPIRES_SECONDS = 30.0
 # A drain task claims events for about this long, then hands over to a fresh one.
 DRAIN_BUDGET_SECONDS = 60.0
 _last_wake = -math.inf  # this process's last drain sent (monotonic seconds)
+# The drains' heartbeat (leadflow.Heartbeat, in the database: web, workers and beat are
+# other processes, and the local run's cache is per process): when a drain last committed
+# work. The requeue sweep reads it to tell a backlog being worked through from drains that
+# died. Written at most every DRAIN_BEAT_SECONDS per process (and at least four times a
+# lease): one UPDATE every few seconds, not one per event.
+DRAIN_HEARTBEAT = "intake-drain"
+DRAIN_BEAT_SECONDS = 5.0
+_last_drain_beat = -math.inf  # this process's last heartbeat written (monotonic seconds)
+
+
+def _drain_beat() -> None:
+    global _last_drain_beat
+    now = monotonic()
+    every = min(DRAIN_BEAT_SECONDS, settings.INBOUND_REQUEUE_LEASE_SECONDS / 4)
+    if now - _last_drain_beat < every:
+        return
+    heartbeat_record(name=DRAIN_HEARTBEAT)
+    _last_drain_beat = now
 
 
 def inbound_workers_wake(*, force: bool = False) -> bool:
@@ -197,7 +215,8 @@ def inbound_events_drain(
     Any number of drains (and per-event tasks) may run at once: each claim skips the rows
     other workers hold, and processing checks the status under the row lock, so each
     event is processed once. A drain that finds work wakes one more, so a backlog spreads
-    over the free worker processes."""
+    over the free worker processes. Each chunk a drain commits beats DRAIN_HEARTBEAT (at
+    most every DRAIN_BEAT_SECONDS), which tells the requeue sweep the backlog is moving."""
     budget = DRAIN_BUDGET_SECONDS if time_budget is None else time_budget
     linger = DRAIN_LINGER_SECONDS if linger is None else linger
     started = idle_since = monotonic()
@@ -209,7 +228,7 @@ def inbound_events_drain(
             return claimed
         with each():
             inbound = inbound_event_process(
-                inbound_event_id=None, time_budget=budget - (now - started)
+                inbound_event_id=None, time_budget=budget - (now - started), progress=_drain_beat
             )
         if inbound is None:
             if monotonic() - idle_since >= linger:
@@ -645,7 +664,10 @@ def _mark_failed(inbound_event_id: int, worker: str, reason: str) -> None:
 
 
 def inbound_event_process(
-    *, inbound_event_id: int | None, time_budget: float | None = _NO_BUDGET
+    *,
+    inbound_event_id: int | None,
+    time_budget: float | None = _NO_BUDGET,
+    progress: Callable[[], None] | None = None,
 ) -> InboundEvent | None:
     """Turn a received inbound event into leads and events, chunk by chunk; safe to run
     twice, and at once (see the section's comment). With `inbound_event_id=None` the
@@ -658,6 +680,7 @@ def inbound_event_process(
     handed to a fresh task. Lock conflicts between two batches touching the same leads
     are retried; any other error marks the event failed, keeping the chunks that
     committed (a re-process continues from them), so nothing stays silently `received`.
+    `progress` is called after each chunk committed (the drain's heartbeat).
     """
     budget = TIME_BUDGET_SECONDS if time_budget == _NO_BUDGET else time_budget
     started = monotonic()
@@ -665,7 +688,10 @@ def inbound_event_process(
     run = _Run(worker=worker, event_id=inbound_event_id)
     try:
         while True:
+            chunks = run.chunks
             state, inbound = _process_chunk_retrying(run)
+            if progress is not None and run.chunks > chunks:
+                progress()
             if state != _MORE or inbound is None:
                 return inbound
             if budget is not None and monotonic() - started >= budget:
@@ -737,6 +763,10 @@ def _unlocked_ids(events: QuerySet[InboundEvent], order: str, limit: int) -> lis
     return list(events.values_list("pk", flat=True)[:limit])
 
 
+def _drains_last_beat() -> datetime | None:
+    return Heartbeat.objects.filter(name=DRAIN_HEARTBEAT).values_list("beat_at", flat=True).first()
+
+
 def inbound_events_requeue_stale(
     *,
     lease: timedelta | None = None,
@@ -745,20 +775,31 @@ def inbound_events_requeue_stale(
 ) -> int:
     """Enqueue again the events still `received` that no task is going to come for.
 
-    Run by beat every INBOUND_REQUEUE_SWEEP_SECONDS. An event is taken once its last
+    Run by beat every INBOUND_REQUEUE_SWEEP_SECONDS. An event is overdue once its last
     enqueue is older than the lease (INBOUND_REQUEUE_LEASE_SECONDS): never handed to the
     broker (it was down when the webhook came; the sender had its 202 and the row is all
-    there is), or handed over and lost since (a Redis restarted without persistence; a
-    worker killed holding it unacknowledged, which Redis gives back only after the
-    visibility timeout, an hour).
+    there is), or handed over and lost since (a drain lost with a Redis restarted without
+    persistence, expired in a long queue; a worker killed holding it unacknowledged, which
+    Redis gives back only after the visibility timeout, an hour).
 
-    A slow backlog is not a loss: while the intake queue still holds at least as many
-    messages as there are overdue events, every one of them may be in it, and they are
-    left alone, so the catch-up after an outage is not doubled by the sweep. Once the
-    queue holds fewer, some are missing; which ones the broker cannot say, so all overdue
-    ones (oldest first, `limit` a run) are queued again. A copy is harmless (processing
-    takes the row lock and skips events no longer `received`), and each event is queued
-    again at most once a lease, so there is no storm.
+    A slow backlog is not a loss. Webhooks send no message of their own: drains claim
+    stored events oldest first, one drain message covering many events, so the length of
+    the intake queue says nothing about them. What does is the drains' heartbeat
+    (DRAIN_HEARTBEAT), beaten by every chunk a drain commits: while a drain committed work
+    within the lease, every overdue event is in the backlog they are working through, oldest
+    first (a claim takes the oldest one nobody holds, whatever its enqueue), and nothing is
+    sent, so the catch-up after an outage is not multiplied by the sweep exactly when the
+    workers are loaded, nor are the drains pushed out of the queue until they expire.
+
+    Only when no drain committed anything for a lease (none runs: all lost, expired, or
+    their workers killed) is work sent: one drain, which recruits more as it finds work and
+    also takes events not yet overdue, and, for the overdue events themselves, a task each
+    (oldest first, `limit` a run), which does not expire in a long queue. Those per-event
+    tasks are left out while the intake queue still holds at least as many messages as
+    there are overdue events (every one of them may be in it: a worker down, the previous
+    sweep's tasks waiting). A copy is harmless (processing takes the row lock and skips
+    events no longer `received`), and each event is queued again at most once a lease, so
+    there is no storm. Returns how many per-event tasks were sent.
     """
     lease = timedelta(seconds=settings.INBOUND_REQUEUE_LEASE_SECONDS) if lease is None else lease
     cutoff = timezone.now() - lease
@@ -769,6 +810,22 @@ def inbound_events_requeue_stale(
             received.filter(enqueued_at__isnull=True, received_at__lt=cutoff), "received_at", limit
         )
         lost = _unlocked_ids(overdue, "enqueued_at", limit - len(never_queued))
+    if not (never_queued or lost):
+        return 0
+    beat_at = _drains_last_beat()
+    if beat_at is not None and beat_at >= cutoff:
+        logger.info(
+            "%d inbound event(s) past their lease while the drains work through the "
+            "backlog (last commit %.0f s ago): not re-enqueued",
+            len(never_queued) + len(lost),
+            (timezone.now() - beat_at).total_seconds(),
+        )
+        return 0
+    logger.warning(
+        "No drain committed anything since %s, with inbound events waiting: waking one",
+        beat_at.isoformat() if beat_at else "ever",
+    )
+    inbound_workers_wake(force=True)
     if lost:
         # Outside the transaction: the broker is a network call. A full batch may hide more
         # overdue events; count them all (those being processed included: fewer skips).

@@ -271,8 +271,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 # broker, or whose message the broker lost (a Redis restarted without persistence, a
 # worker machine killed holding unacknowledged messages: Redis gives those back only
 # after CELERY_VISIBILITY_TIMEOUT, an hour). An event is taken again once its last enqueue
-# is older than the lease, unless the intake queue still holds at least as many messages
-# as there are such events (a slow backlog, not a loss: see inbound_events_requeue_stale).
+# is older than the lease, unless a drain committed work within the lease (its heartbeat:
+# a slow backlog, not a loss) or the intake queue still holds at least as many messages
+# as there are such events (see inbound_events_requeue_stale).
 # Defaults: a lost message is enqueued again at most lease + sweep = 60 + 30 s after its
 # last enqueue, so a lost webhook is processed within the 2 minutes promised in the README.
 # The lease is 60 s, not less: a queue that drains in under a minute is not re-fed
