@@ -256,6 +256,9 @@ CELERY_TASK_ROUTES = {
     "integrations.drain_inbound_events": {"queue": "intake"},
     "integrations.requeue_stale_inbound_events": {"queue": "intake"},
     "integrations.prune_inbound_payloads": {"queue": "intake"},
+    # A large import's MQLs: scoring work, beside the rescores, not behind the webhooks.
+    "integrations.hand_off_lead_import": {"queue": "scoring"},
+    "integrations.hand_off_stale_lead_imports": {"queue": "scoring"},
     "scoring.*": {"queue": "scoring"},
     "integrations.outbound.*": {"queue": "delivery"},
     "sla.*": {"queue": "sla"},
@@ -325,6 +328,13 @@ METRICS_ALLOWED_NETWORKS = [
     ipaddress.ip_network(network, strict=False)
     for network in env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
 ]
+# A large CSV import's hand-off is sent when it starts and when it ends; should the broker
+# have been down both times, this sends it again (integrations.services).
+CELERY_BEAT_SCHEDULE["integrations-hand-off-stale-lead-imports"] = {
+    "task": "integrations.hand_off_stale_lead_imports",
+    "schedule": 300.0,
+    "options": {"expires": 300.0},
+}
 CELERY_BEAT_SCHEDULE["integrations-prune-inbound-payloads"] = {
     "task": "integrations.prune_inbound_payloads",
     "schedule": crontab(hour=4, minute=15),
