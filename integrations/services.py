@@ -835,7 +835,6 @@ def inbound_events_requeue_stale(
         "No drain committed anything since %s, with inbound events waiting: waking one",
         beat_at.isoformat() if beat_at else "ever",
     )
-    inbound_workers_wake(force=True)
     if lost:
         # Outside the transaction: the broker is a network call. A full batch may hide more
         # overdue events; count them all (those being processed included: fewer skips).
@@ -859,6 +858,9 @@ def inbound_events_requeue_stale(
         )
     for pk in never_queued + lost:
         _enqueue(pk)
+    # The drain last: woken first, it would claim the oldest of these events and hold its
+    # row while `_enqueue` above waits to mark that row queued.
+    inbound_workers_wake(force=True)
     return len(never_queued) + len(lost)
 
 
@@ -1118,7 +1120,8 @@ def lead_import_hand_off(*, lead_import_id: int) -> float | None:
         if silent < IMPORT_STALL_SECONDS:
             return IMPORT_STALL_SECONDS - silent
     pending = ImportedLead.objects.filter(lead_import=lead_import, pending=True)
-    lead_ids = list(pending.values_list("lead_id", flat=True))
+    rows = list(pending.order_by("pk").values_list("pk", "lead_id"))
+    lead_ids = [lead_id for _pk, lead_id in rows]
     if not lead_ids:
         if lead_import.handed_off_at is None:
             LeadImport.objects.filter(pk=lead_import.pk).update(handed_off_at=now)
@@ -1145,7 +1148,9 @@ def lead_import_hand_off(*, lead_import_id: int) -> float | None:
             )
         busy = []
     with transaction.atomic():
-        pending.filter(lead_id__in=lead_ids).exclude(lead_id__in=busy).update(pending=False)
+        # Up to the last row read (not an IN list of every lead): rows an import still
+        # going commits meanwhile stay pending for its end's run.
+        pending.filter(pk__lte=rows[-1][0]).exclude(lead_id__in=busy).update(pending=False)
         LeadImport.objects.filter(pk=lead_import.pk).update(
             hand_off_runs=F("hand_off_runs") + 1,
             mqls=F("mqls") + moved,
