@@ -72,6 +72,27 @@ def assignment_notify(*, assignment_id: int) -> dict[str, bool]:
     return sent
 
 
+def assignments_notify(*, assignment_ids: list[int]) -> tuple[list[int], OSError | None]:
+    """Notify each of a bulk move's assignments on its own (assignment_notify): one that
+    fails does not stop the others. Returns the ids whose sending failed with a network
+    or SMTP error (an OSError: SMTPRecipientsRefused, a refused connection), for the caller
+    to retry, and the first such error. Those sent are marked (email_sent_at,
+    slack_sent_at), so a retry of the failed ones sends nothing twice. Any other error is a
+    bug that a retry would not fix: it is logged, and the rest are still notified."""
+    failed: list[int] = []
+    first_error: OSError | None = None
+    for assignment_id in assignment_ids:
+        try:
+            assignment_notify(assignment_id=assignment_id)
+        except OSError as error:
+            logger.warning("Notifying assignment %s failed: %r", assignment_id, error)
+            failed.append(assignment_id)
+            first_error = first_error or error
+        except Exception:
+            logger.exception("Notifying assignment %s failed; not retried", assignment_id)
+    return failed, first_error
+
+
 def queue_notice_notify(*, notice_id: int) -> dict[str, bool]:
     """Tell the managers that an MQL waits in the queue: one e-mail to them all, and the
     handoff webhook if one is configured. Each channel at most once per queued handoff.

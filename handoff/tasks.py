@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
+from celery.utils.time import get_exponential_backoff_interval
 
 from handoff import notifications, replay, routing, waves
 from handoff.models import HandoffStatus, Team
@@ -18,16 +19,18 @@ def notify_assignment_task(assignment_id: int) -> dict[str, bool]:
     return notifications.assignment_notify(assignment_id=assignment_id)
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=(OSError,),  # as notify_assignment_task; a retry skips what was sent
-    retry_backoff=True,
-    max_retries=6,
-)
-def notify_assignments_task(assignment_ids: list[int]) -> int:
-    """A bulk move's assignments, a chunk per task (handoff.bulk); returns how many."""
-    for assignment_id in assignment_ids:
-        notifications.assignment_notify(assignment_id=assignment_id)
+@shared_task(bind=True, acks_late=True, max_retries=6)
+def notify_assignments_task(self: Task, assignment_ids: list[int]) -> int:
+    """A bulk move's assignments, a chunk per task (handoff.bulk); returns how many were
+    notified this run. Not `autoretry_for`: one rep's refused address would send the whole
+    chunk again and, after the last retry, leave the others unnotified. Only the ids whose
+    sending failed go to the retry, as a task of their own."""
+    failed, error = notifications.assignments_notify(assignment_ids=assignment_ids)
+    if failed:
+        countdown = get_exponential_backoff_interval(
+            factor=1, retries=self.request.retries, maximum=600, full_jitter=True
+        )
+        raise self.retry(args=(failed,), exc=error, countdown=countdown)
     return len(assignment_ids)
 
 

@@ -17,10 +17,11 @@ from django.utils.translation import ngettext
 from integrations.admin_secrets import SecretsAdmin, SecretsForm, clear_field, generate_field
 from integrations.csv_import import target_label
 from integrations.csv_previews import csv_preview_keep, csv_preview_take
-from integrations.models import InboundEvent, InboundStatus, Source
+from integrations.models import InboundEvent, InboundStatus, LeadImport, Source
 from integrations.secrets import headers_redacted
 from integrations.services import inbound_event_reprocess, leads_import_csv
 from leadflow.fits import printable
+from leadflow.models import User
 
 MAX_CSV_BYTES = 20 * 1024 * 1024
 SUMMARY_KEYS = ("applied", "failed", "skipped")
@@ -111,6 +112,7 @@ class SourceAdmin(SecretsAdmin):
             and request.user.has_perm("leadflow.change_lead")
         ):
             raise PermissionDenied
+        user = request.user if isinstance(request.user, User) else None  # who the wave is by
         report = None
         confirm_token = ""
         filename = ""
@@ -129,7 +131,11 @@ class SourceAdmin(SecretsAdmin):
             else:
                 filename = preview.filename
                 report = leads_import_csv(
-                    data=preview.data, source=preview.source, dry_run=False, event=preview.event
+                    data=preview.data,
+                    source=preview.source,
+                    dry_run=False,
+                    event=preview.event,
+                    started_by=user,
                 )
         elif request.method == "POST":
             form = CsvImportForm(request.POST, request.FILES)
@@ -142,6 +148,7 @@ class SourceAdmin(SecretsAdmin):
                     source=form.cleaned_data["source"],
                     dry_run=form.cleaned_data["dry_run"],
                     event=form.cleaned_data["event"],
+                    started_by=user,
                 )
                 if report.dry_run and report.created + report.updated:
                     confirm_token = csv_preview_keep(
@@ -151,6 +158,15 @@ class SourceAdmin(SecretsAdmin):
                         event=form.cleaned_data["event"],
                         filename=filename,
                     )
+        if report is not None and report.lead_import_id is not None:
+            messages.info(
+                request,
+                _(
+                    "The leads of this import that qualify are made MQLs and handed on to "
+                    "sales in the background, as one wave; they reach the queue within a "
+                    "few minutes."
+                ),
+            )
         context = {
             **self.admin_site.each_context(request),
             "title": _("Import leads from CSV"),
@@ -167,6 +183,33 @@ class SourceAdmin(SecretsAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/integrations/import_leads.html", context)
+
+
+@admin.register(LeadImport)
+class LeadImportAdmin(admin.ModelAdmin):
+    """Large CSV imports and their hand-off, to look at: written by the import and its
+    task only."""
+
+    list_display = (
+        "started_at",
+        "source",
+        "started_by",
+        "rows",
+        "finished_at",
+        "handed_off_at",
+        "mqls",
+    )
+    list_filter = ("source",)
+    date_hierarchy = "started_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(InboundEvent)

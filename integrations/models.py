@@ -272,3 +272,55 @@ __all__ = [
     "Source",
     "SourceKind",
 ]
+
+
+class LeadImport(models.Model):
+    """A large CSV import (scoring.services.IMPORT_WAVE_MIN rows or more): its rows are
+    scored without the MQL policy, and the leads they touched are handed on together by a
+    task once it is over (integrations.services.lead_import_hand_off). Kept so that an
+    import that stopped half-way (an error, a web worker killed at its timeout) still hands
+    on the rows it committed."""
+
+    source = models.CharField(_("source"), max_length=100)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("by user"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    rows = models.PositiveIntegerField(_("rows read"), default=0)
+    # When the import last showed it is alive (every few seconds while rows commit): one
+    # silent for IMPORT_STALL_SECONDS has stopped, and its committed rows are handed on.
+    progressed_at = models.DateTimeField(default=timezone.now)
+    # The last row was read, or the import stopped with an error.
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    handed_off_at = models.DateTimeField(_("handed on"), null=True, blank=True)
+    hand_off_runs = models.PositiveSmallIntegerField(default=0)
+    mqls = models.PositiveIntegerField(_("MQLs"), default=0)
+
+    class Meta:
+        verbose_name = _("lead import")
+        verbose_name_plural = _("lead imports")
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class ImportedLead(models.Model):
+    """A lead a large import's committed row touched, written in that row's transaction;
+    `pending` until the import's hand-off has applied the MQL policy to it."""
+
+    lead_import = models.ForeignKey(LeadImport, on_delete=models.CASCADE, related_name="leads")
+    lead = models.ForeignKey("leadflow.Lead", on_delete=models.CASCADE, related_name="+")
+    pending = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["lead_import", "lead"], name="imported_lead_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lead_import_id}:{self.lead_id}"

@@ -28,18 +28,20 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import Count, Field, Q, QuerySet
-from django.utils import timezone
+from django.db.models import Count, F, Field, Q, QuerySet
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from integrations.base import Item, loads_without_nul
 from integrations.csv_import import CsvProblem, read_rows
 from integrations.mapping import lead_data_from_fields
 from integrations.models import (
+    ImportedLead,
     InboundEvent,
     InboundItemResult,
     InboundStatus,
     ItemOutcome,
+    LeadImport,
     Source,
     SourceKind,
 )
@@ -48,10 +50,18 @@ from integrations.registry import ADAPTERS
 from leadflow.celery import broker_queue_length
 from leadflow.errors import DomainError
 from leadflow.fits import InvalidValue, printable
-from leadflow.models import EngagementEvent, EventKind, Lead
+from leadflow.models import EngagementEvent, EventKind, Heartbeat, Lead, User
 from leadflow.normalize import nfkc
-from leadflow.services import UpsertResult, event_record, lead_upsert
-from scoring.services import IMPORT_WAVE_MIN, lead_score_changes, leads_hand_off_imported
+from leadflow.services import UpsertResult, event_record, heartbeat_record, lead_upsert
+from scoring import policy
+from scoring.engine import CompiledModel
+from scoring.models import LeadScore
+from scoring.services import (
+    IMPORT_WAVE_MIN,
+    lead_score_changes,
+    leads_hand_off_imported,
+    published_model,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +162,24 @@ DRAIN_EXPIRES_SECONDS = 30.0
 # A drain task claims events for about this long, then hands over to a fresh one.
 DRAIN_BUDGET_SECONDS = 60.0
 _last_wake = -math.inf  # this process's last drain sent (monotonic seconds)
+# The drains' heartbeat (leadflow.Heartbeat, in the database: web, workers and beat are
+# other processes, and the local run's cache is per process): when a drain last committed
+# work. The requeue sweep reads it to tell a backlog being worked through from drains that
+# died. Written at most every DRAIN_BEAT_SECONDS per process (and at least four times a
+# lease): one UPDATE every few seconds, not one per event.
+DRAIN_HEARTBEAT = "intake-drain"
+DRAIN_BEAT_SECONDS = 5.0
+_last_drain_beat = -math.inf  # this process's last heartbeat written (monotonic seconds)
+
+
+def _drain_beat() -> None:
+    global _last_drain_beat
+    now = monotonic()
+    every = min(DRAIN_BEAT_SECONDS, settings.INBOUND_REQUEUE_LEASE_SECONDS / 4)
+    if now - _last_drain_beat < every:
+        return
+    heartbeat_record(name=DRAIN_HEARTBEAT)
+    _last_drain_beat = now
 
 
 def inbound_workers_wake(*, force: bool = False) -> bool:
@@ -197,7 +225,8 @@ def inbound_events_drain(
     Any number of drains (and per-event tasks) may run at once: each claim skips the rows
     other workers hold, and processing checks the status under the row lock, so each
     event is processed once. A drain that finds work wakes one more, so a backlog spreads
-    over the free worker processes."""
+    over the free worker processes. Each chunk a drain commits beats DRAIN_HEARTBEAT (at
+    most every DRAIN_BEAT_SECONDS), which tells the requeue sweep the backlog is moving."""
     budget = DRAIN_BUDGET_SECONDS if time_budget is None else time_budget
     linger = DRAIN_LINGER_SECONDS if linger is None else linger
     started = idle_since = monotonic()
@@ -209,7 +238,7 @@ def inbound_events_drain(
             return claimed
         with each():
             inbound = inbound_event_process(
-                inbound_event_id=None, time_budget=budget - (now - started)
+                inbound_event_id=None, time_budget=budget - (now - started), progress=_drain_beat
             )
         if inbound is None:
             if monotonic() - idle_since >= linger:
@@ -645,7 +674,10 @@ def _mark_failed(inbound_event_id: int, worker: str, reason: str) -> None:
 
 
 def inbound_event_process(
-    *, inbound_event_id: int | None, time_budget: float | None = _NO_BUDGET
+    *,
+    inbound_event_id: int | None,
+    time_budget: float | None = _NO_BUDGET,
+    progress: Callable[[], None] | None = None,
 ) -> InboundEvent | None:
     """Turn a received inbound event into leads and events, chunk by chunk; safe to run
     twice, and at once (see the section's comment). With `inbound_event_id=None` the
@@ -658,6 +690,7 @@ def inbound_event_process(
     handed to a fresh task. Lock conflicts between two batches touching the same leads
     are retried; any other error marks the event failed, keeping the chunks that
     committed (a re-process continues from them), so nothing stays silently `received`.
+    `progress` is called after each chunk committed (the drain's heartbeat).
     """
     budget = TIME_BUDGET_SECONDS if time_budget == _NO_BUDGET else time_budget
     started = monotonic()
@@ -665,7 +698,10 @@ def inbound_event_process(
     run = _Run(worker=worker, event_id=inbound_event_id)
     try:
         while True:
+            chunks = run.chunks
             state, inbound = _process_chunk_retrying(run)
+            if progress is not None and run.chunks > chunks:
+                progress()
             if state != _MORE or inbound is None:
                 return inbound
             if budget is not None and monotonic() - started >= budget:
@@ -737,6 +773,10 @@ def _unlocked_ids(events: QuerySet[InboundEvent], order: str, limit: int) -> lis
     return list(events.values_list("pk", flat=True)[:limit])
 
 
+def _drains_last_beat() -> datetime | None:
+    return Heartbeat.objects.filter(name=DRAIN_HEARTBEAT).values_list("beat_at", flat=True).first()
+
+
 def inbound_events_requeue_stale(
     *,
     lease: timedelta | None = None,
@@ -745,20 +785,31 @@ def inbound_events_requeue_stale(
 ) -> int:
     """Enqueue again the events still `received` that no task is going to come for.
 
-    Run by beat every INBOUND_REQUEUE_SWEEP_SECONDS. An event is taken once its last
+    Run by beat every INBOUND_REQUEUE_SWEEP_SECONDS. An event is overdue once its last
     enqueue is older than the lease (INBOUND_REQUEUE_LEASE_SECONDS): never handed to the
     broker (it was down when the webhook came; the sender had its 202 and the row is all
-    there is), or handed over and lost since (a Redis restarted without persistence; a
-    worker killed holding it unacknowledged, which Redis gives back only after the
-    visibility timeout, an hour).
+    there is), or handed over and lost since (a drain lost with a Redis restarted without
+    persistence, expired in a long queue; a worker killed holding it unacknowledged, which
+    Redis gives back only after the visibility timeout, an hour).
 
-    A slow backlog is not a loss: while the intake queue still holds at least as many
-    messages as there are overdue events, every one of them may be in it, and they are
-    left alone, so the catch-up after an outage is not doubled by the sweep. Once the
-    queue holds fewer, some are missing; which ones the broker cannot say, so all overdue
-    ones (oldest first, `limit` a run) are queued again. A copy is harmless (processing
-    takes the row lock and skips events no longer `received`), and each event is queued
-    again at most once a lease, so there is no storm.
+    A slow backlog is not a loss. Webhooks send no message of their own: drains claim
+    stored events oldest first, one drain message covering many events, so the length of
+    the intake queue says nothing about them. What does is the drains' heartbeat
+    (DRAIN_HEARTBEAT), beaten by every chunk a drain commits: while a drain committed work
+    within the lease, every overdue event is in the backlog they are working through, oldest
+    first (a claim takes the oldest one nobody holds, whatever its enqueue), and nothing is
+    sent, so the catch-up after an outage is not multiplied by the sweep exactly when the
+    workers are loaded, nor are the drains pushed out of the queue until they expire.
+
+    Only when no drain committed anything for a lease (none runs: all lost, expired, or
+    their workers killed) is work sent: one drain, which recruits more as it finds work and
+    also takes events not yet overdue, and, for the overdue events themselves, a task each
+    (oldest first, `limit` a run), which does not expire in a long queue. Those per-event
+    tasks are left out while the intake queue still holds at least as many messages as
+    there are overdue events (every one of them may be in it: a worker down, the previous
+    sweep's tasks waiting). A copy is harmless (processing takes the row lock and skips
+    events no longer `received`), and each event is queued again at most once a lease, so
+    there is no storm. Returns how many per-event tasks were sent.
     """
     lease = timedelta(seconds=settings.INBOUND_REQUEUE_LEASE_SECONDS) if lease is None else lease
     cutoff = timezone.now() - lease
@@ -769,6 +820,21 @@ def inbound_events_requeue_stale(
             received.filter(enqueued_at__isnull=True, received_at__lt=cutoff), "received_at", limit
         )
         lost = _unlocked_ids(overdue, "enqueued_at", limit - len(never_queued))
+    if not (never_queued or lost):
+        return 0
+    beat_at = _drains_last_beat()
+    if beat_at is not None and beat_at >= cutoff:
+        logger.info(
+            "%d inbound event(s) past their lease while the drains work through the "
+            "backlog (last commit %.0f s ago): not re-enqueued",
+            len(never_queued) + len(lost),
+            (timezone.now() - beat_at).total_seconds(),
+        )
+        return 0
+    logger.warning(
+        "No drain committed anything since %s, with inbound events waiting: waking one",
+        beat_at.isoformat() if beat_at else "ever",
+    )
     if lost:
         # Outside the transaction: the broker is a network call. A full batch may hide more
         # overdue events; count them all (those being processed included: fewer skips).
@@ -792,6 +858,9 @@ def inbound_events_requeue_stale(
         )
     for pk in never_queued + lost:
         _enqueue(pk)
+    # The drain last: woken first, it would claim the oldest of these events and hold its
+    # row while `_enqueue` above waits to mark that row queued.
+    inbound_workers_wake(force=True)
     return len(never_queued) + len(lost)
 
 
@@ -809,7 +878,8 @@ class ImportReport:
     unchanged: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line, message)
     dry_run: bool = False
-    mqls: int = 0  # a large import's: the leads it made MQLs together, as one wave
+    # A large import's record: its MQLs are handed on by a task after it (one wave).
+    lead_import_id: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -829,7 +899,12 @@ def _exchange_time(text: str) -> datetime | None:
 
 
 def leads_import_csv(
-    *, data: bytes, source: str = "csv", dry_run: bool = False, event: str = ""
+    *,
+    data: bytes,
+    source: str = "csv",
+    dry_run: bool = False,
+    event: str = "",
+    started_by: User | None = None,
 ) -> ImportReport:
     """Create or update one lead per CSV row, by e-mail (re-importing changes nothing).
 
@@ -840,6 +915,14 @@ def leads_import_csv(
     Each row is its own transaction: a bad row is reported with its line number and
     the others are imported. With `dry_run` every row is read and checked, and whether
     it would create or update a lead is reported, but nothing is written.
+
+    A large import (IMPORT_WAVE_MIN rows or more) scores its rows without the MQL policy:
+    each row's transaction records its lead on the import's LeadImport, and the task
+    `hand_off_lead_import` applies the policy to them after the last row, their MQLs one
+    wave (`started_by` its user). Not in this call: a request must not wait for it, nor
+    lose it to its worker's timeout. The task is sent when the import starts (it waits
+    while rows keep coming, and hands on the committed ones of an import that went silent)
+    and again when it ends, with an error too.
     """
     report = ImportReport(dry_run=dry_run)
     received_at = timezone.now()  # the upload: each card's visit is "received" with it
@@ -854,61 +937,239 @@ def leads_import_csv(
     mapping = {"fields": {header: target for header, target in sheet.columns.items()}}
     # A large import's MQLs are one wave, handed on together after its rows (a publish's
     # are the same): its leads are scored row by row, the policy applied at the end.
-    as_wave = len(sheet.rows) >= IMPORT_WAVE_MIN and not dry_run
-    scored: list[int] = []
-    for line, row in sheet.rows:
-        report.rows += 1
-        try:
-            lead_data = lead_data_from_fields(mapping, row)
-        except ValueProblem as problem:
-            report.errors.append((line, str(problem)))
-            continue
-        if not lead_data.email:
-            report.errors.append((line, _("No e-mail address.")))
-            continue
-        if dry_run:
-            if Lead.objects.with_email(lead_data.email).exists():
-                report.updated += 1
-            else:
-                report.created += 1
-            continue
-        try:
-            with transaction.atomic():
-                result = lead_upsert(
-                    email=lead_data.email,
-                    attributes=lead_data.attributes,
-                    company=lead_data.company or None,
-                    source=source,
+    lead_import = None
+    if len(sheet.rows) >= IMPORT_WAVE_MIN and not dry_run:
+        lead_import = _lead_import_start(source=source, started_by=started_by)
+        report.lead_import_id = lead_import.pk
+    progressed = monotonic()
+    try:
+        for line, row in sheet.rows:
+            report.rows += 1
+            _import_row(report, lead_import, line, row, mapping, source, event, received_at)
+            if lead_import is not None and monotonic() - progressed >= IMPORT_PROGRESS_SECONDS:
+                progressed = monotonic()
+                LeadImport.objects.filter(pk=lead_import.pk).update(
+                    rows=report.rows, progressed_at=timezone.now()
                 )
-                new_events = []
-                if event:
-                    met_at = _exchange_time(lead_data.card_exchanged_on) or timezone.now()
-                    visit, created = event_record(
-                        lead=result.lead,
-                        kind=EventKind.TRADE_SHOW_VISIT,
-                        occurred_at=met_at,
-                        properties={"event": event},
-                        source=f"csv:{event}",
-                        external_id=f"{lead_data.email}:{met_at.date().isoformat()}",
-                        received_at=received_at,
-                    )
-                    if created:
-                        new_events.append(visit)
-                _score_changes(result, new_events, apply_policy=not as_wave)
-        except InvalidValue as error:
-            report.errors.append((line, f"{lead_data.origin(error.field)}: {error.message}"))
-            continue
-        except DomainError as error:
-            report.errors.append((line, error.message))
-            continue
-        scored.append(result.lead.pk)
-        if result.created:
-            report.created += 1
-        elif result.changed:
+    finally:
+        if lead_import is not None:
+            # With an error too: the rows committed so far are handed on now.
+            _lead_import_finish(lead_import, rows=report.rows)
+    return report
+
+
+def _import_row(
+    report: ImportReport,
+    lead_import: LeadImport | None,
+    line: int,
+    row: dict[str, str],
+    mapping: dict[str, Any],
+    source: str,
+    event: str,
+    received_at: datetime,
+) -> None:
+    try:
+        lead_data = lead_data_from_fields(mapping, row)
+    except ValueProblem as problem:
+        report.errors.append((line, str(problem)))
+        return
+    if not lead_data.email:
+        report.errors.append((line, _("No e-mail address.")))
+        return
+    if report.dry_run:
+        if Lead.objects.with_email(lead_data.email).exists():
             report.updated += 1
         else:
-            report.unchanged += 1
-    if as_wave and scored:
-        label = _("Import of %(rows)s rows (%(source)s)") % {"rows": report.rows, "source": source}
-        report.mqls = leads_hand_off_imported(lead_ids=scored, label=label)
-    return report
+            report.created += 1
+        return
+    try:
+        with transaction.atomic():
+            result = lead_upsert(
+                email=lead_data.email,
+                attributes=lead_data.attributes,
+                company=lead_data.company or None,
+                source=source,
+            )
+            new_events = []
+            if event:
+                met_at = _exchange_time(lead_data.card_exchanged_on) or timezone.now()
+                visit, created = event_record(
+                    lead=result.lead,
+                    kind=EventKind.TRADE_SHOW_VISIT,
+                    occurred_at=met_at,
+                    properties={"event": event},
+                    source=f"csv:{event}",
+                    external_id=f"{lead_data.email}:{met_at.date().isoformat()}",
+                    received_at=received_at,
+                )
+                if created:
+                    new_events.append(visit)
+            _score_changes(result, new_events, apply_policy=lead_import is None)
+            if lead_import is not None:
+                # In the row's transaction: a row that committed is a row handed on.
+                ImportedLead.objects.bulk_create(
+                    [ImportedLead(lead_import=lead_import, lead=result.lead)],
+                    ignore_conflicts=True,  # the same e-mail on two rows
+                )
+    except InvalidValue as error:
+        report.errors.append((line, f"{lead_data.origin(error.field)}: {error.message}"))
+        return
+    except DomainError as error:
+        report.errors.append((line, error.message))
+        return
+    if result.created:
+        report.created += 1
+    elif result.changed:
+        report.updated += 1
+    else:
+        report.unchanged += 1
+
+
+# --- A large import's hand-off ---------------------------------------------------------
+#
+# The import's rows commit one by one; its MQLs go on together after it, in the task
+# `hand_off_lead_import` (idempotent: the policy is re-checked under each lead's lock, and
+# a lead already MQL no longer qualifies). The task is sent when the import starts, with a
+# countdown: while rows keep coming it waits; an import silent for IMPORT_STALL_SECONDS
+# has stopped without reaching its end (the web worker killed at its timeout) and its
+# committed rows are handed on. It is sent again at the end, to run at once.
+
+# An import marks its progress at most this often (one UPDATE, not one per row).
+IMPORT_PROGRESS_SECONDS = 5.0
+# Longer than any web worker's timeout; far below the broker's visibility timeout (1 h),
+# which a countdown must stay under.
+IMPORT_STALL_SECONDS = 300.0
+# A lead that still qualifies after a hand-off was busy (a rep or an event held it, SKIP
+# LOCKED): it is tried again this much later, up to IMPORT_HAND_OFF_RUNS runs in all.
+IMPORT_RETRY_SECONDS = 60.0
+IMPORT_HAND_OFF_RUNS = 5
+
+
+def _send_hand_off(lead_import_id: int, countdown: float = 0.0) -> None:
+    from integrations.tasks import hand_off_lead_import
+
+    try:
+        hand_off_lead_import.apply_async((lead_import_id,), countdown=countdown)
+    except Exception:
+        # The rows are committed; an import must not fail on the broker. The other send
+        # (at the start or at the end) and the sweep of imports left over hand them on.
+        logger.exception("Could not enqueue the hand-off of lead import %s", lead_import_id)
+
+
+def _lead_import_start(*, source: str, started_by: User | None) -> LeadImport:
+    lead_import = LeadImport.objects.create(source=source, started_by=started_by)
+    transaction.on_commit(lambda: _send_hand_off(lead_import.pk, IMPORT_STALL_SECONDS))
+    return lead_import
+
+
+def _lead_import_finish(lead_import: LeadImport, *, rows: int) -> None:
+    now = timezone.now()
+    LeadImport.objects.filter(pk=lead_import.pk).update(
+        rows=rows, progressed_at=now, finished_at=now
+    )
+    transaction.on_commit(lambda: _send_hand_off(lead_import.pk))
+
+
+def _still_qualifying(lead_import: LeadImport, model: CompiledModel) -> list[int]:
+    """The import's pending leads that the MQL policy would move now (scoring.policy's own
+    SQL): after a hand-off, those it skipped because another transaction held them."""
+    recycled, recycled_params = policy.last_recycled_sql()
+    reason, reason_params = policy.mql_reason_sql(
+        model,
+        stage="l.stage",
+        fit="s.fit",
+        engagement="s.engagement",
+        hand_raised_at="s.hand_raised_at",
+        recycled_at="r.recycled_at",
+        now=timezone.now(),
+    )
+    quote = connection.ops.quote_name
+    # Table names from the models' metadata, fragments from scoring.policy, values bound.
+    sql = (
+        f"SELECT i.lead_id FROM {quote(ImportedLead._meta.db_table)} i"  # noqa: S608
+        f" JOIN {quote(Lead._meta.db_table)} l ON l.id = i.lead_id"
+        f" JOIN {quote(LeadScore._meta.db_table)} s ON s.lead_id = i.lead_id"
+        f" LEFT JOIN {recycled} r ON r.lead_id = i.lead_id"
+        f" WHERE i.lead_import_id = %s AND i.pending = %s AND s.model_id = %s"
+        f" AND {reason} IS NOT NULL ORDER BY i.lead_id"
+    )
+    params = [*recycled_params, lead_import.pk, True, model.id, *reason_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def lead_import_hand_off(*, lead_import_id: int) -> float | None:
+    """Apply the MQL policy to the leads a large import's committed rows touched, its MQLs
+    one wave (leads_hand_off_imported; hand-raisers one by one, outside it). Returns the
+    seconds after which to run again (the import still going; leads that were busy), or
+    None when there is nothing more to do. Safe to run twice, and at once: a lead handed on
+    no longer qualifies.
+
+    Waits while the import is still going (a row within IMPORT_STALL_SECONDS); one that
+    went silent stopped half-way, and what it committed is handed on. A lead that still
+    qualifies afterwards was held by another transaction and is tried again
+    IMPORT_RETRY_SECONDS later, IMPORT_HAND_OFF_RUNS runs in all (after that the next
+    event or rescore of the lead applies the policy)."""
+    lead_import = LeadImport.objects.select_related("started_by").filter(pk=lead_import_id).first()
+    if lead_import is None:
+        return None
+    now = timezone.now()
+    if lead_import.finished_at is None:
+        silent = (now - lead_import.progressed_at).total_seconds()
+        if silent < IMPORT_STALL_SECONDS:
+            return IMPORT_STALL_SECONDS - silent
+    pending = ImportedLead.objects.filter(lead_import=lead_import, pending=True)
+    rows = list(pending.order_by("pk").values_list("pk", "lead_id"))
+    lead_ids = [lead_id for _pk, lead_id in rows]
+    if not lead_ids:
+        if lead_import.handed_off_at is None:
+            LeadImport.objects.filter(pk=lead_import.pk).update(handed_off_at=now)
+        return None
+    with translation.override(settings.LANGUAGE_CODE):  # the wave's name, for everyone
+        label = _("Import of %(rows)s rows (%(source)s)") % {
+            "rows": lead_import.rows,
+            "source": lead_import.source,
+        }
+    moved = leads_hand_off_imported(
+        lead_ids=lead_ids, label=label, started_by=lead_import.started_by
+    )
+    model = published_model()
+    busy = _still_qualifying(lead_import, model) if model is not None else []
+    runs = lead_import.hand_off_runs + 1
+    if runs >= IMPORT_HAND_OFF_RUNS:
+        if busy:
+            logger.warning(
+                "Lead import %s: %d lead(s) still busy after %d hand-off runs; their next "
+                "event or rescore applies the policy",
+                lead_import.pk,
+                len(busy),
+                runs,
+            )
+        busy = []
+    with transaction.atomic():
+        # Up to the last row read (not an IN list of every lead): rows an import still
+        # going commits meanwhile stay pending for its end's run.
+        pending.filter(pk__lte=rows[-1][0]).exclude(lead_id__in=busy).update(pending=False)
+        LeadImport.objects.filter(pk=lead_import.pk).update(
+            hand_off_runs=F("hand_off_runs") + 1,
+            mqls=F("mqls") + moved,
+            handed_off_at=None if busy else timezone.now(),
+        )
+    return IMPORT_RETRY_SECONDS if busy else None
+
+
+def lead_imports_hand_off_stale() -> int:
+    """Send the hand-off again for large imports not handed on whose task was lost (the
+    broker down at both its start and its end): finished, or silent for longer than
+    IMPORT_STALL_SECONDS, and not handed on for IMPORT_STALL_SECONDS more. Run by beat;
+    the task is safe to run twice. Returns how many were sent."""
+    cutoff = timezone.now() - timedelta(seconds=2 * IMPORT_STALL_SECONDS)
+    ids = list(
+        LeadImport.objects.filter(handed_off_at__isnull=True, progressed_at__lt=cutoff)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:100]
+    )
+    for lead_import_id in ids:
+        _send_hand_off(lead_import_id)
+    return len(ids)

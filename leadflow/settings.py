@@ -256,6 +256,9 @@ CELERY_TASK_ROUTES = {
     "integrations.drain_inbound_events": {"queue": "intake"},
     "integrations.requeue_stale_inbound_events": {"queue": "intake"},
     "integrations.prune_inbound_payloads": {"queue": "intake"},
+    # A large import's MQLs: scoring work, beside the rescores, not behind the webhooks.
+    "integrations.hand_off_lead_import": {"queue": "scoring"},
+    "integrations.hand_off_stale_lead_imports": {"queue": "scoring"},
     "scoring.*": {"queue": "scoring"},
     "integrations.outbound.*": {"queue": "delivery"},
     "sla.*": {"queue": "sla"},
@@ -271,8 +274,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 # broker, or whose message the broker lost (a Redis restarted without persistence, a
 # worker machine killed holding unacknowledged messages: Redis gives those back only
 # after CELERY_VISIBILITY_TIMEOUT, an hour). An event is taken again once its last enqueue
-# is older than the lease, unless the intake queue still holds at least as many messages
-# as there are such events (a slow backlog, not a loss: see inbound_events_requeue_stale).
+# is older than the lease, unless a drain committed work within the lease (its heartbeat:
+# a slow backlog, not a loss) or the intake queue still holds at least as many messages
+# as there are such events (see inbound_events_requeue_stale).
 # Defaults: a lost message is enqueued again at most lease + sweep = 60 + 30 s after its
 # last enqueue, so a lost webhook is processed within the 2 minutes promised in the README.
 # The lease is 60 s, not less: a queue that drains in under a minute is not re-fed
@@ -324,6 +328,13 @@ METRICS_ALLOWED_NETWORKS = [
     ipaddress.ip_network(network, strict=False)
     for network in env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
 ]
+# A large CSV import's hand-off is sent when it starts and when it ends; should the broker
+# have been down both times, this sends it again (integrations.services).
+CELERY_BEAT_SCHEDULE["integrations-hand-off-stale-lead-imports"] = {
+    "task": "integrations.hand_off_stale_lead_imports",
+    "schedule": 300.0,
+    "options": {"expires": 300.0},
+}
 CELERY_BEAT_SCHEDULE["integrations-prune-inbound-payloads"] = {
     "task": "integrations.prune_inbound_payloads",
     "schedule": crontab(hour=4, minute=15),

@@ -72,6 +72,9 @@ def _no_recent_wake(monkeypatch):
     # A web process sends a drain at most once per WAKE_SECONDS: each test starts as a
     # process that has not sent one, whatever the test before it posted.
     monkeypatch.setattr("integrations.services._last_wake", float("-inf"))
+    # Likewise the drains' heartbeat, written at most every DRAIN_BEAT_SECONDS a process:
+    # each test's first drain writes it, whatever the test before it drained.
+    monkeypatch.setattr("integrations.services._last_drain_beat", float("-inf"))
 
 
 def make_source(kind: str, slug: str | None = None, **extra) -> Source:

@@ -8,21 +8,25 @@ holds, so every 202 is processed once however many drains run.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connections
 from django.utils import timezone
 
 from integrations import services
 from integrations.models import InboundEvent, InboundStatus
 from integrations.tasks import drain_inbound_events
-from leadflow.models import EngagementEvent
+from leadflow.models import EngagementEvent, Heartbeat
+from leadflow.services import heartbeat_record
 from tests.integrations.conftest import make_source, post
 from tests.integrations.test_inbound_locks import page_view
+from tests.integrations.test_retention import _received
 
 WAKE = {"expires": 30.0}
 
@@ -251,3 +255,133 @@ def test_two_drains_at_once_process_each_event_once(client, wakes, monkeypatch):
         (InboundStatus.PROCESSED, 1)
     }
     assert EngagementEvent.objects.filter(source=source.slug).count() == 12
+
+
+# --- the drains' heartbeat and the requeue sweep ---------------------------------------
+
+NOW = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)
+
+
+def _overdue(source, count: int) -> list[int]:
+    """Events received and queued five minutes ago, still `received`: a backlog past the
+    lease (or lost), as far as their rows tell."""
+    five = dt.timedelta(minutes=5)
+    return [_received(source, f"backlog-{n}", age=five, queued_ago=five) for n in range(count)]
+
+
+@pytest.fixture
+def per_event(monkeypatch) -> list[int]:
+    sent: list[int] = []
+    monkeypatch.setattr(services, "_enqueue", sent.append)
+    return sent
+
+
+@pytest.mark.django_db
+def test_a_drain_beats_the_heartbeat_once_per_interval_however_much_it_claims(
+    client, wakes, monkeypatch
+):
+    source = make_source("generic")
+    for n in range(3):
+        post(client, source, page_view(n))
+    beats: list[str] = []
+    original = services.heartbeat_record
+
+    def counting(*, name: str) -> None:
+        beats.append(name)
+        original(name=name)
+
+    monkeypatch.setattr(services, "heartbeat_record", counting)
+
+    with time_machine.travel(NOW, tick=False):
+        assert services.inbound_events_drain() == 3
+
+    assert beats == [services.DRAIN_HEARTBEAT]  # three events, one write
+    assert list(Heartbeat.objects.values_list("name", "beat_at")) == [
+        (services.DRAIN_HEARTBEAT, NOW)
+    ]
+
+
+@pytest.mark.django_db
+def test_each_committed_chunk_of_a_long_body_reports_progress(client, wakes, monkeypatch):
+    # A 5,000-event body keeps one drain busy for up to a minute: the heartbeat must not
+    # go quiet meanwhile, or the sweep would take the drain for dead.
+    monkeypatch.setattr(services, "CHUNK_SIZE", 2)
+    source = make_source("generic")
+    post(client, source, {"events": [page_view(n) for n in range(5)]})
+    progress: list[int] = []
+
+    event = services.inbound_event_process(
+        inbound_event_id=None, progress=lambda: progress.append(1)
+    )
+
+    assert event is not None and event.status == InboundStatus.PROCESSED
+    assert len(progress) == 3  # chunks of 2, 2 and 1
+
+
+@pytest.mark.django_db
+def test_a_backlog_the_drains_are_working_through_gets_nothing_extra(wakes, per_event):
+    source = make_source("generic")
+    _overdue(source, 3)
+    # A drain committed work 10 s ago: the overdue events are the backlog it works through.
+    heartbeat_record(name=services.DRAIN_HEARTBEAT, at=NOW - dt.timedelta(seconds=10))
+
+    with time_machine.travel(NOW, tick=False):
+        # An empty intake queue (one drain message covers them all) changes nothing.
+        assert services.inbound_events_requeue_stale(queue_length=lambda name: 0) == 0
+
+    assert per_event == []
+    assert wakes == []
+
+
+@pytest.mark.django_db
+def test_drains_silent_for_longer_than_the_lease_get_a_drain_and_a_task_per_overdue_event(
+    wakes, per_event
+):
+    source = make_source("generic")
+    ids = _overdue(source, 3)
+    heartbeat_record(name=services.DRAIN_HEARTBEAT, at=NOW - dt.timedelta(seconds=61))
+
+    with time_machine.travel(NOW, tick=False):
+        assert services.inbound_events_requeue_stale(queue_length=lambda name: 0) == 3
+
+    assert per_event == ids
+    assert wakes == [WAKE]
+
+
+@pytest.mark.django_db
+def test_events_never_queued_are_sent_when_no_drain_ever_ran(wakes, per_event):
+    source = make_source("generic")
+    never = _received(source, "never", age=dt.timedelta(minutes=2))
+
+    with time_machine.travel(NOW, tick=False):
+        assert services.inbound_events_requeue_stale(queue_length=lambda name: 0) == 1
+
+    assert per_event == [never]
+    assert wakes == [WAKE]
+
+
+@pytest.mark.django_db
+def test_the_sweep_wakes_nothing_when_nothing_is_overdue(wakes, per_event):
+    source = make_source("generic")
+    _received(source, "fresh", age=dt.timedelta(seconds=30), queued_ago=dt.timedelta(seconds=30))
+
+    with time_machine.travel(NOW, tick=False):
+        assert services.inbound_events_requeue_stale(queue_length=lambda name: 0) == 0
+
+    assert (per_event, wakes) == ([], [])
+
+
+@pytest.mark.django_db
+def test_dead_drains_with_the_intake_queue_holding_the_last_sweeps_tasks_get_only_a_drain(
+    wakes, per_event
+):
+    # No worker takes the intake queue (the previous sweep's three tasks still wait there):
+    # the same three are not queued again, one drain is.
+    source = make_source("generic")
+    _overdue(source, 3)
+
+    with time_machine.travel(NOW, tick=False):
+        assert services.inbound_events_requeue_stale(queue_length=lambda name: 4) == 0
+
+    assert per_event == []
+    assert wakes == [WAKE]
