@@ -1101,7 +1101,7 @@ def _still_qualifying(lead_import: LeadImport, model: CompiledModel) -> list[int
 
 def lead_import_hand_off(*, lead_import_id: int) -> float | None:
     """Apply the MQL policy to the leads a large import's committed rows touched, its MQLs
-    one wave (leads_hand_off_imported; hand-raisers one by one, outside it). Returns the
+    one wave (leads_hand_off_imported; its hand-raisers first and outside it). Returns the
     seconds after which to run again (the import still going; leads that were busy), or
     None when there is nothing more to do. Safe to run twice, and at once: a lead handed on
     no longer qualifies.
