@@ -29,7 +29,7 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -126,36 +126,39 @@ RELEASE_SWEEP_BATCH = 100
 
 def held_hand_raisers_release(*, batch_size: int = RELEASE_SWEEP_BATCH) -> list[int]:
     """The beat's backstop for HAND_RAISED's release (sent after the event's commit, so
-    it can be lost): each handoff still held in a wave whose lead, by its score under the
-    published model, raised its hand after the handoff was made, at the fit the model
-    asks of a hand-raiser, is released now. Oldest first, `batch_size` a run; returns the
-    ids released. The score keeps when the last raise happened at the MA tool, so a raise
-    that happened before the MQL and arrived after is left to the release it sent.
-    Nothing to do is one indexed probe per held handoff."""
+    it can be lost): each handoff still held in a wave whose lead has a hand-raiser event
+    recorded after the handoff was made (whenever the MA tool says it happened: tools
+    sync hours late, and the event path releases on any new raise), at the fit the
+    published model asks of a hand-raiser, is released now. Oldest first, `batch_size` a
+    run; returns the ids released. The score's `hand_raised_at` comes first: for the held
+    leads that never raised a hand, nothing to do is one primary-key probe each."""
     model = published_model()
     if model is None or not model.hand_raiser_kind:
         return []
-    raised_since = LeadScore.objects.filter(
+    may_have_raised = LeadScore.objects.filter(
         pk=OuterRef("lead_id"),
         model_id=model.id,
         fit__gte=model.hand_raiser_min_fit,
-        hand_raised_at__gt=OuterRef("created_at"),
+        hand_raised_at__isnull=False,
+    )
+    newest_raise_since = (
+        EngagementEvent.objects.filter(
+            lead_id=OuterRef("lead_id"),
+            kind=model.hand_raiser_kind,
+            created_at__gt=OuterRef("created_at"),
+        )
+        .order_by("-created_at", "-pk")
+        .values("pk")[:1]
     )
     due = list(
-        _held(Handoff.objects.filter(Exists(raised_since)))
+        _held(Handoff.objects.filter(Exists(may_have_raised)))
+        .annotate(raise_id=Subquery(newest_raise_since))
+        .filter(raise_id__isnull=False)
         .order_by("created_at", "pk")
-        .values_list("pk", "lead_id")[:batch_size]
+        .values_list("pk", "raise_id")[:batch_size]
     )
     released = []
-    for handoff_id, lead_id in due:
-        event_id = (
-            EngagementEvent.objects.filter(lead_id=lead_id, kind=model.hand_raiser_kind)
-            .order_by("-created_at", "-pk")
-            .values_list("pk", flat=True)
-            .first()
-        )
-        if event_id is None:
-            continue
+    for handoff_id, event_id in due:
         if handoff_release_from_wave(handoff_id=handoff_id, event_id=event_id) is not None:
             released.append(handoff_id)
     return released

@@ -15,7 +15,7 @@ from sla.models import SlaTimer
 from tests.factories import LeadFactory
 from tests.handoff.helpers import make_team, make_wave, set_profile
 from tests.handoff.test_mql_waves import LATER, NOW, _hand_raiser_published, _raise_hand
-from tests.integrations.conftest import make_source
+from tests.integrations.conftest import deliver, make_source
 
 pytestmark = pytest.mark.django_db
 
@@ -70,3 +70,28 @@ def test_the_sweep_leaves_held_mqls_alone_without_a_hand_raise_after_their_mql()
         assert waves.held_hand_raisers_release() == []
 
     assert all(Handoff.objects.get(pk=h.pk).clock_waits for h in held)
+
+
+def test_the_sweep_releases_a_raise_that_happened_before_the_mql_and_arrived_after(
+    client, lost, django_capture_on_commit_callbacks
+):
+    """MA tools sync late: the consultation happened at 09:00, before the 10:00 wave, and
+    reached LeadFlow at 13:00. The event path releases it; so must the backstop."""
+    with time_machine.travel(NOW, tick=False):
+        _rep, (_given, _older, raiser) = _held_pair()
+        source = make_source("generic")
+    late = {
+        "id": "evt-late",
+        "type": "consultation",
+        "occurred_at": "2026-11-02T09:00:00+09:00",
+        "lead": {"email": raiser.lead.email},
+    }
+    with time_machine.travel(LATER, tick=False):
+        with django_capture_on_commit_callbacks(execute=True):
+            deliver(client, source, late)
+        assert Handoff.objects.get(pk=raiser.pk).clock_waits  # the release was lost
+
+        assert waves.held_hand_raisers_release() == [raiser.pk]
+
+    raiser.refresh_from_db()
+    assert (raiser.clock_waits, raiser.wave_released_at) == (False, LATER)
