@@ -21,10 +21,11 @@ def notify_assignment_task(assignment_id: int) -> dict[str, bool]:
 
 @shared_task(bind=True, acks_late=True, max_retries=6)
 def notify_assignments_task(self: Task, assignment_ids: list[int]) -> int:
-    """A bulk move's assignments, a chunk per task (handoff.bulk); returns how many were
-    notified this run. Not `autoretry_for`: one rep's refused address would send the whole
-    chunk again and, after the last retry, leave the others unnotified. Only the ids whose
-    sending failed go to the retry, as a task of their own."""
+    """A bulk move's assignments, a chunk per task (handoff.bulk); returns how many ids
+    this run handled (sent now, sent before, or given up and logged). Not
+    `autoretry_for`: one rep's refused address would send the whole chunk again and,
+    after the last retry, leave the others unnotified. Only the ids whose sending failed
+    go to the retry, as a task of their own."""
     failed, error = notifications.assignments_notify(assignment_ids=assignment_ids)
     if failed:
         countdown = get_exponential_backoff_interval(

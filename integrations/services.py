@@ -1131,12 +1131,18 @@ def lead_import_hand_off(*, lead_import_id: int) -> float | None:
             "rows": lead_import.rows,
             "source": lead_import.source,
         }
+    # Counted before the work, in its own commit: a run that keeps failing (not only one
+    # that keeps finding busy leads) uses up the runs, and the stale sweep stops sending.
+    runs = lead_import.hand_off_runs + 1
+    LeadImport.objects.filter(pk=lead_import.pk).update(hand_off_runs=F("hand_off_runs") + 1)
     moved = leads_hand_off_imported(
-        lead_ids=lead_ids, label=label, started_by=lead_import.started_by
+        lead_ids=lead_ids,
+        key=f"import:{lead_import.pk}",
+        label=label,
+        started_by=lead_import.started_by,
     )
     model = published_model()
     busy = _still_qualifying(lead_import, model) if model is not None else []
-    runs = lead_import.hand_off_runs + 1
     if runs >= IMPORT_HAND_OFF_RUNS:
         if busy:
             logger.warning(
@@ -1152,7 +1158,6 @@ def lead_import_hand_off(*, lead_import_id: int) -> float | None:
         # going commits meanwhile stay pending for its end's run.
         pending.filter(pk__lte=rows[-1][0]).exclude(lead_id__in=busy).update(pending=False)
         LeadImport.objects.filter(pk=lead_import.pk).update(
-            hand_off_runs=F("hand_off_runs") + 1,
             mqls=F("mqls") + moved,
             handed_off_at=None if busy else timezone.now(),
         )
@@ -1162,11 +1167,17 @@ def lead_import_hand_off(*, lead_import_id: int) -> float | None:
 def lead_imports_hand_off_stale() -> int:
     """Send the hand-off again for large imports not handed on whose task was lost (the
     broker down at both its start and its end): finished, or silent for longer than
-    IMPORT_STALL_SECONDS, and not handed on for IMPORT_STALL_SECONDS more. Run by beat;
-    the task is safe to run twice. Returns how many were sent."""
+    IMPORT_STALL_SECONDS, and not handed on for IMPORT_STALL_SECONDS more, with hand-off
+    runs left (one that failed IMPORT_HAND_OFF_RUNS times stays as it is, its runs shown
+    in the admin's list of imports). Run by beat; the task is safe to run twice. Returns
+    how many were sent."""
     cutoff = timezone.now() - timedelta(seconds=2 * IMPORT_STALL_SECONDS)
     ids = list(
-        LeadImport.objects.filter(handed_off_at__isnull=True, progressed_at__lt=cutoff)
+        LeadImport.objects.filter(
+            handed_off_at__isnull=True,
+            progressed_at__lt=cutoff,
+            hand_off_runs__lt=IMPORT_HAND_OFF_RUNS,
+        )
         .order_by("pk")
         .values_list("pk", flat=True)[:100]
     )

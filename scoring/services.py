@@ -27,7 +27,6 @@ import dataclasses
 import itertools
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -1132,26 +1131,26 @@ IMPORT_WAVE_MIN = 20
 
 
 def leads_hand_off_imported(
-    *, lead_ids: Sequence[int], label: str, started_by: User | None = None
+    *, lead_ids: Sequence[int], key: str, label: str, started_by: User | None = None
 ) -> int:
     """The MQLs a large import makes (its rows scored with apply_policy=False and
     committed): the policy applied to each lead now, and those crossing into MQL handed
     on set-based as one wave (kind import), as a publish's are: above the teams' room
     they wait in the queue with their clocks stopped. Hand-raisers move set-based too,
     first and outside the wave (hand_off_new_mqls).
-    Returns how many moved; a wave that moved nobody is not kept."""
+
+    `key` names the import's wave: every run of its hand-off (a retry of leads that were
+    busy, the end of an import handed on half-way) adds to the same wave. Returns how
+    many moved; a wave still without MQLs is not kept."""
     model = published_model()
     if model is None or not lead_ids:
         return 0
-    wave = mql_wave_start(
-        kind=WaveKind.IMPORT, key=f"import:{uuid.uuid4()}", label=label, started_by=started_by
-    )
+    wave = mql_wave_start(kind=WaveKind.IMPORT, key=key, label=label, started_by=started_by)
     now = timezone.now()
     moved = hand_off_new_mqls(model, sorted(set(lead_ids)), now, wave=wave)
     if moved:
         mql_wave_finish(key=wave.key, at=timezone.now())
-    else:
-        wave.delete()
+    MqlWave.objects.filter(pk=wave.pk, mqls=0).delete()
     return moved
 
 

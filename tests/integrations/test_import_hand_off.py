@@ -175,6 +175,8 @@ def test_a_lead_busy_during_the_hand_off_is_tried_again_later(qualifying, sent, 
     assert (lead_import.mqls, lead_import.hand_off_runs) == (ROWS, 2)
     assert lead_import.handed_off_at is not None
     assert sent == [(report.lead_import_id, services.IMPORT_RETRY_SECONDS)]
+    # The retry's MQL joined the import's one wave.
+    assert list(MqlWave.objects.values_list("key", "mqls")) == [(f"import:{lead_import.pk}", ROWS)]
 
 
 def test_a_lead_busy_every_time_is_given_up_after_a_bounded_number_of_runs(
@@ -214,6 +216,33 @@ def test_the_beat_sweep_sends_again_the_hand_off_of_an_import_nobody_handed_on(q
     tasks.hand_off_lead_import(report.lead_import_id)
     with time_machine.travel(NOW + dt.timedelta(seconds=900), tick=False):
         assert tasks.hand_off_stale_lead_imports() == 0
+
+
+def test_a_hand_off_that_keeps_failing_is_sent_again_only_while_it_has_runs_left(
+    qualifying, sent, monkeypatch
+):
+    def broken(**kwargs):
+        raise RuntimeError("a bug in the hand-off")
+
+    monkeypatch.setattr(services, "leads_hand_off_imported", broken)
+    with time_machine.travel(NOW, tick=False):
+        report = services.leads_import_csv(data=_csv(ROWS), source="fair")
+
+    later = NOW
+    for _run in range(services.IMPORT_HAND_OFF_RUNS):
+        later += dt.timedelta(seconds=601)
+        with time_machine.travel(later, tick=False):
+            assert tasks.hand_off_stale_lead_imports() == 1
+            with pytest.raises(RuntimeError):
+                tasks.hand_off_lead_import(report.lead_import_id)
+    with time_machine.travel(later + dt.timedelta(seconds=601), tick=False):
+        assert tasks.hand_off_stale_lead_imports() == 0
+
+    lead_import = LeadImport.objects.get()
+    assert (lead_import.hand_off_runs, lead_import.handed_off_at) == (
+        services.IMPORT_HAND_OFF_RUNS,
+        None,
+    )
 
 
 @pytest.mark.parametrize(
