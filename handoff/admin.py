@@ -26,6 +26,7 @@ from handoff.models import (
     Team,
     TeamMembership,
 )
+from leadflow.admin_inlines import ReadOnlyAdmin
 from leadflow.japan import PREFECTURE_CHOICES, Region, join_words
 from leadflow.models import Industry, MqlWave
 
@@ -287,7 +288,7 @@ def _handoffs_counted(condition: Q | None = None) -> Coalesce:
 
 
 @admin.register(MqlWave)
-class MqlWaveAdmin(admin.ModelAdmin):
+class MqlWaveAdmin(ReadOnlyAdmin):
     """Read-only for everyone, superusers too: a wave is written by a publish's rescore
     or a large import (scoring.services), never by hand, and its counts are its
     handoffs'. Here, not in leadflow's admin: what became of a wave's MQLs (held,
@@ -336,15 +337,6 @@ class MqlWaveAdmin(admin.ModelAdmin):
                 released=_handoffs_counted(_RELEASED),
             )
         )
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description=_("MQLs"), ordering="mql_total")
     def mql_count(self, obj: MqlWave) -> int:

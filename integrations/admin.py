@@ -20,6 +20,7 @@ from integrations.csv_previews import csv_preview_keep, csv_preview_take
 from integrations.models import InboundEvent, InboundStatus, LeadImport, Source
 from integrations.secrets import headers_redacted
 from integrations.services import inbound_event_reprocess, leads_import_csv
+from leadflow.admin_inlines import ReadOnlyAdmin
 from leadflow.fits import printable
 from leadflow.models import User
 
@@ -186,7 +187,7 @@ class SourceAdmin(SecretsAdmin):
 
 
 @admin.register(LeadImport)
-class LeadImportAdmin(admin.ModelAdmin):
+class LeadImportAdmin(ReadOnlyAdmin):
     """Large CSV imports and their hand-off, to look at: written by the import and its
     task only."""
 
@@ -201,15 +202,6 @@ class LeadImportAdmin(admin.ModelAdmin):
     )
     list_filter = ("source",)
     date_hierarchy = "started_at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(InboundEvent)

@@ -12,6 +12,7 @@ from django.utils.translation import ngettext
 from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
+from leadflow.admin_inlines import ReadOnlyAdmin
 from leadflow.errors import DomainError
 from leadflow.forms import LeadForm
 from leadflow.japan import join_words
@@ -199,22 +200,13 @@ class EngagementEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(StageTransition)
-class StageTransitionAdmin(admin.ModelAdmin):
+class StageTransitionAdmin(ReadOnlyAdmin):
+    # The audit log is append-only and written by the lifecycle service alone.
     list_display = ("occurred_at", "lead", "from_stage", "to_stage", "actor_display", "reason")
     list_filter = ("to_stage", "from_stage", "actor_system", "occurred_at")
     search_fields = ("lead__email", "reason")
     list_select_related = ("lead", "actor_user")
     date_hierarchy = "occurred_at"
-
-    # The audit log is append-only and written by the lifecycle service alone.
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description=_("by"))
     def actor_display(self, obj: StageTransition) -> str:
@@ -222,20 +214,11 @@ class StageTransitionAdmin(admin.ModelAdmin):
 
 
 @admin.register(LeadMerge)
-class LeadMergeAdmin(admin.ModelAdmin):
+class LeadMergeAdmin(ReadOnlyAdmin):
     list_display = ("merged_at", "kept", "merged_email", "merged_lead_id", "actor_user")
     search_fields = ("merged_email", "kept__email")
     list_select_related = ("kept", "actor_user")
     readonly_fields = [f.name for f in LeadMerge._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(LeadExternalId)

@@ -1,4 +1,5 @@
-"""Admin pieces the draft → publish studios share (scoring models, routing plans).
+"""Admin pieces the apps share: the read-only admin of rows only services write, and
+what the draft → publish studios share (scoring models, routing plans).
 
 A draft is edited in place in the admin; once published (or archived) its rows are the
 record of what was applied and must not change. Both studios name that state "draft".
@@ -17,6 +18,21 @@ DRAFT = "draft"
 def request_user(request: HttpRequest) -> User | None:
     # Admin views run for signed-in staff only; the check keeps the type honest.
     return request.user if isinstance(request.user, User) else None
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows that only LeadFlow's services write (audit logs, scores, waves, imports): the
+    admin shows them to whoever may view them and lets nobody, superusers included, add,
+    change or delete one."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 class DraftOnlyInline(admin.TabularInline):

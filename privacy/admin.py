@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from leadflow.admin_inlines import ReadOnlyAdmin
 from leadflow.errors import DomainError
 from leadflow.models import Lead, User
 from privacy import services
@@ -62,7 +63,8 @@ def export_response(document: dict, name: str) -> HttpResponse:
 
 
 @admin.register(ErasureRequest)
-class ErasureRequestAdmin(admin.ModelAdmin):
+class ErasureRequestAdmin(ReadOnlyAdmin):
+    # The record is the audit trail: made only by executing an erasure, never edited.
     list_display = (
         "id",
         "subject_lead_id",
@@ -86,16 +88,6 @@ class ErasureRequestAdmin(admin.ModelAdmin):
         "note",
     )
     change_list_template = "admin/privacy/erasurerequest/change_list.html"
-
-    # The record is the audit trail: made only by executing an erasure, never edited.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     @admin.display(description=_("executed by"))
     def executed_by_display(self, obj: ErasureRequest) -> str:

@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
-from leadflow.admin_inlines import DraftOnlyInline, request_user
+from leadflow.admin_inlines import DraftOnlyInline, ReadOnlyAdmin, request_user
 from leadflow.errors import DomainError
 from scoring import engine, policy, selectors, services
 from scoring.calibration_views import calibration_urls
@@ -400,7 +400,8 @@ class ScoringModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(LeadScore)
-class LeadScoreAdmin(admin.ModelAdmin):
+class LeadScoreAdmin(ReadOnlyAdmin):
+    # Scores are written by the scoring services only.
     list_display = (
         "lead",
         "lead_stage",
@@ -433,16 +434,6 @@ class LeadScoreAdmin(admin.ModelAdmin):
         "computed_at",
     )
     ordering = ("-computed_at",)
-
-    # Scores are written by the scoring services only.
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description=_("stage"), ordering="lead__stage")
     def lead_stage(self, obj: LeadScore) -> str:
