@@ -54,16 +54,6 @@ logger = logging.getLogger(__name__)
 
 # Assignment ids per notification task: one broker round trip per chunk, not per rep.
 NOTIFY_CHUNK = 50
-# The stages in which another lead of the company makes its holder the account owner,
-# ranked as selectors.account_owner_for ranks them.
-_OWNER_RANK: dict[str, int] = {
-    Stage.MQL: 1,
-    Stage.SQL: 2,
-    Stage.OPPORTUNITY: 2,
-    Stage.CUSTOMER: 3,
-    Stage.ADVOCATE: 3,
-}
-_HOW = {1: "open", 2: "opportunity", 3: "customer"}
 
 
 class _CachedHours:
@@ -132,13 +122,13 @@ class BatchState(routing.MembersInMemory):
                 company_id__in=list(companies),
                 owner__isnull=False,
                 owner__is_active=True,
-                stage__in=list(_OWNER_RANK),
+                stage__in=list(selectors.OWNER_RANK),
             )
             .exclude(pk__in=batch_ids)
             .values_list("company_id", "owner_id", "stage", "stage_changed_at", "pk")
         )
         for company_id, owner_id, stage, changed_at, pk in rows:
-            self._offer(company_id, (_OWNER_RANK[stage], changed_at, pk), owner_id)
+            self._offer(company_id, (selectors.OWNER_RANK[stage], changed_at, pk), owner_id)
         owner_ids = {lead.owner_id for lead in leads if lead.owner_id is not None}
         self.active_owners |= set(
             User.objects.filter(pk__in=owner_ids, is_active=True).values_list("pk", flat=True)
@@ -166,7 +156,7 @@ class BatchState(routing.MembersInMemory):
         if company.owner_id is not None:
             return company.owner_id, "company"
         best = self.best.get(company.pk)
-        return None if best is None else (best[1], _HOW[best[0][0]])
+        return None if best is None else (best[1], selectors.OWNER_HOW[best[0][0]])
 
     # the batch's own bookkeeping
     def assigned(self, team: Team, membership: TeamMembership, at: datetime) -> None:
@@ -183,7 +173,7 @@ class BatchState(routing.MembersInMemory):
         if lead.company_id is None or owner_id is None:
             return
         if owner_id in self.active_owners or owner_id in self.by_rep:
-            self._offer(lead.company_id, (_OWNER_RANK[Stage.MQL], at, lead.pk), owner_id)
+            self._offer(lead.company_id, (selectors.OWNER_RANK[Stage.MQL], at, lead.pk), owner_id)
 
 
 @dataclass

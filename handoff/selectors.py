@@ -213,6 +213,19 @@ ACCOUNT_OWNER_REASONS = {
 }
 
 
+# The stages in which another lead of the company makes its holder the account owner,
+# ranked (an open handoff's first, then an SQL or opportunity's, then a customer's), and
+# what each rank is called in the assignment's reason. The bulk routing ranks the same.
+OWNER_RANK: dict[str, int] = {
+    Stage.MQL: 1,
+    Stage.SQL: 2,
+    Stage.OPPORTUNITY: 2,
+    Stage.CUSTOMER: 3,
+    Stage.ADVOCATE: 3,
+}
+OWNER_HOW = {1: "open", 2: "opportunity", 3: "customer"}
+
+
 def account_owner_for(*, lead: Lead) -> tuple[int, str] | None:
     """The rep who owns the lead's company, and how: the owner set on the company; else the
     owner (holder) of another of its leads — an open handoff's first, then an SQL or
@@ -223,17 +236,13 @@ def account_owner_for(*, lead: Lead) -> tuple[int, str] | None:
     company = lead.company
     if company is not None and company.owner_id is not None:
         return company.owner_id, "company"
-    rank = Case(
-        When(stage=Stage.MQL, then=Value(1)),
-        When(stage__in=(Stage.SQL, Stage.OPPORTUNITY), then=Value(2)),
-        default=Value(3),
-    )
+    rank = Case(*(When(stage=stage, then=Value(n)) for stage, n in OWNER_RANK.items()))
     found = (
         Lead.objects.filter(
             company_id=lead.company_id,
             owner__isnull=False,
             owner__is_active=True,
-            stage__in=(Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER, Stage.ADVOCATE),
+            stage__in=list(OWNER_RANK),
         )
         .exclude(pk=lead.pk)
         .annotate(rank=rank)
@@ -243,7 +252,7 @@ def account_owner_for(*, lead: Lead) -> tuple[int, str] | None:
     )
     if found is None:
         return None
-    return found[0], {1: "open", 2: "opportunity", 3: "customer"}[found[1]]
+    return found[0], OWNER_HOW[found[1]]
 
 
 def reassign_candidates(*, handoff: Handoff) -> QuerySet[User]:
